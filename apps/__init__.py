@@ -1,0 +1,1 @@
+"""What workerbench serves: framework-free workloads and thin WSGI/ASGI adapters."""

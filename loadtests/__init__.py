@@ -1,0 +1,1 @@
+"""HOW load is made: scenarios (plain data) and the locustfile built from them."""

@@ -1,0 +1,52 @@
+"""One locust ``FastHttpUser`` per scenario in :mod:`loadtests.scenarios`.
+
+Usable on its own, with the web UI::
+
+    locust -f loadtests/locustfile.py --host http://127.0.0.1:8000 PlaintextUser
+
+The harness runs it headless as a subprocess and reads its CSV output; it
+never imports locust itself (locust monkey-patches the standard library
+through gevent).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from locust import FastHttpUser, constant, task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from loadtests.scenarios import SCENARIOS, Probe, Scenario
+
+
+def _task(probe: Probe) -> Any:
+    if probe.method == "GET":
+        def run(user: FastHttpUser) -> None:
+            user.client.get(probe.path, name=probe.path)
+    else:
+        def run(user: FastHttpUser) -> None:
+            user.client.request(probe.method, probe.path, data=probe.body, name=probe.path)
+    run.__name__ = f"{probe.method.lower()}_{probe.path.strip('/').split('?')[0] or 'root'}"
+    return task(probe.weight)(run)
+
+
+def _user_class(scenario: Scenario) -> type[FastHttpUser]:
+    namespace: dict[str, Any] = {
+        "__doc__": scenario.summary,
+        "__module__": __name__,
+        "wait_time": constant(0),
+        # Each user is one closed-loop client; a timeout bounds a stuck request.
+        "network_timeout": 30.0,
+        "connection_timeout": 30.0,
+    }
+    for probe in scenario.probes:
+        fn = _task(probe)
+        namespace[fn.__name__] = fn
+    return type(scenario.user_class, (FastHttpUser,), namespace)
+
+
+for _scenario in SCENARIOS.values():
+    globals()[_scenario.user_class] = _user_class(_scenario)

@@ -1,0 +1,30 @@
+"""workerbench sessions: ``nox -s bench``, ``nox -s tests``, ``nox -s lint``."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+# Reuse the virtualenv between runs; `pip install -e .` still brings it up to date.
+nox.options.reuse_venv = "yes"
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the comparison; arguments after `--` go to scripts.bench (try `-- --help`)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "scripts.bench", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite against real server processes; arguments after `--` go to pytest."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the whole tree."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")

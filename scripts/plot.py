@@ -1,0 +1,363 @@
+"""Charts of a workerbench run: throughput, latency percentiles, and throughput against concurrency.
+
+The ``*_figure`` functions are pure: cell records (the dicts of ``cells/*.json``) in, a
+:class:`matplotlib.figure.Figure` out. They build figures directly instead of through pyplot, so there is no global
+figure registry to leak into and no interactive backend to pick; saving uses the Agg renderer. Only
+:func:`write_charts` touches the filesystem.
+
+Records are expected in plan order: that order decides the order of scenarios (subplots) and modes (bars, lines).
+A mode keeps its colour in every figure, and the modes that ship with workerbench keep it across runs too.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, NullLocator
+
+from scripts.report import as_number, format_rps, is_ok, ordered_values
+
+Record = Mapping[str, Any]
+CellKey = tuple[Any, Any, Any]
+
+DPI = 110
+MAX_COLUMNS = 4
+PERCENTILES = ("p50", "p90", "p99")
+# Percentiles share their mode's colour and differ in strength, so a group still reads as "this mode".
+_PERCENTILE_ALPHA = {"p50": 0.45, "p90": 0.72, "p99": 1.0}
+# matplotlib's tab10, spelled out so that colours do not depend on the user's rc settings.
+_PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+_KNOWN_MODE_COLORS = {"fork": _PALETTE[0], "prefork": _PALETTE[1], "gunicorn-sync": _PALETTE[2], "uvicorn": _PALETTE[3]}
+_NOTE_COLOR = "dimgray"
+
+
+# data -----------------------------------------------------------------------
+
+
+def mode_colors(modes: Sequence[Any]) -> dict[Any, str]:
+    """A colour per mode. Known modes have fixed colours so runs over different subsets of modes compare at a
+    glance; other modes prefer colours no known mode uses, and only past ten modes do colours repeat."""
+    colors = {mode: _KNOWN_MODE_COLORS[mode] for mode in modes if mode in _KNOWN_MODE_COLORS}
+    reserved = set(_KNOWN_MODE_COLORS.values())
+    spare = [c for c in _PALETTE if c not in reserved] + [c for c in _PALETTE if c in reserved - set(colors.values())]
+    unknown = [mode for mode in modes if mode not in colors]
+    for position, mode in enumerate(unknown):
+        colors[mode] = spare[position % len(spare)]
+    return {mode: colors[mode] for mode in modes}
+
+
+def _concurrency(record: Record) -> int | None:
+    value = record.get("concurrency")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _levels(records: Sequence[Record], scenario: Any) -> list[int]:
+    found = {_concurrency(r) for r in records if r.get("scenario") == scenario}
+    return sorted(level for level in found if level is not None)
+
+
+def primary_concurrency(records: Sequence[Record], scenario: Any) -> int | None:
+    """The concurrency measured for the most modes in ``scenario`` (ties: the largest), or None without cells.
+
+    Sweeps add levels for some scenarios only, so this is the level at which the modes can be compared side by side.
+    """
+    modes_at: dict[int, set[Any]] = defaultdict(set)
+    for record in records:
+        level = _concurrency(record)
+        if record.get("scenario") == scenario and level is not None:
+            modes_at[level].add(record.get("mode"))
+    if not modes_at:
+        return None
+    return max(modes_at, key=lambda level: (len(modes_at[level]), level))
+
+
+def _index(records: Sequence[Record]) -> dict[CellKey, Record]:
+    # A later record for the same cell (a re-run) supersedes the earlier one.
+    return {(r.get("mode"), r.get("scenario"), _concurrency(r)): r for r in records}
+
+
+def _throughput(record: Record | None) -> float | None:
+    return as_number(record.get("throughput_rps")) if record is not None and is_ok(record) else None
+
+
+def _latency(record: Record | None, percentile: str) -> float | None:
+    if record is None or not is_ok(record):
+        return None
+    latency = record.get("latency_ms")
+    return as_number(latency.get(percentile)) if isinstance(latency, Mapping) else None
+
+
+def _gap_label(record: Record | None) -> str:
+    """Why a bar is missing: the cell failed, was never measured, or was measured without this number."""
+    if record is None:
+        return "not run"
+    return "no data" if is_ok(record) else "failed"
+
+
+class _Data:
+    """What every figure needs from the records, computed once per figure."""
+
+    def __init__(self, records: Sequence[Record]) -> None:
+        self.records = records
+        self.modes = ordered_values(records, "mode")
+        self.scenarios = ordered_values(records, "scenario")
+        self.colors = mode_colors(self.modes)
+        self.cells = _index(records)
+
+    def modes_in(self, scenario: Any) -> list[Any]:
+        present = {r.get("mode") for r in self.records if r.get("scenario") == scenario}
+        return [mode for mode in self.modes if mode in present]
+
+    def cell(self, mode: Any, scenario: Any, level: int | None) -> Record | None:
+        return self.cells.get((mode, scenario, level))
+
+
+# layout ---------------------------------------------------------------------
+
+
+def _grid(panels: int) -> tuple[int, int]:
+    columns = min(MAX_COLUMNS, max(panels, 1))
+    return max(1, math.ceil(panels / columns)), columns
+
+
+def _figure(panels: int, panel_size: tuple[float, float]) -> tuple[Figure, list[Axes]]:
+    rows, columns = _grid(panels)
+    width, height = panel_size
+    figure = Figure(figsize=(columns * width, rows * height), layout="constrained")
+    axes = [figure.add_subplot(rows, columns, position + 1) for position in range(panels)]
+    return figure, axes
+
+
+def _empty_figure(message: str) -> Figure:
+    figure = Figure(figsize=(6, 2))
+    figure.text(0.5, 0.5, message, ha="center", va="center", color=_NOTE_COLOR)
+    return figure
+
+
+def _bar_panel_width(modes: int, per_mode: float) -> float:
+    return max(3.6, 1.2 + per_mode * modes)
+
+
+def _mode_ticks(ax: Axes, modes: Sequence[Any]) -> None:
+    # Slanted labels keep long names such as "gunicorn-sync" from running into each other.
+    ax.set_xticks(range(len(modes)), labels=[str(m) for m in modes], rotation=25, ha="right", rotation_mode="anchor")
+
+
+def _note_gap(ax: Axes, x: float, label: str) -> None:
+    """Mark a missing bar at the foot of the axes, where it does not depend on the data's scale."""
+    ax.text(x, 0.03, label, transform=ax.get_xaxis_transform(), rotation=90, ha="center", va="bottom",
+            fontsize=9, color=_NOTE_COLOR, fontstyle="italic")
+
+
+def _at(level: int | None) -> str:
+    return "" if level is None else f" at {level} users"
+
+
+def _rps_axis_formatter(value: float, _position: int) -> str:
+    return "0" if value == 0 else format_rps(value)
+
+
+def _finish_value_axis(ax: Axes, has_data: bool) -> None:
+    if has_data:
+        ax.set_ylim(bottom=0)
+        ax.margins(y=0.15)  # room above the tallest bar for its label
+    else:
+        # No bar at all: give the axis a scale, or matplotlib would centre an empty range on zero.
+        ax.set_ylim(0, 1)
+        ax.set_yticks([])
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+
+
+# throughput -----------------------------------------------------------------
+
+
+def _throughput_panel(ax: Axes, data: _Data, scenario: Any) -> None:
+    level = primary_concurrency(data.records, scenario)
+    modes = data.modes_in(scenario)
+    cells = [data.cell(mode, scenario, level) for mode in modes]
+    values = [_throughput(cell) for cell in cells]
+    bars = ax.bar(range(len(modes)), [v or 0.0 for v in values], color=[data.colors[m] for m in modes], width=0.7)
+    ax.bar_label(bars, labels=["" if v is None else format_rps(v) for v in values], padding=2, fontsize=8)
+    for x, (cell, value) in enumerate(zip(cells, values, strict=True)):
+        if value is None:
+            _note_gap(ax, x, _gap_label(cell))
+    ax.set_title(f"{scenario}\nThroughput (requests/s){_at(level)}", fontsize=10)
+    _mode_ticks(ax, modes)
+    ax.yaxis.set_major_formatter(FuncFormatter(_rps_axis_formatter))
+    _finish_value_axis(ax, any(v is not None for v in values))
+
+
+def throughput_figure(records: Sequence[Record]) -> Figure:
+    """One bar chart per scenario: requests/s of each mode at the scenario's primary concurrency."""
+    data = _Data(records)
+    if not data.scenarios:
+        return _empty_figure("no cells to plot")
+    width = _bar_panel_width(max(len(data.modes_in(s)) for s in data.scenarios), per_mode=0.75)
+    figure, axes = _figure(len(data.scenarios), (width, 3.8))
+    for ax, scenario in zip(axes, data.scenarios, strict=True):
+        _throughput_panel(ax, data, scenario)
+    return figure
+
+
+# latency --------------------------------------------------------------------
+
+
+def _latency_panel(ax: Axes, data: _Data, scenario: Any) -> None:
+    level = primary_concurrency(data.records, scenario)
+    modes = data.modes_in(scenario)
+    cells = [data.cell(mode, scenario, level) for mode in modes]
+    colors = [data.colors[m] for m in modes]
+    width = 0.8 / len(PERCENTILES)
+    has_data = False
+    for offset, percentile in enumerate(PERCENTILES):
+        values = [_latency(cell, percentile) for cell in cells]
+        has_data = has_data or any(v is not None for v in values)
+        positions = [x + (offset - (len(PERCENTILES) - 1) / 2) * width for x in range(len(modes))]
+        ax.bar(positions, [v or 0.0 for v in values], width, color=colors, alpha=_PERCENTILE_ALPHA[percentile],
+               edgecolor=colors, linewidth=0.8)
+    for x, cell in enumerate(cells):
+        if all(_latency(cell, p) is None for p in PERCENTILES):
+            _note_gap(ax, x, _gap_label(cell))
+    ax.set_title(f"{scenario}\nLatency{_at(level)}", fontsize=10)
+    ax.set_ylabel("latency (ms)")
+    _mode_ticks(ax, modes)
+    _finish_value_axis(ax, has_data)
+
+
+def _percentile_legend(figure: Figure) -> None:
+    # Neutral grey: the legend explains the shading, while the x labels already name the modes.
+    handles = [
+        Patch(facecolor="#555555", edgecolor="#555555", alpha=_PERCENTILE_ALPHA[p], label=p) for p in PERCENTILES
+    ]
+    figure.legend(handles=handles, loc="outside upper center", ncols=len(PERCENTILES), frameon=False)
+
+
+def latency_figure(records: Sequence[Record]) -> Figure:
+    """One grouped bar chart per scenario: p50, p90 and p99 of each mode at the scenario's primary concurrency."""
+    data = _Data(records)
+    if not data.scenarios:
+        return _empty_figure("no cells to plot")
+    width = _bar_panel_width(max(len(data.modes_in(s)) for s in data.scenarios), per_mode=1.1)
+    figure, axes = _figure(len(data.scenarios), (width, 3.8))
+    for ax, scenario in zip(axes, data.scenarios, strict=True):
+        _latency_panel(ax, data, scenario)
+    _percentile_legend(figure)
+    return figure
+
+
+# concurrency ----------------------------------------------------------------
+
+
+def _concurrency_panel(ax: Axes, data: _Data, scenario: Any) -> bool:
+    """Draw one sweep; True when it contains a failed cell, which the figure legend then explains."""
+    levels = _levels(data.records, scenario)
+    any_failed = False
+    has_data = False
+    for mode in data.modes_in(scenario):
+        cells = [data.cell(mode, scenario, level) for level in levels]
+        # NaN leaves a gap in the line where a level is missing or failed, instead of joining across it.
+        values = [_throughput(cell) for cell in cells]
+        has_data = has_data or any(v is not None for v in values)
+        ax.plot(levels, [math.nan if v is None else v for v in values], marker="o", color=data.colors[mode],
+                label=str(mode))
+        failed_at = [level for level, cell in zip(levels, cells, strict=True) if cell is not None and not is_ok(cell)]
+        if failed_at:
+            any_failed = True
+            ax.plot(failed_at, [0] * len(failed_at), linestyle="none", marker="x", markersize=8, markeredgewidth=2,
+                    color=data.colors[mode], clip_on=False)
+    if levels[0] > 0:
+        ax.set_xscale("log", base=2)  # sweep levels grow geometrically (1, 8, 32, 128)
+    ax.set_xticks(levels, labels=[str(level) for level in levels])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_title(f"{scenario}: throughput by concurrency", fontsize=10)
+    ax.set_xlabel("concurrent users")
+    ax.set_ylabel("requests/s")
+    ax.yaxis.set_major_formatter(FuncFormatter(_rps_axis_formatter))
+    _finish_value_axis(ax, has_data)
+    return any_failed
+
+
+def _mode_legend(figure: Figure, data: _Data, modes: Sequence[Any], show_failed: bool) -> None:
+    handles: list[Line2D] = [
+        Line2D([], [], color=data.colors[mode], marker="o", label=str(mode)) for mode in modes
+    ]
+    if show_failed:
+        handles.append(Line2D([], [], color=_NOTE_COLOR, marker="x", markeredgewidth=2, linestyle="none",
+                              label="failed"))
+    figure.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 6), frameon=False)
+
+
+def concurrency_figure(records: Sequence[Record]) -> Figure | None:
+    """Throughput against concurrency, one line per mode, for each scenario measured at several levels; None when
+    no scenario was."""
+    data = _Data(records)
+    swept = [scenario for scenario in data.scenarios if len(_levels(records, scenario)) > 1]
+    if not swept:
+        return None
+    figure, axes = _figure(len(swept), (4.6, 3.6))
+    any_failed = False
+    for ax, scenario in zip(axes, swept, strict=True):
+        any_failed = _concurrency_panel(ax, data, scenario) or any_failed
+    shown = {mode for scenario in swept for mode in data.modes_in(scenario)}
+    _mode_legend(figure, data, [mode for mode in data.modes if mode in shown], any_failed)
+    return figure
+
+
+# files ----------------------------------------------------------------------
+
+CHARTS: tuple[tuple[str, Callable[[Sequence[Record]], Figure | None]], ...] = (
+    ("throughput.png", throughput_figure),
+    ("latency.png", latency_figure),
+    ("concurrency.png", concurrency_figure),
+)
+
+
+def write_charts(records: Sequence[Record], out_dir: Path) -> list[Path]:
+    """Write the charts as PNGs into ``out_dir`` and return the paths written; nothing at all without records.
+
+    A chart that cannot be drawn is reported on stderr and skipped: the run's summary must still be written, and it
+    only links the charts that exist.
+    """
+    if not records:
+        return []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for name, build in CHARTS:
+        path = out_dir / name
+        try:
+            figure = build(records)
+            if figure is None:
+                continue
+            _save_png_atomic(figure, path)
+        except Exception as exc:
+            print(f"warning: could not write chart {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        written.append(path)
+    return written
+
+
+def _save_png_atomic(figure: Figure, target: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            figure.savefig(handle, format="png", dpi=DPI)
+        # mkstemp creates the file private to its owner; charts are meant to be looked at by others.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

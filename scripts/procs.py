@@ -1,0 +1,152 @@
+"""Processes the harness starts, and the guarantee that none outlives it.
+
+Every server runs as the leader of a new session (so a process group of its
+own); :func:`running` stops the whole group on any exit path: SIGTERM, a
+grace period, SIGKILL, and a final check that no member of the group is left.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+STOP_GRACE_S = 10.0
+
+
+class StartError(Exception):
+    """A server did not become ready; the message carries its log's tail."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def group_members(pgid: int) -> list[int]:
+    members = []
+    for pid in psutil.pids():
+        try:
+            if os.getpgid(pid) == pgid:
+                members.append(pid)
+        except (ProcessLookupError, PermissionError):
+            continue
+    return members
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_S) -> list[int]:
+    """Stop ``proc`` and its whole process group; returns pids still alive (should be none)."""
+    pgid = proc.pid
+    if proc.poll() is None or group_members(pgid):
+        _signal_group(pgid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    deadline = time.monotonic() + grace
+    while group_members(pgid) and time.monotonic() < deadline:
+        # The leader may be gone while its children still drain; give them the same grace.
+        time.sleep(0.05)
+    if group_members(pgid) or proc.poll() is None:
+        _signal_group(pgid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 5.0
+    left = group_members(pgid)
+    while left and time.monotonic() < deadline:
+        _signal_group(pgid, signal.SIGKILL)
+        time.sleep(0.05)
+        left = group_members(pgid)
+    return left
+
+
+@contextmanager
+def running(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    cpus: set[int] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``argv`` in a new process group, logging to ``log_path``; stop the group on exit."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+        )
+    try:
+        if cpus:
+            try:
+                os.sched_setaffinity(proc.pid, cpus)
+            except OSError:
+                pass
+        yield proc
+    finally:
+        left = stop_group(proc)
+        if left:
+            raise RuntimeError(f"processes {left} of group {proc.pid} survived SIGKILL")
+
+
+def get(host: str, port: int, path: str, *, method: str = "GET", body: bytes | None = None,
+        timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+    """One request on a fresh connection: (status, lower-cased headers, body)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body)
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        conn.close()
+
+
+def wait_ready(proc: subprocess.Popen[bytes], host: str, port: int, *, log_path: Path,
+               deadline_s: float = 30.0, path: str = "/health") -> float:
+    """Poll ``path`` until it answers 200; returns seconds waited. Raises :class:`StartError`."""
+    start = time.monotonic()
+    delay = 0.01
+    while True:
+        code = proc.poll()
+        if code is not None:
+            raise StartError(f"server exited with code {code} before it was ready\n{log_tail(log_path)}")
+        try:
+            status, _, _ = get(host, port, path, timeout=1.0)
+            if status == 200:
+                return time.monotonic() - start
+        except (OSError, http.client.HTTPException):
+            pass
+        if time.monotonic() - start > deadline_s:
+            raise StartError(f"server not ready after {deadline_s:.0f}s\n{log_tail(log_path)}")
+        time.sleep(delay)
+        delay = min(0.1, delay * 1.5)

@@ -1,0 +1,303 @@
+"""Markdown summary of a workerbench run, and loading of the per-cell JSON records it is built from.
+
+A run folder holds one JSON record per measured cell under ``cells/``. :func:`load_records` reads them back in plan
+order, :func:`summary_markdown` renders them as one table per scenario plus a list of failed cells, and
+:func:`write_summary` stores that as ``summary.md`` next to the charts of :mod:`scripts.plot`.
+
+The formatting helpers are public because the charts label their bars with the same rules, so a number reads the
+same in the table and on the chart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+Record = Mapping[str, Any]
+
+MISSING = "\u2014"  # an em dash: visibly "no value", unlike 0 or an empty cell
+COLUMNS = ("mode", "users", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors", "CPU ms/req", "peak RSS MB", "status")
+# Numbers right-aligned so that magnitudes line up when the Markdown is rendered.
+_ALIGNMENT = ("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---")
+# The plan's headline settings first; whatever else it holds follows in its own order.
+_PLAN_KEY_ORDER = ("modes", "scenarios", "concurrency", "duration_s", "duration", "workers")
+
+
+# values ---------------------------------------------------------------------
+
+
+def as_number(value: Any) -> float | None:
+    """``value`` as a finite float, or None for missing, non-numeric (including bool) and NaN/inf values."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def ordered_values(records: Iterable[Record], key: str) -> list[Any]:
+    """Distinct values of ``key`` in order of first appearance: records come in plan order, which is the order the
+    reader chose for modes and scenarios."""
+    seen: dict[Any, None] = {}
+    for record in records:
+        value = record.get(key)
+        if value is not None:
+            seen.setdefault(value, None)
+    return list(seen)
+
+
+def is_ok(record: Record) -> bool:
+    """Anything but an explicit "ok" counts as failed, so an unexpected status is never reported as a success."""
+    return record.get("status") == "ok"
+
+
+def _section(record: Record, key: str) -> Mapping[str, Any]:
+    value = record.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+# formatting -----------------------------------------------------------------
+
+
+def format_rps(value: Any) -> str:
+    """Requests per second: ``1,235`` from 100 up, ``56.8`` below, where the decimal still carries information."""
+    number = as_number(value)
+    if number is None:
+        return MISSING
+    # Decide on the rounded value so that 99.96 becomes "100", not "100.0".
+    if round(abs(number), 1) >= 100:
+        return f"{number:,.0f}"
+    return f"{number:.1f}"
+
+
+def format_sig(value: Any, digits: int = 3) -> str:
+    """Up to ``digits`` significant digits (``1.23``, ``12.3``, ``0.0456``); whole numbers from 100 up."""
+    number = as_number(value)
+    if number is None:
+        return MISSING
+    if number == 0:
+        return "0"
+    rounded = float(f"{number:.{digits}g}")
+    if abs(rounded) >= 10 ** (digits - 1):
+        # Dropping integer digits (1234 -> "1,230") would make a latency look rounder than it is.
+        return f"{number:,.0f}"
+    decimals = digits - 1 - math.floor(math.log10(abs(rounded)))
+    return f"{rounded:.{decimals}f}"
+
+
+def format_percent(value: float) -> str:
+    """A share in percent, precise enough that a rare error does not round away to 0."""
+    if value >= 10:
+        return f"{value:.0f}%"
+    return f"{value:.2g}%"
+
+
+def format_errors(record: Record) -> str:
+    """``failures/requests``, plus the error rate when there were failures."""
+    failures, requests = record.get("failures"), record.get("requests")
+    has_failures = isinstance(failures, int) and not isinstance(failures, bool)
+    has_requests = isinstance(requests, int) and not isinstance(requests, bool)
+    if not has_failures and not has_requests:
+        return MISSING
+    text = f"{failures:,}/" if has_failures else f"{MISSING}/"
+    text += f"{requests:,}" if has_requests else MISSING
+    if has_failures and has_requests and failures > 0 and requests > 0:
+        text += f" ({format_percent(100 * failures / requests)})"
+    return text
+
+
+def format_mb(value: Any) -> str:
+    number = as_number(value)
+    return MISSING if number is None else f"{number:,.1f}"
+
+
+def _format_plan_value(value: Any) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, Mapping):
+        return json.dumps(value, default=str)
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(_format_plan_value(item) for item in value) or "none"
+    return " ".join(str(value).split("\n"))
+
+
+def _table_cell(text: str) -> str:
+    # A pipe would split the column and a newline would end the row.
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _fenced(text: str, info: str = "text") -> list[str]:
+    """``text`` in a code fence longer than any backtick run inside it, so a log cannot close the fence early."""
+    longest = 0
+    run = 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}{info}", text.rstrip("\n"), fence]
+
+
+# sections -------------------------------------------------------------------
+
+
+def _plan_section(plan: Mapping[str, Any]) -> list[str]:
+    keys = [key for key in _PLAN_KEY_ORDER if key in plan]
+    keys += [key for key in plan if key not in _PLAN_KEY_ORDER]
+    return ["## Run", "", *(f"- {key}: {_format_plan_value(plan[key])}" for key in keys), ""]
+
+
+def _row(record: Record) -> str:
+    latency = _section(record, "latency_ms")
+    resources = _section(record, "resources")
+    users = record.get("concurrency")
+    cells = (
+        str(record.get("mode", MISSING)),
+        MISSING if users is None else str(users),
+        format_rps(record.get("throughput_rps")),
+        format_sig(latency.get("p50")),
+        format_sig(latency.get("p90")),
+        format_sig(latency.get("p99")),
+        format_errors(record),
+        format_sig(resources.get("cpu_ms_per_request")),
+        format_mb(resources.get("rss_peak_mb")),
+        str(record.get("status") or MISSING),
+    )
+    return "| " + " | ".join(_table_cell(cell) for cell in cells) + " |"
+
+
+def _row_sort_key(record: Record, mode_rank: Mapping[Any, int]) -> tuple[int, int, float]:
+    users = as_number(record.get("concurrency"))
+    # Cells without a concurrency go last rather than breaking the sort.
+    return mode_rank.get(record.get("mode"), len(mode_rank)), users is None, users or 0.0
+
+
+def _scenario_section(scenario: Any, records: Sequence[Record], mode_rank: Mapping[Any, int]) -> list[str]:
+    rows = sorted((r for r in records if r.get("scenario") == scenario), key=lambda r: _row_sort_key(r, mode_rank))
+    return [
+        f"## {scenario}",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "| " + " | ".join(_ALIGNMENT) + " |",
+        *(_row(record) for record in rows),
+        "",
+    ]
+
+
+def _failure_block(record: Record) -> list[str]:
+    title = f"### {record.get('mode', MISSING)} / {record.get('scenario', MISSING)} / {record.get('concurrency')} users"
+    tail = str(record.get("log_tail") or "")
+    log = _fenced(tail) if tail.strip() else ["_No server log captured._"]
+    error = str(record.get("error") or f"no error message (status: {record.get('status')})")
+    return [title, "", "Error:", "", *_fenced(error), "", "Log tail:", "", *log, ""]
+
+
+def _failures_section(records: Sequence[Record]) -> list[str]:
+    failed = [record for record in records if not is_ok(record)]
+    if not failed:
+        return []
+    lines = ["## Failed cells", ""]
+    for record in failed:
+        lines += _failure_block(record)
+    return lines
+
+
+def _charts_section(charts: Sequence[str]) -> list[str]:
+    lines = ["## Charts", ""]
+    for name in charts:
+        # Quote the link target so a file name with spaces still resolves; the alt text stays readable.
+        lines += [f"![{name}]({quote(name)})", ""]
+    return lines
+
+
+def _overview(records: Sequence[Record]) -> str:
+    if not records:
+        return "No cells were recorded."
+    failed = sum(not is_ok(record) for record in records)
+    return f"{len(records)} cells: {len(records) - failed} ok, {failed} failed."
+
+
+# public API -----------------------------------------------------------------
+
+
+def summary_markdown(
+    records: Sequence[Record], *, plan: Mapping[str, Any] | None = None, charts: Sequence[str] | None = None
+) -> str:
+    """The whole report as Markdown; ``records`` in plan order, which decides the order of scenarios and modes."""
+    lines = ["# workerbench results", "", _overview(records), ""]
+    if plan:
+        lines += _plan_section(plan)
+    mode_rank = {mode: rank for rank, mode in enumerate(ordered_values(records, "mode"))}
+    for scenario in ordered_values(records, "scenario"):
+        lines += _scenario_section(scenario, records, mode_rank)
+    lines += _failures_section(records)
+    if charts:
+        lines += _charts_section(charts)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def write_summary(
+    records: Sequence[Record],
+    out_dir: Path,
+    *,
+    plan: Mapping[str, Any] | None = None,
+    charts: Sequence[str] | None = None,
+) -> Path:
+    """Write ``out_dir/summary.md`` atomically, so a reader never sees half a report; returns its path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / "summary.md"
+    _write_text_atomic(target, summary_markdown(records, plan=plan, charts=charts))
+    return target
+
+
+def _write_text_atomic(target: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        # mkstemp creates the file private to its owner; a report is meant to be read by others.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_records(run_dir: Path) -> list[dict[str, Any]]:
+    """Every readable ``run_dir/cells/*.json`` record, ordered by its ``index`` (plan order), else by file name.
+
+    A corrupt file (say, from a run killed mid-write by something other than our atomic writer) is skipped with a
+    warning on stderr, so one bad cell does not cost the whole summary.
+    """
+    loaded: list[tuple[Path, dict[str, Any]]] = []
+    for path in sorted((run_dir / "cells").glob("*.json")):
+        record = _read_record(path)
+        if record is not None:
+            loaded.append((path, record))
+    loaded.sort(key=_load_order)
+    return [record for _, record in loaded]
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        print(f"warning: skipping unreadable cell record {path}: {exc}", file=sys.stderr)
+        return None
+    if not isinstance(data, dict):
+        print(f"warning: skipping cell record {path}: not a JSON object", file=sys.stderr)
+        return None
+    return data
+
+
+def _load_order(item: tuple[Path, Mapping[str, Any]]) -> tuple[int, int, str]:
+    path, record = item
+    index = record.get("index")
+    if isinstance(index, int) and not isinstance(index, bool):
+        return 0, index, path.name
+    return 1, 0, path.name

@@ -1,0 +1,76 @@
+"""Check that a running server answers a scenario correctly before any load is sent.
+
+Deterministic endpoints must return exactly what :mod:`apps.workloads`
+computes in-process (status, content type, length and bytes); the database
+endpoints return random rows, so their shape and ranges are checked instead.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from urllib.parse import urlsplit
+
+from apps import db, workloads
+from loadtests.scenarios import Probe, Scenario
+from scripts.procs import get
+
+
+class VerifyError(Exception):
+    pass
+
+
+def expected(probe: Probe) -> workloads.Response | None:
+    """The exact response for a deterministic probe, or None when it is random by design."""
+    parts = urlsplit(probe.path)
+    endpoint, error = workloads.route(probe.method, parts.path)
+    if error is not None:
+        return error
+    assert endpoint is not None
+    if not endpoint.deterministic:
+        return None
+    result = endpoint.handler(workloads.Request(probe.method, parts.path, parts.query, probe.body))
+    return result.then if isinstance(result, workloads.Wait) else result
+
+
+def _check_rows(body: bytes, many: bool) -> None:
+    data = json.loads(body)
+    rows = data if many else [data]
+    if many and not isinstance(data, list):
+        raise VerifyError(f"expected a JSON list of rows, got {body[:80]!r}")
+    for row in rows:
+        if not (isinstance(row, dict) and set(row) == {"id", "randomNumber"}):
+            raise VerifyError(f"bad row {row!r}")
+        if not (1 <= row["id"] <= db.ROWS and 1 <= row["randomNumber"] <= db.MAX_RANDOM_NUMBER):
+            raise VerifyError(f"row out of range {row!r}")
+
+
+def check(host: str, port: int, probe: Probe) -> None:
+    try:
+        status, headers, body = get(host, port, probe.path, method=probe.method, body=probe.body or None,
+                                    timeout=15.0)
+    except (OSError, http.client.HTTPException) as exc:
+        raise VerifyError(f"{probe.method} {probe.path}: no answer ({exc})") from exc
+    want = expected(probe)
+    where = f"{probe.method} {probe.path}"
+    if want is None:
+        if status != 200 or headers.get("content-type") != workloads.JSON:
+            raise VerifyError(f"{where}: got {status} {headers.get('content-type')!r}")
+        try:
+            _check_rows(body, many=urlsplit(probe.path).path == "/queries")
+        except ValueError as exc:
+            raise VerifyError(f"{where}: body is not JSON: {body[:80]!r}") from exc
+        return
+    if status != want.status:
+        raise VerifyError(f"{where}: status {status}, expected {want.status}")
+    if headers.get("content-type") != want.content_type:
+        raise VerifyError(f"{where}: content type {headers.get('content-type')!r}, expected {want.content_type!r}")
+    if headers.get("content-length") != str(len(want.body)):
+        raise VerifyError(f"{where}: content length {headers.get('content-length')}, expected {len(want.body)}")
+    if body != want.body:
+        raise VerifyError(f"{where}: body {body[:80]!r}, expected {want.body[:80]!r}")
+
+
+def verify(host: str, port: int, scenario: Scenario) -> None:
+    for probe in scenario.probes:
+        check(host, port, probe)

@@ -1,0 +1,108 @@
+"""HOW an app is served: the registry of server modes.
+
+Every mode is one :class:`Mode` entry in :data:`MODES`. An entry is
+declarative: the interface it serves (WSGI or ASGI) and a function that turns a
+:class:`Launch` (app, address, worker count) into a command line. The harness
+starts that command in a process group of its own and stops the whole group,
+so a mode needs no wrapper class. To add a mode, add one entry.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+Interface = Literal["wsgi", "asgi"]
+
+APPS: dict[Interface, str] = {"wsgi": "apps.wsgi:app", "asgi": "apps.asgi:app"}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Launch:
+    """Where and how big one server start is; the same for every mode in a run."""
+
+    app: str
+    host: str
+    port: int
+    workers: int
+    python: str = sys.executable
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Mode:
+    name: str
+    interface: Interface
+    summary: str
+    command: Callable[[Launch], list[str]]
+    uses_workers: bool = True  # False: the worker count does not apply (fork per request)
+    keeps_alive: bool = False  # whether it keeps persistent connections as the benchmark runs it
+
+    def argv(self, *, host: str, port: int, workers: int, python: str = sys.executable) -> list[str]:
+        return self.command(Launch(app=APPS[self.interface], host=host, port=port, workers=workers, python=python))
+
+
+def _fork(l: Launch) -> list[str]:  # noqa: E741
+    return [l.python, "-m", "servers.fork", l.app, "--bind", f"{l.host}:{l.port}", "--max-children", "64"]
+
+
+def _prefork(l: Launch) -> list[str]:  # noqa: E741
+    return [l.python, "-m", "servers.prefork", l.app, "--bind", f"{l.host}:{l.port}", "--workers", str(l.workers)]
+
+
+def _gunicorn_sync(l: Launch) -> list[str]:  # noqa: E741
+    # gunicorn writes no access log unless --access-logfile is given.
+    return [
+        l.python, "-m", "gunicorn", l.app,
+        "--bind", f"{l.host}:{l.port}",
+        "--workers", str(l.workers),
+        "--worker-class", "sync",
+        "--log-level", "warning",
+    ]
+
+
+def _uvicorn(l: Launch) -> list[str]:  # noqa: E741
+    return [
+        l.python, "-m", "uvicorn", l.app,
+        "--host", l.host,
+        "--port", str(l.port),
+        "--workers", str(l.workers),
+        "--http", "httptools",
+        "--loop", "uvloop",
+        "--no-access-log",
+        "--log-level", "warning",
+    ]
+
+
+MODES: dict[str, Mode] = {
+    m.name: m
+    for m in (
+        Mode(
+            name="fork",
+            interface="wsgi",
+            summary="hand-written fork-per-request server: the app is preloaded, each connection gets a child",
+            command=_fork,
+            uses_workers=False,
+        ),
+        Mode(
+            name="prefork",
+            interface="wsgi",
+            summary="hand-written pre-fork server: a master and a pool of long-lived workers on one socket",
+            command=_prefork,
+        ),
+        Mode(
+            name="gunicorn-sync",
+            interface="wsgi",
+            summary="gunicorn with sync workers (one request at a time per worker, no keep-alive)",
+            command=_gunicorn_sync,
+        ),
+        Mode(
+            name="uvicorn",
+            interface="asgi",
+            summary="uvicorn with httptools and uvloop: one event loop per worker multiplexes connections",
+            command=_uvicorn,
+            keeps_alive=True,
+        ),
+    )
+}

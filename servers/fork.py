@@ -1,0 +1,255 @@
+"""A fork-per-request WSGI server: ``python -m servers.fork APP --bind HOST:PORT``.
+
+Theory of operation
+-------------------
+One parent process imports the app once, binds, and then loops::
+
+    ACCEPTING --(children == cap)--> FULL --(a child exits)--> ACCEPTING
+        |                                                         |
+        +----------------(SIGTERM)--> DRAINING --(children == 0 or grace over)--> exit
+        +----------------(SIGINT / SIGQUIT)--> children killed --> exit
+
+While ACCEPTING it waits on the listening socket and on a self-pipe that
+signals are written to (``signal.set_wakeup_fd``), accepts every pending
+connection up to the cap on running children, and forks one child per
+connection. The child already has the app (it was imported before the fork,
+and ``gc.freeze()`` keeps the collector from touching those pages), serves the
+connection with :mod:`servers.http`, and leaves with ``os._exit``. With the
+default ``--keepalive 0`` that is one request per process, the classic model.
+
+When the cap is reached the parent stops watching the listener, so new clients
+wait in the kernel's accept backlog instead of being refused. Signal handlers
+only queue the signal; the loop reaps children with ``waitpid(-1, WNOHANG)``
+on every wake-up, so no zombie outlives one pass of the loop.
+
+A child ignores SIGTERM so that a ``kill`` of the whole process group (what the
+harness does) lets the request in progress finish; the parent SIGKILLs any
+child still running when ``--graceful-timeout`` runs out.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections import deque
+
+from servers import _cli
+from servers.http import BindError, Limits, ServerInfo, WSGIApp, listen, load_app, serve_connection
+
+log = logging.getLogger("workerbench.fork")
+
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD)
+
+
+class ForkServer:
+    def __init__(
+        self,
+        app: WSGIApp,
+        listener: socket.socket,
+        info: ServerInfo,
+        limits: Limits,
+        *,
+        max_children: int = 64,
+        graceful_timeout: float = 10.0,
+    ) -> None:
+        self.app = app
+        self.listener = listener
+        self.info = info
+        self.limits = limits
+        self.max_children = max(1, max_children)
+        self.graceful_timeout = graceful_timeout
+        self.children: set[int] = set()
+        self.signals: deque[int] = deque()
+        self.stopping = False
+        self.draining_deadline: float | None = None
+
+    # signals ---------------------------------------------------------------
+    def _record(self, signum: int, frame: object) -> None:
+        self.signals.append(signum)
+
+    def handle_sigchld(self) -> None:
+        pass  # reaping happens on every pass of the loop
+
+    def handle_sigterm(self) -> None:
+        if not self.stopping:
+            log.info("SIGTERM: draining %d children", len(self.children))
+            self.stopping = True
+            self.draining_deadline = time.monotonic() + self.graceful_timeout
+
+    def handle_sigint(self) -> None:
+        log.info("fast shutdown: killing %d children", len(self.children))
+        self._kill_children(signal.SIGKILL)
+        self.stopping = True
+        self.draining_deadline = time.monotonic()
+
+    handle_sigquit = handle_sigint
+
+    # children --------------------------------------------------------------
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            if os.WIFSIGNALED(status):
+                sig = signal.Signals(os.WTERMSIG(status)).name
+                log.warning("child %d killed by %s", pid, sig)
+            elif os.WEXITSTATUS(status) != 0:
+                log.warning("child %d exited with code %d", pid, os.WEXITSTATUS(status))
+
+    def _kill_children(self, sig: int) -> None:
+        for pid in list(self.children):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                self.children.discard(pid)
+
+    def _fork(self, conn: socket.socket, peer: object) -> None:
+        pid = os.fork()
+        if pid:
+            self.children.add(pid)
+            conn.close()
+            return
+        code = 0
+        try:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            self.listener.close()
+            gc.disable()  # the process lives for one connection; collection is wasted work
+            conn.setblocking(True)
+            serve_connection(conn, peer, self.app, self.info, self.limits)
+        except BaseException:
+            code = 1
+            traceback.print_exc()
+        finally:
+            try:
+                conn.close()
+            finally:
+                os._exit(code)
+
+    # main loop -------------------------------------------------------------
+    def run(self) -> int:
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        for sig in HANDLED_SIGNALS:
+            signal.signal(sig, self._record)
+        self.listener.setblocking(False)
+        selector = selectors.DefaultSelector()
+        selector.register(wake_r, selectors.EVENT_READ)
+        watching = False
+        gc.collect()
+        gc.freeze()  # keep the preloaded app's objects out of every child's copy-on-write
+        log.info("fork server on %s:%d, at most %d children", self.info.host, self.info.port, self.max_children)
+        try:
+            while True:
+                want = not self.stopping and len(self.children) < self.max_children
+                if want != watching:
+                    if want:
+                        selector.register(self.listener, selectors.EVENT_READ)
+                    else:
+                        selector.unregister(self.listener)
+                    watching = want
+                timeout = 1.0
+                if self.draining_deadline is not None:
+                    timeout = max(0.0, min(timeout, self.draining_deadline - time.monotonic()))
+                for key, _ in selector.select(timeout):
+                    if key.fileobj == wake_r:
+                        try:
+                            while os.read(wake_r, 512):
+                                pass
+                        except BlockingIOError:
+                            pass
+                while self.signals:
+                    signum = self.signals.popleft()
+                    getattr(self, f"handle_{signal.Signals(signum).name.lower()}")()
+                self.reap()
+                if watching and not self.stopping:
+                    self._accept_pending()
+                if self.stopping:
+                    if not self.children:
+                        return _cli.EXIT_OK
+                    assert self.draining_deadline is not None
+                    if time.monotonic() >= self.draining_deadline:
+                        log.warning("grace over: killing %d children", len(self.children))
+                        self._kill_children(signal.SIGKILL)
+                        self._wait_children()
+                        return _cli.EXIT_OK
+        finally:
+            signal.set_wakeup_fd(-1)
+            selector.close()
+            self.listener.close()
+            os.close(wake_r)
+            os.close(wake_w)
+
+    def _accept_pending(self) -> None:
+        while len(self.children) < self.max_children:
+            try:
+                conn, peer = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. EMFILE or ECONNABORTED: log, keep serving
+                log.error("accept failed: %s", exc)
+                return
+            self._fork(conn, peer)
+            # Reap between forks too: under load the loop may not return to select for a while.
+            self.reap()
+
+    def _wait_children(self) -> None:
+        deadline = time.monotonic() + 5.0
+        while self.children and time.monotonic() < deadline:
+            self.reap()
+            time.sleep(0.01)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _cli.parser("python -m servers.fork", "Fork-per-request WSGI server.")
+    p.add_argument("--max-children", type=int, default=64,
+                   help="cap on children running at once; clients beyond it wait in the backlog")
+    p.add_argument("--graceful-timeout", type=float, default=10.0,
+                   help="seconds running children get to finish after SIGTERM")
+    args = p.parse_args(argv)
+    _cli.setup_logging(args.log_level, "fork")
+    host, port = _cli.bind(args, p)
+    try:
+        app = load_app(args.app)
+    except Exception:
+        traceback.print_exc()
+        print(f"error: cannot load app {args.app!r}", file=sys.stderr)
+        return _cli.EXIT_APP_LOAD_FAILED
+    try:
+        listener = listen(host, port, args.backlog)
+    except BindError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return _cli.EXIT_BIND_FAILED
+    port = listener.getsockname()[1]
+    limits = _cli.limits(args)
+    info = ServerInfo(
+        software="workerbench-fork",
+        host=host,
+        port=port,
+        multiprocess=True,
+        run_once=limits.keepalive == 0,
+    )
+    server = ForkServer(
+        app, listener, info, limits, max_children=args.max_children, graceful_timeout=args.graceful_timeout
+    )
+    return server.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

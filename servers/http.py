@@ -1,0 +1,539 @@
+"""The HTTP/1.1 core shared by the hand-written servers (:mod:`servers.fork`, :mod:`servers.prefork`).
+
+Theory of operation
+-------------------
+A server hands every accepted socket to :func:`serve_connection`. It owns the
+socket until it returns, and then the caller closes it. One connection is a
+loop of three steps:
+
+1. **read**: :class:`Connection` feeds received bytes to an httptools
+   (llhttp) parser until one complete request is queued. Limits are checked as
+   bytes arrive, so an oversized or slow request is refused before it is
+   buffered: request line (414), header count and size (431), body size (413),
+   and a deadline for the whole header block (slow clients are dropped).
+   Pipelined requests that arrive in the same read are queued in order.
+2. **run**: :func:`run_wsgi` builds a PEP 3333 environ, calls the app, and
+   streams its iterable out: headers go with the first non-empty body chunk,
+   ``Content-Length`` is kept when the app sets it, chunked encoding is used
+   on HTTP/1.1 when it does not, ``HEAD`` gets no body, and the iterable's
+   ``close()`` is always called. An exception before the headers are sent
+   becomes a 500; after that the connection is cut.
+3. **decide**: the connection stays open only when the server enabled
+   keep-alive (``keepalive > 0``), the client allows it, and the response
+   was fully framed. Otherwise it is closed (``Connection: close``).
+
+Errors in the request itself raise :class:`ProtocolError`, which becomes one
+short response with the right 4xx/5xx status followed by a close.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import io
+import logging
+import socket
+import sys
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import httptools
+
+log = logging.getLogger("workerbench.http")
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+RECV_SIZE = 64 * 1024
+
+REASONS = {
+    100: "Continue",
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    417: "Expectation Failed",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    505: "HTTP Version Not Supported",
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Limits:
+    """What one request may cost the server; every field is a command-line option."""
+
+    max_request_line: int = 8 * 1024
+    max_headers: int = 100
+    max_header_bytes: int = 16 * 1024
+    max_body: int = 10 * 1024 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keepalive: float = 0.0  # idle seconds between requests; 0 closes after every response
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServerInfo:
+    """How the serving process model should be described to the app (PEP 3333 flags)."""
+
+    software: str
+    host: str
+    port: int
+    multithread: bool = False
+    multiprocess: bool = True
+    run_once: bool = False
+
+
+class ProtocolError(Exception):
+    """A request the server refuses; the status is sent and the connection closed."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class ClientGone(Exception):
+    """The peer closed or reset the connection, or let a timeout pass."""
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    url: bytes
+    version: str
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    keep_alive: bool
+    expects_continue: bool = False
+
+
+class _Message:
+    """Parser callbacks for one connection; completed requests go to ``done``."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.done: deque[Request] = deque()
+        self.parser = httptools.HttpRequestParser(self)
+        self.error: ProtocolError | None = None
+        self.headers_complete = False
+        self.need_continue = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
+        self.body = bytearray()
+        self.content_length: int | None = None
+        self.headers_complete = False
+        self.need_continue = False
+
+    def _fail(self, status: int, detail: str) -> None:
+        self.error = ProtocolError(status, detail)
+        raise self.error
+
+    # httptools callbacks -------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._reset()
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.limits.max_request_line:
+            self._fail(414, "request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+        self.header_bytes += len(name) + len(value) + 4
+        if len(self.headers) > self.limits.max_headers:
+            self._fail(431, "too many headers")
+        if self.header_bytes > self.limits.max_header_bytes:
+            self._fail(431, "header block too large")
+
+    def on_headers_complete(self) -> None:
+        self.headers_complete = True
+        names: dict[bytes, list[bytes]] = {}
+        for name, value in self.headers:
+            names.setdefault(name.lower(), []).append(value)
+        version = self.parser.get_http_version()
+        if version not in ("1.0", "1.1"):
+            self._fail(505, f"HTTP/{version} is not supported")
+        if version == "1.1" and b"host" not in names:
+            self._fail(400, "HTTP/1.1 request without Host")
+        te = names.get(b"transfer-encoding")
+        cl = names.get(b"content-length")
+        if te and cl:
+            self._fail(400, "both Content-Length and Transfer-Encoding")
+        if te and b",".join(te).strip().lower() != b"chunked":
+            self._fail(501, "only the chunked transfer coding is supported")
+        if cl:
+            if len(set(cl)) != 1 or not cl[0].strip().isdigit():
+                self._fail(400, "invalid Content-Length")
+            self.content_length = int(cl[0])
+            if self.content_length > self.limits.max_body:
+                self._fail(413, "body over the limit")
+        expect = names.get(b"expect")
+        if expect and version == "1.1":
+            if expect[0].lower() != b"100-continue":
+                self._fail(417, "unsupported Expect")
+            self.need_continue = True
+
+    def on_body(self, body: bytes) -> None:
+        self.need_continue = False
+        self.body += body
+        if len(self.body) > self.limits.max_body:
+            self._fail(413, "body over the limit")
+
+    def on_message_complete(self) -> None:
+        method = self.parser.get_method().decode("ascii")
+        self.done.append(
+            Request(
+                method=method,
+                url=self.url,
+                version=self.parser.get_http_version(),
+                headers=self.headers,
+                body=bytes(self.body),
+                keep_alive=self.parser.should_keep_alive(),
+            )
+        )
+        self._reset()
+
+
+class Connection:
+    """Reads requests from one client socket, in order, within the limits."""
+
+    def __init__(self, sock: socket.socket, limits: Limits) -> None:
+        self.sock = sock
+        self.limits = limits
+        self.msg = _Message(limits)
+        self.buffered = 0  # bytes received for the message in progress
+        self.continue_sent = False
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self.msg.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            raise ProtocolError(501, "protocol upgrade is not supported") from None
+        except httptools.HttpParserError as exc:
+            if self.msg.error is not None:
+                raise self.msg.error from None
+            raise ProtocolError(400, f"malformed request: {exc}") from None
+
+    def read_request(self, first: bool) -> Request | None:
+        """The next request, or None when the client closed cleanly between requests."""
+        header_deadline: float | None = None
+        body_deadline: float | None = None
+        while not self.msg.done:
+            now = time.monotonic()
+            if not self.msg.headers_complete:
+                if header_deadline is None:
+                    idle = (not first) and self.buffered == 0
+                    header_deadline = now + (self.limits.keepalive if idle else self.limits.header_timeout)
+                deadline = header_deadline
+            else:
+                if self.msg.need_continue and not self.continue_sent:
+                    self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    self.continue_sent = True
+                if body_deadline is None:
+                    body_deadline = now + self.limits.body_timeout
+                deadline = body_deadline
+            remaining = deadline - now
+            if remaining <= 0:
+                if self.buffered == 0:
+                    return None  # idle keep-alive connection: close quietly
+                raise ClientGone("request not received in time")
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                raise ClientGone(str(exc)) from None
+            if not data:
+                if self.buffered == 0:
+                    return None
+                raise ClientGone("client closed mid-request")
+            if header_deadline is not None and self.buffered == 0 and not first:
+                # The first byte of a new request starts its header timeout.
+                header_deadline = time.monotonic() + self.limits.header_timeout
+            self.buffered += len(data)
+            self._feed(data)  # raises the precise 414/431 when a callback sees the limit
+            if not self.msg.headers_complete and not self.msg.done and self.buffered > (
+                self.limits.max_request_line + self.limits.max_header_bytes
+            ):
+                raise ProtocolError(431, "header block too large")
+        request = self.msg.done.popleft()
+        self.buffered = 0 if not self.msg.done else self.buffered
+        self.continue_sent = False
+        return request
+
+
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def http_date() -> bytes:
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, email.utils.formatdate(now, usegmt=True).encode("ascii"))
+    return _date_cache[1]
+
+
+def build_environ(request: Request, server: ServerInfo, peer: tuple[str, int] | Any) -> dict[str, Any]:
+    """A complete PEP 3333 environ for ``request``."""
+    if request.url == b"*":
+        path, query = b"*", b""
+    else:
+        try:
+            parsed = httptools.parse_url(request.url)
+        except httptools.HttpParserInvalidURLError:
+            raise ProtocolError(400, "invalid request target") from None
+        path, query = parsed.path or b"/", parsed.query or b""
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": request.method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
+        "QUERY_STRING": query.decode("latin-1"),
+        "SERVER_NAME": server.host,
+        "SERVER_PORT": str(server.port),
+        "SERVER_PROTOCOL": f"HTTP/{request.version}",
+        "SERVER_SOFTWARE": server.software,
+        "REMOTE_ADDR": peer[0] if isinstance(peer, tuple) else "",
+        "REMOTE_PORT": str(peer[1]) if isinstance(peer, tuple) else "",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(request.body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": server.multithread,
+        "wsgi.multiprocess": server.multiprocess,
+        "wsgi.run_once": server.run_once,
+    }
+    for raw_name, raw_value in request.headers:
+        name = raw_name.decode("latin-1").upper().replace("-", "_")
+        value = raw_value.decode("latin-1")
+        if name == "CONTENT_TYPE":
+            environ["CONTENT_TYPE"] = value
+            continue
+        if name == "CONTENT_LENGTH":
+            environ["CONTENT_LENGTH"] = value
+            continue
+        key = f"HTTP_{name}"
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    if "CONTENT_LENGTH" not in environ and request.body:
+        environ["CONTENT_LENGTH"] = str(len(request.body))  # a de-chunked body
+    return environ
+
+
+def _status_line(version: str, status: int) -> bytes:
+    return f"HTTP/{version} {status} {REASONS.get(status, '')}\r\n".encode("latin-1")
+
+
+def send_error(sock: socket.socket, status: int, detail: str, server: ServerInfo) -> None:
+    """One complete error response, then the caller closes the connection."""
+    body = f"{REASONS.get(status, 'Error')}: {detail}\n".encode("latin-1", "replace")
+    head = (
+        _status_line("1.1", status)
+        + b"Date: " + http_date() + b"\r\n"
+        + f"Server: {server.software}\r\n".encode()
+        + b"Content-Type: text/plain; charset=utf-8\r\n"
+        + f"Content-Length: {len(body)}\r\n".encode()
+        + b"Connection: close\r\n\r\n"
+    )
+    try:
+        sock.sendall(head + body)
+    except OSError:
+        pass
+
+
+class _Response:
+    """PEP 3333 ``start_response`` and the body framing for one request."""
+
+    def __init__(self, sock: socket.socket, request: Request, server: ServerInfo, keep_alive: bool) -> None:
+        self.sock = sock
+        self.request = request
+        self.server = server
+        self.keep_alive = keep_alive
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.headers_sent = False
+        self.chunked = False
+        self.content_length: int | None = None
+        self.sent_body = 0
+        self.is_head = request.method == "HEAD"
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response called twice without exc_info")
+        self.status = status
+        self.headers = list(headers)
+        return self.write
+
+    def _head(self) -> bytes:
+        assert self.status is not None
+        code = int(self.status.split(" ", 1)[0])
+        lines = [f"HTTP/{self.request.version} {self.status}\r\n".encode("latin-1")]
+        lines.append(b"Date: " + http_date() + b"\r\n")
+        lines.append(f"Server: {self.server.software}\r\n".encode())
+        for name, value in self.headers:
+            lower = name.lower()
+            if lower in ("connection", "transfer-encoding", "date", "server"):
+                continue  # hop-by-hop and server-owned headers are the server's to set
+            if lower == "content-length":
+                self.content_length = int(value)
+            lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+        bodiless = self.is_head or code in (204, 304) or 100 <= code < 200
+        if self.content_length is None and not bodiless:
+            if self.request.version == "1.1":
+                self.chunked = True
+                lines.append(b"Transfer-Encoding: chunked\r\n")
+            else:
+                self.keep_alive = False  # HTTP/1.0 without a length: close delimits the body
+        if self.keep_alive:
+            if self.request.version == "1.0":
+                lines.append(b"Connection: keep-alive\r\n")
+        else:
+            lines.append(b"Connection: close\r\n")
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+    def write(self, data: bytes) -> None:
+        if self.status is None:
+            raise AssertionError("write() before start_response()")
+        out = b""
+        if not self.headers_sent:
+            out = self._head()
+            self.headers_sent = True
+        if data and not self.is_head:
+            self.sent_body += len(data)
+            if self.chunked:
+                out += f"{len(data):x}\r\n".encode() + data + b"\r\n"
+            else:
+                out += data
+        if out:
+            self.sock.sendall(out)
+
+    def finish(self) -> None:
+        if not self.headers_sent:
+            if self.content_length is None and not any(n.lower() == "content-length" for n, _ in self.headers):
+                self.headers.append(("Content-Length", "0"))
+            self.write(b"")
+        elif self.chunked and not self.is_head:
+            self.sock.sendall(b"0\r\n\r\n")
+        if self.content_length is not None and not self.is_head and self.sent_body != self.content_length:
+            self.keep_alive = False  # the app lied about its length; never reuse this stream
+
+
+def run_wsgi(app: WSGIApp, environ: dict[str, Any], sock: socket.socket, request: Request,
+             server: ServerInfo, keep_alive: bool) -> bool:
+    """Run ``app`` for one request and send its response; True if the connection may be reused."""
+    response = _Response(sock, request, server, keep_alive)
+    result: Iterable[bytes] | None = None
+    try:
+        result = app(environ, response.start_response)
+        for chunk in result:
+            if chunk:
+                response.write(chunk)
+        response.finish()
+    except (BrokenPipeError, ConnectionResetError, TimeoutError) as exc:
+        raise ClientGone(str(exc)) from None
+    except Exception:
+        log.error("app raised on %s %s\n%s", request.method, environ.get("PATH_INFO"), traceback.format_exc())
+        if response.headers_sent:
+            return False  # the status is out; cutting the stream is all that is left
+        send_error(sock, 500, "the application raised", server)
+        return False
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.error("app iterable close() raised\n%s", traceback.format_exc())
+    return response.keep_alive
+
+
+def serve_connection(sock: socket.socket, peer: Any, app: WSGIApp, server: ServerInfo, limits: Limits) -> int:
+    """Serve every request on ``sock`` until it should close; returns the number of requests served."""
+    conn = Connection(sock, limits)
+    served = 0
+    try:
+        while True:
+            try:
+                request = conn.read_request(first=served == 0)
+                if request is None:
+                    return served
+                environ = build_environ(request, server, peer)
+            except ProtocolError as exc:
+                send_error(sock, exc.status, exc.detail, server)
+                return served
+            keep_alive = limits.keepalive > 0 and request.keep_alive
+            reuse = run_wsgi(app, environ, sock, request, server, keep_alive)
+            served += 1
+            if not reuse:
+                return served
+    except ClientGone as exc:
+        log.debug("client gone: %s", exc)
+        return served
+    finally:
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def load_app(spec: str) -> WSGIApp:
+    """Import ``module:attribute`` the way gunicorn and uvicorn name an app."""
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"app must look like 'module:attribute', got {spec!r}")
+    module = importlib.import_module(module_name)
+    app = module
+    for part in attr.split("."):
+        app = getattr(app, part)
+    if not callable(app):
+        raise TypeError(f"{spec} is not callable")
+    return app  # type: ignore[return-value]
+
+
+def parse_bind(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--bind must be HOST:PORT, got {value!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+class BindError(Exception):
+    """The address cannot be listened on; the message says which and why."""
+
+
+def listen(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A listening socket, or :class:`BindError` with a message a person can act on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise BindError(f"cannot bind {host}:{port}: {exc.strerror}") from None
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock

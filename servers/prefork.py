@@ -1,0 +1,403 @@
+"""A pre-fork WSGI server: ``python -m servers.prefork APP --bind HOST:PORT --workers N``.
+
+Theory of operation
+-------------------
+The **master** binds the listening socket once, forks ``--workers`` worker
+processes that inherit it, and from then on only supervises. Its loop sleeps on
+a self-pipe that signal handlers write to (``signal.set_wakeup_fd``); handlers
+only queue the signal, and the loop dispatches it to ``handle_<name>()``:
+
+=========  ==================================================================
+SIGCHLD    reap with ``waitpid(-1, WNOHANG)``, log the cause, respawn
+SIGTERM    graceful: workers stop accepting, finish the request in progress,
+           and are SIGKILLed if still alive after ``--graceful-timeout``
+SIGINT     fast: workers are told to exit now (SIGQUIT does the same)
+SIGHUP     rolling restart: a new generation is forked, then the old one is
+           sent SIGTERM; all share one socket, so no connection is dropped
+SIGTTIN    one worker more
+SIGTTOU    one worker fewer (never below one)
+=========  ==================================================================
+
+A **worker** loads the app (unless the master preloaded it with
+``--preload``), then loops: wait for the listener to be readable, accept one
+connection, serve it with :mod:`servers.http`, repeat. It exits after
+``--max-requests`` requests (plus up to ``--max-requests-jitter``) so that a
+leaking app's memory stays bounded, and the master replaces it.
+
+Accept without a thundering herd: every worker waits in its own epoll set on
+the shared socket registered with ``EPOLLEXCLUSIVE`` (Linux 4.5+, what nginx
+uses), so the kernel wakes one waiting worker per new connection instead of
+all of them; the listener is non-blocking, so a worker that loses a race gets
+``EAGAIN`` and simply waits again. Unlike ``SO_REUSEPORT`` with a socket per
+worker, a busy or stuck worker never owns a queue of its own: whoever is free
+takes the next connection.
+
+A worker whose app fails to import exits with ``EXIT_APP_LOAD_FAILED``; the
+master then retries with a growing delay and gives up with
+``EXIT_BOOT_FAILED`` after ``--max-boot-failures`` failures in a row, instead of
+forking in a tight loop.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import random
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+
+from servers import _cli
+from servers.http import BindError, Limits, ServerInfo, WSGIApp, listen, load_app, serve_connection
+
+log = logging.getLogger("workerbench.prefork")
+
+MASTER_SIGNALS = (
+    signal.SIGCHLD,
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGHUP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+)
+BOOT_BACKOFF_FIRST = 0.1
+BOOT_BACKOFF_MAX = 5.0
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit code {os.WEXITSTATUS(status)}"
+
+
+@dataclass(kw_only=True)
+class Options:
+    app: str
+    workers: int = 1
+    preload: bool = False
+    max_requests: int = 0
+    max_requests_jitter: int = 0
+    graceful_timeout: float = 30.0
+    max_boot_failures: int = 5
+
+
+@dataclass
+class WorkerRecord:
+    pid: int
+    generation: int
+    started: float = field(default_factory=time.monotonic)
+
+
+class Worker:
+    """The code that runs in a worker process; never returns (``os._exit``)."""
+
+    def __init__(
+        self, listener: socket.socket, app: WSGIApp | None, opts: Options, info: ServerInfo, limits: Limits
+    ) -> None:
+        self.listener = listener
+        self.app = app
+        self.opts = opts
+        self.info = info
+        self.limits = limits
+        self.alive = True
+        self.master = os.getppid()
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.alive = False
+
+    def _fast_exit(self, signum: int, frame: object) -> None:
+        os._exit(_cli.EXIT_OK)
+
+    def run(self) -> None:
+        code = _cli.EXIT_OK
+        try:
+            code = self._run()
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+
+    def _run(self) -> int:
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._fast_exit)
+        signal.signal(signal.SIGQUIT, self._fast_exit)
+        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(sig, signal.SIG_IGN)  # the master's business; TTIN/TTOU would stop us
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        if self.app is None:
+            try:
+                self.app = load_app(self.opts.app)
+            except Exception:
+                log.error("worker %d cannot load %s\n%s", os.getpid(), self.opts.app, traceback.format_exc())
+                return _cli.EXIT_APP_LOAD_FAILED
+        quota = 0
+        if self.opts.max_requests > 0:
+            quota = self.opts.max_requests + random.randint(0, max(0, self.opts.max_requests_jitter))
+        poller = select.epoll()
+        poller.register(self.listener.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
+        poller.register(wake_r, select.EPOLLIN)
+        listen_fd = self.listener.fileno()
+        served = 0
+        while self.alive:
+            events = poller.poll(1.0)
+            if os.getppid() != self.master:
+                log.error("worker %d: master is gone, exiting", os.getpid())
+                return _cli.EXIT_OK
+            for fd, _ in events:
+                if fd == wake_r:
+                    try:
+                        while os.read(wake_r, 512):
+                            pass
+                    except BlockingIOError:
+                        pass
+                elif fd == listen_fd and self.alive:
+                    try:
+                        conn, peer = self.listener.accept()
+                    except (BlockingIOError, InterruptedError):
+                        continue  # another worker took it
+                    except OSError as exc:
+                        log.error("accept failed: %s", exc)
+                        continue
+                    try:
+                        conn.setblocking(True)
+                        served += serve_connection(conn, peer, self.app, self.info, self.limits)
+                    finally:
+                        conn.close()
+                    if quota and served >= quota:
+                        log.info("worker %d served %d requests, recycling", os.getpid(), served)
+                        self.alive = False
+        return _cli.EXIT_OK
+
+
+class Arbiter:
+    """The master: keeps ``opts.workers`` workers alive and acts on signals."""
+
+    def __init__(self, listener: socket.socket, opts: Options, info: ServerInfo, limits: Limits) -> None:
+        self.listener = listener
+        self.opts = opts
+        self.info = info
+        self.limits = limits
+        self.app: WSGIApp | None = None
+        self.target = max(1, opts.workers)
+        self.workers: dict[int, WorkerRecord] = {}
+        self.generation = 0
+        self.signals: deque[int] = deque()
+        self.stopping: str | None = None  # None, "graceful" or "fast"
+        self.stop_deadline = 0.0
+        self.boot_failures = 0
+        self.next_spawn = 0.0
+        self.exit_code = _cli.EXIT_OK
+
+    # signals ---------------------------------------------------------------
+    def _record(self, signum: int, frame: object) -> None:
+        self.signals.append(signum)
+
+    def handle_sigchld(self) -> None:
+        self.reap()
+
+    def handle_sigterm(self) -> None:
+        self._begin_stop("graceful", self.opts.graceful_timeout, signal.SIGTERM)
+
+    def handle_sigint(self) -> None:
+        self._begin_stop("fast", 2.0, signal.SIGINT)
+
+    handle_sigquit = handle_sigint
+
+    def handle_sighup(self) -> None:
+        old = [pid for pid, w in self.workers.items() if w.generation == self.generation]
+        self.generation += 1
+        log.info("SIGHUP: rolling restart of %d workers", len(old))
+        for _ in range(self.target):
+            self.spawn()
+        for pid in old:
+            self._kill(pid, signal.SIGTERM)
+
+    def handle_sigttin(self) -> None:
+        self.target += 1
+        log.info("SIGTTIN: %d workers", self.target)
+
+    def handle_sigttou(self) -> None:
+        if self.target > 1:
+            self.target -= 1
+            log.info("SIGTTOU: %d workers", self.target)
+
+    # workers ---------------------------------------------------------------
+    def _begin_stop(self, how: str, grace: float, sig: int) -> None:
+        if self.stopping == "fast" or self.stopping == how:
+            return
+        log.info("%s shutdown of %d workers", how, len(self.workers))
+        self.stopping = how
+        self.stop_deadline = time.monotonic() + grace
+        for pid in list(self.workers):
+            self._kill(pid, sig)
+
+    def _kill(self, pid: int, sig: int) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def spawn(self) -> None:
+        pid = os.fork()
+        if pid:
+            self.workers[pid] = WorkerRecord(pid, self.generation)
+            return
+        signal.set_wakeup_fd(-1)
+        Worker(self.listener, self.app, self.opts, self.info, self.limits).run()
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            record = self.workers.pop(pid, None)
+            if record is None:
+                continue
+            cause = _describe(status)
+            load_failed = os.WIFEXITED(status) and os.WEXITSTATUS(status) == _cli.EXIT_APP_LOAD_FAILED
+            if self.stopping:
+                log.info("worker %d exited (%s)", pid, cause)
+            elif load_failed:
+                self.boot_failures += 1
+                delay = min(BOOT_BACKOFF_MAX, BOOT_BACKOFF_FIRST * 2 ** (self.boot_failures - 1))
+                self.next_spawn = time.monotonic() + delay
+                log.error(
+                    "worker %d failed to load the app (%s); failure %d of %d, retrying in %.1fs",
+                    pid, cause, self.boot_failures, self.opts.max_boot_failures, delay,
+                )
+            else:
+                self.boot_failures = 0
+                log.log(
+                    logging.INFO if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else logging.WARNING,
+                    "worker %d exited (%s) after %.1fs", pid, cause, time.monotonic() - record.started,
+                )
+
+    def manage(self) -> None:
+        if self.stopping:
+            return
+        if self.boot_failures >= self.opts.max_boot_failures:
+            log.error("the app failed to load %d times in a row; giving up", self.boot_failures)
+            self.exit_code = _cli.EXIT_BOOT_FAILED
+            self._begin_stop("fast", 2.0, signal.SIGINT)
+            return
+        current = [pid for pid, w in self.workers.items() if w.generation == self.generation]
+        if len(current) > self.target:
+            for pid in sorted(current, key=lambda p: self.workers[p].started)[: len(current) - self.target]:
+                self.workers[pid].generation = -1  # retiring: not counted, not signalled twice
+                self._kill(pid, signal.SIGTERM)
+        elif len(current) < self.target and time.monotonic() >= self.next_spawn:
+            for _ in range(self.target - len(current)):
+                self.spawn()
+                if self.boot_failures:
+                    break  # while failing, probe with one worker at a time
+
+    # main loop -------------------------------------------------------------
+    def run(self) -> int:
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        for sig in MASTER_SIGNALS:
+            signal.signal(sig, self._record)
+        self.listener.setblocking(False)
+        if self.opts.preload:
+            self.app = load_app(self.opts.app)
+            gc.collect()
+            gc.freeze()  # copy-on-write friendly: workers never touch the preloaded objects' GC headers
+        log.info("prefork master %d on %s:%d, %d workers", os.getpid(), self.info.host, self.info.port, self.target)
+        try:
+            while True:
+                self.manage()
+                timeout = 1.0
+                if self.stopping:
+                    timeout = max(0.0, min(0.1, self.stop_deadline - time.monotonic()))
+                elif self.next_spawn > time.monotonic():
+                    timeout = min(timeout, self.next_spawn - time.monotonic())
+                select.select([wake_r], [], [], timeout)
+                try:
+                    while os.read(wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+                while self.signals:
+                    signum = self.signals.popleft()
+                    getattr(self, f"handle_{signal.Signals(signum).name.lower()}")()
+                self.reap()
+                if self.stopping:
+                    if not self.workers:
+                        return self.exit_code
+                    if time.monotonic() >= self.stop_deadline:
+                        log.warning("grace over: killing %d workers", len(self.workers))
+                        for pid in list(self.workers):
+                            self._kill(pid, signal.SIGKILL)
+                        self._wait_all()
+                        return self.exit_code
+        finally:
+            signal.set_wakeup_fd(-1)
+            self.listener.close()
+            os.close(wake_r)
+            os.close(wake_w)
+
+    def _wait_all(self) -> None:
+        deadline = time.monotonic() + 5.0
+        while self.workers and time.monotonic() < deadline:
+            self.reap()
+            time.sleep(0.01)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _cli.parser("python -m servers.prefork", "Pre-fork WSGI server: a master and a pool of workers.")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default %(default)s)")
+    p.add_argument("--preload", action="store_true", help="import the app in the master before forking")
+    p.add_argument("--max-requests", type=int, default=0, help="recycle a worker after this many requests")
+    p.add_argument("--max-requests-jitter", type=int, default=0, help="random extra requests per worker quota")
+    p.add_argument("--graceful-timeout", type=float, default=30.0,
+                   help="seconds workers get to finish after SIGTERM")
+    p.add_argument("--max-boot-failures", type=int, default=5,
+                   help="give up after this many workers in a row failed to load the app")
+    args = p.parse_args(argv)
+    _cli.setup_logging(args.log_level, "prefork")
+    host, port = _cli.bind(args, p)
+    opts = Options(
+        app=args.app,
+        workers=args.workers,
+        preload=args.preload,
+        max_requests=args.max_requests,
+        max_requests_jitter=args.max_requests_jitter,
+        graceful_timeout=args.graceful_timeout,
+        max_boot_failures=args.max_boot_failures,
+    )
+    if opts.preload:
+        try:
+            load_app(opts.app)
+        except Exception:
+            traceback.print_exc()
+            print(f"error: cannot load app {opts.app!r}", file=sys.stderr)
+            return _cli.EXIT_APP_LOAD_FAILED
+    try:
+        listener = listen(host, port, args.backlog)
+    except BindError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return _cli.EXIT_BIND_FAILED
+    info = ServerInfo(software="workerbench-prefork", host=host, port=listener.getsockname()[1])
+    return Arbiter(listener, opts, info, _cli.limits(args)).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Fixtures that start real servers on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from apps import db
+from scripts.procs import free_port, running, wait_ready
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+
+@dataclass
+class Server:
+    host: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def world_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return db.create(tmp_path_factory.mktemp("db") / "world.sqlite")
+
+
+def server_env(world_db: Path) -> dict[str, str]:
+    return {**os.environ, db.ENV_PATH: str(world_db), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+
+
+StartServer = Callable[..., AbstractContextManager[Server]]
+
+
+@pytest.fixture
+def start_server(world_db: Path, tmp_path: Path) -> StartServer:
+    """``with start_server(argv_builder) as srv:`` where ``argv_builder(host, port) -> argv``."""
+
+    @contextmanager
+    def start(build: Callable[[str, int], list[str]], *, ready: bool = True, name: str = "server") -> Iterator[Server]:
+        port = free_port(HOST)
+        log = tmp_path / f"{name}-{port}.log"
+        with running(build(HOST, port), log_path=log, env=server_env(world_db), cwd=ROOT) as proc:
+            if ready:
+                wait_ready(proc, HOST, port, log_path=log, deadline_s=30)
+            yield Server(HOST, port, proc, log)
+
+    return start
