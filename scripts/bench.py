@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -353,7 +354,9 @@ def run(plan: Plan, console: Console | None = None) -> int:
                 record = run_cell(plan, cell, run_dir, db_path)
                 write_json_atomic(run_dir / "cells" / f"{cell.slug}.json", record)
                 failed += record["status"] != "ok"
-                progress.console.print(f"[{cell.index + 1}/{len(cells)}] {_line(record)}", highlight=False)
+                progress.console.print(
+                    f"[{cell.index + 1}/{len(cells)}] {_line(record)}", highlight=False, soft_wrap=True
+                )
                 progress.advance(task)
     except KeyboardInterrupt:
         interrupted = True
@@ -369,10 +372,17 @@ def run(plan: Plan, console: Console | None = None) -> int:
     return 0
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # Turn SIGTERM into the Ctrl-C path, so every server and generator still running
+    # is stopped by its context manager and the finished cells are summarised.
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     plan = plan_from_args(argv)
     if plan is None:
         return 0
+    signal.signal(signal.SIGTERM, _terminate)
     started = time.monotonic()
     code = run(plan)
     print(f"finished in {time.monotonic() - started:.0f}s: {plan.out}")

@@ -16,7 +16,7 @@ import os
 import sys
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ _PALETTE = (
 )  # fmt: skip
 _KNOWN_MODE_COLORS = {"fork": _PALETTE[0], "prefork": _PALETTE[1], "gunicorn-sync": _PALETTE[2], "uvicorn": _PALETTE[3]}
 _NOTE_COLOR = "dimgray"
+_LEGEND_ENTRY_WIDTH_IN = 1.6  # fits a name as long as "gunicorn-sync" at the default font size
 
 
 # data -----------------------------------------------------------------------
@@ -70,18 +71,23 @@ def _levels(records: Sequence[Record], scenario: Any) -> list[int]:
 
 
 def primary_concurrency(records: Sequence[Record], scenario: Any) -> int | None:
-    """The concurrency measured for the most modes in ``scenario`` (ties: the largest), or None without cells.
+    """The concurrency measured for the most modes in ``scenario``, or None without cells.
 
     Sweeps add levels for some scenarios only, so this is the level at which the modes can be compared side by side.
+    Ties go to the level most scenarios share (the run's common level, not a sweep's extreme), then the largest.
     """
     modes_at: dict[int, set[Any]] = defaultdict(set)
+    scenarios_at: dict[int, set[Any]] = defaultdict(set)
     for record in records:
         level = _concurrency(record)
-        if record.get("scenario") == scenario and level is not None:
+        if level is None:
+            continue
+        scenarios_at[level].add(record.get("scenario"))
+        if record.get("scenario") == scenario:
             modes_at[level].add(record.get("mode"))
     if not modes_at:
         return None
-    return max(modes_at, key=lambda level: (len(modes_at[level]), level))
+    return max(modes_at, key=lambda level: (len(modes_at[level]), len(scenarios_at[level]), level))
 
 
 def _index(records: Sequence[Record]) -> dict[CellKey, Record]:
@@ -158,8 +164,18 @@ def _mode_ticks(ax: Axes, modes: Sequence[Any]) -> None:
 
 def _note_gap(ax: Axes, x: float, label: str) -> None:
     """Mark a missing bar at the foot of the axes, where it does not depend on the data's scale."""
-    ax.text(x, 0.03, label, transform=ax.get_xaxis_transform(), rotation=90, ha="center", va="bottom",
-            fontsize=9, color=_NOTE_COLOR, fontstyle="italic")
+    ax.text(
+        x,
+        0.03,
+        label,
+        transform=ax.get_xaxis_transform(),
+        rotation=90,
+        ha="center",
+        va="bottom",
+        fontsize=9,
+        color=_NOTE_COLOR,
+        fontstyle="italic",
+    )
 
 
 def _at(level: int | None) -> str:
@@ -170,12 +186,14 @@ def _rps_axis_formatter(value: float, _position: int) -> str:
     return "0" if value == 0 else format_rps(value)
 
 
-def _finish_value_axis(ax: Axes, has_data: bool) -> None:
-    if has_data:
-        ax.set_ylim(bottom=0)
-        ax.margins(y=0.15)  # room above the tallest bar for its label
+def _finish_value_axis(ax: Axes, values: Iterable[float | None], headroom: float = 1.15) -> None:
+    """Start the value axis at zero, with room above the highest value for its label."""
+    measured = [value for value in values if value is not None]
+    if measured:
+        # An all-zero panel still needs a non-empty range.
+        ax.set_ylim(0, max(measured) * headroom or 1.0)
     else:
-        # No bar at all: give the axis a scale, or matplotlib would centre an empty range on zero.
+        # Nothing measured: a scale would suggest numbers that do not exist.
         ax.set_ylim(0, 1)
         ax.set_yticks([])
     ax.grid(axis="y", alpha=0.3)
@@ -198,7 +216,7 @@ def _throughput_panel(ax: Axes, data: _Data, scenario: Any) -> None:
     ax.set_title(f"{scenario}\nThroughput (requests/s){_at(level)}", fontsize=10)
     _mode_ticks(ax, modes)
     ax.yaxis.set_major_formatter(FuncFormatter(_rps_axis_formatter))
-    _finish_value_axis(ax, any(v is not None for v in values))
+    _finish_value_axis(ax, values)
 
 
 def throughput_figure(records: Sequence[Record]) -> Figure:
@@ -222,20 +240,27 @@ def _latency_panel(ax: Axes, data: _Data, scenario: Any) -> None:
     cells = [data.cell(mode, scenario, level) for mode in modes]
     colors = [data.colors[m] for m in modes]
     width = 0.8 / len(PERCENTILES)
-    has_data = False
+    measured: list[float | None] = []
     for offset, percentile in enumerate(PERCENTILES):
         values = [_latency(cell, percentile) for cell in cells]
-        has_data = has_data or any(v is not None for v in values)
+        measured += values
         positions = [x + (offset - (len(PERCENTILES) - 1) / 2) * width for x in range(len(modes))]
-        ax.bar(positions, [v or 0.0 for v in values], width, color=colors, alpha=_PERCENTILE_ALPHA[percentile],
-               edgecolor=colors, linewidth=0.8)
+        ax.bar(
+            positions,
+            [v or 0.0 for v in values],
+            width,
+            color=colors,
+            alpha=_PERCENTILE_ALPHA[percentile],
+            edgecolor=colors,
+            linewidth=0.8,
+        )
     for x, cell in enumerate(cells):
         if all(_latency(cell, p) is None for p in PERCENTILES):
             _note_gap(ax, x, _gap_label(cell))
     ax.set_title(f"{scenario}\nLatency{_at(level)}", fontsize=10)
     ax.set_ylabel("latency (ms)")
     _mode_ticks(ax, modes)
-    _finish_value_axis(ax, has_data)
+    _finish_value_axis(ax, measured, headroom=1.05)
 
 
 def _percentile_legend(figure: Figure) -> None:
@@ -251,7 +276,7 @@ def latency_figure(records: Sequence[Record]) -> Figure:
     data = _Data(records)
     if not data.scenarios:
         return _empty_figure("no cells to plot")
-    width = _bar_panel_width(max(len(data.modes_in(s)) for s in data.scenarios), per_mode=1.1)
+    width = _bar_panel_width(max(len(data.modes_in(s)) for s in data.scenarios), per_mode=0.85)
     figure, axes = _figure(len(data.scenarios), (width, 3.8))
     for ax, scenario in zip(axes, data.scenarios, strict=True):
         _latency_panel(ax, data, scenario)
@@ -266,19 +291,28 @@ def _concurrency_panel(ax: Axes, data: _Data, scenario: Any) -> bool:
     """Draw one sweep; True when it contains a failed cell, which the figure legend then explains."""
     levels = _levels(data.records, scenario)
     any_failed = False
-    has_data = False
+    measured: list[float | None] = []
     for mode in data.modes_in(scenario):
         cells = [data.cell(mode, scenario, level) for level in levels]
         # NaN leaves a gap in the line where a level is missing or failed, instead of joining across it.
         values = [_throughput(cell) for cell in cells]
-        has_data = has_data or any(v is not None for v in values)
-        ax.plot(levels, [math.nan if v is None else v for v in values], marker="o", color=data.colors[mode],
-                label=str(mode))
+        measured += values
+        ax.plot(
+            levels, [math.nan if v is None else v for v in values], marker="o", color=data.colors[mode], label=str(mode)
+        )
         failed_at = [level for level, cell in zip(levels, cells, strict=True) if cell is not None and not is_ok(cell)]
         if failed_at:
             any_failed = True
-            ax.plot(failed_at, [0] * len(failed_at), linestyle="none", marker="x", markersize=8, markeredgewidth=2,
-                    color=data.colors[mode], clip_on=False)
+            ax.plot(
+                failed_at,
+                [0] * len(failed_at),
+                linestyle="none",
+                marker="x",
+                markersize=8,
+                markeredgewidth=2,
+                color=data.colors[mode],
+                clip_on=False,
+            )
     if levels[0] > 0:
         ax.set_xscale("log", base=2)  # sweep levels grow geometrically (1, 8, 32, 128)
     ax.set_xticks(levels, labels=[str(level) for level in levels])
@@ -287,18 +321,24 @@ def _concurrency_panel(ax: Axes, data: _Data, scenario: Any) -> bool:
     ax.set_xlabel("concurrent users")
     ax.set_ylabel("requests/s")
     ax.yaxis.set_major_formatter(FuncFormatter(_rps_axis_formatter))
-    _finish_value_axis(ax, has_data)
+    _finish_value_axis(ax, measured, headroom=1.08)
     return any_failed
 
 
+def _legend_columns(figure: Figure, entries: int) -> int:
+    # A figure legend is not clipped by constrained layout, only cut off at the figure edge: wrap it to fit.
+    return max(1, min(entries, int(figure.get_figwidth() // _LEGEND_ENTRY_WIDTH_IN)))
+
+
 def _mode_legend(figure: Figure, data: _Data, modes: Sequence[Any], show_failed: bool) -> None:
-    handles: list[Line2D] = [
-        Line2D([], [], color=data.colors[mode], marker="o", label=str(mode)) for mode in modes
-    ]
+    handles: list[Line2D] = [Line2D([], [], color=data.colors[mode], marker="o", label=str(mode)) for mode in modes]
     if show_failed:
-        handles.append(Line2D([], [], color=_NOTE_COLOR, marker="x", markeredgewidth=2, linestyle="none",
-                              label="failed"))
-    figure.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 6), frameon=False)
+        handles.append(
+            Line2D([], [], color=_NOTE_COLOR, marker="x", markeredgewidth=2, linestyle="none", label="failed")
+        )
+    figure.legend(
+        handles=handles, loc="outside upper center", ncols=_legend_columns(figure, len(handles)), frameon=False
+    )
 
 
 def concurrency_figure(records: Sequence[Record]) -> Figure | None:

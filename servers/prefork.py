@@ -16,6 +16,7 @@ SIGHUP     rolling restart: a new generation is forked, then the old one is
            sent SIGTERM; all share one socket, so no connection is dropped
 SIGTTIN    one worker more
 SIGTTOU    one worker fewer (never below one)
+SIGUSR1    log the status document (see below)
 =========  ==================================================================
 
 A **worker** loads the app (unless the master preloaded it with
@@ -36,12 +37,35 @@ A worker whose app fails to import exits with ``EXIT_APP_LOAD_FAILED``; the
 master then retries with a growing delay and gives up with
 ``EXIT_BOOT_FAILED`` after ``--max-boot-failures`` failures in a row, instead of
 forking in a tight loop.
+
+Health: master and workers share one anonymous ``mmap`` (a :class:`Scoreboard`),
+one slot per worker: state (booting, ready), the ``time.monotonic()`` of its last
+heartbeat, when its current request started, and requests served. A worker
+beats each time its loop turns (at least once a second while idle) and again
+as it starts every request, so a beat older than ``--timeout`` means the
+worker is stuck: hung while idle, stopped (SIGSTOP), or inside one request for
+longer than the timeout. The master checks every second, sends SIGTERM, and
+SIGKILL after ``--kill-grace`` seconds if the worker is still there; the reaper
+then replaces it. Writing a slot is a store to shared memory: no system call on
+the request path.
+
+State for the harness: with ``--status-file PATH`` the master rewrites a JSON
+document atomically (write, then rename) once a second: its pid, the target
+worker count, restarts, and per worker its pid, age, generation, state,
+requests served and how long its current request has run. SIGUSR1 logs the
+same document.
+
+A rolling restart (SIGHUP) forks the new generation first and sends SIGTERM to
+the old one only when every new worker reports ready (the app imported), so the
+shared socket is never without a worker able to answer.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import mmap
 import os
 import random
 import select
@@ -66,9 +90,59 @@ MASTER_SIGNALS = (
     signal.SIGHUP,
     signal.SIGTTIN,
     signal.SIGTTOU,
+    signal.SIGUSR1,
 )
 BOOT_BACKOFF_FIRST = 0.1
 BOOT_BACKOFF_MAX = 5.0
+IDLE_BEAT_S = 1.0  # a worker's idle loop turns at least this often, and beats each time
+MAX_SLOTS = 1024
+
+STATE_FREE, STATE_BOOTING, STATE_READY = 0.0, 1.0, 2.0
+STATE_NAMES = {STATE_FREE: "free", STATE_BOOTING: "booting", STATE_READY: "ready"}
+
+
+class Scoreboard:
+    """Per-worker health slots in memory shared across fork: four doubles a slot.
+
+    Written by one worker each (its own slot) and read by the master; a torn read of
+    one double cannot happen on the platforms we run on (aligned 8-byte stores).
+    """
+
+    FIELDS = 4  # state, last beat, current request start (0 when idle), requests served
+
+    def __init__(self, slots: int = MAX_SLOTS) -> None:
+        self._map = mmap.mmap(-1, slots * self.FIELDS * 8)
+        self.cells = memoryview(self._map).cast("d")
+        self.slots = slots
+
+    def _base(self, slot: int) -> int:
+        return slot * self.FIELDS
+
+    def reset(self, slot: int, now: float) -> None:
+        b = self._base(slot)
+        self.cells[b : b + 4] = memoryview(bytes(32)).cast("d")
+        self.cells[b] = STATE_BOOTING
+        self.cells[b + 1] = now  # booting counts as alive until the timeout runs out
+
+    def ready(self, slot: int) -> None:
+        self.cells[self._base(slot)] = STATE_READY
+
+    def beat(self, slot: int, now: float) -> None:
+        self.cells[self._base(slot) + 1] = now
+
+    def request_started(self, slot: int, now: float) -> None:
+        b = self._base(slot)
+        self.cells[b + 1] = now
+        self.cells[b + 2] = now
+
+    def request_done(self, slot: int, served: int) -> None:
+        b = self._base(slot)
+        self.cells[b + 2] = 0.0
+        self.cells[b + 3] = float(served)
+
+    def read(self, slot: int) -> tuple[float, float, float, int]:
+        b = self._base(slot)
+        return self.cells[b], self.cells[b + 1], self.cells[b + 2], int(self.cells[b + 3])
 
 
 def _describe(status: int) -> str:
@@ -86,21 +160,35 @@ class Options:
     max_requests_jitter: int = 0
     graceful_timeout: float = 30.0
     max_boot_failures: int = 5
+    timeout: float = 30.0
+    kill_grace: float = 2.0
+    status_file: str | None = None
 
 
 @dataclass
 class WorkerRecord:
     pid: int
     generation: int
+    slot: int
     started: float = field(default_factory=time.monotonic)
+    kill_deadline: float | None = None  # set once the master has sent SIGTERM for a timeout
 
 
 class Worker:
     """The code that runs in a worker process; never returns (``os._exit``)."""
 
     def __init__(
-        self, listener: socket.socket, app: WSGIApp | None, opts: Options, info: ServerInfo, limits: Limits
+        self,
+        listener: socket.socket,
+        app: WSGIApp | None,
+        opts: Options,
+        info: ServerInfo,
+        limits: Limits,
+        board: Scoreboard,
+        slot: int,
     ) -> None:
+        self.board = board
+        self.slot = slot
         self.listener = listener
         self.app = app
         self.opts = opts
@@ -143,6 +231,8 @@ class Worker:
             except Exception:
                 log.error("worker %d cannot load %s\n%s", os.getpid(), self.opts.app, traceback.format_exc())
                 return _cli.EXIT_APP_LOAD_FAILED
+        board, slot = self.board, self.slot
+        board.ready(slot)
         quota = 0
         if self.opts.max_requests > 0:
             quota = self.opts.max_requests + random.randint(0, max(0, self.opts.max_requests_jitter))
@@ -152,7 +242,8 @@ class Worker:
         listen_fd = self.listener.fileno()
         served = 0
         while self.alive:
-            events = poller.poll(1.0)
+            board.beat(slot, time.monotonic())
+            events = poller.poll(IDLE_BEAT_S)
             if os.getppid() != self.master:
                 log.error("worker %d: master is gone, exiting", os.getpid())
                 return _cli.EXIT_OK
@@ -163,7 +254,10 @@ class Worker:
                             pass
                     except BlockingIOError:
                         pass
-                elif fd == listen_fd and self.alive:
+                elif fd == listen_fd:
+                    # Accept even when SIGTERM just arrived: with EPOLLEXCLUSIVE this worker
+                    # may be the only one woken for the connection, and it would otherwise
+                    # wait for another worker's idle timeout.
                     try:
                         conn, peer = self.listener.accept()
                     except (BlockingIOError, InterruptedError):
@@ -171,11 +265,13 @@ class Worker:
                     except OSError as exc:
                         log.error("accept failed: %s", exc)
                         continue
+                    board.request_started(slot, time.monotonic())
                     try:
                         conn.setblocking(True)
                         served += serve_connection(conn, peer, self.app, self.info, self.limits)
                     finally:
                         conn.close()
+                        board.request_done(slot, served)
                     if quota and served >= quota:
                         log.info("worker %d served %d requests, recycling", os.getpid(), served)
                         self.alive = False
@@ -183,7 +279,7 @@ class Worker:
 
 
 class Arbiter:
-    """The master: keeps ``opts.workers`` workers alive and acts on signals."""
+    """The master: keeps ``target`` workers alive and healthy, and acts on signals."""
 
     def __init__(self, listener: socket.socket, opts: Options, info: ServerInfo, limits: Limits) -> None:
         self.listener = listener
@@ -193,12 +289,18 @@ class Arbiter:
         self.app: WSGIApp | None = None
         self.target = max(1, opts.workers)
         self.workers: dict[int, WorkerRecord] = {}
+        self.board = Scoreboard()
+        self.free_slots = list(range(MAX_SLOTS - 1, -1, -1))
         self.generation = 0
+        self.retiring: set[int] = set()  # old generation, waiting for the new one to be ready
         self.signals: deque[int] = deque()
         self.stopping: str | None = None  # None, "graceful" or "fast"
         self.stop_deadline = 0.0
         self.boot_failures = 0
         self.next_spawn = 0.0
+        self.restarts = 0
+        self.started = time.monotonic()
+        self.status_written = 0.0
         self.exit_code = _cli.EXIT_OK
 
     # signals ---------------------------------------------------------------
@@ -217,13 +319,10 @@ class Arbiter:
     handle_sigquit = handle_sigint
 
     def handle_sighup(self) -> None:
-        old = [pid for pid, w in self.workers.items() if w.generation == self.generation]
+        old = {pid for pid, w in self.workers.items() if w.generation == self.generation}
         self.generation += 1
-        log.info("SIGHUP: rolling restart of %d workers", len(old))
-        for _ in range(self.target):
-            self.spawn()
-        for pid in old:
-            self._kill(pid, signal.SIGTERM)
+        self.retiring |= old
+        log.info("SIGHUP: rolling restart; %d old workers retire once %d new ones are ready", len(old), self.target)
 
     def handle_sigttin(self) -> None:
         self.target += 1
@@ -233,6 +332,9 @@ class Arbiter:
         if self.target > 1:
             self.target -= 1
             log.info("SIGTTOU: %d workers", self.target)
+
+    def handle_sigusr1(self) -> None:
+        log.info("status %s", json.dumps(self.status()))
 
     # workers ---------------------------------------------------------------
     def _begin_stop(self, how: str, grace: float, sig: int) -> None:
@@ -251,12 +353,14 @@ class Arbiter:
             pass
 
     def spawn(self) -> None:
+        slot = self.free_slots.pop()
+        self.board.reset(slot, time.monotonic())
         pid = os.fork()
         if pid:
-            self.workers[pid] = WorkerRecord(pid, self.generation)
+            self.workers[pid] = WorkerRecord(pid, self.generation, slot)
             return
         signal.set_wakeup_fd(-1)
-        Worker(self.listener, self.app, self.opts, self.info, self.limits).run()
+        Worker(self.listener, self.app, self.opts, self.info, self.limits, self.board, slot).run()
 
     def reap(self) -> None:
         while True:
@@ -269,11 +373,17 @@ class Arbiter:
             record = self.workers.pop(pid, None)
             if record is None:
                 continue
+            self.free_slots.append(record.slot)
+            self.retiring.discard(pid)
             cause = _describe(status)
+            clean = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
             load_failed = os.WIFEXITED(status) and os.WEXITSTATUS(status) == _cli.EXIT_APP_LOAD_FAILED
             if self.stopping:
                 log.info("worker %d exited (%s)", pid, cause)
-            elif load_failed:
+                continue
+            if record.generation == self.generation:
+                self.restarts += 1
+            if load_failed:
                 self.boot_failures += 1
                 delay = min(BOOT_BACKOFF_MAX, BOOT_BACKOFF_FIRST * 2 ** (self.boot_failures - 1))
                 self.next_spawn = time.monotonic() + delay
@@ -284,9 +394,33 @@ class Arbiter:
             else:
                 self.boot_failures = 0
                 log.log(
-                    logging.INFO if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else logging.WARNING,
+                    logging.INFO if clean else logging.WARNING,
                     "worker %d exited (%s) after %.1fs", pid, cause, time.monotonic() - record.started,
                 )
+
+    def check_timeouts(self) -> None:
+        """SIGTERM workers whose last beat is older than the timeout; SIGKILL them after the grace."""
+        now = time.monotonic()
+        for pid, record in self.workers.items():
+            if record.kill_deadline is not None:
+                if now >= record.kill_deadline:
+                    log.error("worker %d ignored SIGTERM for %.1fs: SIGKILL", pid, self.opts.kill_grace)
+                    self._kill(pid, signal.SIGKILL)
+                    record.kill_deadline = float("inf")  # signalled for good; the reaper takes it from here
+                continue
+            state, beat, busy_since, _ = self.board.read(record.slot)
+            silent = now - beat
+            if silent <= self.opts.timeout:
+                continue
+            if state == STATE_BOOTING:
+                what = "still loading the app"
+            elif busy_since:
+                what = f"in one request for {now - busy_since:.1f}s"
+            else:
+                what = "idle but not responding"
+            log.error("worker %d timed out: silent for %.1fs, %s; SIGTERM", pid, silent, what)
+            self._kill(pid, signal.SIGTERM)
+            record.kill_deadline = now + self.opts.kill_grace
 
     def manage(self) -> None:
         if self.stopping:
@@ -306,6 +440,51 @@ class Arbiter:
                 self.spawn()
                 if self.boot_failures:
                     break  # while failing, probe with one worker at a time
+        if self.retiring:
+            ready = sum(self.board.read(self.workers[pid].slot)[0] == STATE_READY for pid in current)
+            if ready >= self.target:
+                log.info("new workers ready: retiring %d old ones", len(self.retiring))
+                for pid in self.retiring:
+                    self._kill(pid, signal.SIGTERM)
+                self.retiring.clear()
+
+    # state -----------------------------------------------------------------
+    def status(self) -> dict[str, object]:
+        now = time.monotonic()
+        workers = []
+        for pid, record in sorted(self.workers.items()):
+            state, beat, busy_since, served = self.board.read(record.slot)
+            workers.append({
+                "pid": pid,
+                "generation": record.generation,
+                "state": STATE_NAMES.get(state, "?"),
+                "age_s": round(now - record.started, 3),
+                "requests": served,
+                "busy_s": round(now - busy_since, 3) if busy_since else 0.0,
+                "last_beat_s": round(now - beat, 3),
+            })
+        return {
+            "master": os.getpid(),
+            "uptime_s": round(now - self.started, 3),
+            "target_workers": self.target,
+            "restarts": self.restarts,
+            "boot_failures": self.boot_failures,
+            "stopping": self.stopping,
+            "workers": workers,
+        }
+
+    def write_status(self, force: bool = False) -> None:
+        path = self.opts.status_file
+        if not path or (not force and time.monotonic() - self.status_written < 1.0):
+            return
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "w") as f:
+                json.dump(self.status(), f)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.error("cannot write status file %s: %s", path, exc)
+        self.status_written = time.monotonic()
 
     # main loop -------------------------------------------------------------
     def run(self) -> int:
@@ -324,11 +503,14 @@ class Arbiter:
         try:
             while True:
                 self.manage()
+                self.write_status()
                 timeout = 1.0
                 if self.stopping:
                     timeout = max(0.0, min(0.1, self.stop_deadline - time.monotonic()))
                 elif self.next_spawn > time.monotonic():
                     timeout = min(timeout, self.next_spawn - time.monotonic())
+                elif self.retiring:
+                    timeout = 0.05  # watch the new generation come up
                 select.select([wake_r], [], [], timeout)
                 try:
                     while os.read(wake_r, 512):
@@ -339,8 +521,11 @@ class Arbiter:
                     signum = self.signals.popleft()
                     getattr(self, f"handle_{signal.Signals(signum).name.lower()}")()
                 self.reap()
+                if not self.stopping:
+                    self.check_timeouts()
                 if self.stopping:
                     if not self.workers:
+                        self.write_status(force=True)
                         return self.exit_code
                     if time.monotonic() >= self.stop_deadline:
                         log.warning("grace over: killing %d workers", len(self.workers))
@@ -371,6 +556,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds workers get to finish after SIGTERM")
     p.add_argument("--max-boot-failures", type=int, default=5,
                    help="give up after this many workers in a row failed to load the app")
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="kill a worker whose heartbeat is older than this, idle or inside a request")
+    p.add_argument("--kill-grace", type=float, default=2.0,
+                   help="seconds between the SIGTERM and the SIGKILL for a timed-out worker")
+    p.add_argument("--status-file", help="path of a JSON status document the master rewrites every second")
     args = p.parse_args(argv)
     _cli.setup_logging(args.log_level, "prefork")
     host, port = _cli.bind(args, p)
@@ -382,6 +572,9 @@ def main(argv: list[str] | None = None) -> int:
         max_requests_jitter=args.max_requests_jitter,
         graceful_timeout=args.graceful_timeout,
         max_boot_failures=args.max_boot_failures,
+        timeout=args.timeout,
+        kill_grace=args.kill_grace,
+        status_file=args.status_file,
     )
     if opts.preload:
         try:

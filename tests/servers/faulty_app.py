@@ -8,9 +8,17 @@ from typing import Any
 
 from apps.wsgi import app as real_app
 
+_leaked: list[bytes] = []
+LEAK_BYTES = 256 * 1024
+
 
 def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     path = environ["PATH_INFO"]
+    if path == "/leak":  # keeps a quarter MiB per request for ever, as a leaking app does
+        _leaked.append(os.urandom(16) * (LEAK_BYTES // 16))
+        body = str(len(_leaked)).encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
     if path == "/raise":
         raise RuntimeError("boom from the test app")
     if path == "/pid":

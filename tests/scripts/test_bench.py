@@ -1,0 +1,163 @@
+"""The orchestrator: command line, plan, cells on disk, failures, interruption, and a real short run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from loadtests.scenarios import SCENARIOS
+from scripts import bench, loadgen
+from scripts.procs import running
+from scripts.verify import VerifyError, verify
+from servers import MODES, Launch, Mode
+from tests.conftest import ROOT, StartServer
+
+DATA = Path(__file__).parent / "data"
+
+
+def bench_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "scripts.bench", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def test_unknown_mode_lists_the_valid_ones() -> None:
+    result = bench_cli("--modes", "prefork,nginx")
+    assert result.returncode == 2
+    assert "unknown mode 'nginx'" in result.stderr
+    assert "valid: fork, prefork, gunicorn-sync, uvicorn" in result.stderr
+
+
+def test_unknown_scenario_lists_the_valid_ones() -> None:
+    result = bench_cli("--scenarios", "hello")
+    assert result.returncode == 2
+    assert f"valid: {', '.join(SCENARIOS)}" in result.stderr
+
+
+def test_list_names_every_mode_and_scenario() -> None:
+    result = bench_cli("--list")
+    assert result.returncode == 0
+    for name in [*MODES, *SCENARIOS]:
+        assert name in result.stdout
+
+
+def test_plan_puts_modes_side_by_side_and_sweeps_where_asked(tmp_path: Path) -> None:
+    plan = bench.plan_from_args(["--modes", "fork,uvicorn", "--scenarios", "plaintext,json", "--concurrency", "32",
+                                 "--sweep", "plaintext", "--sweep-levels", "1,8", "--out", str(tmp_path)])
+    assert plan is not None
+    cells = [(c.scenario, c.concurrency, c.mode) for c in plan.cells()]
+    assert cells == [
+        ("plaintext", 1, "fork"), ("plaintext", 1, "uvicorn"),
+        ("plaintext", 8, "fork"), ("plaintext", 8, "uvicorn"),
+        ("plaintext", 32, "fork"), ("plaintext", 32, "uvicorn"),
+        ("json", 32, "fork"), ("json", 32, "uvicorn"),
+    ]
+    assert [c.index for c in plan.cells()] == list(range(8))
+
+
+def test_quick_plan_covers_every_mode_and_scenario_briefly(tmp_path: Path) -> None:
+    plan = bench.plan_from_args(["--quick", "--out", str(tmp_path)])
+    assert plan is not None
+    assert plan.modes == tuple(MODES) and plan.scenarios == tuple(SCENARIOS)
+    assert plan.sweep_scenarios == ()
+    assert len(plan.cells()) == len(MODES) * len(SCENARIOS)
+    assert plan.estimate_s() < 150  # leaves room for nox to build its environment within 3 minutes
+
+
+def test_default_plan_fits_in_fifteen_minutes(tmp_path: Path) -> None:
+    plan = bench.plan_from_args(["--out", str(tmp_path)])
+    assert plan is not None
+    assert plan.estimate_s() < 13 * 60
+
+
+def test_write_json_atomic_leaves_only_the_file(tmp_path: Path) -> None:
+    bench.write_json_atomic(tmp_path / "cells" / "a.json", {"x": 1})
+    assert json.loads((tmp_path / "cells" / "a.json").read_text()) == {"x": 1}
+    assert [p.name for p in (tmp_path / "cells").iterdir()] == ["a.json"]
+
+
+def test_parse_locust_stats_reads_the_aggregated_row() -> None:
+    result = loadgen.parse_locust_stats(DATA / "locust_stats.csv")
+    assert result.requests == 6058
+    assert result.failures == 0
+    assert result.throughput_rps == pytest.approx(3029.07, rel=1e-3)
+    assert result.latency_ms["p50"] == 5 and result.latency_ms["p99"] == 8 and result.latency_ms["p999"] == 9
+
+
+def test_verify_rejects_a_server_that_answers_wrongly(start_server: StartServer) -> None:
+    def build(host: str, port: int) -> list[str]:
+        return [sys.executable, "-m", "servers.prefork", "tests.scripts.wrong_app:app", "--bind", f"{host}:{port}"]
+
+    with start_server(build) as srv:
+        verify(srv.host, srv.port, SCENARIOS["json"])  # the other endpoints are right
+        with pytest.raises(VerifyError, match="Hello, Wrong!"):
+            verify(srv.host, srv.port, SCENARIOS["plaintext"])
+
+
+def _broken(launch: Launch) -> list[str]:
+    return [launch.python, "-c", "import sys; print('cannot start: on purpose', flush=True); sys.exit(3)"]
+
+
+def test_a_mode_that_fails_to_start_fails_its_cell_and_the_run_goes_on(tmp_path: Path) -> None:
+    registry = {"broken": Mode(name="broken", interface="wsgi", summary="exits at once", command=_broken),
+                "prefork": MODES["prefork"]}
+    plan = bench.plan_from_args(["--modes", "broken,prefork", "--scenarios", "plaintext", "--concurrency", "2",
+                                 "--no-sweep", "--duration", "1", "--warmup", "0", "--out", str(tmp_path)],
+                                registry=registry)
+    assert plan is not None
+    assert bench.run(plan) == 1
+    cells = {json.loads(p.read_text())["mode"]: json.loads(p.read_text()) for p in (tmp_path / "cells").glob("*.json")}
+    assert cells["broken"]["status"] == "failed"
+    assert "exited with code 3" in cells["broken"]["error"]
+    assert "cannot start: on purpose" in cells["broken"]["log_tail"]
+    assert cells["prefork"]["status"] == "ok" and cells["prefork"]["requests"] > 0
+    summary = (tmp_path / "summary.md").read_text()
+    assert "cannot start: on purpose" in summary
+    assert not (tmp_path / "world.sqlite").exists()
+
+
+def test_short_bench_writes_cells_summary_and_charts(tmp_path: Path) -> None:
+    """A real run of every mode: a smoke test of the whole path, seconds per cell."""
+    out = tmp_path / "run"
+    result = bench_cli("--quick", "--scenarios", "plaintext,db", "--concurrency", "8", "--sweep", "plaintext",
+                       "--sweep-levels", "2", "--duration", "1", "--warmup", "0.2", "--out", str(out), timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    assert len(records) == len(MODES) * 3
+    assert {r["mode"] for r in records} == set(MODES)
+    for r in records:
+        assert r["status"] == "ok", r
+        assert r["requests"] > 0 and r["throughput_rps"] > 0
+        assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"]
+        assert r["resources"]["cpu_seconds"] > 0
+    for name in ("summary.md", "throughput.png", "latency.png", "concurrency.png", "plan.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["environment"]["python"] and plan["plan"]["modes"] == list(MODES)
+    summary = (out / "summary.md").read_text()
+    for mode in MODES:
+        assert mode in summary
+
+
+def test_an_interrupted_run_keeps_finished_cells(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "scripts.bench", "--modes", "prefork", "--scenarios", "plaintext,json,db,io",
+           "--concurrency", "2", "--no-sweep", "--duration", "2", "--warmup", "0", "--out", str(out)]
+    with running(cmd, log_path=tmp_path / "bench.log", cwd=ROOT) as proc:
+        deadline = time.monotonic() + 60
+        while not list((out / "cells").glob("*.json")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert list((out / "cells").glob("*.json")), (tmp_path / "bench.log").read_text()
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        code = proc.wait(timeout=60)
+    assert code == 130, (tmp_path / "bench.log").read_text()
+    cells = list((out / "cells").glob("*.json"))
+    assert 1 <= len(cells) < 4
+    assert (out / "summary.md").exists()

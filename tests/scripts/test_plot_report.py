@@ -1,0 +1,339 @@
+"""Charts and Markdown summary built from synthetic cell records; no server or load generator involved."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
+
+from scripts import plot, report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# Deliberately not alphabetical, so ordering by first appearance is told apart from sorting.
+MODES = ("prefork", "fork", "uvicorn")
+SCENARIOS = ("plaintext", "json")
+SWEEP = (32, 1, 8)  # out of order on purpose: tables and charts must sort levels numerically
+LOG_TAIL = "Traceback (most recent call last):\nImportError: no module named 'nope'"
+
+
+def ok_record(mode: str, scenario: str, users: int, rps: float, **overrides: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "schema": 1,
+        "mode": mode,
+        "scenario": scenario,
+        "concurrency": users,
+        "workers": 2,
+        "status": "ok",
+        "error": None,
+        "log_tail": "",
+        "generator": "locust",
+        "duration_s": 10.0,
+        "requests": int(rps * 10),
+        "failures": 0,
+        "throughput_rps": rps,
+        "latency_ms": {"p50": 1.0, "p90": 2.0, "p99": 5.0, "p999": 9.0, "mean": 1.3, "max": 20.0},
+        "resources": {
+            "cpu_seconds": 3.2,
+            "cpu_ms_per_request": 0.26,
+            "rss_peak_mb": 80.14,
+            "rss_mean_mb": 75.0,
+            "processes_peak": 3,
+        },
+    }
+    record.update(overrides)
+    return record
+
+
+def failed_record(mode: str, scenario: str, users: int) -> dict[str, Any]:
+    return {
+        "schema": 1,
+        "mode": mode,
+        "scenario": scenario,
+        "concurrency": users,
+        "workers": 2,
+        "status": "failed",
+        "error": "StartError: server exited with code 1",
+        "log_tail": LOG_TAIL,
+        "generator": "locust",
+        "duration_s": 10.0,
+        "throughput_rps": None,
+        "latency_ms": None,
+        "resources": None,
+    }
+
+
+@pytest.fixture
+def records() -> list[dict[str, Any]]:
+    """plaintext swept over three levels for every mode; json at 32 users with uvicorn failing."""
+    cells: list[dict[str, Any]] = []
+    for users in SWEEP:
+        for rank, mode in enumerate(MODES):
+            cells.append(ok_record(mode, "plaintext", users, 1000.0 * (rank + 1) + users))
+    cells.append(
+        ok_record(
+            "prefork", "json", 32, 12345.4, requests=123454, failures=3,
+            latency_ms={"p50": 1.234, "p90": 12.34, "p99": 123.4},
+        )
+    )  # fmt: skip
+    cells.append(ok_record("fork", "json", 32, 56.78, resources=None))
+    cells.append(failed_record("uvicorn", "json", 32))
+    return cells
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, f"{path.name} is not a PNG"
+    width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk always comes first
+    return width, height
+
+
+def table_rows(markdown: str, scenario: str) -> list[list[str]]:
+    """The body rows of ``scenario``'s table, split into stripped cells."""
+    section = markdown.split(f"## {scenario}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("| ")][2:]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+# charts ---------------------------------------------------------------------
+
+
+def test_write_charts_writes_three_readable_pngs(records: list[dict[str, Any]], tmp_path: Path) -> None:
+    written = plot.write_charts(records, tmp_path / "run")
+
+    names = ["throughput.png", "latency.png", "concurrency.png"]
+    assert written == [tmp_path / "run" / name for name in names]
+    for path in written:
+        width, height = png_size(path)
+        assert width >= 400 and height >= 200
+        assert path.stat().st_size > 10_000
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == sorted(names), "temporary files left behind"
+
+
+def test_no_concurrency_chart_when_every_scenario_has_one_level(records: list[dict[str, Any]], tmp_path: Path) -> None:
+    single = [r for r in records if r["concurrency"] == 32]
+
+    assert plot.concurrency_figure(single) is None
+    written = plot.write_charts(single, tmp_path)
+    assert [p.name for p in written] == ["throughput.png", "latency.png"]
+    assert not (tmp_path / "concurrency.png").exists()
+
+
+def test_write_charts_with_nothing_to_plot(tmp_path: Path) -> None:
+    assert plot.write_charts([], tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_charts_with_only_failed_cells(tmp_path: Path) -> None:
+    failed = [failed_record(mode, "db", users) for mode in MODES for users in (1, 32)]
+
+    written = plot.write_charts(failed, tmp_path)
+
+    assert [p.name for p in written] == ["throughput.png", "latency.png", "concurrency.png"]
+    for path in written:
+        png_size(path)
+
+
+@pytest.mark.parametrize(
+    ("levels_by_mode", "expected"),
+    [
+        ({"a": [1, 8, 32], "b": [1, 8, 32]}, 32),  # a tie goes to the largest level
+        ({"a": [8, 32], "b": [8], "c": [8]}, 8),  # the level most modes share wins
+        ({"a": [4]}, 4),
+    ],
+)
+def test_primary_concurrency(levels_by_mode: dict[str, list[int]], expected: int) -> None:
+    cells = [ok_record(mode, "s", users, 1.0) for mode, levels in levels_by_mode.items() for users in levels]
+
+    assert plot.primary_concurrency(cells, "s") == expected
+    assert plot.primary_concurrency(cells, "other") is None
+
+
+def test_throughput_figure_shows_primary_level_values_and_failures(records: list[dict[str, Any]]) -> None:
+    figure = plot.throughput_figure(records)
+
+    plaintext, json_ax = figure.axes
+    assert plaintext.get_title() == "plaintext\nThroughput (requests/s) at 32 users"
+    assert [t.get_text() for t in plaintext.get_xticklabels()] == list(MODES)
+    assert [p.get_height() for p in plaintext.patches] == [1032.0, 2032.0, 3032.0]
+    json_texts = [t.get_text() for t in json_ax.texts]
+    assert "12,345" in json_texts and "56.8" in json_texts
+    assert "failed" in json_texts
+
+
+def test_latency_figure_groups_percentiles_per_mode(records: list[dict[str, Any]]) -> None:
+    figure = plot.latency_figure(records)
+
+    json_ax = figure.axes[1]
+    assert json_ax.get_ylabel() == "latency (ms)"
+    heights = sorted(p.get_height() for p in json_ax.patches)
+    assert heights == [0.0, 0.0, 0.0, 1.0, 1.234, 2.0, 5.0, 12.34, 123.4]
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["p50", "p90", "p99"]
+    assert "failed" in [t.get_text() for t in json_ax.texts]
+
+
+def test_concurrency_figure_plots_swept_scenarios_only(records: list[dict[str, Any]]) -> None:
+    figure = plot.concurrency_figure(records)
+
+    assert isinstance(figure, Figure)
+    (ax,) = figure.axes
+    assert ax.get_title().startswith("plaintext")
+    lines = [line for line in ax.get_lines() if line.get_label() in MODES]
+    assert [line.get_label() for line in lines] == list(MODES)
+    assert list(lines[0].get_xdata()) == [1, 8, 32]
+    assert list(lines[0].get_ydata()) == [1001.0, 1008.0, 1032.0]
+
+
+def test_a_mode_has_the_same_colour_in_every_figure(records: list[dict[str, Any]]) -> None:
+    bars = plot.throughput_figure(records).axes[0].patches
+    latency_bars = plot.latency_figure(records).axes[0].patches
+    figure = plot.concurrency_figure(records)
+    assert figure is not None
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+
+    colours = plot.mode_colors(list(MODES))
+    assert len(set(colours.values())) == len(MODES)
+    for position, mode in enumerate(MODES):
+        expected = to_hex(colours[mode])
+        assert to_hex(bars[position].get_facecolor()) == expected
+        assert to_hex(latency_bars[position].get_facecolor()) == expected
+        assert to_hex(lines[mode].get_color()) == expected
+
+
+def test_figures_for_no_records_do_not_fail() -> None:
+    assert isinstance(plot.throughput_figure([]), Figure)
+    assert isinstance(plot.latency_figure([]), Figure)
+    assert plot.concurrency_figure([]) is None
+
+
+# summary --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(12345.4, "12,345"), (100.0, "100"), (99.96, "100"), (56.78, "56.8"), (0, "0.0"), (None, "\u2014")],
+)
+def test_format_rps(value: float | None, expected: str) -> None:
+    assert report.format_rps(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(1.0, "1.00"), (1.234, "1.23"), (12.34, "12.3"), (123.4, "123"), (1234.5, "1,234"), (0.0456, "0.0456"),
+     (9.996, "10.0"), (0, "0"), (float("nan"), "\u2014"), (True, "\u2014")],
+)  # fmt: skip
+def test_format_sig(value: float, expected: str) -> None:
+    assert report.format_sig(value) == expected
+
+
+def test_summary_tables(records: list[dict[str, Any]]) -> None:
+    markdown = report.summary_markdown(records)
+
+    assert markdown.startswith("# workerbench results\n")
+    assert markdown.index("## plaintext") < markdown.index("## json")
+    header = "| mode | users | req/s | p50 ms | p90 ms | p99 ms | errors | CPU ms/req | peak RSS MB | status |"
+    assert markdown.count(header) == 2
+    plaintext = table_rows(markdown, "plaintext")
+    assert [(row[0], row[1]) for row in plaintext] == [(mode, str(users)) for mode in MODES for users in (1, 8, 32)]
+    assert plaintext[0] == ["prefork", "1", "1,001", "1.00", "2.00", "5.00", "0/10,010", "0.260", "80.1", "ok"]
+    assert table_rows(markdown, "json") == [
+        ["prefork", "32", "12,345", "1.23", "12.3", "123", "3/123,454 (0.0024%)", "0.260", "80.1", "ok"],
+        ["fork", "32", "56.8", "1.00", "2.00", "5.00", "0/567", "\u2014", "\u2014", "ok"],
+        ["uvicorn", "32"] + ["\u2014"] * 7 + ["failed"],
+    ]
+
+
+def test_summary_lists_failed_cells_with_their_log(records: list[dict[str, Any]]) -> None:
+    markdown = report.summary_markdown(records)
+
+    failures = markdown.split("## Failed cells\n", 1)[1]
+    assert "### uvicorn / json / 32 users" in failures
+    assert "StartError: server exited with code 1" in failures
+    assert f"```text\n{LOG_TAIL}\n```" in failures
+    assert "prefork /" not in failures
+
+
+def test_summary_without_failures_has_no_failed_section(records: list[dict[str, Any]]) -> None:
+    markdown = report.summary_markdown([r for r in records if r["status"] == "ok"])
+
+    assert "## Failed cells" not in markdown
+    assert "11 cells: 11 ok, 0 failed." in markdown
+
+
+def test_log_tail_cannot_close_its_fence_early() -> None:
+    record = failed_record("fork", "db", 1) | {"log_tail": "before\n```\nafter"}
+
+    markdown = report.summary_markdown([record])
+
+    assert "````text\nbefore\n```\nafter\n````" in markdown
+
+
+def test_summary_plan_and_charts(records: list[dict[str, Any]]) -> None:
+    plan = {"workers": 2, "extra": "yes", "modes": list(MODES), "duration_s": 10.0, "sweep_levels": (1, 8, 32)}
+
+    markdown = report.summary_markdown(records, plan=plan, charts=["throughput.png", "my chart.png"])
+
+    run = markdown.split("## Run\n", 1)[1].split("\n## ", 1)[0]
+    bullets = [line for line in run.splitlines() if line.startswith("- ")]
+    assert bullets == [
+        "- modes: prefork, fork, uvicorn",
+        "- duration_s: 10.0",
+        "- workers: 2",
+        "- extra: yes",
+        "- sweep_levels: 1, 8, 32",
+    ]
+    charts = markdown.split("## Charts\n", 1)[1]
+    assert "![throughput.png](throughput.png)" in charts
+    assert "![my chart.png](my%20chart.png)" in charts
+    assert markdown.endswith("\n") and not markdown.endswith("\n\n")
+
+
+def test_summary_of_no_records() -> None:
+    markdown = report.summary_markdown([])
+
+    assert markdown.startswith("# workerbench results\n")
+    assert "No cells were recorded." in markdown
+    assert "## Failed cells" not in markdown and "|" not in markdown
+
+
+def test_write_summary_replaces_the_file_atomically(records: list[dict[str, Any]], tmp_path: Path) -> None:
+    (tmp_path / "summary.md").write_text("stale")
+
+    path = report.write_summary(records, tmp_path, charts=["throughput.png"])
+
+    assert path == tmp_path / "summary.md"
+    assert path.read_text(encoding="utf-8") == report.summary_markdown(records, charts=["throughput.png"])
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
+
+
+def test_load_records_orders_by_index_and_skips_corrupt_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cells = tmp_path / "cells"
+    cells.mkdir()
+    contents = {
+        "a.json": {"index": 2, "mode": "a"},
+        "b.json": {"index": 0, "mode": "b"},
+        "d.json": {"mode": "d"},  # no index: after every indexed record, by file name
+        "c.json": {"mode": "c"},
+        "e.json": {"index": 1, "mode": "e"},
+    }
+    for name, record in contents.items():
+        (cells / name).write_text(json.dumps(record))
+    (cells / "broken.json").write_text('{"index": 3, "mode": ')
+    (cells / "list.json").write_text("[1, 2]")
+    (cells / "notes.txt").write_text("not a record")
+
+    loaded = report.load_records(tmp_path)
+
+    assert [r["mode"] for r in loaded] == ["b", "e", "a", "c", "d"]
+    err = capsys.readouterr().err
+    assert "broken.json" in err and "list.json" in err
+
+
+def test_load_records_without_cells_folder(tmp_path: Path) -> None:
+    assert report.load_records(tmp_path) == []
