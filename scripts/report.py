@@ -77,12 +77,13 @@ def format_rps(value: Any) -> str:
 
 
 def format_sig(value: Any, digits: int = 3) -> str:
-    """Up to ``digits`` significant digits (``1.23``, ``12.3``, ``0.0456``); whole numbers from 100 up."""
+    """Up to ``digits`` significant digits (``1.23``, ``12.3``, ``0.0456``); whole numbers as they are."""
     number = as_number(value)
     if number is None:
         return MISSING
-    if number == 0:
-        return "0"
+    if number == int(number):
+        # locust reports whole milliseconds: "3" says what was measured, "3.00" would claim more.
+        return f"{int(number):,}"
     rounded = float(f"{number:.{digits}g}")
     if abs(rounded) >= 10 ** (digits - 1):
         # Dropping integer digits (1234 -> "1,230") would make a latency look rounder than it is.
@@ -301,3 +302,28 @@ def _load_order(item: tuple[Path, Mapping[str, Any]]) -> tuple[int, int, str]:
     if isinstance(index, int) and not isinstance(index, bool):
         return 0, index, path.name
     return 1, 0, path.name
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m scripts.report RUN_DIR``: redraw the charts and summary of a finished run from its cells."""
+    import argparse
+
+    from scripts import plot
+
+    parser = argparse.ArgumentParser(prog="python -m scripts.report", description=main.__doc__)
+    parser.add_argument("run_dir", type=Path, help="a run folder, e.g. results/latest")
+    args = parser.parse_args(argv)
+    records = load_records(args.run_dir)
+    if not records:
+        parser.error(f"no cell records under {args.run_dir / 'cells'}")
+    try:
+        plan = json.loads((args.run_dir / "plan.json").read_text()).get("plan")
+    except (OSError, ValueError):
+        plan = None
+    charts = plot.write_charts(records, args.run_dir)
+    print(write_summary(records, args.run_dir, plan=plan, charts=[c.name for c in charts]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

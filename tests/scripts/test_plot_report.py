@@ -223,7 +223,7 @@ def test_format_rps(value: float | None, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(1.0, "1.00"), (1.234, "1.23"), (12.34, "12.3"), (123.4, "123"), (1234.5, "1,234"), (0.0456, "0.0456"),
+    [(1.0, "1"), (3.0, "3"), (1.234, "1.23"), (12.34, "12.3"), (123.4, "123"), (1234.5, "1,234"), (0.0456, "0.0456"),
      (9.996, "10.0"), (0, "0"), (float("nan"), "\u2014"), (True, "\u2014")],
 )  # fmt: skip
 def test_format_sig(value: float, expected: str) -> None:
@@ -239,10 +239,10 @@ def test_summary_tables(records: list[dict[str, Any]]) -> None:
     assert markdown.count(header) == 2
     plaintext = table_rows(markdown, "plaintext")
     assert [(row[0], row[1]) for row in plaintext] == [(mode, str(users)) for mode in MODES for users in (1, 8, 32)]
-    assert plaintext[0] == ["prefork", "1", "1,001", "1.00", "2.00", "5.00", "0/10,010", "0.260", "80.1", "ok"]
+    assert plaintext[0] == ["prefork", "1", "1,001", "1", "2", "5", "0/10,010", "0.260", "80.1", "ok"]
     assert table_rows(markdown, "json") == [
         ["prefork", "32", "12,345", "1.23", "12.3", "123", "3/123,454 (0.0024%)", "0.260", "80.1", "ok"],
-        ["fork", "32", "56.8", "1.00", "2.00", "5.00", "0/567", "\u2014", "\u2014", "ok"],
+        ["fork", "32", "56.8", "1", "2", "5", "0/567", "\u2014", "\u2014", "ok"],
         ["uvicorn", "32"] + ["\u2014"] * 7 + ["failed"],
     ]
 
