@@ -25,6 +25,7 @@ class Scenario:
     name: str
     summary: str
     probes: tuple[Probe, ...]
+    uses_db: bool = False  # measured once per database connection strategy
 
     @property
     def user_class(self) -> str:
@@ -39,9 +40,9 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(name="json", summary="GET /json: serialise a small object",
                  probes=(Probe(method="GET", path="/json"),)),
         Scenario(name="db", summary="GET /db: one random row from SQLite on the worker's connection",
-                 probes=(Probe(method="GET", path="/db"),)),
+                 probes=(Probe(method="GET", path="/db"),), uses_db=True),
         Scenario(name="queries", summary="GET /queries?n=20: twenty row look-ups per request",
-                 probes=(Probe(method="GET", path="/queries?n=20"),)),
+                 probes=(Probe(method="GET", path="/queries?n=20"),), uses_db=True),
         Scenario(name="io", summary="GET /io?ms=20: a 20 ms wait for a slow upstream",
                  probes=(Probe(method="GET", path="/io?ms=20"),)),
         Scenario(name="cpu", summary="GET /cpu?n=1000: a thousand chained SHA-256 rounds",

@@ -18,6 +18,7 @@ summary and charts from them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -67,10 +68,17 @@ class Cell:
     mode: str
     scenario: str
     concurrency: int
+    db_strategy: str | None = None  # for scenarios that query the database
+    label_strategy: bool = False  # several strategies in the run: name the strategy in the label
+
+    @property
+    def label(self) -> str:
+        """The scenario as reports show it: ``db/per-request`` when strategies are compared."""
+        return f"{self.scenario}/{self.db_strategy}" if self.label_strategy and self.db_strategy else self.scenario
 
     @property
     def slug(self) -> str:
-        return f"{self.index:03d}-{self.mode}-{self.scenario}-c{self.concurrency}"
+        return f"{self.index:03d}-{self.mode}-{self.label.replace('/', '-')}-c{self.concurrency}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +94,9 @@ class Plan:
     warmup: float
     workers: int
     out: Path
+    db_strategies: tuple[str, ...] = (db.REUSE,)
+    db_url: str | None = None
+    postgres: bool = False  # start a throwaway PostgreSQL for the run
     quick: bool = False
     start_timeout: float = 30.0
     host: str = HOST
@@ -98,10 +109,14 @@ class Plan:
 
     def cells(self) -> list[Cell]:
         cells: list[Cell] = []
+        several = len(self.db_strategies) > 1
         for scenario in self.scenarios:
-            for users in self.levels(scenario):
-                for mode in self.modes:
-                    cells.append(Cell(index=len(cells), mode=mode, scenario=scenario, concurrency=users))
+            strategies: tuple[str | None, ...] = self.db_strategies if SCENARIOS[scenario].uses_db else (None,)
+            for strategy in strategies:
+                for users in self.levels(scenario):
+                    for mode in self.modes:
+                        cells.append(Cell(index=len(cells), mode=mode, scenario=scenario, concurrency=users,
+                                          db_strategy=strategy, label_strategy=several))
         return cells
 
     def estimate_s(self) -> float:
@@ -111,6 +126,8 @@ class Plan:
         data = asdict(self)
         data.pop("registry")
         data["out"] = str(self.out)
+        data["db_backend"] = "postgresql" if (self.db_url or self.postgres) else "sqlite"
+        data.pop("db_url")  # may hold a password
         data["cells"] = len(self.cells())
         return data
 
@@ -162,6 +179,15 @@ def build_parser(registry: dict[str, Mode]) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run folder (default: a new timestamped folder under results/)")
     p.add_argument("--quick", action="store_true",
                    help=f"a short run of every mode and scenario: {QUICK_DURATION}s per cell, no sweep")
+    p.add_argument("--db-strategies", type=_names("database strategy", list(db.STRATEGIES)),
+                   help="connection strategies for the database scenarios: reuse (one connection per worker) "
+                   "and/or per-request (connect, query, close); default both, --quick: reuse")
+    p.add_argument("--db-url", default=os.environ.get(db.ENV_URL),
+                   help=f"a postgresql:// URL to query instead of SQLite (default: ${db.ENV_URL}); "
+                   "the bench seeds its world table")
+    p.add_argument("--postgres", action="store_true",
+                   help="start a throwaway PostgreSQL server (Debian package postgresql) for this run and use it "
+                   "instead of SQLite")
     p.add_argument("--start-timeout", type=float, default=30.0, help="seconds a server gets to become ready")
     p.add_argument("--list", action="store_true", help="list modes and scenarios and exit")
     return p
@@ -177,6 +203,10 @@ def plan_from_args(argv: Sequence[str] | None = None, registry: dict[str, Mode] 
         for name, scenario in SCENARIOS.items():
             print(f"scenario  {name:<14} {scenario.summary}")
         return None
+    if args.postgres and args.db_url:
+        parser.error("--postgres starts its own server; leave out --db-url")
+    if args.db_url and not args.db_url.startswith(("postgresql://", "postgres://")):
+        parser.error(f"--db-url must be a postgresql:// URL, got {args.db_url.split('@')[-1]!r}")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     if args.duration is not None and args.duration < 1:
@@ -194,6 +224,9 @@ def plan_from_args(argv: Sequence[str] | None = None, registry: dict[str, Mode] 
         warmup=args.warmup if args.warmup is not None else (QUICK_WARMUP if quick else DEFAULT_WARMUP),
         workers=args.workers,
         out=(args.out or RESULTS / stamp).resolve(),
+        db_strategies=args.db_strategies or ((db.REUSE,) if quick else db.STRATEGIES),
+        db_url=args.db_url or None,
+        postgres=args.postgres,
         quick=quick,
         start_timeout=args.start_timeout,
         registry=registry,
@@ -260,7 +293,10 @@ def run_cell(plan: Plan, cell: Cell, run_dir: Path, db_path: Path) -> dict[str, 
         "schema": SCHEMA,
         "index": cell.index,
         "mode": cell.mode,
-        "scenario": cell.scenario,
+        "scenario": cell.label,
+        "base_scenario": cell.scenario,
+        "db_strategy": cell.db_strategy,
+        "db_backend": ("postgresql" if plan.db_url else "sqlite") if cell.db_strategy else None,
         "concurrency": cell.concurrency,
         "workers": plan.workers if mode.uses_workers else None,
         "interface": mode.interface,
@@ -276,6 +312,10 @@ def run_cell(plan: Plan, cell: Cell, run_dir: Path, db_path: Path) -> dict[str, 
     server_log = cell_dir / "server.log"
     port = free_port(plan.host)
     env = {**os.environ, db.ENV_PATH: str(db_path), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    env.pop(db.ENV_URL, None)
+    if plan.db_url:
+        env[db.ENV_URL] = plan.db_url
+    env[db.ENV_STRATEGY] = cell.db_strategy or db.REUSE
     argv = mode.argv(host=plan.host, port=port, workers=plan.workers)
     record["command"] = argv
     try:
@@ -314,7 +354,7 @@ def run_cell(plan: Plan, cell: Cell, run_dir: Path, db_path: Path) -> dict[str, 
 
 
 def _line(record: dict[str, Any]) -> str:
-    head = f"{record['mode']:<14} {record['scenario']:<10} c={record['concurrency']:<4}"
+    head = f"{record['mode']:<14} {record['scenario']:<18} c={record['concurrency']:<4}"
     if record["status"] != "ok":
         return f"{head} [red]FAILED[/red] {record['error']}"
     lat = record["latency_ms"]
@@ -338,6 +378,8 @@ def run(plan: Plan, console: Console | None = None) -> int:
     point_latest(run_dir)
     write_json_atomic(run_dir / "plan.json", {"plan": plan.describe(), "environment": environment()})
     db_path = db.create(run_dir / "world.sqlite")
+    if plan.db_url:
+        db.seed_postgres(plan.db_url)
     cells = plan.cells()
     console.print(f"workerbench: {len(cells)} cells, about {plan.estimate_s() / 60:.1f} min -> {run_dir}")
     failed = 0
@@ -350,7 +392,7 @@ def run(plan: Plan, console: Console | None = None) -> int:
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("starting", total=len(cells))
             for cell in cells:
-                progress.update(task, description=f"{cell.mode} {cell.scenario} c={cell.concurrency}")
+                progress.update(task, description=f"{cell.mode} {cell.label} c={cell.concurrency}")
                 record = run_cell(plan, cell, run_dir, db_path)
                 write_json_atomic(run_dir / "cells" / f"{cell.slug}.json", record)
                 failed += record["status"] != "ok"
@@ -384,7 +426,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     signal.signal(signal.SIGTERM, _terminate)
     started = time.monotonic()
-    code = run(plan)
+    if plan.postgres:
+        from scripts import pg
+
+        try:
+            with pg.postgres() as url:
+                code = run(dataclasses.replace(plan, db_url=url))
+        except pg.PostgresUnavailable as exc:
+            print(f"error: --postgres: {exc} (apt-get install postgresql)", file=sys.stderr)
+            return 2
+    else:
+        code = run(plan)
     print(f"finished in {time.monotonic() - started:.0f}s: {plan.out}")
     return code
 

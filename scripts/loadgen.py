@@ -1,13 +1,17 @@
-"""Load generators. locust runs as a subprocess and is read back from its CSV.
+"""Load generators. locust runs as a subprocess and is read back from its JSON.
 
 Importing locust would monkey-patch the standard library through gevent, so
 harness code never does; :func:`run_locust` builds a command line, bounds it in
-time, and parses ``<prefix>_stats.csv``.
+time, and parses the file that ``--json-file`` writes at the end of the run.
+That file holds the final counts and each endpoint's latency histogram. (The
+``--csv`` stats file is a periodic snapshot and can miss the last second of a
+run, which on a short run is most of it.)
 """
 
 from __future__ import annotations
 
-import csv
+import json
+import math
 import subprocess
 import sys
 import threading
@@ -25,7 +29,7 @@ LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 # moment to write its CSV after; past this margin the run is cut off.
 LOCUST_MARGIN_S = 30.0
 
-PERCENTILES = {"p50": "50%", "p75": "75%", "p90": "90%", "p99": "99%", "p999": "99.9%"}
+PERCENTILES = {"p50": 0.50, "p75": 0.75, "p90": 0.90, "p99": 0.99, "p999": 0.999}
 
 
 class LoadError(Exception):
@@ -41,42 +45,76 @@ class LoadResult:
     latency_ms: dict[str, float]
 
 
-def locust_command(scenario: Scenario, url: str, users: int, duration: float, csv_prefix: Path) -> list[str]:
+def locust_command(scenario: Scenario, url: str, users: int, duration: float, json_prefix: Path) -> list[str]:
     return [
         sys.executable, "-m", "locust",
         "-f", str(LOCUSTFILE),
         "--headless",
         "--users", str(users),
-        "--spawn-rate", str(users),  # all users within the first second
+        # Start every user at once: locust spaces spawns 1/rate apart, and --reset-stats
+        # only starts the measured interval once the last user runs.
+        "--spawn-rate", str(max(users, 1000)),
         "--run-time", f"{max(1, round(duration))}s",
         "--stop-timeout", "5",
         "--host", url,
-        "--csv", str(csv_prefix),
+        "--json-file", str(json_prefix),
         "--only-summary",
-        "--reset-stats",  # measure from the moment every user is running
+        "--reset-stats",
         "--loglevel", "WARNING",
         scenario.user_class,
     ]
 
 
-def parse_locust_stats(path: Path) -> LoadResult:
-    """The ``Aggregated`` row of locust's ``_stats.csv``."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    for row in rows:
-        if row.get("Name") == "Aggregated":
-            return LoadResult(
-                generator="locust",
-                requests=int(row["Request Count"]),
-                failures=int(row["Failure Count"]),
-                throughput_rps=float(row["Requests/s"]),
-                latency_ms={
-                    **{key: float(row[col]) for key, col in PERCENTILES.items() if row.get(col) not in (None, "N/A")},
-                    "mean": float(row["Average Response Time"]),
-                    "max": float(row["Max Response Time"]),
-                },
-            )
-    raise LoadError(f"no Aggregated row in {path}")
+def percentile(histogram: dict[float, int], fraction: float) -> float:
+    """The smallest recorded latency at or below which ``fraction`` of the requests fall."""
+    total = sum(histogram.values())
+    if total == 0:
+        return math.nan
+    rank = max(1, math.ceil(fraction * total))
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= rank:
+            return value
+    return max(histogram)
+
+
+def parse_locust_json(path: Path) -> LoadResult:
+    """Totals over every endpoint of locust's ``--json-file`` output.
+
+    locust keeps latencies in buckets (whole ms below 100 ms, then 10 ms, then 100 ms),
+    so percentiles here have that resolution, the same as locust's own report.
+    """
+    entries = json.loads(path.read_text())
+    if not isinstance(entries, list):
+        raise LoadError(f"unexpected locust JSON in {path}")
+    histogram: dict[float, int] = {}
+    requests = failures = 0
+    total_ms = 0.0
+    max_ms = 0.0
+    start = math.inf
+    end = -math.inf
+    for entry in entries:
+        requests += int(entry["num_requests"])
+        failures += int(entry["num_failures"])
+        total_ms += float(entry["total_response_time"])
+        max_ms = max(max_ms, float(entry["max_response_time"] or 0.0))
+        for bucket, count in entry["response_times"].items():
+            histogram[float(bucket)] = histogram.get(float(bucket), 0) + int(count)
+        if entry["num_requests"]:
+            start = min(start, float(entry["start_time"]))
+            end = max(end, float(entry["last_request_timestamp"]))
+    elapsed = end - start if requests else 0.0
+    latency = {key: percentile(histogram, fraction) for key, fraction in PERCENTILES.items()} if requests else {}
+    if requests:
+        latency.update(mean=round(total_ms / requests, 3), max=round(max_ms, 3))
+    return LoadResult(
+        generator="locust",
+        requests=requests,
+        failures=failures,
+        throughput_rps=requests / elapsed if elapsed > 0 else 0.0,
+        latency_ms=latency,
+    )
 
 
 def run_locust(scenario: Scenario, host: str, port: int, users: int, duration: float, workdir: Path,
@@ -90,10 +128,10 @@ def run_locust(scenario: Scenario, host: str, port: int, users: int, duration: f
             proc.wait(timeout=duration + LOCUST_MARGIN_S)
         except subprocess.TimeoutExpired:
             raise LoadError(f"locust did not finish within {duration + LOCUST_MARGIN_S:.0f}s") from None
-    stats = Path(f"{prefix}_stats.csv")
+    stats = Path(f"{prefix}.json")
     if not stats.exists():
         raise LoadError(f"locust wrote no statistics (exit {proc.returncode})\n{log_tail(log)}")
-    return parse_locust_stats(stats)
+    return parse_locust_json(stats)
 
 
 def warm_up(scenario: Scenario, host: str, port: int, seconds: float, threads: int = 4,

@@ -26,7 +26,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullLocator
 
-from scripts.report import as_number, format_rps, is_ok, ordered_values
+from scripts.report import as_number, format_rps, is_ok, ordered_values, strategy_pairs
 
 Record = Mapping[str, Any]
 CellKey = tuple[Any, Any, Any]
@@ -359,10 +359,45 @@ def concurrency_figure(records: Sequence[Record]) -> Figure | None:
 
 # files ----------------------------------------------------------------------
 
+# database strategies --------------------------------------------------------
+
+
+def db_strategy_figure(records: Sequence[Record]) -> Figure | None:
+    """Per database scenario, each mode's requests/s with one connection per worker and with one per request."""
+    pairs = [p for p in strategy_pairs(records) if p["reuse"] is not None or p["per_request"] is not None]
+    scenarios = list(dict.fromkeys((p["scenario"], p["users"]) for p in pairs))
+    if not scenarios:
+        return None
+    modes = ordered_values(records, "mode")
+    colors = mode_colors(modes)
+    width = _bar_panel_width(len(modes), per_mode=1.1)
+    figure, axes = _figure(len(scenarios), (width, 3.8))
+    for ax, (scenario, users) in zip(axes, scenarios, strict=True):
+        rows = [p for p in pairs if p["scenario"] == scenario and p["users"] == users]
+        xs = range(len(rows))
+        for offset, key, hatch in ((-0.2, "reuse", ""), (0.2, "per_request", "//")):
+            values = [p[key] for p in rows]
+            bars = ax.bar([x + offset for x in xs], [v or 0.0 for v in values], width=0.38, hatch=hatch,
+                          color=[colors[p["mode"]] for p in rows], edgecolor="black", linewidth=0.4,
+                          label="reuse" if key == "reuse" else "per-request")
+            ax.bar_label(bars, labels=["" if v is None else format_rps(v) for v in values], padding=2, fontsize=7)
+        for x, p in zip(xs, rows, strict=True):
+            if p["ratio"] is not None:
+                ax.annotate(f"{p['ratio']:.1f}x", (x, 0), xytext=(0, -28), textcoords="offset points",
+                            ha="center", fontsize=8, fontweight="bold")
+        backend = rows[0]["backend"] or ""
+        ax.set_title(f"{scenario} ({backend}){_at(users)}\nreuse (plain) vs per-request (hatched)", fontsize=10)
+        _mode_ticks(ax, [p["mode"] for p in rows])
+        ax.yaxis.set_major_formatter(FuncFormatter(_rps_axis_formatter))
+        _finish_value_axis(ax, [p["reuse"] for p in rows] + [p["per_request"] for p in rows])
+    return figure
+
+
 CHARTS: tuple[tuple[str, Callable[[Sequence[Record]], Figure | None]], ...] = (
     ("throughput.png", throughput_figure),
     ("latency.png", latency_figure),
     ("concurrency.png", concurrency_figure),
+    ("db_strategies.png", db_strategy_figure),
 )
 
 

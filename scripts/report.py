@@ -198,6 +198,50 @@ def _failure_block(record: Record) -> list[str]:
     return [title, "", "Error:", "", *_fenced(error), "", "Log tail:", "", *log, ""]
 
 
+def strategy_pairs(records: Sequence[Record]) -> list[dict[str, Any]]:
+    """Cells measured under both database strategies, paired: the price of a connection per request.
+
+    One dict per (scenario, mode, users) that has a ``reuse`` and a ``per-request`` cell, in plan order, with both
+    throughputs and their ratio (None where a cell failed).
+    """
+    by_key: dict[tuple[Any, Any, Any], dict[str, Record]] = {}
+    for record in records:
+        strategy = record.get("db_strategy")
+        if strategy:
+            key = (record.get("base_scenario", record.get("scenario")), record.get("mode"), record.get("concurrency"))
+            by_key.setdefault(key, {})[strategy] = record
+    pairs = []
+    for (scenario, mode, users), cells in by_key.items():
+        if "reuse" not in cells or "per-request" not in cells:
+            continue
+        reuse = as_number(cells["reuse"].get("throughput_rps")) if is_ok(cells["reuse"]) else None
+        per_request = as_number(cells["per-request"].get("throughput_rps")) if is_ok(cells["per-request"]) else None
+        ratio = reuse / per_request if reuse and per_request else None
+        pairs.append({"scenario": scenario, "mode": mode, "users": users, "backend": cells["reuse"].get("db_backend"),
+                      "reuse": reuse, "per_request": per_request, "ratio": ratio})
+    return pairs
+
+
+def _strategy_section(records: Sequence[Record]) -> list[str]:
+    pairs = strategy_pairs(records)
+    if not pairs:
+        return []
+    lines = [
+        "## Connection reuse",
+        "",
+        "The database scenarios measured twice: `reuse` keeps one connection per worker process, `per-request`"
+        " connects, queries and closes for every request.",
+        "",
+        "| scenario | backend | mode | users | reuse req/s | per-request req/s | reuse / per-request |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for p in pairs:
+        ratio = MISSING if p["ratio"] is None else f"{p['ratio']:.1f}x"
+        lines.append(f"| {p['scenario']} | {p['backend'] or MISSING} | {p['mode']} | {p['users']} | "
+                     f"{format_rps(p['reuse'])} | {format_rps(p['per_request'])} | {ratio} |")
+    return [*lines, ""]
+
+
 def _failures_section(records: Sequence[Record]) -> list[str]:
     failed = [record for record in records if not is_ok(record)]
     if not failed:
@@ -236,6 +280,7 @@ def summary_markdown(
     mode_rank = {mode: rank for rank, mode in enumerate(ordered_values(records, "mode"))}
     for scenario in ordered_values(records, "scenario"):
         lines += _scenario_section(scenario, records, mode_rank)
+    lines += _strategy_section(records)
     lines += _failures_section(records)
     if charts:
         lines += _charts_section(charts)

@@ -55,3 +55,21 @@ def start_server(world_db: Path, tmp_path: Path) -> StartServer:
             yield Server(HOST, port, proc, log)
 
     return start
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A private PostgreSQL server for the session with a seeded ``world`` table; its URL.
+
+    Skips only when the PostgreSQL server binaries are not installed; any other failure is an error.
+    """
+    from scripts import pg
+
+    try:
+        pg.find_binaries()
+    except pg.PostgresUnavailable as exc:
+        print(f"pg_url: skipping PostgreSQL tests: {exc}")
+        pytest.skip(str(exc))
+    with pg.postgres() as url:
+        db.seed_postgres(url)
+        yield url

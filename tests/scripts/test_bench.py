@@ -82,12 +82,21 @@ def test_write_json_atomic_leaves_only_the_file(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "cells").iterdir()] == ["a.json"]
 
 
-def test_parse_locust_stats_reads_the_aggregated_row() -> None:
-    result = loadgen.parse_locust_stats(DATA / "locust_stats.csv")
-    assert result.requests == 6058
-    assert result.failures == 0
-    assert result.throughput_rps == pytest.approx(3029.07, rel=1e-3)
-    assert result.latency_ms["p50"] == 5 and result.latency_ms["p99"] == 8 and result.latency_ms["p999"] == 9
+def test_parse_locust_json_totals_and_percentiles() -> None:
+    # A real file written by locust 2.47 (`--json-file`) for 2 s of /plaintext.
+    result = loadgen.parse_locust_json(DATA / "locust.json")
+    assert result.requests == 5370 and result.failures == 0
+    assert result.throughput_rps == pytest.approx(5370 / (1795901864.6936412 - 1795901862.88794))
+    # Histogram {0: 172, 1: 5185, 2: 11, 3: 2}: p50 and p99 fall in the 1 ms bucket, the maximum in 3 ms.
+    assert result.latency_ms["p50"] == 1 and result.latency_ms["p99"] == 1 and result.latency_ms["p999"] == 2
+    assert result.latency_ms["max"] == pytest.approx(3.303, abs=1e-3)
+
+
+def test_percentile_on_known_histograms() -> None:
+    assert loadgen.percentile({1.0: 50, 2.0: 49, 10.0: 1}, 0.5) == 1.0
+    assert loadgen.percentile({1.0: 50, 2.0: 49, 10.0: 1}, 0.99) == 2.0
+    assert loadgen.percentile({1.0: 50, 2.0: 49, 10.0: 1}, 0.999) == 10.0
+    assert loadgen.percentile({5.0: 1}, 0.5) == 5.0
 
 
 def test_verify_rejects_a_server_that_answers_wrongly(start_server: StartServer) -> None:
