@@ -79,7 +79,9 @@ def test_a_stopped_worker_is_killed_after_the_timeout_and_service_continues(star
         load.wait_for(load.total + 100)
     assert 2.0 <= took < 2.0 + 1.0 + 2.5  # the timeout, the kill grace, and up to a check interval or so
     log = srv.log_text()
-    assert re.search(rf"worker {victim} timed out: silent for [\d.]+s, idle but not responding; SIGTERM", log), log
+    # Under load the worker may have been stopped between requests or inside one; both are caught.
+    pattern = rf"worker {victim} timed out: silent for [\d.]+s, (idle but not responding|in one request for [\d.]+s)"
+    assert re.search(pattern, log), log
     assert f"worker {victim} ignored SIGTERM" in log  # a stopped process cannot act on SIGTERM
     assert f"worker {victim} exited (killed by SIGKILL)" in log
     assert sum(load.failures.values()) <= 1, load.failures
