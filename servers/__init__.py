@@ -43,12 +43,23 @@ class Mode:
         return self.command(Launch(app=APPS[self.interface], host=host, port=port, workers=workers, python=python))
 
 
+def _cgi(l: Launch) -> list[str]:  # noqa: E741
+    return [l.python, "-m", "servers.cgi", l.app, "--bind", f"{l.host}:{l.port}", "--max-children", "64"]
+
+
+# Persistent connections are kept 5 s, as uvicorn does by default; whether a cell uses them is
+# the client's choice (the keep-alive-off cells send "Connection: close").
+KEEPALIVE_S = "5"
+
+
 def _fork(l: Launch) -> list[str]:  # noqa: E741
-    return [l.python, "-m", "servers.fork", l.app, "--bind", f"{l.host}:{l.port}", "--max-children", "64"]
+    return [l.python, "-m", "servers.fork", l.app, "--bind", f"{l.host}:{l.port}", "--max-children", "64",
+            "--keepalive", KEEPALIVE_S]
 
 
 def _prefork(l: Launch) -> list[str]:  # noqa: E741
-    return [l.python, "-m", "servers.prefork", l.app, "--bind", f"{l.host}:{l.port}", "--workers", str(l.workers)]
+    return [l.python, "-m", "servers.prefork", l.app, "--bind", f"{l.host}:{l.port}", "--workers", str(l.workers),
+            "--keepalive", KEEPALIVE_S]
 
 
 def _gunicorn_sync(l: Launch) -> list[str]:  # noqa: E741
@@ -79,17 +90,27 @@ MODES: dict[str, Mode] = {
     m.name: m
     for m in (
         Mode(
+            name="cgi",
+            interface="wsgi",
+            summary="classic CGI: fork and exec a fresh Python per request, which imports the app (wsgiref)",
+            command=_cgi,
+            uses_workers=False,
+        ),
+        Mode(
             name="fork",
             interface="wsgi",
-            summary="hand-written fork-per-request server: the app is preloaded, each connection gets a child",
+            summary="hand-written fork server: the app is preloaded, each connection gets a child "
+            "(so each request, when the client does not keep the connection)",
             command=_fork,
             uses_workers=False,
+            keeps_alive=True,
         ),
         Mode(
             name="prefork",
             interface="wsgi",
             summary="hand-written pre-fork server: a master and a pool of long-lived workers on one socket",
             command=_prefork,
+            keeps_alive=True,
         ),
         Mode(
             name="gunicorn-sync",

@@ -130,7 +130,7 @@ class ForkServer:
             self.listener.close()
             gc.disable()  # the process lives for one connection; collection is wasted work
             conn.setblocking(True)
-            serve_connection(conn, peer, self.app, self.info, self.limits)
+            self.serve_child(conn, peer)
         except BaseException:
             code = 1
             traceback.print_exc()
@@ -139,6 +139,10 @@ class ForkServer:
                 conn.close()
             finally:
                 os._exit(code)
+
+    def serve_child(self, conn: socket.socket, peer: object) -> None:
+        """What a child does with its connection before it exits (:mod:`servers.cgi` execs here)."""
+        serve_connection(conn, peer, self.app, self.info, self.limits)
 
     # main loop -------------------------------------------------------------
     def run(self) -> int:

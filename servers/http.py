@@ -31,6 +31,7 @@ from __future__ import annotations
 import email.utils
 import io
 import logging
+import re
 import socket
 import sys
 import time
@@ -125,6 +126,7 @@ class _Message:
         self.error: ProtocolError | None = None
         self.headers_complete = False
         self.need_continue = False
+        self.in_message = False
         self._reset()
 
     def _reset(self) -> None:
@@ -143,6 +145,7 @@ class _Message:
     # httptools callbacks -------------------------------------------------
     def on_message_begin(self) -> None:
         self._reset()
+        self.in_message = True
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -165,12 +168,17 @@ class _Message:
         version = self.parser.get_http_version()
         if version not in ("1.0", "1.1"):
             self._fail(505, f"HTTP/{version} is not supported")
-        if version == "1.1" and b"host" not in names:
-            self._fail(400, "HTTP/1.1 request without Host")
+        hosts = names.get(b"host", [])
+        if version == "1.1" and not hosts:
+            self._fail(400, "request without Host (HTTP/1.1 requires one)")
+        if len(hosts) > 1:
+            self._fail(400, "more than one Host header")
         te = names.get(b"transfer-encoding")
         cl = names.get(b"content-length")
         if te and cl:
             self._fail(400, "both Content-Length and Transfer-Encoding")
+        if te and version == "1.0":
+            self._fail(400, "Transfer-Encoding in an HTTP/1.0 request")  # RFC 9112 6.1: faulty framing
         if te and b",".join(te).strip().lower() != b"chunked":
             self._fail(501, "only the chunked transfer coding is supported")
         if cl:
@@ -204,6 +212,13 @@ class _Message:
             )
         )
         self._reset()
+        self.in_message = False
+
+
+# RFC 9112's request-line: method SP request-target SP HTTP-version CRLF, with exactly one space
+# between the parts. llhttp tolerates extra spaces; we do not, because a server that reads a
+# request line differently from a proxy in front of it is how requests get smuggled.
+REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\x00-\x20\x7f]+ HTTP/[0-9]\.[0-9]\r\n")
 
 
 class Connection:
@@ -215,6 +230,20 @@ class Connection:
         self.msg = _Message(limits)
         self.buffered = 0  # bytes received for the message in progress
         self.continue_sent = False
+        self.line: bytearray | None = bytearray()  # the request line being checked; None once checked
+
+    def _check_line(self, data: bytes) -> None:
+        """Hold the first request line of a fresh read to the grammar (see REQUEST_LINE)."""
+        assert self.line is not None
+        end = data.find(b"\n")
+        self.line += data if end < 0 else data[: end + 1]
+        if end < 0:
+            if len(self.line) > self.limits.max_request_line + 16:
+                self.line = None  # too long: the parser's 414 tells it better
+            return
+        line, self.line = bytes(self.line), None
+        if not REQUEST_LINE.fullmatch(line):
+            raise ProtocolError(400, "malformed request line")
 
     def _feed(self, data: bytes) -> None:
         try:
@@ -264,6 +293,8 @@ class Connection:
                 # The first byte of a new request starts its header timeout.
                 header_deadline = time.monotonic() + self.limits.header_timeout
             self.buffered += len(data)
+            if self.line is not None:
+                self._check_line(data)
             self._feed(data)  # raises the precise 414/431 when a callback sees the limit
             if not self.msg.headers_complete and not self.msg.done and self.buffered > (
                 self.limits.max_request_line + self.limits.max_header_bytes
@@ -272,6 +303,10 @@ class Connection:
         request = self.msg.done.popleft()
         self.buffered = 0 if not self.msg.done else self.buffered
         self.continue_sent = False
+        if not self.msg.done and not self.msg.in_message:
+            # The next bytes start a new request line. (One already buffered behind this
+            # request, pipelined, is left to the parser alone.)
+            self.line = bytearray()
         return request
 
 
@@ -467,28 +502,62 @@ def run_wsgi(app: WSGIApp, environ: dict[str, Any], sock: socket.socket, request
     return response.keep_alive
 
 
+class Session:
+    """One client connection, served a request at a time.
+
+    A blocking server calls :meth:`serve_next` in a loop (:func:`serve_connection`); an
+    event-driven worker calls it when the socket is readable and parks the session
+    between requests, so an idle keep-alive client never holds the worker.
+    """
+
+    def __init__(self, sock: socket.socket, peer: Any, app: WSGIApp, server: ServerInfo, limits: Limits) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.app = app
+        self.server = server
+        self.limits = limits
+        self.conn = Connection(sock, limits)
+        self.served = 0
+
+    def serve_next(self) -> bool:
+        """Read and answer one request; False when the connection is to be closed."""
+        try:
+            try:
+                request = self.conn.read_request(first=self.served == 0)
+                if request is None:
+                    return False
+                environ = build_environ(request, self.server, self.peer)
+            except ProtocolError as exc:
+                send_error(self.sock, exc.status, exc.detail, self.server)
+                return False
+            keep_alive = self.limits.keepalive > 0 and request.keep_alive
+            reuse = run_wsgi(self.app, environ, self.sock, request, self.server, keep_alive)
+            self.served += 1
+            return reuse
+        except ClientGone as exc:
+            log.debug("client gone: %s", exc)
+            return False
+
+    @property
+    def pipelined(self) -> bool:
+        """A complete request is already buffered: serve it before waiting on the socket."""
+        return bool(self.conn.msg.done)
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
 def serve_connection(sock: socket.socket, peer: Any, app: WSGIApp, server: ServerInfo, limits: Limits) -> int:
     """Serve every request on ``sock`` until it should close; returns the number of requests served."""
-    conn = Connection(sock, limits)
-    served = 0
+    session = Session(sock, peer, app, server, limits)
     try:
-        while True:
-            try:
-                request = conn.read_request(first=served == 0)
-                if request is None:
-                    return served
-                environ = build_environ(request, server, peer)
-            except ProtocolError as exc:
-                send_error(sock, exc.status, exc.detail, server)
-                return served
-            keep_alive = limits.keepalive > 0 and request.keep_alive
-            reuse = run_wsgi(app, environ, sock, request, server, keep_alive)
-            served += 1
-            if not reuse:
-                return served
-    except ClientGone as exc:
-        log.debug("client gone: %s", exc)
-        return served
+        while session.serve_next():
+            pass
+        return session.served
     finally:
         try:
             sock.shutdown(socket.SHUT_WR)

@@ -62,6 +62,7 @@ shared socket is never without a worker able to answer.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import logging
@@ -78,7 +79,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from servers import _cli
-from servers.http import BindError, Limits, ServerInfo, WSGIApp, listen, load_app, serve_connection
+from servers.http import BindError, Limits, ServerInfo, Session, WSGIApp, listen, load_app
 
 log = logging.getLogger("workerbench.prefork")
 
@@ -96,6 +97,7 @@ BOOT_BACKOFF_FIRST = 0.1
 BOOT_BACKOFF_MAX = 5.0
 IDLE_BEAT_S = 1.0  # a worker's idle loop turns at least this often, and beats each time
 MAX_SLOTS = 1024
+MAX_PARKED = 1000  # idle keep-alive connections one worker holds; past it, a response closes its connection
 
 STATE_FREE, STATE_BOOTING, STATE_READY = 0.0, 1.0, 2.0
 STATE_NAMES = {STATE_FREE: "free", STATE_BOOTING: "booting", STATE_READY: "ready"}
@@ -174,6 +176,20 @@ class WorkerRecord:
     kill_deadline: float | None = None  # set once the master has sent SIGTERM for a timeout
 
 
+# How long a fresh connection may keep the worker waiting for its first bytes before it is
+# parked beside the others. A client on a working network sends at once; parking costs a
+# dead worker its parked clients too, so only the silent ones are parked.
+FIRST_BYTES_WAIT_S = 0.01
+
+
+def _has_data(conn: socket.socket) -> bool:
+    try:
+        readable, _, _ = select.select([conn], [], [], FIRST_BYTES_WAIT_S)
+    except OSError:
+        return True  # let the session read the error and close
+    return bool(readable)
+
+
 class Worker:
     """The code that runs in a worker process; never returns (``os._exit``)."""
 
@@ -237,45 +253,116 @@ class Worker:
         if self.opts.max_requests > 0:
             quota = self.opts.max_requests + random.randint(0, max(0, self.opts.max_requests_jitter))
         poller = select.epoll()
-        poller.register(self.listener.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
-        poller.register(wake_r, select.EPOLLIN)
         listen_fd = self.listener.fileno()
-        served = 0
-        while self.alive:
-            board.beat(slot, time.monotonic())
-            events = poller.poll(IDLE_BEAT_S)
-            if os.getppid() != self.master:
-                log.error("worker %d: master is gone, exiting", os.getpid())
-                return _cli.EXIT_OK
-            for fd, _ in events:
-                if fd == wake_r:
-                    try:
-                        while os.read(wake_r, 512):
+        poller.register(listen_fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+        poller.register(wake_r, select.EPOLLIN)
+        self.poller = poller
+        self.parked: dict[int, tuple[Session, float]] = {}  # idle keep-alive sessions by fd, with their deadline
+        self.served = 0
+        try:
+            while self.alive:
+                now = time.monotonic()
+                board.beat(slot, now)
+                events = poller.poll(self._poll_timeout(now))
+                if os.getppid() != self.master:
+                    log.error("worker %d: master is gone, exiting", os.getpid())
+                    return _cli.EXIT_OK
+                for fd, _ in events:
+                    if fd == wake_r:
+                        try:
+                            while os.read(wake_r, 512):
+                                pass
+                        except BlockingIOError:
                             pass
-                    except BlockingIOError:
-                        pass
-                elif fd == listen_fd:
-                    # Accept even when SIGTERM just arrived: with EPOLLEXCLUSIVE this worker
-                    # may be the only one woken for the connection, and it would otherwise
-                    # wait for another worker's idle timeout.
-                    try:
-                        conn, peer = self.listener.accept()
-                    except (BlockingIOError, InterruptedError):
-                        continue  # another worker took it
-                    except OSError as exc:
-                        log.error("accept failed: %s", exc)
-                        continue
-                    board.request_started(slot, time.monotonic())
-                    try:
+                    elif fd == listen_fd:
+                        # Accept even when SIGTERM just arrived: with EPOLLEXCLUSIVE this worker
+                        # may be the only one woken for the connection, and it would otherwise
+                        # wait for another worker's idle timeout.
+                        try:
+                            conn, peer = self.listener.accept()
+                        except (BlockingIOError, InterruptedError):
+                            continue  # another worker took it
+                        except OSError as exc:
+                            log.error("accept failed: %s", exc)
+                            continue
                         conn.setblocking(True)
-                        served += serve_connection(conn, peer, self.app, self.info, self.limits)
-                    finally:
-                        conn.close()
-                        board.request_done(slot, served)
-                    if quota and served >= quota:
-                        log.info("worker %d served %d requests, recycling", os.getpid(), served)
-                        self.alive = False
+                        session = Session(conn, peer, self.app, self.info, self.limits)
+                        if _has_data(conn):
+                            self._serve(session)
+                        else:
+                            # Connected but silent: wait for its request beside the others
+                            # instead of blocking the worker on it.
+                            self._park(session, time.monotonic() + self.limits.header_timeout)
+                    elif fd in self.parked:
+                        session, _ = self.parked.pop(fd)
+                        poller.unregister(fd)
+                        self._serve(session)
+                self._expire_idle(time.monotonic())
+                if quota and self.served >= quota:
+                    log.info("worker %d served %d requests, recycling", os.getpid(), self.served)
+                    self.alive = False
+        finally:
+            for session, _ in self.parked.values():
+                if session.served == 0:
+                    # Accepted but not yet answered: its client is owed a response, not a reset.
+                    self._answer_once(session)
+                session.close()
+            self.parked.clear()
         return _cli.EXIT_OK
+
+
+    def _poll_timeout(self, now: float) -> float:
+        if not self.parked:
+            return IDLE_BEAT_S
+        first = min(deadline for _, deadline in self.parked.values())
+        return max(0.0, min(IDLE_BEAT_S, first - now))
+
+    def _serve(self, session: Session) -> None:
+        """Answer the session's next request and any already pipelined behind it, then park or close it.
+
+        The worker serves one request at a time, but it never waits on an idle client:
+        a kept-alive connection goes back into the epoll set, beside the listener, and
+        is served again only when its next request arrives. So a worker holding many
+        idle connections still accepts new ones, and no client waits behind another's
+        silence.
+        """
+        board, slot = self.board, self.slot
+        keep = True
+        before = session.served
+        try:
+            while keep:
+                board.request_started(slot, time.monotonic())
+                keep = session.serve_next()
+                if not session.pipelined:
+                    break
+        finally:
+            self.served += session.served - before
+            board.request_done(slot, self.served)
+        if keep and self.alive and len(self.parked) < MAX_PARKED:
+            self._park(session, time.monotonic() + self.limits.keepalive)
+        else:
+            session.close()
+
+    def _answer_once(self, session: Session) -> None:
+        self.board.request_started(self.slot, time.monotonic())
+        try:
+            session.limits = dataclasses.replace(session.limits, keepalive=0.0)  # and then close
+            session.serve_next()
+        finally:
+            self.served += session.served
+            self.board.request_done(self.slot, self.served)
+
+    def _park(self, session: Session, deadline: float) -> None:
+        fd = session.sock.fileno()
+        self.parked[fd] = (session, deadline)
+        self.poller.register(fd, select.EPOLLIN)
+
+    def _expire_idle(self, now: float) -> None:
+        for fd, (session, deadline) in list(self.parked.items()):
+            if deadline <= now:
+                del self.parked[fd]
+                self.poller.unregister(fd)
+                session.close()
 
 
 class Arbiter:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -25,6 +26,19 @@ def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         body = str(os.getpid()).encode()
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
         return [body]
+    if path == "/environ" or path.startswith("/environ/"):  # echoes what the server told the app
+        data = {k: v for k, v in environ.items() if isinstance(v, str)}
+        for flag in ("wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once", "wsgi.url_scheme"):
+            data[flag] = environ[flag]
+        data["wsgi.version"] = list(environ["wsgi.version"])
+        data["body"] = environ["wsgi.input"].read(1 << 30).decode("latin-1")  # asks for far more than there is
+        data["read_after_end"] = environ["wsgi.input"].read(10).decode("latin-1")
+        body = json.dumps(data).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+    if path == "/big":  # 16 MiB in 64 KiB pieces, for clients that leave half-way
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(16 << 20))])
+        return (b"x" * 65536 for _ in range(256))
     if path == "/stream":  # no Content-Length: the server must frame it
         start_response("200 OK", [("Content-Type", "text/plain")])
         return iter([b"one,", b"", b"two,", b"three"])

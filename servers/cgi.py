@@ -1,0 +1,157 @@
+"""Classic CGI: ``python -m servers.cgi APP --bind HOST:PORT``, a fresh interpreter per request.
+
+Theory of operation
+-------------------
+The parent is the fork server's accept loop (:class:`servers.fork.ForkServer`):
+the same cap on children, reaping and signal handling. What differs is the
+child. It does the web server's half of CGI with :mod:`servers.http`: it reads
+and checks the request (bad input gets its 4xx here, as from every other
+mode), turns it into CGI meta-variables (RFC 3875: ``REQUEST_METHOD``,
+``PATH_INFO``, ``QUERY_STRING``, ``CONTENT_LENGTH``, ``HTTP_*``, ...), puts the
+body on standard input (an in-memory file, so a large body cannot fill a pipe
+and deadlock), points standard output at the client's socket, and ``exec``\\ s a
+new interpreter::
+
+    python -m servers.cgi --run APP
+
+That process imports the app and runs it under :mod:`wsgiref`'s CGI handler in
+its "non-parsed headers" form: it writes the HTTP status line itself, straight
+to the socket, with ``Connection: close``, and exits. So every request pays
+``fork()``, ``exec()``, interpreter start-up and the app's import: the bench's
+``cgi`` against ``fork`` is what exec and import cost on top of fork alone.
+
+The parent never imports the app (a bigger parent would make every fork
+dearer); it checks once, in a subprocess at start-up, that the app imports,
+so a broken app fails at start and not on every request.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from typing import Any
+from wsgiref.handlers import BaseCGIHandler
+
+from servers import _cli
+from servers.fork import ForkServer
+from servers.http import (
+    BindError,
+    ClientGone,
+    Connection,
+    Limits,
+    ProtocolError,
+    ServerInfo,
+    build_environ,
+    listen,
+    load_app,
+    send_error,
+)
+
+SOFTWARE = "workerbench-cgi"
+
+
+def cgi_environment(environ: dict[str, Any], base: dict[str, str]) -> dict[str, str]:
+    """The CGI meta-variables for a request, over the server's own environment."""
+    env = dict(base)
+    for key, value in environ.items():
+        if not key.startswith("wsgi.") and isinstance(value, str):
+            env[key] = value
+    env["GATEWAY_INTERFACE"] = "CGI/1.1"
+    env.setdefault("CONTENT_LENGTH", "0")
+    return env
+
+
+class CGIServer(ForkServer):
+    def __init__(self, app_spec: str, listener: socket.socket, info: ServerInfo, limits: Limits,
+                 **kwargs: Any) -> None:
+        super().__init__(_never_called, listener, info, limits, **kwargs)
+        self.app_spec = app_spec
+
+    def serve_child(self, conn: socket.socket, peer: object) -> None:
+        try:
+            request = Connection(conn, self.limits).read_request(first=True)
+            if request is None:
+                return
+            environ = build_environ(request, self.info, peer)
+        except ProtocolError as exc:
+            send_error(conn, exc.status, exc.detail, self.info)
+            return
+        except ClientGone:
+            return
+        body = os.memfd_create("cgi-body")
+        view = memoryview(request.body)
+        while view:
+            view = view[os.write(body, view):]
+        os.lseek(body, 0, os.SEEK_SET)
+        os.dup2(body, 0)
+        os.dup2(conn.fileno(), 1)
+        env = cgi_environment(environ, dict(os.environ))
+        os.execve(sys.executable, [sys.executable, "-m", "servers.cgi", "--run", self.app_spec], env)
+
+
+def _never_called(environ: dict[str, Any], start_response: Any) -> list[bytes]:  # pragma: no cover
+    raise AssertionError("the CGI parent never runs the app itself")
+
+
+class NonParsedHeaders(BaseCGIHandler):
+    """wsgiref's CGI handler, writing a complete HTTP response (status line included) to stdout."""
+
+    origin_server = True
+    http_version = "1.1"
+    server_software = SOFTWARE
+    wsgi_run_once = True  # PEP 3333: this process serves one request and exits
+
+    def cleanup_headers(self) -> None:
+        super().cleanup_headers()
+        self.headers["Connection"] = "close"
+
+
+def run_request(app_spec: str) -> int:
+    """The exec'd side: one request from the CGI environment, answered on stdout."""
+    app = load_app(app_spec)
+    handler = NonParsedHeaders(
+        sys.stdin.buffer, sys.stdout.buffer, sys.stderr, dict(os.environ), multithread=False, multiprocess=True
+    )
+    handler.run(app)
+    sys.stdout.flush()
+    return _cli.EXIT_OK
+
+
+def check_app(app_spec: str) -> bool:
+    code = f"from servers.http import load_app; load_app({app_spec!r})"
+    return subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 2 and argv[0] == "--run":
+        return run_request(argv[1])
+    p = _cli.parser("python -m servers.cgi", "CGI server: fork and exec a fresh Python interpreter per request.")
+    p.add_argument("--max-children", type=int, default=64,
+                   help="cap on requests running at once; clients beyond it wait in the backlog")
+    p.add_argument("--graceful-timeout", type=float, default=10.0,
+                   help="seconds running requests get to finish after SIGTERM")
+    args = p.parse_args(argv)
+    _cli.setup_logging(args.log_level, "cgi")
+    host, port = _cli.bind(args, p)
+    if not check_app(args.app):
+        print(f"error: cannot load app {args.app!r}", file=sys.stderr)
+        return _cli.EXIT_APP_LOAD_FAILED
+    try:
+        listener = listen(host, port, args.backlog)
+    except BindError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return _cli.EXIT_BIND_FAILED
+    info = ServerInfo(software=SOFTWARE, host=host, port=listener.getsockname()[1], run_once=True)
+    limits = _cli.limits(args)
+    if limits.keepalive:
+        print("warning: CGI closes every connection; --keepalive is ignored", file=sys.stderr)
+    server = CGIServer(args.app, listener, info, limits, max_children=args.max_children,
+                       graceful_timeout=args.graceful_timeout)
+    return server.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
