@@ -11,24 +11,28 @@ through gevent).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from locust import FastHttpUser, constant, task
+from locust import FastHttpUser, between, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from loadtests.scenarios import SCENARIOS, Probe, Scenario
 
+# WB_CLOSE=1 (set by the harness for its keep-alive-off cells): a new connection per request.
+HEADERS = {"Connection": "close"} if os.environ.get("WB_CLOSE") == "1" else None
+
 
 def _task(probe: Probe) -> Any:
     if probe.method == "GET":
         def run(user: FastHttpUser) -> None:
-            user.client.get(probe.path, name=probe.path)
+            user.client.get(probe.path, name=probe.path, headers=HEADERS)
     else:
         def run(user: FastHttpUser) -> None:
-            user.client.request(probe.method, probe.path, data=probe.body, name=probe.path)
+            user.client.request(probe.method, probe.path, data=probe.body, name=probe.path, headers=HEADERS)
     run.__name__ = f"{probe.method.lower()}_{probe.path.strip('/').split('?')[0] or 'root'}"
     return task(probe.weight)(run)
 
@@ -37,7 +41,7 @@ def _user_class(scenario: Scenario) -> type[FastHttpUser]:
     namespace: dict[str, Any] = {
         "__doc__": scenario.summary,
         "__module__": __name__,
-        "wait_time": constant(0),
+        "wait_time": between(*scenario.think_s),
         # Each user is one closed-loop client; a timeout bounds a stuck request.
         "network_timeout": 30.0,
         "connection_timeout": 30.0,

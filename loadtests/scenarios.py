@@ -1,8 +1,14 @@
 """The benchmark scenarios, as plain data the harness can read without importing locust.
 
-A scenario is a weighted set of requests that a user repeats with no think
-time (a closed loop: each user has one request in flight). ``locustfile.py``
-turns each scenario into a locust ``FastHttpUser`` class named ``user_class``.
+A scenario is a weighted set of requests that each user repeats (a closed loop:
+one request in flight per user), with an optional think time between them.
+``locustfile.py`` turns each scenario into a locust ``FastHttpUser`` class named
+``user_class``, so every scenario also runs under locust and its web UI.
+
+Each scenario names the generator that suits it: ``wrk`` (native, ~100,000
+requests/s on one core) for single-request throughput and latency sweeps, where
+locust's ~4,400/s would be the bottleneck; ``locust`` for user behaviour (a mix
+of tasks, think times), which wrk cannot express.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ class Scenario:
     name: str
     summary: str
     probes: tuple[Probe, ...]
-    uses_db: bool = False  # measured once per database connection strategy
+    db_strategies: bool = False  # measured once per database connection strategy (reuse, per-request)
+    generator: str = "wrk"  # "wrk" needs exactly one probe; "locust" runs anything
+    think_s: tuple[float, float] = (0.0, 0.0)  # a user's pause between requests, uniform in this range
 
     @property
     def user_class(self) -> str:
@@ -40,14 +48,20 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(name="json", summary="GET /json: serialise a small object",
                  probes=(Probe(method="GET", path="/json"),)),
         Scenario(name="db", summary="GET /db: one random row from SQLite on the worker's connection",
-                 probes=(Probe(method="GET", path="/db"),), uses_db=True),
+                 probes=(Probe(method="GET", path="/db"),), db_strategies=True),
         Scenario(name="queries", summary="GET /queries?n=20: twenty row look-ups per request",
-                 probes=(Probe(method="GET", path="/queries?n=20"),), uses_db=True),
+                 probes=(Probe(method="GET", path="/queries?n=20"),)),
         Scenario(name="io", summary="GET /io?ms=20: a 20 ms wait for a slow upstream",
                  probes=(Probe(method="GET", path="/io?ms=20"),)),
         Scenario(name="cpu", summary="GET /cpu?n=1000: a thousand chained SHA-256 rounds",
                  probes=(Probe(method="GET", path="/cpu?n=1000"),)),
         Scenario(name="upload", summary="POST /upload with a 16 KiB body: read and hash it",
                  probes=(Probe(method="POST", path="/upload", body=UPLOAD_BODY),)),
+        Scenario(name="mixed", summary="users mixing every endpoint, 0-20 ms think time (locust)",
+                 probes=(Probe(method="GET", path="/plaintext", weight=4), Probe(method="GET", path="/json", weight=3),
+                         Probe(method="GET", path="/db", weight=2), Probe(method="GET", path="/queries?n=5"),
+                         Probe(method="GET", path="/io?ms=20"), Probe(method="GET", path="/cpu?n=200"),
+                         Probe(method="POST", path="/upload", body=UPLOAD_BODY[:2048])),
+                 generator="locust", think_s=(0.0, 0.02)),
     )
 }

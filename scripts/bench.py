@@ -1,18 +1,21 @@
 """``python -m scripts.bench``: run the comparison matrix and write results, charts and a summary.
 
 The command line becomes one frozen :class:`Plan`; the plan becomes a list of
-cells (mode x scenario x concurrency); each cell is measured in isolation::
+cells (mode x scenario x concurrency x keep-alive x repeat); each cell is
+measured in isolation::
 
-    start the mode on a free loopback port -> poll /health -> verify every
-    endpoint of the scenario -> warm up -> load + resource sampling ->
-    write the cell's JSON (atomically) -> stop the mode's whole process group
+    start the mode on a free loopback port, pinned to the server CPUs -> poll
+    /health -> verify every endpoint of the scenario (the primer) -> warm up
+    with the cell's own generator (not measured) -> load, pinned to the client
+    CPUs, while the server's and the generator's CPU use are sampled -> write
+    the cell's JSON (atomically) -> stop the mode's whole process group
 
-Cells are ordered scenario by scenario with the modes side by side, so slow
-drift of the machine spreads over every mode instead of favouring one. A cell
-that fails (a server that does not start, answers wrongly, or a generator that
-breaks) is written as failed with the reason and the server log's tail, and the
-run goes on. An interrupted run keeps every finished cell and still writes the
-summary and charts from them.
+Repeats run the modes in alternating order (A B C, C B A, A B C), so slow drift
+of a shared machine falls on every mode alike; :mod:`scripts.stats` folds them
+into a median, a 95% interval and flags. A cell that fails (a server that does
+not start or answers wrongly, a generator that breaks) is written as failed with
+the reason and the server log's tail, and the run goes on. An interrupted run
+keeps every finished cell and still writes the summary and charts from them.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from apps import db
 from loadtests.scenarios import SCENARIOS
-from scripts import loadgen, plot, report
-from scripts.procs import StartError, free_port, log_tail, running, wait_ready
+from scripts import loadgen, plot, report, stats, wrk
+from scripts.procs import StartError, free_port, group_affinity, log_tail, pin_group, running, wait_ready
 from scripts.resources import Sampler
 from scripts.verify import VerifyError, verify
 from servers import MODES, Mode
@@ -50,16 +53,50 @@ SCHEMA = 1
 HOST = "127.0.0.1"
 
 DEFAULT_CONCURRENCY = (32,)
-DEFAULT_SWEEP = ("plaintext", "io")
-DEFAULT_SWEEP_LEVELS = (1, 8, 32, 128)
-DEFAULT_DURATION = 8
-DEFAULT_WARMUP = 2.0
-QUICK_DURATION = 2
-QUICK_WARMUP = 0.5
+DEFAULT_SWEEP = ("plaintext",)
+DEFAULT_SWEEP_LEVELS = (1, 8, 32, 128, 512)
+DEFAULT_DURATION = 2
+DEFAULT_WARMUP = 0.5
+DEFAULT_REPEATS = 3
+# Keep-alive on and off for these by default; the others run with persistent connections only (the
+# default run must fit in 15 minutes on 2 cores, and the contrast shows best where the work is smallest).
+DEFAULT_CLOSE_SCENARIOS = ("plaintext",)
+QUICK_DURATION = 1
+QUICK_WARMUP = 0.3
 QUICK_CONCURRENCY = (16,)
 # A rough cost per cell beyond its load and warm-up: server start and stop,
-# verification, locust start-up and shut-down. Used for the time estimate only.
-CELL_OVERHEAD_S = 2.5
+# verification, generator start-up and shut-down. Used for the time estimate only.
+CELL_OVERHEAD = {"wrk": 1.2, "locust": 2.5}
+GENERATORS = ("auto", "wrk", "locust")
+
+
+def parse_cpus(text: str) -> frozenset[int]:
+    """``"0"``, ``"0-3"`` or ``"0,2,4-5"`` as a set of CPU numbers."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        low, sep, high = part.partition("-")
+        if not low.isdigit() or (sep and not high.isdigit()):
+            raise argparse.ArgumentTypeError(f"CPU list must look like 0,2-3; got {text!r}")
+        cpus.update(range(int(low), int(high) + 1) if sep else (int(low),))
+    if not cpus:
+        raise argparse.ArgumentTypeError("empty CPU list")
+    return frozenset(cpus)
+
+
+def default_cpus() -> tuple[frozenset[int], frozenset[int]]:
+    """Server on the first half of the CPUs we may use, generator on the rest (CPU 0 and CPU 1 on 2 cores)."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        return frozenset(allowed), frozenset(allowed)
+    half = len(allowed) // 2
+    return frozenset(allowed[:half]), frozenset(allowed[half:])
+
+
+def _format_cpus(cpus: frozenset[int]) -> str:
+    return ",".join(map(str, sorted(cpus)))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -68,17 +105,25 @@ class Cell:
     mode: str
     scenario: str
     concurrency: int
+    generator: str = "locust"
+    keepalive: bool = True  # False: every request on a new connection (Connection: close)
+    repeat: int = 0
     db_strategy: str | None = None  # for scenarios that query the database
     label_strategy: bool = False  # several strategies in the run: name the strategy in the label
 
     @property
     def label(self) -> str:
-        """The scenario as reports show it: ``db/per-request`` when strategies are compared."""
-        return f"{self.scenario}/{self.db_strategy}" if self.label_strategy and self.db_strategy else self.scenario
+        """The scenario as reports show it: ``plaintext``, ``plaintext/close``, ``db/per-request``."""
+        parts = [self.scenario]
+        if self.label_strategy and self.db_strategy:
+            parts.append(self.db_strategy)
+        if not self.keepalive:
+            parts.append("close")
+        return "/".join(parts)
 
     @property
     def slug(self) -> str:
-        return f"{self.index:03d}-{self.mode}-{self.label.replace('/', '-')}-c{self.concurrency}"
+        return f"{self.index:03d}-{self.mode}-{self.label.replace('/', '-')}-c{self.concurrency}-r{self.repeat}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,6 +139,12 @@ class Plan:
     warmup: float
     workers: int
     out: Path
+    repeats: int = 1
+    close_scenarios: tuple[str, ...] = ()  # also measured with a new connection per request
+    generator: str = "auto"
+    wrk: str | None = None  # the wrk binary, when found
+    server_cpus: frozenset[int] = frozenset()
+    client_cpus: frozenset[int] = frozenset()
     db_strategies: tuple[str, ...] = (db.REUSE,)
     db_url: str | None = None
     postgres: bool = False  # start a throwaway PostgreSQL for the run
@@ -107,26 +158,50 @@ class Plan:
             return tuple(sorted(set(self.concurrency) | set(self.sweep_levels)))
         return self.concurrency
 
+    def generator_for(self, scenario: str) -> str:
+        wanted = SCENARIOS[scenario].generator if self.generator == "auto" else self.generator
+        return "wrk" if wanted == "wrk" and self.wrk else "locust"
+
     def cells(self) -> list[Cell]:
         cells: list[Cell] = []
         several = len(self.db_strategies) > 1
         for scenario in self.scenarios:
-            strategies: tuple[str | None, ...] = self.db_strategies if SCENARIOS[scenario].uses_db else (None,)
+            strategies: tuple[str | None, ...] = self.db_strategies if SCENARIOS[scenario].db_strategies else (None,)
+            keepalives = (True, False) if scenario in self.close_scenarios else (True,)
             for strategy in strategies:
-                for users in self.levels(scenario):
-                    for mode in self.modes:
-                        cells.append(Cell(index=len(cells), mode=mode, scenario=scenario, concurrency=users,
-                                          db_strategy=strategy, label_strategy=several))
+                for keepalive in keepalives:
+                    if strategy == db.PER_REQUEST and not keepalive:
+                        continue  # the connection-reuse contrast is drawn with keep-alive on only
+                    # The concurrency sweep draws the keep-alive curve; new-connection cells stay at the main level.
+                    for users in self.levels(scenario) if keepalive else self.concurrency:
+                        # Sweep points beyond the main level are measured once: they draw a curve, not a figure.
+                        repeats = self.repeats if users in self.concurrency else 1
+                        modes = self.modes if users in self.concurrency else tuple(
+                            m for m in self.modes if self.registry[m].in_sweeps)
+                        for repeat in range(repeats):
+                            order = modes if repeat % 2 == 0 else tuple(reversed(modes))
+                            for mode in order:
+                                cells.append(Cell(
+                                    index=len(cells), mode=mode, scenario=scenario, concurrency=users,
+                                    generator=self.generator_for(scenario), keepalive=keepalive, repeat=repeat,
+                                    db_strategy=strategy, label_strategy=several,
+                                ))
         return cells
 
+    def duration_for(self, mode: str) -> float:
+        return max(float(self.duration), self.registry[mode].min_duration_s)
+
     def estimate_s(self) -> float:
-        return len(self.cells()) * (self.duration + self.warmup + CELL_OVERHEAD_S)
+        return sum(self.duration_for(c.mode) + self.warmup + CELL_OVERHEAD[c.generator] for c in self.cells())
 
     def describe(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("registry")
         data["out"] = str(self.out)
         data["db_backend"] = "postgresql" if (self.db_url or self.postgres) else "sqlite"
+        data["server_cpus"] = _format_cpus(self.server_cpus)
+        data["client_cpus"] = _format_cpus(self.client_cpus)
+        data["generators"] = {name: self.generator_for(name) for name in self.scenarios}
         data.pop("db_url")  # may hold a password
         data["cells"] = len(self.cells())
         return data
@@ -173,6 +248,17 @@ def build_parser(registry: dict[str, Mode]) -> argparse.ArgumentParser:
     p.add_argument("--sweep-levels", type=_ints,
                    help=f"concurrency levels of the sweep (default {','.join(map(str, DEFAULT_SWEEP_LEVELS))})")
     p.add_argument("--no-sweep", action="store_true", help="measure every scenario at --concurrency only")
+    p.add_argument("--repeats", type=int, help=f"measurements of every cell, modes interleaved (default "
+                   f"{DEFAULT_REPEATS}; --quick: 1)")
+    p.add_argument("--close", type=_names("scenario", list(SCENARIOS)), dest="close_scenarios",
+                   help="scenarios also measured with a new connection per request "
+                   f"(default {','.join(DEFAULT_CLOSE_SCENARIOS)})")
+    p.add_argument("--no-close", action="store_true", help="persistent connections only")
+    p.add_argument("--generator", choices=GENERATORS, default="auto",
+                   help="load generator: auto (each scenario's own: wrk for throughput, locust for user "
+                   "scenarios), wrk or locust for all")
+    p.add_argument("--server-cpus", type=parse_cpus, help="CPUs for the server (default: the first half)")
+    p.add_argument("--client-cpus", type=parse_cpus, help="CPUs for the load generator (default: the rest)")
     p.add_argument("--duration", type=int, help=f"seconds of measured load per cell (default {DEFAULT_DURATION})")
     p.add_argument("--warmup", type=float, help=f"seconds of warm-up per cell (default {DEFAULT_WARMUP})")
     p.add_argument("--workers", type=int, default=2, help="workers for every pool-based mode (default %(default)s)")
@@ -212,6 +298,24 @@ def plan_from_args(argv: Sequence[str] | None = None, registry: dict[str, Mode] 
     if args.duration is not None and args.duration < 1:
         parser.error("--duration must be at least 1 second")
     quick = args.quick
+    server_default, client_default = default_cpus()
+    server_cpus = args.server_cpus or server_default
+    client_cpus = args.client_cpus or client_default
+    if server_cpus & client_cpus and len(os.sched_getaffinity(0)) > 1:
+        parser.error(f"--server-cpus {_format_cpus(server_cpus)} and --client-cpus {_format_cpus(client_cpus)} "
+                     "overlap; the server and the generator must not compete for a CPU")
+    unknown_cpus = (server_cpus | client_cpus) - os.sched_getaffinity(0)
+    if unknown_cpus:
+        parser.error(f"CPUs {_format_cpus(frozenset(unknown_cpus))} are not available here "
+                     f"(available: {_format_cpus(frozenset(os.sched_getaffinity(0)))})")
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    wrk_path = wrk.find_wrk()
+    if args.generator == "wrk" and not wrk_path:
+        parser.error(wrk.INSTALL_HINT)
+    close: tuple[str, ...] = ()
+    if not args.no_close:
+        close = args.close_scenarios or (() if quick else DEFAULT_CLOSE_SCENARIOS)
     sweep: tuple[str, ...] = () if (args.no_sweep or (quick and args.sweep is None)) else (args.sweep or DEFAULT_SWEEP)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Plan(
@@ -228,6 +332,12 @@ def plan_from_args(argv: Sequence[str] | None = None, registry: dict[str, Mode] 
         db_url=args.db_url or None,
         postgres=args.postgres,
         quick=quick,
+        repeats=args.repeats or (1 if quick else DEFAULT_REPEATS),
+        close_scenarios=tuple(c for c in close if c in (args.scenarios or tuple(SCENARIOS))),
+        generator=args.generator,
+        wrk=wrk_path,
+        server_cpus=server_cpus,
+        client_cpus=client_cpus,
         start_timeout=args.start_timeout,
         registry=registry,
     )
@@ -248,11 +358,23 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
-def environment() -> dict[str, Any]:
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def environment(plan: Plan | None = None) -> dict[str, Any]:
+    """What a reader needs to judge the numbers: the machine, the software, the commit, how busy it was."""
     from importlib import metadata
 
     versions = {}
-    for pkg in ("locust", "gunicorn", "uvicorn", "starlette", "httptools", "uvloop", "psutil", "matplotlib"):
+    for pkg in ("locust", "gunicorn", "uvicorn", "starlette", "httptools", "uvloop", "psutil", "psycopg",
+                "matplotlib"):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -261,15 +383,32 @@ def environment() -> dict[str, Any]:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5, check=False
         ).stdout.strip() or None
+        dirty = bool(subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True,
+            timeout=5, check=False,
+        ).stdout.strip())
     except OSError:
-        commit = None
+        commit, dirty = None, None
+    wrk_version = None
+    if plan is not None and plan.wrk:
+        out = subprocess.run([plan.wrk, "-v"], capture_output=True, text=True, timeout=5, check=False)
+        wrk_version = (out.stdout or out.stderr).splitlines()[0].strip() if (out.stdout or out.stderr) else None
+    load = os.getloadavg()
+    cpus = os.cpu_count() or 1
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "load_average": os.getloadavg(),
+        "kernel": platform.release(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": cpus,
+        "server_cpus": _format_cpus(plan.server_cpus) if plan else None,
+        "client_cpus": _format_cpus(plan.client_cpus) if plan else None,
+        "load_average": load,
+        "busy": load[0] > 0.25 * cpus,
         "packages": versions,
+        "wrk": wrk_version,
         "git_commit": commit,
+        "git_dirty": dirty,
     }
 
 
@@ -295,13 +434,17 @@ def run_cell(plan: Plan, cell: Cell, run_dir: Path, db_path: Path) -> dict[str, 
         "mode": cell.mode,
         "scenario": cell.label,
         "base_scenario": cell.scenario,
+        "keepalive": cell.keepalive,
+        "repeat": cell.repeat,
         "db_strategy": cell.db_strategy,
         "db_backend": ("postgresql" if plan.db_url else "sqlite") if cell.db_strategy else None,
         "concurrency": cell.concurrency,
         "workers": plan.workers if mode.uses_workers else None,
         "interface": mode.interface,
-        "generator": "locust",
-        "duration_s": plan.duration,
+        "generator": cell.generator,
+        "server_cpus": _format_cpus(plan.server_cpus),
+        "client_cpus": _format_cpus(plan.client_cpus),
+        "duration_s": plan.duration_for(cell.mode),
         "warmup_s": plan.warmup,
         "status": "failed",
         "error": None,
@@ -318,17 +461,25 @@ def run_cell(plan: Plan, cell: Cell, run_dir: Path, db_path: Path) -> dict[str, 
     env[db.ENV_STRATEGY] = cell.db_strategy or db.REUSE
     argv = mode.argv(host=plan.host, port=port, workers=plan.workers)
     record["command"] = argv
+    client = set(plan.client_cpus)
     try:
-        with running(argv, log_path=server_log, env=env, cwd=ROOT) as proc:
+        with running(argv, log_path=server_log, env=env, cwd=ROOT, cpus=set(plan.server_cpus)) as proc:
             record["ready_s"] = round(wait_ready(proc, plan.host, port, log_path=server_log,
                                                  deadline_s=plan.start_timeout), 3)
-            verify(plan.host, port, scenario)
+            pin_group(proc.pid, plan.server_cpus)
+            record["server_affinity"] = _format_cpus(group_affinity(proc.pid))
+            verify(plan.host, port, scenario)  # the primer: every endpoint answers right before any load
             if plan.warmup > 0:
-                loadgen.warm_up(scenario, plan.host, port, plan.warmup, threads=min(cell.concurrency, 4))
-            sampler = Sampler(proc.pid)
+                if cell.generator == "wrk":
+                    loadgen.measure("wrk", scenario, plan.host, port, cell.concurrency, max(1.0, plan.warmup),
+                                    cell_dir / "warmup", cpus=client, keepalive=cell.keepalive)
+                else:
+                    loadgen.warm_up(scenario, plan.host, port, plan.warmup, threads=min(cell.concurrency, 4))
+            sampler = Sampler(proc.pid, cpus=len(plan.server_cpus))
             sampler.start()
             try:
-                load = loadgen.run_locust(scenario, plan.host, port, cell.concurrency, plan.duration, cell_dir)
+                load = loadgen.measure(cell.generator, scenario, plan.host, port, cell.concurrency,
+                                       plan.duration_for(cell.mode), cell_dir, cpus=client, keepalive=cell.keepalive)
             finally:
                 usage = sampler.stop()
             if proc.poll() is not None:
@@ -341,6 +492,7 @@ def run_cell(plan: Plan, cell: Cell, run_dir: Path, db_path: Path) -> dict[str, 
             throughput_rps=round(load.throughput_rps, 2),
             latency_ms=load.latency_ms,
             resources=usage.as_dict(load.requests),
+            generator_cpu=None if load.generator_cpu is None else round(load.generator_cpu, 3),
         )
         if load.requests == 0:
             record.update(status="failed", error="no request completed during the measured interval")
@@ -348,24 +500,26 @@ def run_cell(plan: Plan, cell: Cell, run_dir: Path, db_path: Path) -> dict[str, 
         record["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
         record["log_tail"] = log_tail(server_log)
         if isinstance(exc, loadgen.LoadError):
-            record["log_tail"] += "\n--- locust ---\n" + log_tail(cell_dir / "locust.log")
+            record["log_tail"] += f"\n--- {cell.generator} ---\n" + str(exc)
     record["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return record
 
 
 def _line(record: dict[str, Any]) -> str:
-    head = f"{record['mode']:<14} {record['scenario']:<18} c={record['concurrency']:<4}"
+    head = f"{record['mode']:<14} {record['scenario']:<22} c={record['concurrency']:<4} r{record.get('repeat', 0)}"
     if record["status"] != "ok":
         return f"{head} [red]FAILED[/red] {record['error']}"
     lat = record["latency_ms"]
-    return (f"{head} {record['throughput_rps']:>10,.0f} req/s  p50 {lat.get('p50', float('nan')):.0f} ms  "
-            f"p99 {lat.get('p99', float('nan')):.0f} ms  errors {record['failures']}")
+    gen = record.get("generator_cpu")
+    return (f"{head} {record['throughput_rps']:>10,.0f} req/s  p50 {lat.get('p50', float('nan')):.2f} ms  "
+            f"p99 {lat.get('p99', float('nan')):.2f} ms  errors {record['failures']}  "
+            f"{record['generator']} cpu {'?' if gen is None else f'{gen:.0%}'}")
 
 
 # the run -------------------------------------------------------------------
 
 def finish(run_dir: Path, plan: Plan, console: Console) -> None:
-    records = report.load_records(run_dir)
+    records = stats.fold_all(report.load_records(run_dir))
     charts = plot.write_charts(records, run_dir)
     summary = report.write_summary(records, run_dir, plan=plan.describe(), charts=[c.name for c in charts])
     console.print(f"summary: {summary}")
@@ -376,7 +530,13 @@ def run(plan: Plan, console: Console | None = None) -> int:
     run_dir = plan.out
     run_dir.mkdir(parents=True, exist_ok=True)
     point_latest(run_dir)
-    write_json_atomic(run_dir / "plan.json", {"plan": plan.describe(), "environment": environment()})
+    env = environment(plan)
+    write_json_atomic(run_dir / "plan.json", {"plan": plan.describe(), "environment": env})
+    if env["busy"]:
+        console.print(f"[yellow]warning: the machine is busy before the run (load average {env['load_average'][0]:.2f}"
+                      f" on {env['cpu_count']} CPUs); figures will be noisier[/yellow]")
+    if not plan.wrk and any(SCENARIOS[s].generator == "wrk" for s in plan.scenarios):
+        wrk.warn_missing_once()
     db_path = db.create(run_dir / "world.sqlite")
     if plan.db_url:
         db.seed_postgres(plan.db_url)

@@ -208,8 +208,14 @@ def _throughput_panel(ax: Axes, data: _Data, scenario: Any) -> None:
     modes = data.modes_in(scenario)
     cells = [data.cell(mode, scenario, level) for mode in modes]
     values = [_throughput(cell) for cell in cells]
-    bars = ax.bar(range(len(modes)), [v or 0.0 for v in values], color=[data.colors[m] for m in modes], width=0.7)
-    ax.bar_label(bars, labels=["" if v is None else format_rps(v) for v in values], padding=2, fontsize=8)
+    bound = [_generator_bound(cell) for cell in cells]
+    bars = ax.bar(range(len(modes)), [v or 0.0 for v in values], color=[data.colors[m] for m in modes], width=0.7,
+                  hatch=["xx" if b else "" for b in bound], edgecolor=["black" if b else "none" for b in bound])
+    low, high = _ci_errors(cells, values)
+    ax.errorbar(range(len(modes)), [v or 0.0 for v in values], yerr=[low, high], fmt="none", ecolor="black",
+                capsize=3, linewidth=0.8)
+    ax.bar_label(bars, labels=["" if v is None else format_rps(v) + ("\ngenerator-bound" if b else "")
+                               for v, b in zip(values, bound, strict=True)], padding=2, fontsize=7)
     for x, (cell, value) in enumerate(zip(cells, values, strict=True)):
         if value is None:
             _note_gap(ax, x, _gap_label(cell))
@@ -219,8 +225,30 @@ def _throughput_panel(ax: Axes, data: _Data, scenario: Any) -> None:
     _finish_value_axis(ax, values)
 
 
+def _generator_bound(record: Record | None) -> bool:
+    flags = record.get("flags") if record is not None else None
+    return isinstance(flags, Sequence) and "generator-bound" in flags
+
+
+def _ci_errors(cells: Sequence[Record | None], values: Sequence[float | None]) -> tuple[list[float], list[float]]:
+    """Error-bar lengths below and above each bar from the cells' 95% intervals (0 where there is none)."""
+    low, high = [], []
+    for cell, value in zip(cells, values, strict=True):
+        ci = cell.get("throughput_ci95") if cell is not None else None
+        if value is None or not isinstance(ci, Sequence) or len(ci) != 2:
+            low.append(0.0)
+            high.append(0.0)
+            continue
+        low.append(max(0.0, value - max(0.0, float(ci[0]))))
+        high.append(max(0.0, float(ci[1]) - value))
+    return low, high
+
+
 def throughput_figure(records: Sequence[Record]) -> Figure:
-    """One bar chart per scenario: requests/s of each mode at the scenario's primary concurrency."""
+    """One bar chart per scenario: requests/s of each mode at the scenario's primary concurrency.
+
+    Error bars are the 95% intervals of repeated runs; a cross-hatched bar is generator-bound.
+    """
     data = _Data(records)
     if not data.scenarios:
         return _empty_figure("no cells to plot")

@@ -150,3 +150,30 @@ def wait_ready(proc: subprocess.Popen[bytes], host: str, port: int, *, log_path:
             raise StartError(f"server not ready after {deadline_s:.0f}s\n{log_tail(log_path)}")
         time.sleep(delay)
         delay = min(0.1, delay * 1.5)
+
+
+def pin_group(pgid: int, cpus: set[int] | frozenset[int]) -> int:
+    """Pin every process of the group to ``cpus``; returns how many were pinned.
+
+    The leader is pinned as it starts, so the workers it forks inherit its CPUs; this
+    second pass catches any process created in the instant before that.
+    """
+    pinned = 0
+    for pid in group_members(pgid):
+        try:
+            os.sched_setaffinity(pid, cpus)
+            pinned += 1
+        except OSError:
+            continue
+    return pinned
+
+
+def group_affinity(pgid: int) -> frozenset[int]:
+    """The union of the CPUs every process of the group may run on."""
+    cpus: set[int] = set()
+    for pid in group_members(pgid):
+        try:
+            cpus |= os.sched_getaffinity(pid)
+        except OSError:
+            continue
+    return frozenset(cpus)

@@ -23,9 +23,10 @@ from urllib.parse import quote
 Record = Mapping[str, Any]
 
 MISSING = "\u2014"  # an em dash: visibly "no value", unlike 0 or an empty cell
-COLUMNS = ("mode", "users", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors", "CPU ms/req", "peak RSS MB", "status")
+COLUMNS = ("mode", "users", "req/s", "95% CI", "p50 ms", "p99 ms", "errors", "CPU ms/req", "req/CPU-s", "memory MB",
+           "MB/process", "generator", "flags")
 # Numbers right-aligned so that magnitudes line up when the Markdown is rendered.
-_ALIGNMENT = ("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---")
+_ALIGNMENT = ("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---", "---")
 # The plan's headline settings first; whatever else it holds follows in its own order.
 _PLAN_KEY_ORDER = ("modes", "scenarios", "concurrency", "duration_s", "duration", "workers")
 
@@ -153,21 +154,45 @@ def _plan_section(plan: Mapping[str, Any]) -> list[str]:
     return ["## Run", "", *(f"- {key}: {_format_plan_value(plan[key])}" for key in keys), ""]
 
 
+def format_interval(record: Record) -> str:
+    ci = record.get("throughput_ci95")
+    if not isinstance(ci, Sequence) or len(ci) != 2:
+        return MISSING
+    low, high = (as_number(v) for v in ci)
+    if low is None or high is None:
+        return MISSING
+    return f"{format_rps(max(0.0, low))} to {format_rps(high)}"
+
+
+def format_flags(record: Record) -> str:
+    flags = record.get("flags")
+    if not is_ok(record):
+        return "failed"
+    return ", ".join(str(f) for f in flags) if isinstance(flags, Sequence) and flags else MISSING
+
+
 def _row(record: Record) -> str:
     latency = _section(record, "latency_ms")
     resources = _section(record, "resources")
     users = record.get("concurrency")
+    generator = str(record.get("generator") or MISSING)
+    util = as_number(record.get("generator_cpu"))
+    if util is not None:
+        generator += f" ({util:.0%} CPU)"
     cells = (
         str(record.get("mode", MISSING)),
         MISSING if users is None else str(users),
         format_rps(record.get("throughput_rps")),
+        format_interval(record),
         format_sig(latency.get("p50")),
-        format_sig(latency.get("p90")),
         format_sig(latency.get("p99")),
         format_errors(record),
         format_sig(resources.get("cpu_ms_per_request")),
-        format_mb(resources.get("rss_peak_mb")),
-        str(record.get("status") or MISSING),
+        format_rps(resources.get("requests_per_cpu_second")),
+        format_mb(resources.get("rss_mean_mb")),
+        format_mb(resources.get("memory_per_process_mb")),
+        generator,
+        format_flags(record),
     )
     return "| " + " | ".join(_table_cell(cell) for cell in cells) + " |"
 
@@ -260,11 +285,41 @@ def _charts_section(charts: Sequence[str]) -> list[str]:
     return lines
 
 
+FLAG_MEANINGS = {
+    "generator-bound": "the load generator used more than 85% of its CPUs: the figure is the generator's limit, "
+    "not the server's capacity",
+    "spread": "the repeats differ by more than 10% of the median",
+    "errors": "more than 0.1% of the requests failed (non-2xx answers or socket errors)",
+    "failed-repeats": "some repeats failed; the figure comes from the others",
+}
+
+
 def _overview(records: Sequence[Record]) -> str:
     if not records:
         return "No cells were recorded."
     failed = sum(not is_ok(record) for record in records)
-    return f"{len(records)} cells: {len(records) - failed} ok, {failed} failed."
+    text = f"{len(records)} figures: {len(records) - failed} ok, {failed} failed."
+    repeats = [r.get("repeats") for r in records if isinstance(r.get("repeats"), int)]
+    if repeats:
+        text += (f" Each figure is the median of {max(repeats)} repeats (modes interleaved); the 95% CI is the"
+                 " Student-t interval of their mean.")
+    return text
+
+
+def _flags_section(records: Sequence[Record]) -> list[str]:
+    seen: dict[str, list[str]] = {}
+    for record in records:
+        flags = record.get("flags")
+        if is_ok(record) and isinstance(flags, Sequence):
+            for flag in flags:
+                seen.setdefault(str(flag), []).append(
+                    f"{record.get('mode')} {record.get('scenario')} @ {record.get('concurrency')}")
+    if not seen:
+        return []
+    lines = ["## Flags", ""]
+    for flag, where in seen.items():
+        lines.append(f"- **{flag}**: {FLAG_MEANINGS.get(flag, '')} ({len(where)}: {'; '.join(where)})")
+    return [*lines, ""]
 
 
 # public API -----------------------------------------------------------------
@@ -280,6 +335,7 @@ def summary_markdown(
     mode_rank = {mode: rank for rank, mode in enumerate(ordered_values(records, "mode"))}
     for scenario in ordered_values(records, "scenario"):
         lines += _scenario_section(scenario, records, mode_rank)
+    lines += _flags_section(records)
     lines += _strategy_section(records)
     lines += _failures_section(records)
     if charts:

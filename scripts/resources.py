@@ -4,12 +4,15 @@ CPU seconds are read as a difference of two totals, each summed over the
 group's live processes including what they collected from reaped children
 (``children_user``/``children_system``). A fork-per-request child that lives a
 millisecond is never seen alive, but its parent's child rusage counts it.
-Memory is the RSS summed over the group, sampled every ``interval`` seconds.
+Memory is summed over the group every ``interval`` seconds as PSS (proportional
+set size: a page shared by N processes counts 1/N in each, so forked workers'
+shared pages are not counted N times) where the kernel offers it, else RSS.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import psutil
@@ -38,49 +41,70 @@ def cpu_total(pgid: int) -> float:
     return total
 
 
+def _memory(proc: psutil.Process) -> tuple[int, str]:
+    try:
+        return proc.memory_full_info().pss, "pss"
+    except (psutil.AccessDenied, AttributeError):
+        return proc.memory_info().rss, "rss"
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Usage:
     cpu_seconds: float
-    rss_peak_mb: float
+    elapsed_s: float
+    rss_peak_mb: float  # PSS where available (see memory_kind); the name stays for old records
     rss_mean_mb: float
     processes_peak: int
+    processes_mean: float
+    memory_kind: str
+    cpus: int = 1
 
-    def as_dict(self, requests: int) -> dict[str, float | int | None]:
+    def as_dict(self, requests: int) -> dict[str, float | int | str | None]:
         return {
             "cpu_seconds": round(self.cpu_seconds, 3),
             "cpu_ms_per_request": round(1000 * self.cpu_seconds / requests, 4) if requests else None,
+            "requests_per_cpu_second": round(requests / self.cpu_seconds, 1) if self.cpu_seconds > 0 else None,
+            "cpu_utilization": round(self.cpu_seconds / (self.elapsed_s * self.cpus), 3) if self.elapsed_s else None,
             "rss_peak_mb": round(self.rss_peak_mb, 1),
             "rss_mean_mb": round(self.rss_mean_mb, 1),
+            "memory_kind": self.memory_kind,
+            "memory_per_process_mb": round(self.rss_mean_mb / self.processes_mean, 1) if self.processes_mean else None,
             "processes_peak": self.processes_peak,
+            "processes_mean": round(self.processes_mean, 1),
         }
 
 
 class Sampler:
     """Samples a process group from ``start()`` to ``stop()`` on a background thread."""
 
-    def __init__(self, pgid: int, interval: float = 0.25) -> None:
+    def __init__(self, pgid: int, interval: float = 0.25, cpus: int = 1) -> None:
         self.pgid = pgid
         self.interval = interval
+        self.cpus = cpus
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="resource-sampler", daemon=True)
         self._rss: list[float] = []
-        self._procs_peak = 0
+        self._procs: list[int] = []
+        self._kind = "rss"
         self._cpu_start = 0.0
+        self._t_start = 0.0
 
     def start(self) -> None:
         self._cpu_start = cpu_total(self.pgid)
+        self._t_start = time.monotonic()
         self._thread.start()
 
     def _sample(self) -> None:
-        rss = 0
+        total = 0
         procs = _processes(self.pgid)
         for proc in procs:
             try:
-                rss += proc.memory_info().rss
+                amount, self._kind = _memory(proc)
             except psutil.Error:
                 continue
-        self._rss.append(rss / 2**20)
-        self._procs_peak = max(self._procs_peak, len(procs))
+            total += amount
+        self._rss.append(total / 2**20)
+        self._procs.append(len(procs))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -95,7 +119,57 @@ class Sampler:
             self._sample()
         return Usage(
             cpu_seconds=max(0.0, cpu),
+            elapsed_s=time.monotonic() - self._t_start,
             rss_peak_mb=max(self._rss),
             rss_mean_mb=sum(self._rss) / len(self._rss),
-            processes_peak=self._procs_peak,
+            processes_peak=max(self._procs),
+            processes_mean=sum(self._procs) / len(self._procs),
+            memory_kind=self._kind,
+            cpus=self.cpus,
         )
+
+
+class CpuTrace:
+    """CPU use of a process group over time, to tell whether a load generator ran out of CPU.
+
+    The start of a generator's life (imports, spawning users) is busy in a way its
+    measured interval is not, so :meth:`utilization` looks at the middle of the run.
+    """
+
+    def __init__(self, pgid: int, cpus: int, interval: float = 0.25) -> None:
+        self.pgid = pgid
+        self.cpus = max(1, cpus)
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-trace", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic(), cpu_total(self.pgid)))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> CpuTrace:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def utilization(self, skip_head: float = 1.0, skip_tail: float = 0.5) -> float | None:
+        """CPU seconds per second per CPU over the run, without its first and last moments."""
+        samples = list(self.samples)
+        while len(samples) > 1 and samples[-1][1] < samples[-2][1]:
+            samples.pop()  # the group has exited: its CPU total is gone, not negative
+        if len(samples) < 2:
+            return None
+        self.samples = samples
+        start, end = self.samples[0][0] + skip_head, self.samples[-1][0] - skip_tail
+        window = [(t, c) for t, c in self.samples if start <= t <= end]
+        if len(window) < 2 or window[-1][0] - window[0][0] < 0.5:
+            window = self.samples
+        (t0, c0), (t1, c1) = window[0], window[-1]
+        if t1 <= t0:
+            return None
+        return max(0.0, (c1 - c0) / (t1 - t0) / self.cpus)

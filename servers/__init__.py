@@ -38,6 +38,10 @@ class Mode:
     command: Callable[[Launch], list[str]]
     uses_workers: bool = True  # False: the worker count does not apply (fork per request)
     keeps_alive: bool = False  # whether it keeps persistent connections as the benchmark runs it
+    # A mode that needs a good part of a second per request needs a longer measured interval to
+    # complete enough requests to measure, and has no place in a sweep to hundreds of connections.
+    min_duration_s: float = 0.0
+    in_sweeps: bool = True
 
     def argv(self, *, host: str, port: int, workers: int, python: str = sys.executable) -> list[str]:
         return self.command(Launch(app=APPS[self.interface], host=host, port=port, workers=workers, python=python))
@@ -95,6 +99,8 @@ MODES: dict[str, Mode] = {
             summary="classic CGI: fork and exec a fresh Python per request, which imports the app (wsgiref)",
             command=_cgi,
             uses_workers=False,
+            min_duration_s=3.0,
+            in_sweeps=False,
         ),
         Mode(
             name="fork",

@@ -31,7 +31,7 @@ def test_unknown_mode_lists_the_valid_ones() -> None:
     result = bench_cli("--modes", "prefork,nginx")
     assert result.returncode == 2
     assert "unknown mode 'nginx'" in result.stderr
-    assert "valid: fork, prefork, gunicorn-sync, uvicorn" in result.stderr
+    assert f"valid: {', '.join(MODES)}" in result.stderr
 
 
 def test_unknown_scenario_lists_the_valid_ones() -> None:
@@ -49,7 +49,8 @@ def test_list_names_every_mode_and_scenario() -> None:
 
 def test_plan_puts_modes_side_by_side_and_sweeps_where_asked(tmp_path: Path) -> None:
     plan = bench.plan_from_args(["--modes", "fork,uvicorn", "--scenarios", "plaintext,json", "--concurrency", "32",
-                                 "--sweep", "plaintext", "--sweep-levels", "1,8", "--out", str(tmp_path)])
+                                 "--sweep", "plaintext", "--sweep-levels", "1,8", "--repeats", "1", "--no-close",
+                                 "--out", str(tmp_path)])
     assert plan is not None
     cells = [(c.scenario, c.concurrency, c.mode) for c in plan.cells()]
     assert cells == [
@@ -61,19 +62,52 @@ def test_plan_puts_modes_side_by_side_and_sweeps_where_asked(tmp_path: Path) -> 
     assert [c.index for c in plan.cells()] == list(range(8))
 
 
+def test_repeats_interleave_modes_and_keepalive_doubles_where_asked(tmp_path: Path) -> None:
+    plan = bench.plan_from_args(["--modes", "fork,prefork,uvicorn", "--scenarios", "plaintext", "--no-sweep",
+                                 "--repeats", "3", "--close", "plaintext", "--out", str(tmp_path)])
+    assert plan is not None
+    order = [(c.label, c.repeat, c.mode) for c in plan.cells()]
+    assert order[:9] == [
+        ("plaintext", 0, "fork"), ("plaintext", 0, "prefork"), ("plaintext", 0, "uvicorn"),
+        ("plaintext", 1, "uvicorn"), ("plaintext", 1, "prefork"), ("plaintext", 1, "fork"),
+        ("plaintext", 2, "fork"), ("plaintext", 2, "prefork"), ("plaintext", 2, "uvicorn"),
+    ]
+    assert {label for label, _, _ in order[9:]} == {"plaintext/close"}
+    assert len({c.slug for c in plan.cells()}) == len(plan.cells())
+
+
+def test_each_scenario_gets_its_generator(tmp_path: Path) -> None:
+    plan = bench.plan_from_args(["--out", str(tmp_path)])
+    assert plan is not None
+    if plan.wrk:
+        assert plan.generator_for("plaintext") == "wrk"
+    assert plan.generator_for("mixed") == "locust"
+    forced = bench.plan_from_args(["--generator", "locust", "--out", str(tmp_path)])
+    assert forced is not None and forced.generator_for("plaintext") == "locust"
+
+
+def test_cpu_lists_are_parsed_and_overlap_refused(tmp_path: Path) -> None:
+    assert bench.parse_cpus("0,2-4") == frozenset({0, 2, 3, 4})
+    result = bench_cli("--server-cpus", "0", "--client-cpus", "0")
+    assert result.returncode == 2 and "overlap" in result.stderr
+    result = bench_cli("--server-cpus", "0", "--client-cpus", "999")
+    assert result.returncode == 2 and "not available" in result.stderr
+
+
 def test_quick_plan_covers_every_mode_and_scenario_briefly(tmp_path: Path) -> None:
     plan = bench.plan_from_args(["--quick", "--out", str(tmp_path)])
     assert plan is not None
     assert plan.modes == tuple(MODES) and plan.scenarios == tuple(SCENARIOS)
-    assert plan.sweep_scenarios == ()
+    assert plan.sweep_scenarios == () and plan.repeats == 1 and plan.close_scenarios == ()
     assert len(plan.cells()) == len(MODES) * len(SCENARIOS)
-    assert plan.estimate_s() < 150  # leaves room for nox to build its environment within 3 minutes
+    assert plan.estimate_s() < 140  # leaves room for nox to build its environment within 3 minutes
 
 
 def test_default_plan_fits_in_fifteen_minutes(tmp_path: Path) -> None:
     plan = bench.plan_from_args(["--out", str(tmp_path)])
     assert plan is not None
-    assert plan.estimate_s() < 13 * 60
+    assert plan.repeats == 3
+    assert plan.estimate_s() < 12 * 60
 
 
 def test_write_json_atomic_leaves_only_the_file(tmp_path: Path) -> None:
@@ -117,7 +151,8 @@ def test_a_mode_that_fails_to_start_fails_its_cell_and_the_run_goes_on(tmp_path:
     registry = {"broken": Mode(name="broken", interface="wsgi", summary="exits at once", command=_broken),
                 "prefork": MODES["prefork"]}
     plan = bench.plan_from_args(["--modes", "broken,prefork", "--scenarios", "plaintext", "--concurrency", "2",
-                                 "--no-sweep", "--duration", "1", "--warmup", "0", "--out", str(tmp_path)],
+                                 "--no-sweep", "--no-close", "--repeats", "1", "--duration", "1", "--warmup", "0",
+                                 "--out", str(tmp_path)],
                                 registry=registry)
     assert plan is not None
     assert bench.run(plan) == 1
@@ -138,13 +173,16 @@ def test_short_bench_writes_cells_summary_and_charts(tmp_path: Path) -> None:
                        "--sweep-levels", "2", "--duration", "1", "--warmup", "0.2", "--out", str(out), timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
-    assert len(records) == len(MODES) * 3
+    swept = [m for m in MODES if MODES[m].in_sweeps]
+    assert len(records) == len(MODES) * 2 + len(swept)  # two scenarios at 8 users, plaintext also at 2
     assert {r["mode"] for r in records} == set(MODES)
     for r in records:
         assert r["status"] == "ok", r
         assert r["requests"] > 0 and r["throughput_rps"] > 0
         assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"]
         assert r["resources"]["cpu_seconds"] > 0
+        assert r["generator"] == "wrk" and 0 <= r["generator_cpu"] <= 1.05
+        assert r["server_affinity"] == r["server_cpus"]
     for name in ("summary.md", "throughput.png", "latency.png", "concurrency.png", "plan.json"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -158,7 +196,8 @@ def test_short_bench_writes_cells_summary_and_charts(tmp_path: Path) -> None:
 def test_an_interrupted_run_keeps_finished_cells(tmp_path: Path) -> None:
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "scripts.bench", "--modes", "prefork", "--scenarios", "plaintext,json,db,io",
-           "--concurrency", "2", "--no-sweep", "--duration", "2", "--warmup", "0", "--out", str(out)]
+           "--concurrency", "2", "--no-sweep", "--no-close", "--repeats", "1", "--duration", "2", "--warmup", "0",
+           "--out", str(out)]
     with running(cmd, log_path=tmp_path / "bench.log", cwd=ROOT) as proc:
         deadline = time.monotonic() + 60
         while not list((out / "cells").glob("*.json")) and time.monotonic() < deadline:

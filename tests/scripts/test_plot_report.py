@@ -32,6 +32,7 @@ def ok_record(mode: str, scenario: str, users: int, rps: float, **overrides: Any
         "error": None,
         "log_tail": "",
         "generator": "locust",
+        "generator_cpu": 0.5,
         "duration_s": 10.0,
         "requests": int(rps * 10),
         "failures": 0,
@@ -40,10 +41,13 @@ def ok_record(mode: str, scenario: str, users: int, rps: float, **overrides: Any
         "resources": {
             "cpu_seconds": 3.2,
             "cpu_ms_per_request": 0.26,
+            "requests_per_cpu_second": 3846.2,
             "rss_peak_mb": 80.14,
             "rss_mean_mb": 75.0,
+            "memory_per_process_mb": 25.0,
             "processes_peak": 3,
         },
+        "flags": [],
     }
     record.update(overrides)
     return record
@@ -235,16 +239,30 @@ def test_summary_tables(records: list[dict[str, Any]]) -> None:
 
     assert markdown.startswith("# workerbench results\n")
     assert markdown.index("## plaintext") < markdown.index("## json")
-    header = "| mode | users | req/s | p50 ms | p90 ms | p99 ms | errors | CPU ms/req | peak RSS MB | status |"
+    header = ("| mode | users | req/s | 95% CI | p50 ms | p99 ms | errors | CPU ms/req | req/CPU-s | memory MB | "
+              "MB/process | generator | flags |")
     assert markdown.count(header) == 2
     plaintext = table_rows(markdown, "plaintext")
     assert [(row[0], row[1]) for row in plaintext] == [(mode, str(users)) for mode in MODES for users in (1, 8, 32)]
-    assert plaintext[0] == ["prefork", "1", "1,001", "1", "2", "5", "0/10,010", "0.260", "80.1", "ok"]
+    gen = "locust (50% CPU)"
+    assert plaintext[0] == ["prefork", "1", "1,001", "\u2014", "1", "5", "0/10,010", "0.260", "3,846", "75.0", "25.0",
+                            gen, "\u2014"]
     assert table_rows(markdown, "json") == [
-        ["prefork", "32", "12,345", "1.23", "12.3", "123", "3/123,454 (0.0024%)", "0.260", "80.1", "ok"],
-        ["fork", "32", "56.8", "1", "2", "5", "0/567", "\u2014", "\u2014", "ok"],
-        ["uvicorn", "32"] + ["\u2014"] * 7 + ["failed"],
+        ["prefork", "32", "12,345", "\u2014", "1.23", "123", "3/123,454 (0.0024%)", "0.260", "3,846", "75.0", "25.0",
+         gen, "\u2014"],
+        ["fork", "32", "56.8", "\u2014", "1", "5", "0/567"] + ["\u2014"] * 4 + [gen, "\u2014"],
+        ["uvicorn", "32"] + ["\u2014"] * 9 + ["locust", "failed"],
     ]
+
+
+def test_interval_and_flags_are_shown(records: list[dict[str, Any]]) -> None:
+    flagged = ok_record("uvicorn", "plaintext", 32, 4000.0) | {
+        "throughput_ci95": [3900.0, 4100.0], "flags": ["generator-bound"], "generator_cpu": 0.97}
+    markdown = report.summary_markdown([flagged])
+    row = table_rows(markdown, "plaintext")[0]
+    assert row[3] == "3,900 to 4,100"
+    assert row[-2:] == ["locust (97% CPU)", "generator-bound"]
+    assert "**generator-bound**: the load generator used more than 85% of its CPUs" in markdown
 
 
 def test_summary_lists_failed_cells_with_their_log(records: list[dict[str, Any]]) -> None:
@@ -261,7 +279,7 @@ def test_summary_without_failures_has_no_failed_section(records: list[dict[str, 
     markdown = report.summary_markdown([r for r in records if r["status"] == "ok"])
 
     assert "## Failed cells" not in markdown
-    assert "11 cells: 11 ok, 0 failed." in markdown
+    assert "11 figures: 11 ok, 0 failed." in markdown
 
 
 def test_log_tail_cannot_close_its_fence_early() -> None:

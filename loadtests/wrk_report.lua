@@ -1,0 +1,76 @@
+-- wrk script for workerbench: request settings from the environment, results as one JSON line.
+--
+-- wrk loads this file into every thread's Lua state and into the state that runs
+-- setup() and done(), so the top-level code below runs once per state. It only sets
+-- wrk.method / wrk.body / wrk.headers; wrk's own init() then formats the request once
+-- per thread with wrk.format(), which adds Host and sets Content-Length to #wrk.body.
+--
+--   WB_METHOD     request method (default GET)
+--   WB_BODY_FILE  path of a file whose bytes are the request body (empty or unset: no body)
+--   WB_CLOSE      "1": send "Connection: close", so every request opens a new connection
+--
+-- response() is deliberately not defined: when it is nil wrk skips collecting headers
+-- and bodies, which is what lets it reach its full request rate. Status errors
+-- (status > 399) are counted by wrk either way.
+
+local method = os.getenv("WB_METHOD")
+if method == nil or method == "" then
+   method = "GET"
+end
+wrk.method = method
+
+local body_file = os.getenv("WB_BODY_FILE")
+if body_file ~= nil and body_file ~= "" then
+   local f, err = io.open(body_file, "rb")
+   if f == nil then
+      error("WB_BODY_FILE: cannot open " .. body_file .. ": " .. tostring(err))
+   end
+   wrk.body = f:read("*a")
+   f:close()
+   wrk.headers["Content-Type"] = "application/octet-stream"
+end
+
+if os.getenv("WB_CLOSE") == "1" then
+   wrk.headers["Connection"] = "close"
+end
+
+-- A JSON number, or null for NaN and infinities (which JSON cannot carry).
+local function num(x, fmt)
+   if x == nil or x ~= x or x == math.huge or x == -math.huge then
+      return "null"
+   end
+   return string.format(fmt or "%.0f", x)
+end
+
+function done(summary, latency, requests)
+   local e = summary.errors
+   local parts = {
+      '"requests":' .. num(summary.requests),
+      '"duration_us":' .. num(summary.duration),
+      '"bytes":' .. num(summary.bytes),
+      '"errors":{' .. table.concat({
+         '"connect":' .. num(e.connect),
+         '"read":' .. num(e.read),
+         '"write":' .. num(e.write),
+         '"status":' .. num(e.status),
+         '"timeout":' .. num(e.timeout),
+      }, ",") .. "}",
+   }
+   local lat = {}
+   if summary.requests > 0 then
+      lat = {
+         '"p50":' .. num(latency:percentile(50.0)),
+         '"p75":' .. num(latency:percentile(75.0)),
+         '"p90":' .. num(latency:percentile(90.0)),
+         '"p99":' .. num(latency:percentile(99.0)),
+         '"p999":' .. num(latency:percentile(99.9)),
+         '"mean":' .. num(latency.mean, "%.3f"),
+         '"stdev":' .. num(latency.stdev, "%.3f"),
+         '"max":' .. num(latency.max),
+         '"min":' .. num(latency.min),
+      }
+   end
+   parts[#parts + 1] = '"latency_us":{' .. table.concat(lat, ",") .. "}"
+   io.write("WORKERBENCH_WRK_JSON {" .. table.concat(parts, ",") .. "}\n")
+   io.flush()
+end

@@ -1,0 +1,61 @@
+"""Generator headroom and CPU placement, measured for real on loopback.
+
+locust's single process tops out near 4,400 requests/s on one core while uvicorn
+serves far more, so locust against uvicorn's plaintext is generator-bound; wrk
+against the fork-per-request server (a few hundred requests/s) is not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from scripts import bench, stats
+from scripts.wrk import find_wrk
+
+
+def measure(tmp_path: Path, *args: str) -> dict:
+    plan = bench.plan_from_args(["--repeats", "1", "--no-close", "--no-sweep", "--warmup", "0.5",
+                                 "--out", str(tmp_path), *args])
+    assert plan is not None
+    assert bench.run(plan) == 0
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "cells").glob("*.json"))]
+    assert len(records) == 1
+    return records[0]
+
+
+def test_locust_against_uvicorn_is_flagged_generator_bound(tmp_path: Path) -> None:
+    record = measure(tmp_path, "--modes", "uvicorn", "--scenarios", "plaintext", "--generator", "locust",
+                     "--concurrency", "32", "--duration", "3")
+    assert record["generator"] == "locust"
+    assert record["generator_cpu"] > stats.GENERATOR_BOUND, record
+    assert "generator-bound" in stats.fold([record])["flags"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "generator-bound" in summary
+
+
+def test_wrk_against_the_fork_server_has_headroom(tmp_path: Path) -> None:
+    if find_wrk() is None:
+        if os.environ.get("WORKERBENCH_NO_WRK") == "1":
+            pytest.skip("wrk is not installed and WORKERBENCH_NO_WRK=1 says that is expected")
+        pytest.fail("wrk is not installed: apt-get install wrk (or set WORKERBENCH_NO_WRK=1)")
+    record = measure(tmp_path, "--modes", "fork", "--scenarios", "plaintext", "--concurrency", "8",
+                     "--duration", "2")
+    assert record["generator"] == "wrk"
+    assert record["generator_cpu"] < stats.GENERATOR_BOUND, record
+    assert "generator-bound" not in stats.fold([record])["flags"]
+
+
+def test_server_and_generator_run_on_their_own_cpus(tmp_path: Path) -> None:
+    record = measure(tmp_path, "--modes", "prefork", "--scenarios", "plaintext", "--duration", "1",
+                     "--concurrency", "4")
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert record["server_cpus"] == plan["environment"]["server_cpus"]
+    assert record["client_cpus"] == plan["environment"]["client_cpus"]
+    assert set(record["server_cpus"].split(",")).isdisjoint(record["client_cpus"].split(","))
+    # Every process of the server really ran on the server's CPUs only.
+    assert record["server_affinity"] == record["server_cpus"]
+    assert plan["environment"]["cpu_model"] and plan["environment"]["kernel"]
