@@ -41,7 +41,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from apps import db
 from loadtests.scenarios import SCENARIOS
-from scripts import loadgen, plot, report, stats, wrk
+from scripts import loadgen, plot, reference, report, stats, wrk
 from scripts.procs import StartError, free_port, group_affinity, log_tail, pin_group, running, wait_ready
 from scripts.resources import Sampler
 from scripts.verify import VerifyError, verify
@@ -520,8 +520,10 @@ def _line(record: dict[str, Any]) -> str:
 
 def finish(run_dir: Path, plan: Plan, console: Console) -> None:
     records = stats.fold_all(report.load_records(run_dir))
-    charts = plot.write_charts(records, run_dir)
-    summary = report.write_summary(records, run_dir, plan=plan.describe(), charts=[c.name for c in charts])
+    refs = report.load_reference(run_dir)
+    charts = plot.write_charts(records, run_dir, reference=refs)
+    summary = report.write_summary(records, run_dir, plan=plan.describe(), charts=[c.name for c in charts],
+                                   reference=refs)
     console.print(f"summary: {summary}")
 
 
@@ -540,6 +542,13 @@ def run(plan: Plan, console: Console | None = None) -> int:
     db_path = db.create(run_dir / "world.sqlite")
     if plan.db_url:
         db.seed_postgres(plan.db_url)
+    if any(plan.registry[m].uses_workers is False for m in plan.modes):
+        # The ceiling of every fork-per-request model on these CPUs, measured now, in this run.
+        try:
+            write_json_atomic(run_dir / "reference.json",
+                              {"fork": reference.measure_fork_rate(1.0, plan.server_cpus)})
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            console.print(f"[yellow]warning: fork reference not measured: {exc}[/yellow]")
     cells = plan.cells()
     console.print(f"workerbench: {len(cells)} cells, about {plan.estimate_s() / 60:.1f} min -> {run_dir}")
     failed = 0

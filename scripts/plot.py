@@ -315,7 +315,7 @@ def latency_figure(records: Sequence[Record]) -> Figure:
 # concurrency ----------------------------------------------------------------
 
 
-def _concurrency_panel(ax: Axes, data: _Data, scenario: Any) -> bool:
+def _concurrency_panel(ax: Axes, data: _Data, scenario: Any, metric: str = "throughput") -> bool:
     """Draw one sweep; True when it contains a failed cell, which the figure legend then explains."""
     levels = _levels(data.records, scenario)
     any_failed = False
@@ -323,7 +323,7 @@ def _concurrency_panel(ax: Axes, data: _Data, scenario: Any) -> bool:
     for mode in data.modes_in(scenario):
         cells = [data.cell(mode, scenario, level) for level in levels]
         # NaN leaves a gap in the line where a level is missing or failed, instead of joining across it.
-        values = [_throughput(cell) for cell in cells]
+        values = [_throughput(cell) if metric == "throughput" else _latency(cell, "p99") for cell in cells]
         measured += values
         ax.plot(
             levels, [math.nan if v is None else v for v in values], marker="o", color=data.colors[mode], label=str(mode)
@@ -345,11 +345,18 @@ def _concurrency_panel(ax: Axes, data: _Data, scenario: Any) -> bool:
         ax.set_xscale("log", base=2)  # sweep levels grow geometrically (1, 8, 32, 128)
     ax.set_xticks(levels, labels=[str(level) for level in levels])
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_title(f"{scenario}: throughput by concurrency", fontsize=10)
-    ax.set_xlabel("concurrent users")
-    ax.set_ylabel("requests/s")
-    ax.yaxis.set_major_formatter(FuncFormatter(_rps_axis_formatter))
-    _finish_value_axis(ax, measured, headroom=1.08)
+    ax.set_xlabel("concurrent connections")
+    if metric == "throughput":
+        ax.set_title(f"{scenario}: throughput by concurrency", fontsize=10)
+        ax.set_ylabel("requests/s")
+        ax.yaxis.set_major_formatter(FuncFormatter(_rps_axis_formatter))
+        _finish_value_axis(ax, measured, headroom=1.08)
+    else:
+        ax.set_title(f"{scenario}: p99 latency by concurrency", fontsize=10)
+        ax.set_ylabel("p99 latency (ms, log scale)")
+        if any(v is not None and v > 0 for v in measured):
+            ax.set_yscale("log")
+        ax.grid(axis="y", alpha=0.3)
     return any_failed
 
 
@@ -370,16 +377,17 @@ def _mode_legend(figure: Figure, data: _Data, modes: Sequence[Any], show_failed:
 
 
 def concurrency_figure(records: Sequence[Record]) -> Figure | None:
-    """Throughput against concurrency, one line per mode, for each scenario measured at several levels; None when
-    no scenario was."""
+    """Throughput and p99 against concurrency, one line per mode, for each scenario measured at several levels (so
+    the point where each model stops scaling shows); None when no scenario was."""
     data = _Data(records)
     swept = [scenario for scenario in data.scenarios if len(_levels(records, scenario)) > 1]
     if not swept:
         return None
-    figure, axes = _figure(len(swept), (4.6, 3.6))
+    figure, axes = _figure(2 * len(swept), (4.6, 3.6))
     any_failed = False
-    for ax, scenario in zip(axes, swept, strict=True):
-        any_failed = _concurrency_panel(ax, data, scenario) or any_failed
+    for i, scenario in enumerate(swept):
+        any_failed = _concurrency_panel(axes[2 * i], data, scenario) or any_failed
+        _concurrency_panel(axes[2 * i + 1], data, scenario, metric="p99")
     shown = {mode for scenario in swept for mode in data.modes_in(scenario)}
     _mode_legend(figure, data, [mode for mode in data.modes if mode in shown], any_failed)
     return figure
@@ -421,15 +429,58 @@ def db_strategy_figure(records: Sequence[Record]) -> Figure | None:
     return figure
 
 
+# resources ------------------------------------------------------------------
+
+
+def resources_figure(records: Sequence[Record]) -> Figure | None:
+    """CPU time per request and memory per mode, for every scenario at its primary concurrency."""
+    data = _Data(records)
+    rows = []
+    for scenario in data.scenarios:
+        level = primary_concurrency(records, scenario)
+        for mode in data.modes_in(scenario):
+            cell = data.cell(mode, scenario, level)
+            res = cell.get("resources") if cell is not None and is_ok(cell) else None
+            if isinstance(res, Mapping):
+                cpu, memory = as_number(res.get("cpu_ms_per_request")), as_number(res.get("rss_mean_mb"))
+                rows.append((scenario, mode, cpu, memory))
+    if not rows:
+        return None
+    scenarios = list(dict.fromkeys(r[0] for r in rows))
+    figure = Figure(figsize=(max(7.0, 1.1 * len(scenarios) * max(1, len(data.modes)) * 0.45 + 2), 7.2),
+                    layout="constrained")
+    axes = figure.subplots(2, 1)
+    width = 0.8 / max(1, len(data.modes))
+    for panel, (ax, index, label) in enumerate(
+            ((axes[0], 2, "CPU ms per request (log scale)"), (axes[1], 3, "memory, mean PSS of all processes (MB)"))):
+        for m, mode in enumerate(data.modes):
+            xs, ys = [], []
+            for x, scenario in enumerate(scenarios):
+                for row in rows:
+                    if row[0] == scenario and row[1] == mode and row[index] is not None:
+                        xs.append(x + (m - (len(data.modes) - 1) / 2) * width)
+                        ys.append(row[index])
+            ax.bar(xs, ys, width=width, color=data.colors[mode], label=str(mode) if panel == 0 else None)
+        ax.set_xticks(range(len(scenarios)), labels=[str(s) for s in scenarios], rotation=20, ha="right")
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+        if index == 2:
+            ax.set_yscale("log")
+    figure.legend(loc="outside upper center", ncols=min(len(data.modes), 6), frameon=False)
+    return figure
+
+
 CHARTS: tuple[tuple[str, Callable[[Sequence[Record]], Figure | None]], ...] = (
     ("throughput.png", throughput_figure),
     ("latency.png", latency_figure),
     ("concurrency.png", concurrency_figure),
     ("db_strategies.png", db_strategy_figure),
+    ("resources.png", resources_figure),
 )
 
 
-def write_charts(records: Sequence[Record], out_dir: Path) -> list[Path]:
+def write_charts(records: Sequence[Record], out_dir: Path, reference: Mapping[str, Any] | None = None) -> list[Path]:
     """Write the charts as PNGs into ``out_dir`` and return the paths written; nothing at all without records.
 
     A chart that cannot be drawn is reported on stderr and skipped: the run's summary must still be written, and it
@@ -445,12 +496,27 @@ def write_charts(records: Sequence[Record], out_dir: Path) -> list[Path]:
             figure = build(records)
             if figure is None:
                 continue
+            if name == "throughput.png" and reference:
+                _reference_lines(figure, records, reference)
             _save_png_atomic(figure, path)
         except Exception as exc:
             print(f"warning: could not write chart {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
         written.append(path)
     return written
+
+
+def _reference_lines(figure: Figure, records: Sequence[Record], reference: Mapping[str, Any]) -> None:
+    """The machine's own fork() rate across the new-connection panels: no fork-per-request server passes it."""
+    rate = as_number((reference.get("fork") or {}).get("rate"))
+    if rate is None:
+        return
+    for ax in figure.axes:
+        title = ax.get_title()
+        if "/close" in title.split("\n", 1)[0]:
+            ax.axhline(rate, color="black", linestyle="--", linewidth=0.9)
+            ax.annotate(f"fork()+exit+wait: {format_rps(rate)}/s", (0.01, rate), xycoords=("axes fraction", "data"),
+                        xytext=(0, 3), textcoords="offset points", fontsize=7)
 
 
 def _save_png_atomic(figure: Figure, target: Path) -> None:

@@ -267,6 +267,84 @@ def _strategy_section(records: Sequence[Record]) -> list[str]:
     return [*lines, ""]
 
 
+def load_reference(run_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((run_dir / "reference.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _rate(records: Sequence[Record], mode: str, scenario: str) -> tuple[float | None, int | None]:
+    """The mode's figure for ``scenario`` at the run's main level (the most common concurrency)."""
+    cells = [r for r in records if r.get("mode") == mode and r.get("scenario") == scenario and is_ok(r)]
+    if not cells:
+        return None, None
+    levels = [r.get("concurrency") for r in records if r.get("scenario") == scenario]
+    main = max(set(levels), key=lambda level: (levels.count(level), level or 0))
+    at = [r for r in cells if r.get("concurrency") == main] or cells
+    return as_number(at[0].get("throughput_rps")), at[0].get("concurrency")
+
+
+def speed_checks(records: Sequence[Record], reference: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The ratios the hand-written servers are held to, each measured within this run.
+
+    One dict per check that this run has the cells for: what is compared, the two rates, the ratio, the target
+    and whether it was met. A ratio involving a generator-bound figure is marked so: it says nothing.
+    """
+    checks: list[dict[str, Any]] = []
+
+    def add(name: str, a: tuple[str, str], b: tuple[str, str] | None, target: float,
+            b_rate: float | None = None) -> None:
+        rate_a, users = _rate(records, *a)
+        rate_b = b_rate if b is None else _rate(records, *b)[0]
+        if rate_a is None or rate_b is None or rate_b <= 0:
+            return
+        bound = any("generator-bound" in (r.get("flags") or []) for r in records
+                    if (r.get("mode"), r.get("scenario")) in {a, b} and r.get("concurrency") == users)
+        ratio = rate_a / rate_b
+        checks.append({"check": name, "a": rate_a, "b": rate_b, "ratio": ratio, "target": target,
+                       "met": ratio >= target, "generator_bound": bound, "users": users})
+
+    add("prefork / gunicorn-sync, new connection per request", ("prefork", "plaintext/close"),
+        ("gunicorn-sync", "plaintext/close"), 3.0)
+    add("prefork / uvicorn, keep-alive", ("prefork", "plaintext"), ("uvicorn", "plaintext"), 1.0)
+    fork_ref = as_number((reference or {}).get("fork", {}).get("rate")) if reference else None
+    if fork_ref:
+        add("fork (new connection per request) / fork()+_exit+waitpid of a bare process", ("fork", "plaintext/close"),
+            None, 0.8, b_rate=fork_ref)
+        add("cgi / fork()+_exit+waitpid of a bare process", ("cgi", "plaintext/close"), None, 0.0, b_rate=fork_ref)
+    for pair in strategy_pairs(records):
+        if pair["ratio"] is not None and pair["mode"] == "prefork":
+            target = 10.0 if pair["backend"] == "postgresql" else 0.0
+            checks.append({"check": f"{pair['scenario']} ({pair['backend']}) reuse / per-request, prefork",
+                           "a": pair["reuse"], "b": pair["per_request"], "ratio": pair["ratio"], "target": target,
+                           "met": pair["ratio"] >= target, "generator_bound": False, "users": pair["users"]})
+    return checks
+
+
+def _speed_section(records: Sequence[Record], reference: Mapping[str, Any] | None) -> list[str]:
+    checks = speed_checks(records, reference)
+    if not checks:
+        return []
+    lines = [
+        "## Speed checks",
+        "",
+        "Ratios measured within this run (server and generator pinned apart, plaintext unless named).",
+        "",
+        "| check | users | req/s | against | ratio | target | |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for c in checks:
+        verdict = "met" if c["met"] else "**not met**"
+        if c["generator_bound"]:
+            verdict += " (generator-bound: not a capacity)"
+        target = f">= {c['target']:g}x" if c["target"] else "reported"
+        lines.append(f"| {c['check']} | {c['users']} | {format_rps(c['a'])} | {format_rps(c['b'])} | "
+                     f"{c['ratio']:.2f}x | {target} | {verdict if c['target'] else ''} |")
+    return [*lines, ""]
+
+
 def _failures_section(records: Sequence[Record]) -> list[str]:
     failed = [record for record in records if not is_ok(record)]
     if not failed:
@@ -326,7 +404,11 @@ def _flags_section(records: Sequence[Record]) -> list[str]:
 
 
 def summary_markdown(
-    records: Sequence[Record], *, plan: Mapping[str, Any] | None = None, charts: Sequence[str] | None = None
+    records: Sequence[Record],
+    *,
+    plan: Mapping[str, Any] | None = None,
+    charts: Sequence[str] | None = None,
+    reference: Mapping[str, Any] | None = None,
 ) -> str:
     """The whole report as Markdown; ``records`` in plan order, which decides the order of scenarios and modes."""
     lines = ["# workerbench results", "", _overview(records), ""]
@@ -336,6 +418,7 @@ def summary_markdown(
     for scenario in ordered_values(records, "scenario"):
         lines += _scenario_section(scenario, records, mode_rank)
     lines += _flags_section(records)
+    lines += _speed_section(records, reference)
     lines += _strategy_section(records)
     lines += _failures_section(records)
     if charts:
@@ -349,11 +432,12 @@ def write_summary(
     *,
     plan: Mapping[str, Any] | None = None,
     charts: Sequence[str] | None = None,
+    reference: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``out_dir/summary.md`` atomically, so a reader never sees half a report; returns its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "summary.md"
-    _write_text_atomic(target, summary_markdown(records, plan=plan, charts=charts))
+    _write_text_atomic(target, summary_markdown(records, plan=plan, charts=charts, reference=reference))
     return target
 
 
@@ -414,15 +498,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.report", description=main.__doc__)
     parser.add_argument("run_dir", type=Path, help="a run folder, e.g. results/latest")
     args = parser.parse_args(argv)
-    records = load_records(args.run_dir)
+    from scripts import stats
+
+    records = stats.fold_all(load_records(args.run_dir))
     if not records:
         parser.error(f"no cell records under {args.run_dir / 'cells'}")
+    refs = load_reference(args.run_dir)
     try:
         plan = json.loads((args.run_dir / "plan.json").read_text()).get("plan")
     except (OSError, ValueError):
         plan = None
-    charts = plot.write_charts(records, args.run_dir)
-    print(write_summary(records, args.run_dir, plan=plan, charts=[c.name for c in charts]))
+    charts = plot.write_charts(records, args.run_dir, reference=refs)
+    print(write_summary(records, args.run_dir, plan=plan, charts=[c.name for c in charts], reference=refs))
     return 0
 
 

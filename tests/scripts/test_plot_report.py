@@ -109,7 +109,7 @@ def table_rows(markdown: str, scenario: str) -> list[list[str]]:
 def test_write_charts_writes_three_readable_pngs(records: list[dict[str, Any]], tmp_path: Path) -> None:
     written = plot.write_charts(records, tmp_path / "run")
 
-    names = ["throughput.png", "latency.png", "concurrency.png"]
+    names = ["throughput.png", "latency.png", "concurrency.png", "resources.png"]
     assert written == [tmp_path / "run" / name for name in names]
     for path in written:
         width, height = png_size(path)
@@ -123,7 +123,7 @@ def test_no_concurrency_chart_when_every_scenario_has_one_level(records: list[di
 
     assert plot.concurrency_figure(single) is None
     written = plot.write_charts(single, tmp_path)
-    assert [p.name for p in written] == ["throughput.png", "latency.png"]
+    assert [p.name for p in written] == ["throughput.png", "latency.png", "resources.png"]
     assert not (tmp_path / "concurrency.png").exists()
 
 
@@ -184,12 +184,14 @@ def test_concurrency_figure_plots_swept_scenarios_only(records: list[dict[str, A
     figure = plot.concurrency_figure(records)
 
     assert isinstance(figure, Figure)
-    (ax,) = figure.axes
-    assert ax.get_title().startswith("plaintext")
+    ax, p99 = figure.axes  # throughput, then p99, for the one swept scenario
+    assert ax.get_title().startswith("plaintext: throughput")
+    assert p99.get_title().startswith("plaintext: p99")
     lines = [line for line in ax.get_lines() if line.get_label() in MODES]
     assert [line.get_label() for line in lines] == list(MODES)
     assert list(lines[0].get_xdata()) == [1, 8, 32]
     assert list(lines[0].get_ydata()) == [1001.0, 1008.0, 1032.0]
+    assert list(p99.get_lines()[0].get_ydata()) == [5.0, 5.0, 5.0]
 
 
 def test_a_mode_has_the_same_colour_in_every_figure(records: list[dict[str, Any]]) -> None:
