@@ -41,7 +41,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from apps import db
 from loadtests.scenarios import SCENARIOS
-from scripts import loadgen, plot, reference, report, stats, wrk
+from scripts import loadgen, openloop, plot, reference, report, stats, wrk
 from scripts.procs import StartError, free_port, group_affinity, log_tail, pin_group, running, wait_ready
 from scripts.resources import Sampler
 from scripts.verify import VerifyError, verify
@@ -68,6 +68,14 @@ QUICK_CONCURRENCY = (16,)
 # verification, generator start-up and shut-down. Used for the time estimate only.
 CELL_OVERHEAD = {"wrk": 1.2, "locust": 2.5}
 GENERATORS = ("auto", "wrk", "locust")
+# The open-loop ladder: the same offered rates for every mode, doubling from light load, on the io scenario
+# (a 20 ms upstream wait), where the process models part ways: sync workers saturate at workers / 20 ms, a
+# fork per connection at its child cap, an event loop far later. A mode's ladder stops one step after it
+# falls below half the offered rate: past its knee, more load only queues.
+OPEN_LOOP_SCENARIO = "io"
+OPEN_LOOP_RATES = (50.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0)
+OPEN_LOOP_CONNECTIONS = 256
+OPEN_LOOP_DRAIN_S = 2.0  # requests still unanswered this long after the schedule ends count as timeouts
 
 
 def parse_cpus(text: str) -> frozenset[int]:
@@ -149,6 +157,9 @@ class Plan:
     db_url: str | None = None
     postgres: bool = False  # start a throwaway PostgreSQL for the run
     quick: bool = False
+    open_loop: bool = False
+    open_loop_rates: tuple[float, ...] = OPEN_LOOP_RATES
+    open_loop_duration: float = 2.0
     start_timeout: float = 30.0
     host: str = HOST
     registry: dict[str, Mode] = field(default_factory=lambda: dict(MODES), repr=False, compare=False)
@@ -191,8 +202,16 @@ class Plan:
     def duration_for(self, mode: str) -> float:
         return max(float(self.duration), self.registry[mode].min_duration_s)
 
+    def open_loop_modes(self) -> tuple[str, ...]:
+        if not self.open_loop or OPEN_LOOP_SCENARIO not in self.scenarios:
+            return ()
+        return tuple(m for m in self.modes if self.registry[m].in_sweeps)
+
     def estimate_s(self) -> float:
-        return sum(self.duration_for(c.mode) + self.warmup + CELL_OVERHEAD[c.generator] for c in self.cells())
+        cells = sum(self.duration_for(c.mode) + self.warmup + CELL_OVERHEAD[c.generator] for c in self.cells())
+        # Sync modes leave the ladder early; count five steps a mode, with some draining.
+        ladder = len(self.open_loop_modes()) * (1.5 + 5 * (self.open_loop_duration + 1.2))
+        return cells + ladder
 
     def describe(self) -> dict[str, Any]:
         data = asdict(self)
@@ -257,6 +276,11 @@ def build_parser(registry: dict[str, Mode]) -> argparse.ArgumentParser:
     p.add_argument("--generator", choices=GENERATORS, default="auto",
                    help="load generator: auto (each scenario's own: wrk for throughput, locust for user "
                    "scenarios), wrk or locust for all")
+    p.add_argument("--no-open-loop", action="store_true",
+                   help="skip the open-loop ladder (latency against offered load); --quick skips it too")
+    p.add_argument("--open-loop-rates", type=_ints,
+                   help=f"offered rates of the open-loop ladder on {OPEN_LOOP_SCENARIO} (default "
+                   f"{','.join(f'{r:g}' for r in OPEN_LOOP_RATES)})")
     p.add_argument("--server-cpus", type=parse_cpus, help="CPUs for the server (default: the first half)")
     p.add_argument("--client-cpus", type=parse_cpus, help="CPUs for the load generator (default: the rest)")
     p.add_argument("--duration", type=int, help=f"seconds of measured load per cell (default {DEFAULT_DURATION})")
@@ -336,6 +360,8 @@ def plan_from_args(argv: Sequence[str] | None = None, registry: dict[str, Mode] 
         close_scenarios=tuple(c for c in close if c in (args.scenarios or tuple(SCENARIOS))),
         generator=args.generator,
         wrk=wrk_path,
+        open_loop=not (quick or args.no_open_loop),
+        open_loop_rates=tuple(float(r) for r in args.open_loop_rates) if args.open_loop_rates else OPEN_LOOP_RATES,
         server_cpus=server_cpus,
         client_cpus=client_cpus,
         start_timeout=args.start_timeout,
@@ -505,6 +531,61 @@ def run_cell(plan: Plan, cell: Cell, run_dir: Path, db_path: Path) -> dict[str, 
     return record
 
 
+def open_loop_ladder(plan: Plan, mode_name: str, run_dir: Path, db_path: Path,
+                     console: Console) -> list[dict[str, Any]]:
+    """Constant-rate arrivals at a ladder of offered rates against one mode; one record per rate.
+
+    Latency counts from each request's intended send time (see :mod:`scripts.openloop`), so a
+    server that falls behind shows its queue in p99 instead of hiding it as a closed loop does.
+    """
+    mode = plan.registry[mode_name]
+    scenario = SCENARIOS[OPEN_LOOP_SCENARIO]
+    (probe,) = scenario.probes
+    port = free_port(plan.host)
+    logs = run_dir / "logs" / f"openloop-{mode_name}"
+    server_log = logs / "server.log"
+    env = {**os.environ, db.ENV_PATH: str(db_path), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    records: list[dict[str, Any]] = []
+    base = {"schema": SCHEMA, "kind": "openloop", "mode": mode_name, "scenario": OPEN_LOOP_SCENARIO,
+            "path": probe.path, "connections": OPEN_LOOP_CONNECTIONS, "duration_s": plan.open_loop_duration,
+            "workers": plan.workers if mode.uses_workers else None,
+            "server_cpus": _format_cpus(plan.server_cpus), "client_cpus": _format_cpus(plan.client_cpus)}
+    try:
+        with running(mode.argv(host=plan.host, port=port, workers=plan.workers), log_path=server_log, env=env,
+                     cwd=ROOT, cpus=set(plan.server_cpus)) as proc:
+            wait_ready(proc, plan.host, port, log_path=server_log, deadline_s=plan.start_timeout)
+            pin_group(proc.pid, plan.server_cpus)
+            verify(plan.host, port, scenario)
+            for rate in plan.open_loop_rates:
+                result = openloop.run_openloop(
+                    wrk.url_for(plan.host, port, probe.path), rate=rate, duration=plan.open_loop_duration,
+                    connections=OPEN_LOOP_CONNECTIONS, timeout=OPEN_LOOP_DRAIN_S, workdir=logs / f"rate-{rate:g}",
+                    cpus=set(plan.client_cpus))
+                records.append({**base, "status": "ok", "offered_rate": rate,
+                                "achieved_rate": round(result.achieved_rate, 1), "sent": result.sent,
+                                "completed": result.completed, "ok": result.ok, "errors": result.errors,
+                                "latency_ms": result.latency_ms,
+                                "latency_uncorrected_ms": result.latency_uncorrected_ms,
+                                "generator_kept_up": result.generator_kept_up,
+                                "generator_cpu": round(result.generator_cpu_util, 3),
+                                "generator_behind_s": result.generator_behind_s})
+                console.print(f"open loop {mode_name:<14} offered {rate:>8,.0f}/s  achieved "
+                              f"{result.achieved_rate:>8,.0f}/s  p50 {result.latency_ms.get('p50', 0):.2f} ms  "
+                              f"p99 {result.latency_ms.get('p99', 0):.2f} ms", highlight=False, soft_wrap=True)
+                if result.achieved_rate < 0.5 * rate:
+                    break  # past the knee: higher rates would only queue, and cost the run their drain time
+    except (StartError, VerifyError, loadgen.LoadError, RuntimeError, OSError, ValueError) as exc:
+        records.append({**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+                        "log_tail": log_tail(server_log)})
+    return records
+
+
+def run_open_loop(plan: Plan, run_dir: Path, db_path: Path, console: Console) -> None:
+    for index, mode in enumerate(plan.open_loop_modes()):
+        for i, record in enumerate(open_loop_ladder(plan, mode, run_dir, db_path, console)):
+            write_json_atomic(run_dir / "openloop" / f"{index:02d}-{mode}-{i:02d}.json", record)
+
+
 def _line(record: dict[str, Any]) -> str:
     head = f"{record['mode']:<14} {record['scenario']:<22} c={record['concurrency']:<4} r{record.get('repeat', 0)}"
     if record["status"] != "ok":
@@ -521,9 +602,10 @@ def _line(record: dict[str, Any]) -> str:
 def finish(run_dir: Path, plan: Plan, console: Console) -> None:
     records = stats.fold_all(report.load_records(run_dir))
     refs = report.load_reference(run_dir)
-    charts = plot.write_charts(records, run_dir, reference=refs)
+    ladder = report.load_records(run_dir, folder="openloop")
+    charts = plot.write_charts(records, run_dir, reference=refs, openloop=ladder)
     summary = report.write_summary(records, run_dir, plan=plan.describe(), charts=[c.name for c in charts],
-                                   reference=refs)
+                                   reference=refs, openloop=ladder)
     console.print(f"summary: {summary}")
 
 
@@ -569,6 +651,9 @@ def run(plan: Plan, console: Console | None = None) -> int:
                     f"[{cell.index + 1}/{len(cells)}] {_line(record)}", highlight=False, soft_wrap=True
                 )
                 progress.advance(task)
+        if plan.open_loop_modes():
+            console.print("open loop: latency against offered load")
+            run_open_loop(plan, run_dir, db_path, console)
     except KeyboardInterrupt:
         interrupted = True
         console.print("[yellow]interrupted: writing the summary of the finished cells[/yellow]")

@@ -26,7 +26,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullLocator
 
-from scripts.report import as_number, format_rps, is_ok, ordered_values, strategy_pairs
+from scripts.report import as_number, format_rps, is_ok, knee, ordered_values, strategy_pairs
 
 Record = Mapping[str, Any]
 CellKey = tuple[Any, Any, Any]
@@ -480,7 +480,47 @@ CHARTS: tuple[tuple[str, Callable[[Sequence[Record]], Figure | None]], ...] = (
 )
 
 
-def write_charts(records: Sequence[Record], out_dir: Path, reference: Mapping[str, Any] | None = None) -> list[Path]:
+def openloop_figure(points: Sequence[Record]) -> Figure | None:
+    """p50 and p99 (corrected for coordinated omission) against offered rate, one line per mode: the knees."""
+    ok = [p for p in points if is_ok(p) and as_number(p.get("offered_rate"))]
+    if not ok:
+        return None
+    modes = ordered_values(ok, "mode")
+    colors = mode_colors(modes)
+    figure = Figure(figsize=(11.0, 4.4), layout="constrained")
+    axes = figure.subplots(1, 2)
+    for ax, key in zip(axes, ("p50", "p99"), strict=True):
+        for mode in modes:
+            mine = sorted((p for p in ok if p.get("mode") == mode), key=lambda p: p["offered_rate"])
+            xs = [p["offered_rate"] for p in mine]
+            ys = [as_number(_section_of(p, "latency_ms").get(key)) for p in mine]
+            ax.plot(xs, [math.nan if y is None else y for y in ys], marker="o", color=colors[mode], label=str(mode))
+            k = knee(mine)
+            if k is not None:
+                ax.axvline(k, color=colors[mode], linestyle=":", linewidth=0.9)
+            if key == "p99":
+                raw = [as_number(_section_of(p, "latency_uncorrected_ms").get("p99")) for p in mine]
+                ax.plot(xs, [math.nan if y is None else y for y in raw], linestyle="--", linewidth=0.8,
+                        color=colors[mode], alpha=0.6)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("offered load (requests/s, log scale)")
+        ax.set_ylabel(f"{key} latency from intended send (ms, log scale)")
+        ax.set_title(f"{key} against offered load" + (" (dashed: uncorrected)" if key == "p99" else "")
+                     + "\ndotted line: the mode's knee", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    handles = [Line2D([], [], color=colors[mode], marker="o", label=str(mode)) for mode in modes]
+    figure.legend(handles=handles, loc="outside upper center", ncols=min(len(modes), 6), frameon=False)
+    return figure
+
+
+def _section_of(record: Record, key: str) -> Mapping[str, Any]:
+    value = record.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def write_charts(records: Sequence[Record], out_dir: Path, reference: Mapping[str, Any] | None = None,
+                 openloop: Sequence[Record] = ()) -> list[Path]:
     """Write the charts as PNGs into ``out_dir`` and return the paths written; nothing at all without records.
 
     A chart that cannot be drawn is reported on stderr and skipped: the run's summary must still be written, and it
@@ -503,6 +543,15 @@ def write_charts(records: Sequence[Record], out_dir: Path, reference: Mapping[st
             print(f"warning: could not write chart {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
         written.append(path)
+    if openloop:
+        path = out_dir / "openloop.png"
+        try:
+            figure = openloop_figure(openloop)
+            if figure is not None:
+                _save_png_atomic(figure, path)
+                written.append(path)
+        except Exception as exc:
+            print(f"warning: could not write chart {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
     return written
 
 

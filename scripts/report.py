@@ -345,6 +345,55 @@ def _speed_section(records: Sequence[Record], reference: Mapping[str, Any] | Non
     return [*lines, ""]
 
 
+def knee(points: Sequence[Record]) -> float | None:
+    """The lowest offered rate at which a mode stopped keeping up: it completed less than 95% of the offered
+    rate, or its p99 exceeded ten times its p99 at the lightest load (and 10 ms). None if it kept up throughout."""
+    ok = sorted((p for p in points if is_ok(p)), key=lambda p: p["offered_rate"])
+    if not ok:
+        return None
+    base = as_number(_section(ok[0], "latency_ms").get("p99")) or 0.0
+    for point in ok:
+        p99 = as_number(_section(point, "latency_ms").get("p99")) or 0.0
+        if point.get("achieved_rate", 0) < 0.95 * point["offered_rate"] or p99 > max(10 * base, 10.0):
+            return float(point["offered_rate"])
+    return None
+
+
+def _openloop_section(points: Sequence[Record]) -> list[str]:
+    if not points:
+        return []
+    lines = [
+        "## Latency against offered load (open loop)",
+        "",
+        "Requests sent at a constant rate on a fixed schedule, whatever the answers; latency counts from each"
+        " request's intended send time, so time a request waited behind a stalled server is counted (the"
+        " coordinated-omission correction of wrk2 and HdrHistogram). Every mode gets the same doubling ladder"
+        " of rates on `/io?ms=20` and leaves it one step after it completes less than half the offered rate."
+        " The knee is the first offered rate where the mode completed under 95% of it or its p99 passed ten"
+        " times its light-load p99.",
+        "",
+        "| mode | offered req/s | achieved req/s | p50 ms | p99 ms | p99 uncorrected ms | errors | generator kept up |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    knees = []
+    for mode in ordered_values(points, "mode"):
+        mine = [p for p in points if p.get("mode") == mode]
+        for p in mine:
+            if not is_ok(p):
+                lines.append(f"| {mode} | {MISSING} | {MISSING} | {MISSING} | {MISSING} | {MISSING} | {MISSING} |"
+                             f" failed: {_table_cell(str(p.get('error')))} |")
+                continue
+            latency, raw = _section(p, "latency_ms"), _section(p, "latency_uncorrected_ms")
+            errors = sum(int(v) for v in (p.get("errors") or {}).values())
+            kept = {True: "yes", False: "**no**", None: MISSING}[p.get("generator_kept_up")]
+            lines.append(f"| {mode} | {format_rps(p.get('offered_rate'))} | {format_rps(p.get('achieved_rate'))} | "
+                         f"{format_sig(latency.get('p50'))} | {format_sig(latency.get('p99'))} | "
+                         f"{format_sig(raw.get('p99'))} | {errors} | {kept} |")
+        k = knee(mine)
+        knees.append(f"- {mode}: " + (f"knee at {format_rps(k)} req/s offered" if k else "kept up at every rate"))
+    return [*lines, "", *knees, ""]
+
+
 def _failures_section(records: Sequence[Record]) -> list[str]:
     failed = [record for record in records if not is_ok(record)]
     if not failed:
@@ -409,6 +458,7 @@ def summary_markdown(
     plan: Mapping[str, Any] | None = None,
     charts: Sequence[str] | None = None,
     reference: Mapping[str, Any] | None = None,
+    openloop: Sequence[Record] = (),
 ) -> str:
     """The whole report as Markdown; ``records`` in plan order, which decides the order of scenarios and modes."""
     lines = ["# workerbench results", "", _overview(records), ""]
@@ -419,6 +469,7 @@ def summary_markdown(
         lines += _scenario_section(scenario, records, mode_rank)
     lines += _flags_section(records)
     lines += _speed_section(records, reference)
+    lines += _openloop_section(openloop)
     lines += _strategy_section(records)
     lines += _failures_section(records)
     if charts:
@@ -433,11 +484,13 @@ def write_summary(
     plan: Mapping[str, Any] | None = None,
     charts: Sequence[str] | None = None,
     reference: Mapping[str, Any] | None = None,
+    openloop: Sequence[Record] = (),
 ) -> Path:
     """Write ``out_dir/summary.md`` atomically, so a reader never sees half a report; returns its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "summary.md"
-    _write_text_atomic(target, summary_markdown(records, plan=plan, charts=charts, reference=reference))
+    _write_text_atomic(target, summary_markdown(records, plan=plan, charts=charts, reference=reference,
+                                                openloop=openloop))
     return target
 
 
@@ -454,14 +507,14 @@ def _write_text_atomic(target: Path, text: str) -> None:
         raise
 
 
-def load_records(run_dir: Path) -> list[dict[str, Any]]:
-    """Every readable ``run_dir/cells/*.json`` record, ordered by its ``index`` (plan order), else by file name.
+def load_records(run_dir: Path, folder: str = "cells") -> list[dict[str, Any]]:
+    """Every readable ``run_dir/<folder>/*.json`` record, ordered by its ``index`` (plan order), else by file name.
 
     A corrupt file (say, from a run killed mid-write by something other than our atomic writer) is skipped with a
     warning on stderr, so one bad cell does not cost the whole summary.
     """
     loaded: list[tuple[Path, dict[str, Any]]] = []
-    for path in sorted((run_dir / "cells").glob("*.json")):
+    for path in sorted((run_dir / folder).glob("*.json")):
         record = _read_record(path)
         if record is not None:
             loaded.append((path, record))
@@ -504,12 +557,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not records:
         parser.error(f"no cell records under {args.run_dir / 'cells'}")
     refs = load_reference(args.run_dir)
+    ladder = load_records(args.run_dir, folder="openloop")
     try:
         plan = json.loads((args.run_dir / "plan.json").read_text()).get("plan")
     except (OSError, ValueError):
         plan = None
-    charts = plot.write_charts(records, args.run_dir, reference=refs)
-    print(write_summary(records, args.run_dir, plan=plan, charts=[c.name for c in charts], reference=refs))
+    charts = plot.write_charts(records, args.run_dir, reference=refs, openloop=ladder)
+    print(write_summary(records, args.run_dir, plan=plan, charts=[c.name for c in charts], reference=refs,
+                        openloop=ladder))
     return 0
 
 

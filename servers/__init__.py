@@ -57,8 +57,9 @@ KEEPALIVE_S = "5"
 
 
 def _fork(l: Launch) -> list[str]:  # noqa: E741
-    return [l.python, "-m", "servers.fork", l.app, "--bind", f"{l.host}:{l.port}", "--max-children", "64",
-            "--keepalive", KEEPALIVE_S]
+    # No keep-alive: a child per request is this mode's point. (With it, the child cap would also cap
+    # the connections served at once, and clients beyond it would wait for a child's idle timeout.)
+    return [l.python, "-m", "servers.fork", l.app, "--bind", f"{l.host}:{l.port}", "--max-children", "64"]
 
 
 def _prefork(l: Launch) -> list[str]:  # noqa: E741
@@ -105,11 +106,9 @@ MODES: dict[str, Mode] = {
         Mode(
             name="fork",
             interface="wsgi",
-            summary="hand-written fork server: the app is preloaded, each connection gets a child "
-            "(so each request, when the client does not keep the connection)",
+            summary="hand-written fork-per-request server: the app is preloaded, each request gets a child",
             command=_fork,
             uses_workers=False,
-            keeps_alive=True,
         ),
         Mode(
             name="prefork",

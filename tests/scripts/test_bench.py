@@ -211,3 +211,26 @@ def test_an_interrupted_run_keeps_finished_cells(tmp_path: Path) -> None:
     cells = list((out / "cells").glob("*.json"))
     assert 1 <= len(cells) < 4
     assert (out / "summary.md").exists()
+
+
+def test_open_loop_ladder_records_latency_against_offered_load(tmp_path: Path) -> None:
+    """A real ladder on /io: the sync pre-fork pool (2 workers x 20 ms = 100 requests/s) falls behind at 400/s
+    and leaves the ladder there; uvicorn's event loop keeps up."""
+    plan = bench.plan_from_args(["--modes", "prefork,uvicorn", "--scenarios", "io", "--repeats", "1", "--no-close",
+                                 "--no-sweep", "--duration", "1", "--warmup", "0", "--open-loop-rates", "50,400,800",
+                                 "--out", str(tmp_path)])
+    assert plan is not None and plan.open_loop_modes() == ("prefork", "uvicorn")
+    assert bench.run(plan) == 0
+    points = [json.loads(p.read_text()) for p in sorted((tmp_path / "openloop").glob("*.json"))]
+    prefork = [p for p in points if p["mode"] == "prefork"]
+    uvicorn = [p for p in points if p["mode"] == "uvicorn"]
+    assert [p["offered_rate"] for p in prefork] == [50, 400]  # left the ladder past its knee
+    assert [p["offered_rate"] for p in uvicorn] == [50, 400, 800]
+    assert prefork[1]["achieved_rate"] < 0.5 * 400
+    assert prefork[1]["latency_ms"]["p99"] > 10 * prefork[0]["latency_ms"]["p99"]  # the queue shows
+    assert all(p["achieved_rate"] > 0.9 * p["offered_rate"] for p in uvicorn)
+    assert (tmp_path / "openloop.png").stat().st_size > 10_000
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## Latency against offered load (open loop)" in summary
+    assert "- prefork: knee at 400 req/s offered" in summary
+    assert "- uvicorn: kept up at every rate" in summary
