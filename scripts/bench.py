@@ -66,7 +66,7 @@ QUICK_WARMUP = 0.3
 QUICK_CONCURRENCY = (16,)
 # A rough cost per cell beyond its load and warm-up: server start and stop,
 # verification, generator start-up and shut-down. Used for the time estimate only.
-CELL_OVERHEAD = {"wrk": 1.2, "locust": 2.5}
+CELL_OVERHEAD = {"wrk": 0.9, "locust": 2.5}
 GENERATORS = ("auto", "wrk", "locust")
 # The open-loop ladder: the same offered rates for every mode, doubling from light load, on the io scenario
 # (a 20 ms upstream wait), where the process models part ways: sync workers saturate at workers / 20 ms, a
@@ -187,8 +187,8 @@ class Plan:
                     for users in self.levels(scenario) if keepalive else self.concurrency:
                         # Sweep points beyond the main level are measured once: they draw a curve, not a figure.
                         repeats = self.repeats if users in self.concurrency else 1
-                        modes = self.modes if users in self.concurrency else tuple(
-                            m for m in self.modes if self.registry[m].in_sweeps)
+                        modes = tuple(m for m in self.modes if self.registry[m].in_sweeps or users in self.concurrency)
+                        modes = tuple(m for m in modes if scenario in (self.registry[m].only_scenarios or (scenario,)))
                         for repeat in range(repeats):
                             order = modes if repeat % 2 == 0 else tuple(reversed(modes))
                             for mode in order:
@@ -208,7 +208,8 @@ class Plan:
         return tuple(m for m in self.modes if self.registry[m].in_sweeps)
 
     def estimate_s(self) -> float:
-        cells = sum(self.duration_for(c.mode) + self.warmup + CELL_OVERHEAD[c.generator] for c in self.cells())
+        cells = sum(self.duration_for(c.mode) + self.warmup + CELL_OVERHEAD[c.generator] + self.registry[c.mode].start_s
+                    for c in self.cells())
         # Sync modes leave the ladder early; count five steps a mode, with some draining.
         ladder = len(self.open_loop_modes()) * (1.5 + 5 * (self.open_loop_duration + 1.2))
         return cells + ladder

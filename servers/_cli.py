@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
+import socket
+import sys
+from collections import deque
+from typing import Any
 
-from servers.http import Limits, parse_bind
+from servers.http import BindError, Limits, listen, parse_bind
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -55,3 +61,28 @@ EXIT_OK = 0
 EXIT_BIND_FAILED = 3
 EXIT_APP_LOAD_FAILED = 4
 EXIT_BOOT_FAILED = 5
+
+
+def drain(fd: int) -> None:
+    """Empty the self-pipe that ``signal.set_wakeup_fd`` writes to; the bytes carry no information we use."""
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def dispatch(owner: Any, signals: deque[int]) -> None:
+    """Call ``owner.handle_<name>()`` for every recorded signal, in the order they came."""
+    while signals:
+        signum = signals.popleft()
+        getattr(owner, f"handle_{signal.Signals(signum).name.lower()}")()
+
+
+def open_listener(host: str, port: int, backlog: int) -> socket.socket | None:
+    """The listening socket, or None after telling the user why it cannot be had."""
+    try:
+        return listen(host, port, backlog)
+    except BindError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None

@@ -37,14 +37,12 @@ from wsgiref.handlers import BaseCGIHandler
 from servers import _cli
 from servers.fork import ForkServer
 from servers.http import (
-    BindError,
     ClientGone,
     Connection,
     Limits,
     ProtocolError,
     ServerInfo,
     build_environ,
-    listen,
     load_app,
     send_error,
 )
@@ -139,10 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     if not check_app(args.app):
         print(f"error: cannot load app {args.app!r}", file=sys.stderr)
         return _cli.EXIT_APP_LOAD_FAILED
-    try:
-        listener = listen(host, port, args.backlog)
-    except BindError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    listener = _cli.open_listener(host, port, args.backlog)
+    if listener is None:
         return _cli.EXIT_BIND_FAILED
     info = ServerInfo(software=SOFTWARE, host=host, port=listener.getsockname()[1], run_once=True)
     limits = _cli.limits(args)

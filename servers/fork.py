@@ -41,7 +41,7 @@ import traceback
 from collections import deque
 
 from servers import _cli
-from servers.http import BindError, Limits, ServerInfo, WSGIApp, listen, load_app, serve_connection
+from servers.http import Limits, ServerInfo, WSGIApp, load_app, serve_connection
 
 log = logging.getLogger("workerbench.fork")
 
@@ -173,14 +173,8 @@ class ForkServer:
                     timeout = max(0.0, min(timeout, self.draining_deadline - time.monotonic()))
                 for key, _ in selector.select(timeout):
                     if key.fileobj == wake_r:
-                        try:
-                            while os.read(wake_r, 512):
-                                pass
-                        except BlockingIOError:
-                            pass
-                while self.signals:
-                    signum = self.signals.popleft()
-                    getattr(self, f"handle_{signal.Signals(signum).name.lower()}")()
+                        _cli.drain(wake_r)
+                _cli.dispatch(self, self.signals)
                 self.reap()
                 if watching and not self.stopping:
                     self._accept_pending()
@@ -235,10 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         print(f"error: cannot load app {args.app!r}", file=sys.stderr)
         return _cli.EXIT_APP_LOAD_FAILED
-    try:
-        listener = listen(host, port, args.backlog)
-    except BindError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    listener = _cli.open_listener(host, port, args.backlog)
+    if listener is None:
         return _cli.EXIT_BIND_FAILED
     port = listener.getsockname()[1]
     limits = _cli.limits(args)

@@ -79,7 +79,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from servers import _cli
-from servers.http import BindError, Limits, ServerInfo, Session, WSGIApp, listen, load_app
+from servers.http import Limits, ServerInfo, Session, WSGIApp, load_app
 
 log = logging.getLogger("workerbench.prefork")
 
@@ -269,11 +269,7 @@ class Worker:
                     return _cli.EXIT_OK
                 for fd, _ in events:
                     if fd == wake_r:
-                        try:
-                            while os.read(wake_r, 512):
-                                pass
-                        except BlockingIOError:
-                            pass
+                        _cli.drain(wake_r)
                     elif fd == listen_fd:
                         # Accept even when SIGTERM just arrived: with EPOLLEXCLUSIVE this worker
                         # may be the only one woken for the connection, and it would otherwise
@@ -599,14 +595,8 @@ class Arbiter:
                 elif self.retiring:
                     timeout = 0.05  # watch the new generation come up
                 select.select([wake_r], [], [], timeout)
-                try:
-                    while os.read(wake_r, 512):
-                        pass
-                except BlockingIOError:
-                    pass
-                while self.signals:
-                    signum = self.signals.popleft()
-                    getattr(self, f"handle_{signal.Signals(signum).name.lower()}")()
+                _cli.drain(wake_r)
+                _cli.dispatch(self, self.signals)
                 self.reap()
                 if not self.stopping:
                     self.check_timeouts()
@@ -670,10 +660,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             print(f"error: cannot load app {opts.app!r}", file=sys.stderr)
             return _cli.EXIT_APP_LOAD_FAILED
-    try:
-        listener = listen(host, port, args.backlog)
-    except BindError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    listener = _cli.open_listener(host, port, args.backlog)
+    if listener is None:
         return _cli.EXIT_BIND_FAILED
     info = ServerInfo(software="workerbench-prefork", host=host, port=listener.getsockname()[1])
     return Arbiter(listener, opts, info, _cli.limits(args)).run()
