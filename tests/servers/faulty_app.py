@@ -36,6 +36,10 @@ def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         body = json.dumps(data).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
+    if path == "/closing":  # an iterable whose close() leaves a mark, for PEP 3333's "close() is always called"
+        marker = environ["QUERY_STRING"]
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return _Closing([b"ok"], marker, fail="fail" in marker)
     if path == "/big":  # 16 MiB in 64 KiB pieces, for clients that leave half-way
         start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(16 << 20))])
         return (b"x" * 65536 for _ in range(256))
@@ -43,3 +47,21 @@ def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
         return iter([b"one,", b"", b"two,", b"three"])
     return real_app(environ, start_response)
+
+
+class _Closing:
+    """A response body that writes ``marker`` (a file path) when the server closes it."""
+
+    def __init__(self, chunks: list[bytes], marker: str, fail: bool) -> None:
+        self.chunks = chunks
+        self.marker = marker
+        self.fail = fail
+
+    def __iter__(self) -> Iterable[bytes]:
+        if self.fail:
+            raise RuntimeError("the body fails half-way")
+        return iter(self.chunks)
+
+    def close(self) -> None:
+        with open(self.marker, "w") as f:
+            f.write("closed")

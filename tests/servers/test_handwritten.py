@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 import pytest
@@ -161,8 +162,6 @@ def test_port_in_use_is_a_clear_error(kind: str, tmp_path) -> None:  # type: ign
 
 
 def _run_to_exit(cmd: list[str], log: os.PathLike[str], timeout: float = 30) -> tuple[int, str]:
-    from pathlib import Path
-
     with running(cmd, log_path=Path(log), cwd=ROOT,
                  env={**os.environ, "PYTHONPATH": str(ROOT)}) as proc:
         code = proc.wait(timeout=timeout)
@@ -237,3 +236,20 @@ def test_prefork_backs_off_then_gives_up_on_an_app_that_cannot_be_imported(tmp_p
     assert "failure 3 of 4, retrying in 0.4s" in log
     assert "giving up" in log
     assert elapsed >= 0.1 + 0.2 + 0.4  # backed off instead of forking in a tight loop
+
+
+@pytest.mark.parametrize("failing", [False, True], ids=["normal", "body-raises"])
+def test_the_app_iterables_close_is_always_called(
+    kind: str, start_server: StartServer, tmp_path: Path, failing: bool
+) -> None:
+    marker = tmp_path / ("closed-fail" if failing else "closed")
+    with start_server(argv(kind)) as srv:
+        status = get(srv.host, srv.port, f"/closing?{marker}")[0] if not failing else None
+        if failing:
+            answer = raw(srv, f"GET /closing?{marker} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            status = status_of(answer)
+        deadline = time.monotonic() + 5
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert marker.read_text() == "closed"
+    assert status == (500 if failing else 200)
