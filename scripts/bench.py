@@ -31,7 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from apps import db
-from loadtests.scenarios import SCENARIOS
+from loadtests.scenarios import SCENARIOS, Scenario
 from scripts import loadgen, openloop, plot, reference, report, stats, wrk
 from scripts.procs import StartError, free_port, group_affinity, log_tail, pin_group, running, wait_ready
 from scripts.resources import Sampler
@@ -452,6 +453,28 @@ def point_latest(run_dir: Path) -> None:
 
 # one cell ------------------------------------------------------------------
 
+def server_env(plan: Plan, db_path: Path, strategy: str | None) -> dict[str, str]:
+    """The environment every server of a run gets: where the database is and how to reach it."""
+    env = {**os.environ, db.ENV_PATH: str(db_path), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    env.pop(db.ENV_URL, None)
+    if plan.db_url:
+        env[db.ENV_URL] = plan.db_url
+    env[db.ENV_STRATEGY] = strategy or db.REUSE
+    return env
+
+
+@contextmanager
+def serving(plan: Plan, argv: list[str], port: int, scenario: Scenario, log: Path,
+            env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
+    """A server started on the server CPUs, ready, its whole group pinned, and verified on ``scenario``
+    (the primer); yields the process and how long it took to become ready. Stopped on any exit."""
+    with running(argv, log_path=log, env=env, cwd=ROOT, cpus=set(plan.server_cpus)) as proc:
+        ready = wait_ready(proc, plan.host, port, log_path=log, deadline_s=plan.start_timeout)
+        pin_group(proc.pid, plan.server_cpus)
+        verify(plan.host, port, scenario)  # every endpoint answers right before any load
+        yield proc, ready
+
+
 def run_cell(plan: Plan, cell: Cell, run_dir: Path, db_path: Path) -> dict[str, Any]:
     mode = plan.registry[cell.mode]
     scenario = SCENARIOS[cell.scenario]
@@ -481,21 +504,14 @@ def run_cell(plan: Plan, cell: Cell, run_dir: Path, db_path: Path) -> dict[str, 
     cell_dir = run_dir / "logs" / cell.slug
     server_log = cell_dir / "server.log"
     port = free_port(plan.host)
-    env = {**os.environ, db.ENV_PATH: str(db_path), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    env.pop(db.ENV_URL, None)
-    if plan.db_url:
-        env[db.ENV_URL] = plan.db_url
-    env[db.ENV_STRATEGY] = cell.db_strategy or db.REUSE
+    env = server_env(plan, db_path, cell.db_strategy)
     argv = mode.argv(host=plan.host, port=port, workers=plan.workers)
     record["command"] = argv
     client = set(plan.client_cpus)
     try:
-        with running(argv, log_path=server_log, env=env, cwd=ROOT, cpus=set(plan.server_cpus)) as proc:
-            record["ready_s"] = round(wait_ready(proc, plan.host, port, log_path=server_log,
-                                                 deadline_s=plan.start_timeout), 3)
-            pin_group(proc.pid, plan.server_cpus)
+        with serving(plan, argv, port, scenario, server_log, env) as (proc, ready):
+            record["ready_s"] = round(ready, 3)
             record["server_affinity"] = _format_cpus(group_affinity(proc.pid))
-            verify(plan.host, port, scenario)  # the primer: every endpoint answers right before any load
             if plan.warmup > 0:
                 if cell.generator == "wrk":
                     loadgen.measure("wrk", scenario, plan.host, port, cell.concurrency, max(1.0, plan.warmup),
@@ -545,18 +561,15 @@ def open_loop_ladder(plan: Plan, mode_name: str, run_dir: Path, db_path: Path,
     port = free_port(plan.host)
     logs = run_dir / "logs" / f"openloop-{mode_name}"
     server_log = logs / "server.log"
-    env = {**os.environ, db.ENV_PATH: str(db_path), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    env = server_env(plan, db_path, None)
     records: list[dict[str, Any]] = []
     base = {"schema": SCHEMA, "kind": "openloop", "mode": mode_name, "scenario": OPEN_LOOP_SCENARIO,
             "path": probe.path, "connections": OPEN_LOOP_CONNECTIONS, "duration_s": plan.open_loop_duration,
             "workers": plan.workers if mode.uses_workers else None,
             "server_cpus": _format_cpus(plan.server_cpus), "client_cpus": _format_cpus(plan.client_cpus)}
     try:
-        with running(mode.argv(host=plan.host, port=port, workers=plan.workers), log_path=server_log, env=env,
-                     cwd=ROOT, cpus=set(plan.server_cpus)) as proc:
-            wait_ready(proc, plan.host, port, log_path=server_log, deadline_s=plan.start_timeout)
-            pin_group(proc.pid, plan.server_cpus)
-            verify(plan.host, port, scenario)
+        with serving(plan, mode.argv(host=plan.host, port=port, workers=plan.workers), port, scenario, server_log,
+                     env):
             for rate in plan.open_loop_rates:
                 result = openloop.run_openloop(
                     wrk.url_for(plan.host, port, probe.path), rate=rate, duration=plan.open_loop_duration,

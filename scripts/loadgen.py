@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -24,15 +22,14 @@ from pathlib import Path
 
 from loadtests.scenarios import Scenario
 from scripts import wrk
-from scripts.procs import get, log_tail, running
-from scripts.resources import CpuTrace
+from scripts.procs import get, log_tail
+from scripts.resources import run_traced
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 # locust needs a moment to import and spawn before its run time starts, and a
 # moment to write its CSV after; past this margin the run is cut off.
 LOCUST_MARGIN_S = 30.0
-WRK_MARGIN_S = 30.0
 
 PERCENTILES = {"p50": 0.50, "p75": 0.75, "p90": 0.90, "p99": 0.99, "p999": 0.999}
 
@@ -49,23 +46,6 @@ class LoadResult:
     throughput_rps: float
     latency_ms: dict[str, float]
     generator_cpu: float | None = None  # share of its CPUs the generator used while measuring
-
-
-def run_bounded(argv: list[str], *, log: Path, timeout: float, cpus: set[int] | None,
-                env: dict[str, str] | None = None) -> tuple[int, float | None]:
-    """Run a generator to completion within ``timeout``; its exit code and its CPU utilization.
-
-    The generator runs in its own process group pinned to ``cpus``; its CPU use is
-    sampled while it runs, to tell a server's limit from the generator's own.
-    """
-    full_env = {**os.environ, **(env or {})}
-    with running(argv, log_path=log, cwd=ROOT, cpus=cpus, env=full_env) as proc, \
-            CpuTrace(proc.pid, len(cpus) if cpus else (os.cpu_count() or 1)) as trace:
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise LoadError(f"{Path(argv[0]).name} did not finish within {timeout:.0f}s\n{log_tail(log)}") from None
-    return code, trace.utilization()
 
 
 def locust_command(scenario: Scenario, url: str, users: int, duration: float, json_prefix: Path) -> list[str]:
@@ -147,7 +127,10 @@ def run_locust(scenario: Scenario, host: str, port: int, users: int, duration: f
     log = workdir / "locust.log"
     argv = locust_command(scenario, f"http://{host}:{port}", users, duration, prefix)
     env = {"WB_CLOSE": "0" if keepalive else "1"}
-    code, util = run_bounded(argv, log=log, timeout=duration + LOCUST_MARGIN_S, cpus=cpus, env=env)
+    try:
+        code, util = run_traced(argv, log=log, timeout=duration + LOCUST_MARGIN_S, cpus=cpus, cwd=ROOT, env=env)
+    except TimeoutError as exc:
+        raise LoadError(str(exc)) from None
     stats = Path(f"{prefix}.json")
     if not stats.exists():
         raise LoadError(f"locust wrote no statistics (exit {code})\n{log_tail(log)}")
@@ -158,24 +141,19 @@ def run_wrk(scenario: Scenario, host: str, port: int, connections: int, duration
             cpus: set[int] | None = None, keepalive: bool = True) -> LoadResult:
     """One wrk run of the scenario's request (wrk scenarios have exactly one)."""
     (probe,) = scenario.probes
-    workdir.mkdir(parents=True, exist_ok=True)
-    wrk.check_loopback(host)
-    argv = wrk.wrk_command(url=wrk.url_for(host, port, probe.path), connections=connections,
-                           duration=max(1, round(duration)))
-    env = wrk.wrk_env(method=probe.method, body=probe.body, close=not keepalive, workdir=workdir)
-    log = workdir / "wrk.log"
-    code, util = run_bounded(argv, log=log, timeout=duration + WRK_MARGIN_S, cpus=cpus, env=env)
     try:
-        result = wrk.parse_wrk_output(log.read_text(errors="replace"))
+        result = wrk.run_wrk(host=host, port=port, path=probe.path, method=probe.method, body=probe.body,
+                             close=not keepalive, connections=connections, duration=max(1, round(duration)),
+                             workdir=workdir, cpus=cpus)
     except wrk.WrkError as exc:
-        raise LoadError(f"wrk exited {code}: {exc}") from None
+        raise LoadError(str(exc)) from None
     return LoadResult(
         generator="wrk",
         requests=result.requests,
         failures=result.non_2xx + result.socket_errors,
         throughput_rps=result.throughput_rps,
         latency_ms=dict(result.latency_ms),
-        generator_cpu=util,
+        generator_cpu=result.cpu_utilization,
     )
 
 

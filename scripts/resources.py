@@ -11,13 +11,16 @@ shared pages are not counted N times) where the kernel offers it, else RSS.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
-from scripts.procs import group_members
+from scripts.procs import group_members, log_tail, running
 
 
 def _processes(pgid: int) -> list[psutil.Process]:
@@ -173,3 +176,21 @@ class CpuTrace:
         if t1 <= t0:
             return None
         return max(0.0, (c1 - c0) / (t1 - t0) / self.cpus)
+
+
+def run_traced(argv: list[str], *, log: Path, timeout: float, cpus: set[int] | None, cwd: Path,
+               env: dict[str, str] | None = None) -> tuple[int, float | None]:
+    """Run a load generator to completion within ``timeout``; its exit code and CPU utilization.
+
+    It runs in a process group of its own, pinned to ``cpus``, and its CPU use is sampled
+    while it runs, to tell a server's limit from the generator's own. Raises TimeoutError
+    (with the log's tail) if it does not finish in time; the group is stopped either way.
+    """
+    full_env = {**os.environ, **(env or {})}
+    with running(argv, log_path=log, cwd=cwd, cpus=cpus, env=full_env) as proc, \
+            CpuTrace(proc.pid, len(cpus) if cpus else (os.cpu_count() or 1)) as trace:
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"{Path(argv[0]).name} did not finish within {timeout:.0f}s\n{log_tail(log)}") from None
+    return code, trace.utilization()

@@ -11,17 +11,16 @@ variables, so one script serves every scenario. Load only ever goes to loopback.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import os
 import re
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.procs import log_tail, running
+from scripts.resources import run_traced
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA_SCRIPT = ROOT / "loadtests" / "wrk_report.lua"
@@ -52,6 +51,7 @@ class WrkResult:
     non_2xx: int  # responses with status > 399 (wrk does not count 3xx as errors)
     socket_errors: int  # connect + read + write + timeout
     latency_ms: dict[str, float]  # p50, p75, p90, p99, p999, mean, max; empty when no request completed
+    cpu_utilization: float | None = None  # share of its CPUs wrk used (set by run_wrk)
 
 
 def find_wrk() -> str | None:
@@ -163,14 +163,13 @@ def run_wrk(*, host: str, port: int, path: str, method: str = "GET", body: bytes
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "wrk.log"
     argv = wrk_command(url=url, connections=connections, duration=duration, threads=threads)
-    env = {**os.environ, **wrk_env(method=method, body=body, close=close, workdir=workdir)}
+    env = wrk_env(method=method, body=body, close=close, workdir=workdir)
     limit = duration + WRK_MARGIN_S
-    with running(argv, log_path=log, env=env, cwd=ROOT, cpus=cpus) as proc:
-        try:
-            proc.wait(timeout=limit)
-        except subprocess.TimeoutExpired:
-            raise WrkError(f"wrk did not finish within {limit:.0f}s\n{log_tail(log)}") from None
+    try:
+        code, util = run_traced(argv, log=log, timeout=limit, cpus=cpus, cwd=ROOT, env=env)
+    except TimeoutError as exc:
+        raise WrkError(str(exc)) from None
     text = log.read_text(errors="replace")
-    if proc.returncode != 0:
-        raise WrkError(f"wrk exited with code {proc.returncode}\n{_tail(text)}")
-    return parse_wrk_output(text)
+    if code != 0:
+        raise WrkError(f"wrk exited with code {code}\n{_tail(text)}")
+    return dataclasses.replace(parse_wrk_output(text), cpu_utilization=util)

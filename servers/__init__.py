@@ -37,7 +37,6 @@ class Mode:
     summary: str
     command: Callable[[Launch], list[str]]
     uses_workers: bool = True  # False: the worker count does not apply (fork per request)
-    keeps_alive: bool = False  # whether it keeps persistent connections as the benchmark runs it
     # A mode that needs a good part of a second per request needs a longer measured interval to
     # complete enough requests to measure, and has no place in a sweep to hundreds of connections.
     min_duration_s: float = 0.0
@@ -120,7 +119,6 @@ MODES: dict[str, Mode] = {
             interface="wsgi",
             summary="hand-written pre-fork server: a master and a pool of long-lived workers on one socket",
             command=_prefork,
-            keeps_alive=True,
         ),
         Mode(
             name="gunicorn-sync",
@@ -133,7 +131,6 @@ MODES: dict[str, Mode] = {
             interface="asgi",
             summary="uvicorn with httptools and uvloop: one event loop per worker multiplexes connections",
             command=_uvicorn,
-            keeps_alive=True,
             start_s=2.0,  # --workers 2 runs a supervisor that spawns (not forks) its workers
         ),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -27,6 +28,24 @@ class Server:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def exchange(self, data: bytes, timeout: float = 10.0) -> bytes:
+        """Send raw bytes on a new connection and read until the server closes it."""
+        with socket.create_connection((self.host, self.port), timeout=timeout) as s:
+            try:
+                s.sendall(data)
+            except OSError:
+                pass  # the server may answer and close before it has read everything
+            chunks = []
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        return b"".join(chunks)
 
 
 @pytest.fixture(scope="session")

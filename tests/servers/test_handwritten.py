@@ -16,7 +16,7 @@ import pytest
 
 from scripts.procs import free_port, get, group_members, running
 from servers import _cli
-from tests.conftest import HOST, ROOT, Server, StartServer
+from tests.conftest import HOST, ROOT, StartServer
 
 SERVERS = ["fork", "prefork"]
 
@@ -31,22 +31,6 @@ def argv(kind: str, *extra: str, app: str = "tests.servers.faulty_app:app") -> C
     return build
 
 
-def raw(srv: Server, data: bytes, timeout: float = 5.0) -> bytes:
-    """Send raw bytes, read until the server closes."""
-    with socket.create_connection((srv.host, srv.port), timeout=timeout) as s:
-        s.sendall(data)
-        chunks = []
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def status_of(response: bytes) -> int:
     return int(response.split(b" ", 2)[1])
 
@@ -58,7 +42,7 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 def test_head_has_headers_but_no_body(kind: str, start_server: StartServer) -> None:
     with start_server(argv(kind)) as srv:
-        resp = raw(srv, b"HEAD /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
+        resp = srv.exchange(b"HEAD /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
     head, _, body = resp.partition(b"\r\n\r\n")
     assert status_of(resp) == 200
     assert b"Content-Length: 13" in head
@@ -67,7 +51,7 @@ def test_head_has_headers_but_no_body(kind: str, start_server: StartServer) -> N
 
 def test_chunked_request_body(kind: str, start_server: StartServer) -> None:
     with start_server(argv(kind)) as srv:
-        resp = raw(srv, b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        resp = srv.exchange(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                         b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
     assert status_of(resp) == 200
     assert b'"length":11' in resp
@@ -75,7 +59,7 @@ def test_chunked_request_body(kind: str, start_server: StartServer) -> None:
 
 def test_response_without_length_is_chunked(kind: str, start_server: StartServer) -> None:
     with start_server(argv(kind)) as srv:
-        resp = raw(srv, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        resp = srv.exchange(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
     head, _, body = resp.partition(b"\r\n\r\n")
     assert b"Transfer-Encoding: chunked" in head
     assert body == b"4\r\none,\r\n4\r\ntwo,\r\n5\r\nthree\r\n0\r\n\r\n"
@@ -110,7 +94,7 @@ def test_bad_requests_get_the_right_status_and_the_server_stays_up(
     kind: str, start_server: StartServer, request_bytes: bytes, expected: int
 ) -> None:
     with start_server(argv(kind)) as srv:
-        assert status_of(raw(srv, request_bytes)) == expected
+        assert status_of(srv.exchange(request_bytes)) == expected
         assert get(srv.host, srv.port, "/plaintext")[2] == b"Hello, World!"
 
 
@@ -246,7 +230,7 @@ def test_the_app_iterables_close_is_always_called(
     with start_server(argv(kind)) as srv:
         status = get(srv.host, srv.port, f"/closing?{marker}")[0] if not failing else None
         if failing:
-            answer = raw(srv, f"GET /closing?{marker} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            answer = srv.exchange(f"GET /closing?{marker} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             status = status_of(answer)
         deadline = time.monotonic() + 5
         while not marker.exists() and time.monotonic() < deadline:

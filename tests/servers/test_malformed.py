@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,24 +29,6 @@ def srv(request: pytest.FixtureRequest, world_db: Path, tmp_path_factory: pytest
         yield Server(HOST, port, proc, log)
 
 
-def exchange(srv: Server, data: bytes) -> bytes:
-    with socket.create_connection((srv.host, srv.port), timeout=10) as s:
-        try:
-            s.sendall(data)
-        except OSError:
-            pass  # the server may answer and close before it has read everything
-        chunks = []
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def test_corpus_is_big_enough() -> None:
     assert len(CORPUS) >= 40
     assert len({name for name, _, _ in CORPUS}) == len(CORPUS)
@@ -55,7 +36,7 @@ def test_corpus_is_big_enough() -> None:
 
 @pytest.mark.parametrize(("name", "data", "expected"), CORPUS, ids=[c[0] for c in CORPUS])
 def test_malformed_request_gets_the_right_answer(srv: Server, name: str, data: bytes, expected: set[int]) -> None:
-    answer = exchange(srv, data)
+    answer = srv.exchange(data)
     assert answer.startswith(b"HTTP/1.1 "), (name, answer[:200])
     status = int(answer.split(b" ", 2)[1])
     assert status in expected, (name, answer[:300])
