@@ -72,11 +72,17 @@ def drain(fd: int) -> None:
         pass
 
 
+_HANDLER_NAMES: dict[int, str] = {}
+
+
 def dispatch(owner: Any, signals: deque[int]) -> None:
     """Call ``owner.handle_<name>()`` for every recorded signal, in the order they came."""
     while signals:
         signum = signals.popleft()
-        getattr(owner, f"handle_{signal.Signals(signum).name.lower()}")()
+        name = _HANDLER_NAMES.get(signum)
+        if name is None:  # the enum lookup is slow; a fork server dispatches a SIGCHLD per request
+            name = _HANDLER_NAMES[signum] = f"handle_{signal.Signals(signum).name.lower()}"
+        getattr(owner, name)()
 
 
 def open_listener(host: str, port: int, backlog: int) -> socket.socket | None:

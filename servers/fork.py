@@ -29,6 +29,7 @@ child still running when ``--graceful-timeout`` runs out.
 
 from __future__ import annotations
 
+import _signal
 import gc
 import logging
 import os
@@ -41,7 +42,7 @@ import traceback
 from collections import deque
 
 from servers import _cli
-from servers.http import Limits, ServerInfo, WSGIApp, load_app, serve_connection
+from servers.http import Limits, ServerInfo, WSGIApp, http_date, load_app, serve_connection, warm_up
 
 log = logging.getLogger("workerbench.fork")
 
@@ -124,9 +125,11 @@ class ForkServer:
         code = 0
         try:
             signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            # _signal.signal, not signal.signal: the wrapper turns the old handler into an enum
+            # member, code no child has run before, and that costs each child ~40 page copies.
+            _signal.signal(signal.SIGTERM, _signal.SIG_IGN)
             for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD):
-                signal.signal(sig, signal.SIG_DFL)
+                _signal.signal(sig, _signal.SIG_DFL)
             self.listener.close()
             gc.disable()  # the process lives for one connection; collection is wasted work
             conn.setblocking(True)
@@ -156,6 +159,7 @@ class ForkServer:
         selector = selectors.DefaultSelector()
         selector.register(wake_r, selectors.EVENT_READ)
         watching = False
+        warm_up(self.info, self.limits)
         gc.collect()
         gc.freeze()  # keep the preloaded app's objects out of every child's copy-on-write
         log.info("fork server on %s:%d, at most %d children", self.info.host, self.info.port, self.max_children)
@@ -176,6 +180,7 @@ class ForkServer:
                         _cli.drain(wake_r)
                 _cli.dispatch(self, self.signals)
                 self.reap()
+                http_date()  # children inherit this second's Date header instead of formatting it
                 if watching and not self.stopping:
                     self._accept_pending()
                 if self.stopping:
