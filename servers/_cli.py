@@ -23,6 +23,8 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--keepalive", type=float, default=0.0,
                    help="seconds an idle persistent connection is kept; 0 closes after every response")
     p.add_argument("--header-timeout", type=float, default=10.0, help="seconds to receive a request's headers")
+    p.add_argument("--send-timeout", type=float, default=10.0,
+                   help="seconds a response may make no progress before the client is dropped")
     p.add_argument("--max-body", type=int, default=10 * 1024 * 1024, help="largest request body in bytes")
     p.add_argument("--max-request-line", type=int, default=8 * 1024)
     p.add_argument("--max-headers", type=int, default=100)
@@ -37,6 +39,7 @@ def limits(args: argparse.Namespace) -> Limits:
         max_header_bytes=args.max_header_bytes,
         max_body=args.max_body,
         header_timeout=args.header_timeout,
+        send_timeout=args.send_timeout,
         keepalive=args.keepalive,
     )
 

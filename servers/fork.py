@@ -132,7 +132,6 @@ class ForkServer:
                 _signal.signal(sig, _signal.SIG_DFL)
             self.listener.close()
             gc.disable()  # the process lives for one connection; collection is wasted work
-            conn.setblocking(True)
             self.serve_child(conn, peer)
         except BaseException:
             code = 1

@@ -32,6 +32,7 @@ import email.utils
 import io
 import logging
 import re
+import select
 import socket
 import sys
 import time
@@ -77,6 +78,7 @@ class Limits:
     max_body: int = 10 * 1024 * 1024
     header_timeout: float = 10.0
     body_timeout: float = 30.0
+    send_timeout: float = 10.0  # seconds a response may make no progress (a client that stops reading)
     keepalive: float = 0.0  # idle seconds between requests; 0 closes after every response
 
 
@@ -103,6 +105,39 @@ class ProtocolError(Exception):
 
 class ClientGone(Exception):
     """The peer closed or reset the connection, or let a timeout pass."""
+
+
+# Sockets are non-blocking from accept to close, and the code waits only when the kernel
+# says "not yet" (EAGAIN). A socket with a Python-level timeout would instead poll() before
+# every recv() and send(), two system calls where one almost always suffices: a request has
+# usually arrived by the time it is read, and a response fits in the send buffer.
+
+
+def wait_for(sock: socket.socket, events: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``events`` (select.POLLIN/POLLOUT) on ``sock``."""
+    if timeout <= 0:
+        return False
+    poller = select.poll()
+    poller.register(sock, events)
+    return bool(poller.poll(timeout * 1000))
+
+
+def send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
+    """``sendall`` for a non-blocking socket: TimeoutError after ``timeout`` seconds without progress."""
+    try:
+        sent = sock.send(data)
+    except BlockingIOError:
+        sent = 0
+    if sent == len(data):
+        return
+    view = memoryview(data)[sent:]
+    while view:
+        if not wait_for(sock, select.POLLOUT, timeout):
+            raise TimeoutError("the client stopped reading the response")
+        try:
+            view = view[sock.send(view):]
+        except BlockingIOError:
+            continue
 
 
 @dataclass(slots=True)
@@ -225,12 +260,26 @@ class Connection:
     """Reads requests from one client socket, in order, within the limits."""
 
     def __init__(self, sock: socket.socket, limits: Limits) -> None:
+        sock.setblocking(False)
         self.sock = sock
         self.limits = limits
         self.msg = _Message(limits)
         self.buffered = 0  # bytes received for the message in progress
         self.continue_sent = False
         self.line: bytearray | None = bytearray()  # the request line being checked; None once checked
+        self.pending: bytes | None = None  # received by prefetch(), not yet parsed
+
+    def prefetch(self) -> bool:
+        """One read that does not wait: True if there is something to act on (bytes, or the peer's close)."""
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True  # the read in read_request() meets the error again and reports it
+        if data:
+            self.pending = data
+        return True
 
     def _check_line(self, data: bytes) -> None:
         """Hold the first request line of a fresh read to the grammar (see REQUEST_LINE)."""
@@ -268,7 +317,10 @@ class Connection:
                 deadline = header_deadline
             else:
                 if self.msg.need_continue and not self.continue_sent:
-                    self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    try:
+                        send_all(self.sock, b"HTTP/1.1 100 Continue\r\n\r\n", self.limits.send_timeout)
+                    except OSError as exc:
+                        raise ClientGone(str(exc)) from None
                     self.continue_sent = True
                 if body_deadline is None:
                     body_deadline = now + self.limits.body_timeout
@@ -278,13 +330,16 @@ class Connection:
                 if self.buffered == 0:
                     return None  # idle keep-alive connection: close quietly
                 raise ClientGone("request not received in time")
-            self.sock.settimeout(remaining)
-            try:
-                data = self.sock.recv(RECV_SIZE)
-            except TimeoutError:
-                continue
-            except OSError as exc:
-                raise ClientGone(str(exc)) from None
+            if self.pending is not None:
+                data, self.pending = self.pending, None
+            else:
+                try:
+                    data = self.sock.recv(RECV_SIZE)
+                except BlockingIOError:
+                    wait_for(self.sock, select.POLLIN, remaining)
+                    continue  # the top of the loop tells data from a deadline that passed
+                except OSError as exc:
+                    raise ClientGone(str(exc)) from None
             if not data:
                 if self.buffered == 0:
                     return None
@@ -382,7 +437,7 @@ def send_error(sock: socket.socket, status: int, detail: str, server: ServerInfo
         + b"Connection: close\r\n\r\n"
     )
     try:
-        sock.sendall(head + body)
+        send_all(sock, head + body, 2.0)  # best effort: whoever sent a bad request may not read
     except OSError:
         pass
 
@@ -390,8 +445,10 @@ def send_error(sock: socket.socket, status: int, detail: str, server: ServerInfo
 class _Response:
     """PEP 3333 ``start_response`` and the body framing for one request."""
 
-    def __init__(self, sock: socket.socket, request: Request, server: ServerInfo, keep_alive: bool) -> None:
+    def __init__(self, sock: socket.socket, request: Request, server: ServerInfo, keep_alive: bool,
+                 send_timeout: float) -> None:
         self.sock = sock
+        self.send_timeout = send_timeout
         self.request = request
         self.server = server
         self.keep_alive = keep_alive
@@ -460,7 +517,7 @@ class _Response:
             else:
                 out += data
         if out:
-            self.sock.sendall(out)
+            send_all(self.sock, out, self.send_timeout)
 
     def finish(self) -> None:
         if not self.headers_sent:
@@ -468,15 +525,15 @@ class _Response:
                 self.headers.append(("Content-Length", "0"))
             self.write(b"")
         elif self.chunked and not self.is_head:
-            self.sock.sendall(b"0\r\n\r\n")
+            send_all(self.sock, b"0\r\n\r\n", self.send_timeout)
         if self.content_length is not None and not self.is_head and self.sent_body != self.content_length:
             self.keep_alive = False  # the app lied about its length; never reuse this stream
 
 
 def run_wsgi(app: WSGIApp, environ: dict[str, Any], sock: socket.socket, request: Request,
-             server: ServerInfo, keep_alive: bool) -> bool:
+             server: ServerInfo, keep_alive: bool, send_timeout: float) -> bool:
     """Run ``app`` for one request and send its response; True if the connection may be reused."""
-    response = _Response(sock, request, server, keep_alive)
+    response = _Response(sock, request, server, keep_alive, send_timeout)
     result: Iterable[bytes] | None = None
     try:
         result = app(environ, response.start_response)
@@ -531,7 +588,8 @@ class Session:
                 send_error(self.sock, exc.status, exc.detail, self.server)
                 return False
             keep_alive = self.limits.keepalive > 0 and request.keep_alive
-            reuse = run_wsgi(self.app, environ, self.sock, request, self.server, keep_alive)
+            reuse = run_wsgi(self.app, environ, self.sock, request, self.server, keep_alive,
+                             self.limits.send_timeout)
             self.served += 1
             return reuse
         except ClientGone as exc:

@@ -79,7 +79,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from servers import _cli
-from servers.http import Limits, ServerInfo, Session, WSGIApp, load_app
+from servers.http import Limits, ServerInfo, Session, WSGIApp, load_app, wait_for
 
 log = logging.getLogger("workerbench.prefork")
 
@@ -182,12 +182,12 @@ class WorkerRecord:
 FIRST_BYTES_WAIT_S = 0.01
 
 
-def _has_data(conn: socket.socket) -> bool:
-    try:
-        readable, _, _ = select.select([conn], [], [], FIRST_BYTES_WAIT_S)
-    except OSError:
-        return True  # let the session read the error and close
-    return bool(readable)
+def _has_data(session: Session) -> bool:
+    """The client has spoken (or hung up): at once, or within FIRST_BYTES_WAIT_S."""
+    conn = session.conn
+    if conn.prefetch():  # the usual case: the request arrived before the accept
+        return True
+    return wait_for(session.sock, select.POLLIN, FIRST_BYTES_WAIT_S)
 
 
 class Worker:
@@ -281,9 +281,8 @@ class Worker:
                         except OSError as exc:
                             log.error("accept failed: %s", exc)
                             continue
-                        conn.setblocking(True)
                         session = Session(conn, peer, self.app, self.info, self.limits)
-                        if _has_data(conn):
+                        if _has_data(session):
                             self._serve(session)
                         else:
                             # Connected but silent: wait for its request beside the others

@@ -181,3 +181,24 @@ def test_client_leaving_mid_response_leaves_the_server_well(kind: str, start_ser
         time.sleep(0.2)
         log = srv.log_text()
     assert "Traceback" not in log, log
+
+
+def test_client_that_stops_reading_is_dropped_after_the_send_timeout(kind: str, start_server: StartServer) -> None:
+    with start_server(server(kind, "--send-timeout", "1", workers=1)) as srv:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(10)
+        s.connect((srv.host, srv.port))
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")  # 16 MiB, and then we read none of it
+        time.sleep(2.5)
+        received = 0
+        while chunk := s.recv(1 << 20):  # ends: the server gave up and closed
+            received += len(chunk)
+        s.close()
+        assert received < 16 * 1024 * 1024
+        start = time.monotonic()
+        assert get(srv.host, srv.port, "/plaintext")[0] == 200
+        assert time.monotonic() - start < 1
+        time.sleep(0.2)
+        log = srv.log_text()
+    assert "Traceback" not in log, log
