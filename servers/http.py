@@ -602,11 +602,7 @@ class Session:
         return bool(self.conn.msg.done)
 
     def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        self.sock.close()
+        self.sock.close()  # the worker holds the only descriptor, so this sends the FIN
 
 
 def serve_connection(sock: socket.socket, peer: Any, app: WSGIApp, server: ServerInfo, limits: Limits) -> int:
