@@ -97,6 +97,7 @@ BOOT_BACKOFF_FIRST = 0.1
 BOOT_BACKOFF_MAX = 5.0
 IDLE_BEAT_S = 1.0  # a worker's idle loop turns at least this often, and beats each time
 MAX_SLOTS = 1024
+ACCEPT_BATCH = 16  # connections a worker accepts per wake-up before it looks at its parked ones again
 MAX_PARKED = 1000  # idle keep-alive connections one worker holds; past it, a response closes its connection
 
 STATE_FREE, STATE_BOOTING, STATE_READY = 0.0, 1.0, 2.0
@@ -252,6 +253,7 @@ class Worker:
         quota = 0
         if self.opts.max_requests > 0:
             quota = self.opts.max_requests + random.randint(0, max(0, self.opts.max_requests_jitter))
+        self.quota = quota
         poller = select.epoll()
         listen_fd = self.listener.fileno()
         poller.register(listen_fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
@@ -271,28 +273,13 @@ class Worker:
                     if fd == wake_r:
                         _cli.drain(wake_r)
                     elif fd == listen_fd:
-                        # Accept even when SIGTERM just arrived: with EPOLLEXCLUSIVE this worker
-                        # may be the only one woken for the connection, and it would otherwise
-                        # wait for another worker's idle timeout.
-                        try:
-                            conn, peer = self.listener.accept()
-                        except (BlockingIOError, InterruptedError):
-                            continue  # another worker took it
-                        except OSError as exc:
-                            log.error("accept failed: %s", exc)
-                            continue
-                        session = Session(conn, peer, self.app, self.info, self.limits)
-                        if _has_data(session):
-                            self._serve(session)
-                        else:
-                            # Connected but silent: wait for its request beside the others
-                            # instead of blocking the worker on it.
-                            self._park(session, time.monotonic() + self.limits.header_timeout)
+                        self._accept_some()
                     elif fd in self.parked:
                         session, _ = self.parked.pop(fd)
                         poller.unregister(fd)
                         self._serve(session)
-                self._expire_idle(time.monotonic())
+                if self.parked:
+                    self._expire_idle(time.monotonic())
                 if quota and self.served >= quota:
                     log.info("worker %d served %d requests, recycling", os.getpid(), self.served)
                     self.alive = False
@@ -305,6 +292,33 @@ class Worker:
             self.parked.clear()
         return _cli.EXIT_OK
 
+
+    def _accept_some(self) -> None:
+        """Accept and serve connections waiting in the backlog, up to ACCEPT_BATCH, then poll again.
+
+        Taking several per wake-up saves a poll per connection under load; the bound keeps
+        parked clients whose next request has arrived from waiting behind a long backlog.
+        The first is accepted even when SIGTERM just arrived: with EPOLLEXCLUSIVE this worker
+        may be the only one woken for it, and it would otherwise wait for another worker's
+        idle timeout.
+        """
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, peer = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return  # the backlog is empty, or another worker took it
+            except OSError as exc:
+                log.error("accept failed: %s", exc)
+                return
+            session = Session(conn, peer, self.app, self.info, self.limits)
+            if _has_data(session):
+                self._serve(session)
+            else:
+                # Connected but silent: wait for its request beside the others instead of
+                # blocking the worker on it.
+                self._park(session, time.monotonic() + self.limits.header_timeout)
+            if not self.alive or (self.quota and self.served >= self.quota):
+                return
 
     def _poll_timeout(self, now: float) -> float:
         if not self.parked:
