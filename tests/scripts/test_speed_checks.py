@@ -37,3 +37,23 @@ def test_a_generator_bound_figure_is_said_to_be_no_capacity() -> None:
     (check,) = report.speed_checks(records)
     assert check["generator_bound"]
     assert "generator-bound: not a capacity" in report.summary_markdown(records)
+
+
+def test_a_generator_bound_numerator_is_a_floor_and_a_bound_denominator_a_ceiling() -> None:
+    floor_met = [cell("prefork", "plaintext/close", 15000, flags=["generator-bound"]),
+                 cell("gunicorn-sync", "plaintext/close", 4000)]
+    (check,) = report.speed_checks(floor_met)
+    assert check["met"] is True and check["bound"] == "floor"
+    assert "met (generator-bound: not a capacity; the ratio is a floor)" in report.summary_markdown(floor_met)
+
+    floor_short = [cell("prefork", "plaintext/close", 10000, flags=["generator-bound"]),
+                   cell("gunicorn-sync", "plaintext/close", 4000)]
+    assert report.speed_checks(floor_short)[0]["met"] is None
+    assert "cannot tell" in report.summary_markdown(floor_short)
+
+    ceiling_short = [cell("prefork", "plaintext", 3000), cell("uvicorn", "plaintext", 4000, flags=["generator-bound"])]
+    (check,) = report.speed_checks(ceiling_short)
+    assert check["met"] is False and check["bound"] == "ceiling"
+
+    ceiling_over = [cell("prefork", "plaintext", 5000), cell("uvicorn", "plaintext", 4000, flags=["generator-bound"])]
+    assert report.speed_checks(ceiling_over)[0]["met"] is None
