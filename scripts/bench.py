@@ -69,6 +69,9 @@ QUICK_CONCURRENCY = (16,)
 # verification, generator start-up and shut-down. Used for the time estimate only.
 CELL_OVERHEAD = {"wrk": 0.9, "locust": 2.5}
 GENERATORS = ("auto", "wrk", "locust")
+# The fork references (scripts.reference), measured once a run when a fork-per-request mode takes part.
+FORK_REF_S = 1.0
+FORK_LOOP_S = 3
 # The open-loop ladder: the same offered rates for every mode, doubling from light load, on the io scenario
 # (a 20 ms upstream wait), where the process models part ways: sync workers saturate at workers / 20 ms, a
 # fork per connection at its child cap, an event loop far later. A mode's ladder stops one step after it
@@ -213,7 +216,10 @@ class Plan:
                     for c in self.cells())
         # Sync modes leave the ladder early; count five steps a mode, with some draining.
         ladder = len(self.open_loop_modes()) * (1.5 + 5 * (self.open_loop_duration + 1.2))
-        return cells + ladder
+        refs = 0.0
+        if any(self.registry[m].uses_workers is False for m in self.modes):
+            refs = FORK_REF_S + 0.5 + ((FORK_LOOP_S + 1.5) if self.wrk else 0.0)
+        return cells + ladder + refs
 
     def describe(self) -> dict[str, Any]:
         data = asdict(self)
@@ -640,11 +646,19 @@ def run(plan: Plan, console: Console | None = None) -> int:
         db.seed_postgres(plan.db_url)
     if any(plan.registry[m].uses_workers is False for m in plan.modes):
         # The ceiling of every fork-per-request model on these CPUs, measured now, in this run.
+        refs: dict[str, Any] = {}
         try:
-            write_json_atomic(run_dir / "reference.json",
-                              {"fork": reference.measure_fork_rate(1.0, plan.server_cpus)})
+            refs["fork"] = reference.measure_fork_rate(FORK_REF_S, plan.server_cpus)
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
             console.print(f"[yellow]warning: fork reference not measured: {exc}[/yellow]")
+        if plan.wrk:
+            try:  # the least a Python fork server can do, driven like the modes
+                refs["fork_loop"] = reference.measure_fork_loop_rate(
+                    FORK_LOOP_S, plan.server_cpus, plan.client_cpus, run_dir / "reference")
+            except (OSError, RuntimeError, StartError, wrk.WrkError) as exc:
+                console.print(f"[yellow]warning: fork-loop reference not measured: {exc}[/yellow]")
+        if refs:
+            write_json_atomic(run_dir / "reference.json", refs)
     cells = plan.cells()
     console.print(f"workerbench: {len(cells)} cells, about {plan.estimate_s() / 60:.1f} min -> {run_dir}")
     failed = 0

@@ -556,15 +556,20 @@ def write_charts(records: Sequence[Record], out_dir: Path, reference: Mapping[st
 
 
 def _reference_lines(figure: Figure, records: Sequence[Record], reference: Mapping[str, Any]) -> None:
-    """The machine's own fork() rate across the new-connection panels: no fork-per-request server passes it."""
-    rate = as_number((reference.get("fork") or {}).get("rate"))
-    if rate is None:
-        return
+    """The machine's own fork rates across the new-connection panels: no fork-per-request server passes them."""
+    lines = [
+        (as_number((reference.get("fork") or {}).get("rate")), "fork()+exit+wait", "--"),
+        (as_number((reference.get("fork_loop") or {}).get("rate")), "minimal fork loop, canned reply", ":"),
+    ]
     for ax in figure.axes:
         title = ax.get_title()
-        if "/close" in title.split("\n", 1)[0]:
-            ax.axhline(rate, color="black", linestyle="--", linewidth=0.9)
-            ax.annotate(f"fork()+exit+wait: {format_rps(rate)}/s", (0.01, rate), xycoords=("axes fraction", "data"),
+        if "/close" not in title.split("\n", 1)[0]:
+            continue
+        for rate, label, style in lines:
+            if rate is None:
+                continue
+            ax.axhline(rate, color="black", linestyle=style, linewidth=0.9)
+            ax.annotate(f"{label}: {format_rps(rate)}/s", (0.01, rate), xycoords=("axes fraction", "data"),
                         xytext=(0, 3), textcoords="offset points", fontsize=7)
 
 

@@ -5,7 +5,15 @@ completes per second on the server's CPUs. No fork-per-request server can beat i
 so the fork mode's throughput is read against it (a ratio in one run, not a number
 carried over from another day).
 
-Run as ``python -m scripts.reference fork --seconds 1``: it prints one JSON object.
+``fork-loop``: the least a Python fork-per-request server can do, driven by wrk like
+the modes (a new connection per request, 32 connections, server and wrk on their
+own CPUs): accept, fork, and a child that reads once, writes a canned response
+and exits, reaped by the kernel (SIGCHLD ignored). No HTTP parsing, no WSGI, no
+Python objects per connection. It shows how much of the fork mode's cost is the
+process model on this machine and how much is the server's own work.
+
+Run as ``python -m scripts.reference fork --seconds 1`` (prints one JSON object) or
+``python -m scripts.reference fork-loop --port PORT`` (serves until killed).
 """
 
 from __future__ import annotations
@@ -13,9 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+CANNED = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, World!"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def fork_loop(seconds: float) -> dict[str, float]:
@@ -32,6 +46,43 @@ def fork_loop(seconds: float) -> dict[str, float]:
     return {"forks": done, "seconds": round(elapsed, 4), "rate": round(done / elapsed, 1)}
 
 
+def fork_loop_server(port: int, host: str = "127.0.0.1") -> None:
+    """The minimal fork-per-request server (see the module's header); never returns."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(2048)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps: no waitpid in the loop
+    while True:
+        fd, _ = listener._accept()  # a bare descriptor: no socket object per connection
+        if os.fork() == 0:
+            try:
+                os.read(fd, 65536)
+                os.write(fd, CANNED)
+            finally:
+                os._exit(0)
+        os.close(fd)
+
+
+def measure_fork_loop_rate(seconds: int, server_cpus: set[int] | frozenset[int] | None,
+                           client_cpus: set[int] | frozenset[int] | None, workdir: Path,
+                           connections: int = 32) -> dict[str, float]:
+    """Drive :func:`fork_loop_server` with wrk, a new connection per request, as the bench drives a mode."""
+    from scripts import procs, wrk
+
+    host, port = "127.0.0.1", procs.free_port()
+    argv = [sys.executable, "-m", "scripts.reference", "fork-loop", "--port", str(port)]
+    log = workdir / "fork-loop.log"
+    with procs.running(argv, log_path=log, cwd=ROOT, cpus=set(server_cpus) if server_cpus else None) as proc:
+        procs.wait_ready(proc, host, port, log_path=log, deadline_s=10.0, path="/")
+        result = wrk.run_wrk(host=host, port=port, path="/", close=True, connections=connections,
+                             duration=seconds, workdir=workdir / "fork-loop",
+                             cpus=set(client_cpus) if client_cpus else None)
+    return {"rate": round(result.throughput_rps, 1), "connections": connections, "seconds": seconds,
+            "errors": result.socket_errors + result.non_2xx,
+            "generator_cpu": round(result.cpu_utilization, 3) if result.cpu_utilization is not None else None}
+
+
 def measure_fork_rate(seconds: float = 1.0, cpus: frozenset[int] | set[int] | None = None) -> dict[str, float]:
     """The fork reference, from a fresh interpreter pinned to ``cpus``."""
     argv = [sys.executable, "-m", "scripts.reference", "fork", "--seconds", str(seconds)]
@@ -44,9 +95,12 @@ def measure_fork_rate(seconds: float = 1.0, cpus: frozenset[int] | set[int] | No
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.reference")
-    p.add_argument("what", choices=["fork"])
+    p.add_argument("what", choices=["fork", "fork-loop"])
     p.add_argument("--seconds", type=float, default=1.0)
+    p.add_argument("--port", type=int, default=0, help="fork-loop: the loopback port to serve on")
     args = p.parse_args(argv)
+    if args.what == "fork-loop":
+        fork_loop_server(args.port)
     print(json.dumps(fork_loop(args.seconds)))
     return 0
 

@@ -334,10 +334,19 @@ def speed_checks(records: Sequence[Record], reference: Mapping[str, Any] | None 
         ("gunicorn-sync", "plaintext/close"), 3.0)
     add("prefork / uvicorn, keep-alive", ("prefork", "plaintext"), ("uvicorn", "plaintext"), 1.0)
     fork_ref = as_number((reference or {}).get("fork", {}).get("rate")) if reference else None
+    loop_ref = as_number((reference or {}).get("fork_loop", {}).get("rate")) if reference else None
     if fork_ref:
         add("fork (new connection per request) / fork()+_exit+waitpid of a bare process", ("fork", "plaintext/close"),
             None, 0.8, b_rate=fork_ref)
+        if loop_ref:
+            # Not a check of ours: how close the least any Python fork server can do comes to that target.
+            checks.append({"check": "minimal Python fork loop (canned reply) / fork()+_exit+waitpid", "a": loop_ref,
+                           "b": fork_ref, "ratio": loop_ref / fork_ref, "target": 0.0, "met": None,
+                           "generator_bound": False, "bound": None,
+                           "users": (reference or {}).get("fork_loop", {}).get("connections")})
         add("cgi / fork()+_exit+waitpid of a bare process", ("cgi", "plaintext/close"), None, 0.0, b_rate=fork_ref)
+    if loop_ref:
+        add("fork / minimal Python fork loop (canned reply)", ("fork", "plaintext/close"), None, 0.0, b_rate=loop_ref)
     for pair in strategy_pairs(records):
         if pair["ratio"] is not None and pair["mode"] == "prefork":
             target = 10.0 if pair["backend"] == "postgresql" else 0.0

@@ -57,3 +57,13 @@ def test_a_generator_bound_numerator_is_a_floor_and_a_bound_denominator_a_ceilin
 
     ceiling_over = [cell("prefork", "plaintext", 5000), cell("uvicorn", "plaintext", 4000, flags=["generator-bound"])]
     assert report.speed_checks(ceiling_over)[0]["met"] is None
+
+
+def test_the_minimal_fork_loop_is_reported_beside_the_fork_target() -> None:
+    records = [cell("fork", "plaintext/close", 400)]
+    refs = {"fork": {"rate": 1000.0}, "fork_loop": {"rate": 750.0, "connections": 32}}
+    checks = {c["check"]: c for c in report.speed_checks(records, refs)}
+    assert checks["minimal Python fork loop (canned reply) / fork()+_exit+waitpid"]["ratio"] == 0.75
+    assert checks["fork / minimal Python fork loop (canned reply)"]["ratio"] == 400 / 750
+    markdown = report.summary_markdown(records, reference=refs)
+    assert "0.75x" in markdown and "0.53x" in markdown

@@ -1,0 +1,44 @@
+"""The machine's own fork rates, measured for real."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scripts import procs, reference, wrk
+from tests.conftest import ROOT
+
+
+def test_fork_rate_is_measured_in_a_fresh_interpreter() -> None:
+    result = reference.measure_fork_rate(0.3)
+    assert result["forks"] > 0 and result["rate"] > 0
+    assert 0.3 <= result["seconds"] < 5
+
+
+def test_fork_loop_server_answers_each_connection_from_a_new_process(tmp_path: Path) -> None:
+    port = procs.free_port()
+    argv = [sys.executable, "-m", "scripts.reference", "fork-loop", "--port", str(port)]
+    log = tmp_path / "loop.log"
+    with procs.running(argv, log_path=log, cwd=ROOT) as proc:
+        procs.wait_ready(proc, "127.0.0.1", port, log_path=log, path="/")
+        status, headers, body = procs.get("127.0.0.1", port, "/")
+        assert (status, body, headers["connection"]) == (200, b"Hello, World!", "close")
+        deadline = time.monotonic() + 5
+        while procs.group_members(proc.pid) != [proc.pid] and time.monotonic() < deadline:
+            time.sleep(0.01)  # the child may still be on its way out after the client has its answer
+        assert procs.group_members(proc.pid) == [proc.pid]  # no zombie: the kernel reaped the children
+
+
+def test_fork_loop_rate_is_driven_by_wrk_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    if wrk.find_wrk() is None:
+        if os.environ.get("WORKERBENCH_NO_WRK") == "1":
+            pytest.skip("wrk is not installed and WORKERBENCH_NO_WRK=1")
+        pytest.fail(f"{wrk.MISSING}, or set WORKERBENCH_NO_WRK=1 to skip the wrk tests")
+    result = reference.measure_fork_loop_rate(1, None, None, tmp_path)
+    assert result["rate"] > 0 and result["errors"] == 0
+    assert result["connections"] == 32
+    assert (tmp_path / "fork-loop" / "wrk.log").exists()
