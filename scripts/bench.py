@@ -218,7 +218,7 @@ class Plan:
         ladder = len(self.open_loop_modes()) * (1.5 + 5 * (self.open_loop_duration + 1.2))
         refs = 0.0
         if any(self.registry[m].uses_workers is False for m in self.modes):
-            refs = FORK_REF_S + 0.5 + ((FORK_LOOP_S + 1.5) if self.wrk else 0.0)
+            refs = 3 * (FORK_REF_S + 0.2) + ((FORK_LOOP_S + 1.5) if self.wrk else 0.0)
         return cells + ladder + refs
 
     def describe(self) -> dict[str, Any]:

@@ -23,10 +23,12 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 CANNED = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, World!"
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,14 +85,19 @@ def measure_fork_loop_rate(seconds: int, server_cpus: set[int] | frozenset[int] 
             "generator_cpu": round(result.cpu_utilization, 3) if result.cpu_utilization is not None else None}
 
 
-def measure_fork_rate(seconds: float = 1.0, cpus: frozenset[int] | set[int] | None = None) -> dict[str, float]:
-    """The fork reference, from a fresh interpreter pinned to ``cpus``."""
+def measure_fork_rate(seconds: float = 1.0, cpus: frozenset[int] | set[int] | None = None,
+                      repeats: int = 3) -> dict[str, Any]:
+    """The fork reference, from a fresh interpreter pinned to ``cpus``: the median of ``repeats`` runs."""
     argv = [sys.executable, "-m", "scripts.reference", "fork", "--seconds", str(seconds)]
     if cpus:
         argv = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *argv]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=True,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return dict(json.loads(out.stdout))
+    runs = []
+    for _ in range(max(1, repeats)):
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=True, cwd=ROOT)
+        runs.append(json.loads(out.stdout))
+    rates = sorted(float(r["rate"]) for r in runs)
+    return {"rate": statistics.median(rates), "rates": rates, "seconds": seconds,
+            "forks": sum(int(r["forks"]) for r in runs)}
 
 
 def main(argv: list[str] | None = None) -> int:

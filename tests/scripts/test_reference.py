@@ -14,9 +14,9 @@ from tests.conftest import ROOT
 
 
 def test_fork_rate_is_measured_in_a_fresh_interpreter() -> None:
-    result = reference.measure_fork_rate(0.3)
-    assert result["forks"] > 0 and result["rate"] > 0
-    assert 0.3 <= result["seconds"] < 5
+    result = reference.measure_fork_rate(0.3, repeats=3)
+    assert result["forks"] > 0 and len(result["rates"]) == 3
+    assert result["rate"] == sorted(result["rates"])[1]  # the median run
 
 
 def test_fork_loop_server_answers_each_connection_from_a_new_process(tmp_path: Path) -> None:
