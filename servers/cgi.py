@@ -84,7 +84,6 @@ class CGIServer(ForkServer):
             view = view[os.write(body, view):]
         os.lseek(body, 0, os.SEEK_SET)
         os.dup2(body, 0)
-        conn.setblocking(True)  # the CGI script writes to it with plain blocking writes
         os.dup2(conn.fileno(), 1)
         env = cgi_environment(environ, dict(os.environ))
         os.execve(sys.executable, [sys.executable, "-m", "servers.cgi", "--run", self.app_spec], env)

@@ -107,10 +107,12 @@ class ClientGone(Exception):
     """The peer closed or reset the connection, or let a timeout pass."""
 
 
-# Sockets are non-blocking from accept to close, and the code waits only when the kernel
-# says "not yet" (EAGAIN). A socket with a Python-level timeout would instead poll() before
+# Every recv() and send() is made with MSG_DONTWAIT, and the code waits (poll) only when the
+# kernel says "not yet" (EAGAIN). A socket with a Python-level timeout would poll() before
 # every recv() and send(), two system calls where one almost always suffices: a request has
-# usually arrived by the time it is read, and a response fits in the send buffer.
+# usually arrived by the time it is read, and a response fits in the send buffer. The flag,
+# rather than a non-blocking descriptor, saves a further call per connection and leaves the
+# descriptor as accept() made it (the cgi mode hands it to a CGI script as its stdout).
 
 
 def wait_for(sock: socket.socket, events: int, timeout: float) -> bool:
@@ -125,7 +127,7 @@ def wait_for(sock: socket.socket, events: int, timeout: float) -> bool:
 def send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
     """``sendall`` for a non-blocking socket: TimeoutError after ``timeout`` seconds without progress."""
     try:
-        sent = sock.send(data)
+        sent = sock.send(data, socket.MSG_DONTWAIT)
     except BlockingIOError:
         sent = 0
     if sent == len(data):
@@ -135,7 +137,7 @@ def send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
         if not wait_for(sock, select.POLLOUT, timeout):
             raise TimeoutError("the client stopped reading the response")
         try:
-            view = view[sock.send(view):]
+            view = view[sock.send(view, socket.MSG_DONTWAIT):]
         except BlockingIOError:
             continue
 
@@ -260,7 +262,6 @@ class Connection:
     """Reads requests from one client socket, in order, within the limits."""
 
     def __init__(self, sock: socket.socket, limits: Limits) -> None:
-        sock.setblocking(False)
         self.sock = sock
         self.limits = limits
         self.msg = _Message(limits)
@@ -272,7 +273,7 @@ class Connection:
     def prefetch(self) -> bool:
         """One read that does not wait: True if there is something to act on (bytes, or the peer's close)."""
         try:
-            data = self.sock.recv(RECV_SIZE)
+            data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
         except BlockingIOError:
             return False
         except OSError:
@@ -334,7 +335,7 @@ class Connection:
                 data, self.pending = self.pending, None
             else:
                 try:
-                    data = self.sock.recv(RECV_SIZE)
+                    data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
                 except BlockingIOError:
                     wait_for(self.sock, select.POLLIN, remaining)
                     continue  # the top of the loop tells data from a deadline that passed
