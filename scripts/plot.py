@@ -557,20 +557,21 @@ def write_charts(records: Sequence[Record], out_dir: Path, reference: Mapping[st
 
 def _reference_lines(figure: Figure, records: Sequence[Record], reference: Mapping[str, Any]) -> None:
     """The machine's own fork rates across the new-connection panels: no fork-per-request server passes them."""
+    # The two rates are close, so their labels go to opposite sides of the panel.
     lines = [
-        (as_number((reference.get("fork") or {}).get("rate")), "fork()+exit+wait", "--"),
-        (as_number((reference.get("fork_loop") or {}).get("rate")), "minimal fork loop, canned reply", ":"),
+        (as_number((reference.get("fork") or {}).get("rate")), "fork()+exit+wait", "--", 0.01, "left"),
+        (as_number((reference.get("fork_loop") or {}).get("rate")), "minimal fork loop", ":", 0.99, "right"),
     ]
     for ax in figure.axes:
         title = ax.get_title()
         if "/close" not in title.split("\n", 1)[0]:
             continue
-        for rate, label, style in lines:
+        for rate, label, style, x, align in lines:
             if rate is None:
                 continue
             ax.axhline(rate, color="black", linestyle=style, linewidth=0.9)
-            ax.annotate(f"{label}: {format_rps(rate)}/s", (0.01, rate), xycoords=("axes fraction", "data"),
-                        xytext=(0, 3), textcoords="offset points", fontsize=7)
+            ax.annotate(f"{label}: {format_rps(rate)}/s", (x, rate), xycoords=("axes fraction", "data"),
+                        xytext=(0, 3), textcoords="offset points", fontsize=7, ha=align)
 
 
 def _save_png_atomic(figure: Figure, target: Path) -> None:
