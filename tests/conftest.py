@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from apps import db
@@ -28,6 +29,17 @@ class Server:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def live_children(self) -> set[int]:
+        """Pids of the server's children that are running (not zombies, not gone while we looked)."""
+        alive = set()
+        for child in psutil.Process(self.proc.pid).children():
+            try:
+                if child.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                    alive.add(child.pid)
+            except psutil.NoSuchProcess:
+                continue
+        return alive
 
     def exchange(self, data: bytes, timeout: float = 10.0) -> bytes:
         """Send raw bytes on a new connection and read until the server closes it."""

@@ -30,15 +30,7 @@ def prefork(*extra: str, workers: int = 2) -> Callable[[str, int], list[str]]:
 
 
 def live_workers(srv: Server) -> set[int]:
-    master = psutil.Process(srv.proc.pid)
-    alive = set()
-    for child in master.children():
-        try:
-            if child.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
-                alive.add(child.pid)
-        except psutil.NoSuchProcess:
-            continue
-    return alive
+    return srv.live_children()
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> float:
