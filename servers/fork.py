@@ -17,6 +17,13 @@ and ``gc.freeze()`` keeps the collector from touching those pages), serves the
 connection with :mod:`servers.http`, and leaves with ``os._exit``. With the
 default ``--keepalive 0`` that is one request per process, the classic model.
 
+What a child costs is mostly the pages it writes: each one shared with the
+parent is copied first (about 470 page faults for one plaintext request here,
+against about 230 for a child that only exits). So before the first fork the
+parent runs its HTTP code on synthetic requests (``http.warm_up``, the app is
+not called) and keeps the Date header current, and children inherit that work
+done instead of each redoing it on copied pages.
+
 When the cap is reached the parent stops watching the listener, so new clients
 wait in the kernel's accept backlog instead of being refused. Signal handlers
 only queue the signal; the loop reaps children with ``waitpid(-1, WNOHANG)``
