@@ -125,7 +125,7 @@ def wait_for(sock: socket.socket, events: int, timeout: float) -> bool:
 
 
 def send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
-    """``sendall`` for a non-blocking socket: TimeoutError after ``timeout`` seconds without progress."""
+    """``sendall`` that waits only when the send buffer is full: TimeoutError after ``timeout`` s without progress."""
     try:
         sent = sock.send(data, socket.MSG_DONTWAIT)
     except BlockingIOError:
