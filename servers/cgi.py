@@ -34,7 +34,7 @@ import sys
 from typing import Any
 from wsgiref.handlers import BaseCGIHandler
 
-from servers import _cli
+from servers import _cli, fork
 from servers.fork import ForkServer
 from servers.http import (
     ClientGone,
@@ -126,11 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) == 2 and argv[0] == "--run":
         return run_request(argv[1])
-    p = _cli.parser("python -m servers.cgi", "CGI server: fork and exec a fresh Python interpreter per request.")
-    p.add_argument("--max-children", type=int, default=64,
-                   help="cap on requests running at once; clients beyond it wait in the backlog")
-    p.add_argument("--graceful-timeout", type=float, default=10.0,
-                   help="seconds running requests get to finish after SIGTERM")
+    p = fork.parser("python -m servers.cgi", "CGI server: fork and exec a fresh Python interpreter per request.")
     args = p.parse_args(argv)
     _cli.setup_logging(args.log_level, "cgi")
     host, port = _cli.bind(args, p)

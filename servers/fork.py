@@ -37,6 +37,7 @@ child still running when ``--graceful-timeout`` runs out.
 from __future__ import annotations
 
 import _signal
+import argparse
 import gc
 import logging
 import os
@@ -225,12 +226,18 @@ class ForkServer:
             time.sleep(0.01)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = _cli.parser("python -m servers.fork", "Fork-per-request WSGI server.")
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The shared options plus those of a server built on :class:`ForkServer` (fork and cgi)."""
+    p = _cli.parser(prog, description)
     p.add_argument("--max-children", type=int, default=64,
-                   help="cap on children running at once; clients beyond it wait in the backlog")
+                   help="cap on children (one per connection) running at once; clients beyond it wait in the backlog")
     p.add_argument("--graceful-timeout", type=float, default=10.0,
                    help="seconds running children get to finish after SIGTERM")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser("python -m servers.fork", "Fork-per-request WSGI server.")
     args = p.parse_args(argv)
     _cli.setup_logging(args.log_level, "fork")
     host, port = _cli.bind(args, p)

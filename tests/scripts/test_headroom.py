@@ -8,13 +8,9 @@ against the fork-per-request server (a few hundred requests/s) is not.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-import pytest
-
 from scripts import bench, stats
-from scripts.wrk import find_wrk
 
 
 def measure(tmp_path: Path, *args: str) -> dict:
@@ -37,11 +33,7 @@ def test_locust_against_uvicorn_is_flagged_generator_bound(tmp_path: Path) -> No
     assert "generator-bound" in summary
 
 
-def test_wrk_against_the_fork_server_has_headroom(tmp_path: Path) -> None:
-    if find_wrk() is None:
-        if os.environ.get("WORKERBENCH_NO_WRK") == "1":
-            pytest.skip("wrk is not installed and WORKERBENCH_NO_WRK=1 says that is expected")
-        pytest.fail("wrk is not installed: apt-get install wrk (or set WORKERBENCH_NO_WRK=1)")
+def test_wrk_against_the_fork_server_has_headroom(wrk_exe: str, tmp_path: Path) -> None:
     record = measure(tmp_path, "--modes", "fork", "--scenarios", "plaintext", "--concurrency", "8",
                      "--duration", "2")
     assert record["generator"] == "wrk"

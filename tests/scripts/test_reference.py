@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from scripts import procs, reference, wrk
+from scripts import procs, reference
 from tests.conftest import ROOT
 
 
@@ -33,11 +30,7 @@ def test_fork_loop_server_answers_each_connection_from_a_new_process(tmp_path: P
         assert procs.group_members(proc.pid) == [proc.pid]  # no zombie: the kernel reaped the children
 
 
-def test_fork_loop_rate_is_driven_by_wrk_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    if wrk.find_wrk() is None:
-        if os.environ.get("WORKERBENCH_NO_WRK") == "1":
-            pytest.skip("wrk is not installed and WORKERBENCH_NO_WRK=1")
-        pytest.fail(f"{wrk.MISSING}, or set WORKERBENCH_NO_WRK=1 to skip the wrk tests")
+def test_fork_loop_rate_is_driven_by_wrk_and_leaves_nothing_behind(wrk_exe: str, tmp_path: Path) -> None:
     result = reference.measure_fork_loop_rate(1, None, None, tmp_path)
     assert result["rate"] > 0 and result["errors"] == 0
     assert result["connections"] == 32

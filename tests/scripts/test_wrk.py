@@ -6,7 +6,6 @@ wrk is a system package. Without it these tests fail with the install hint, unle
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 import threading
@@ -23,16 +22,6 @@ from scripts.procs import free_port
 from tests.conftest import HOST, StartServer
 
 DATA = Path(__file__).parent / "data"
-
-
-@pytest.fixture(scope="module")
-def wrk_exe() -> str:
-    exe = wrk.find_wrk()
-    if exe is None:
-        if os.environ.get("WORKERBENCH_NO_WRK") == "1":
-            pytest.skip("wrk is not installed and WORKERBENCH_NO_WRK=1")
-        pytest.fail(f"{wrk.MISSING}, or set WORKERBENCH_NO_WRK=1 to skip the wrk tests")
-    return exe
 
 
 def prefork(*extra: str) -> Callable[[str, int], list[str]]:
