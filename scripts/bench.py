@@ -23,13 +23,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import json
 import os
 import platform
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -42,7 +40,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from apps import db
 from loadtests.scenarios import SCENARIOS, Scenario
-from scripts import loadgen, openloop, plot, reference, report, stats, wrk
+from scripts import loadgen, openloop, reference, report, wrk
+from scripts.files import write_json_atomic
 from scripts.procs import StartError, free_port, group_affinity, log_tail, pin_group, running, wait_ready
 from scripts.resources import Sampler
 from scripts.verify import VerifyError, verify
@@ -379,19 +378,6 @@ def plan_from_args(argv: Sequence[str] | None = None, registry: dict[str, Mode] 
 
 # results on disk -----------------------------------------------------------
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _cpu_model() -> str | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -620,13 +606,7 @@ def _line(record: dict[str, Any]) -> str:
 # the run -------------------------------------------------------------------
 
 def finish(run_dir: Path, plan: Plan, console: Console) -> None:
-    records = stats.fold_all(report.load_records(run_dir))
-    refs = report.load_reference(run_dir)
-    ladder = report.load_records(run_dir, folder="openloop")
-    charts = plot.write_charts(records, run_dir, reference=refs, openloop=ladder)
-    summary = report.write_summary(records, run_dir, plan=plan.describe(), charts=[c.name for c in charts],
-                                   reference=refs, openloop=ladder)
-    console.print(f"summary: {summary}")
+    console.print(f"summary: {report.render_run(run_dir)}")
 
 
 def run(plan: Plan, console: Console | None = None) -> int:

@@ -1,24 +1,21 @@
 """Charts of a workerbench run: throughput, latency percentiles, and throughput against concurrency.
 
-The ``*_figure`` functions are pure: cell records (the dicts of ``cells/*.json``) in, a
-:class:`matplotlib.figure.Figure` out. They build figures directly instead of through pyplot, so there is no global
+The ``*_figure`` functions are pure: an analysed run (:class:`scripts.analysis.AnalysedRun`) in, a
+:class:`matplotlib.figure.Figure` out; what a figure shows (the main concurrency, knees, strategy pairs,
+reference lines) comes computed. They build figures directly instead of through pyplot, so there is no global
 figure registry to leak into and no interactive backend to pick; saving uses the Agg renderer. Only
 :func:`write_charts` touches the filesystem.
 
-Records are expected in plan order: that order decides the order of scenarios (subplots) and modes (bars, lines).
+Figures are expected in plan order: that order decides the order of scenarios (subplots) and modes (bars, lines).
 A mode keeps its colour in every figure, and the modes that ship with workerbench keep it across runs too.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import sys
-import tempfile
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -26,10 +23,11 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullLocator
 
-from scripts.report import as_number, format_rps, is_ok, knee, ordered_values, strategy_pairs
-
-Record = Mapping[str, Any]
-CellKey = tuple[Any, Any, Any]
+from scripts.analysis import AnalysedRun, ordered
+from scripts.files import write_atomic
+from scripts.formatting import format_rps
+from scripts.records import Flag, OpenLoopRecord
+from scripts.stats import FoldedCell
 
 DPI = 110
 MAX_COLUMNS = 4
@@ -48,7 +46,7 @@ _LEGEND_ENTRY_WIDTH_IN = 1.6  # fits a name as long as "gunicorn-sync" at the de
 # data -----------------------------------------------------------------------
 
 
-def mode_colors(modes: Sequence[Any]) -> dict[Any, str]:
+def mode_colors(modes: Sequence[str]) -> dict[str, str]:
     """A colour per mode. Known modes have fixed colours so runs over different subsets of modes compare at a
     glance; other modes prefer colours no known mode uses, and only past ten modes do colours repeat."""
     colors = {mode: _KNOWN_MODE_COLORS[mode] for mode in modes if mode in _KNOWN_MODE_COLORS}
@@ -60,75 +58,23 @@ def mode_colors(modes: Sequence[Any]) -> dict[Any, str]:
     return {mode: colors[mode] for mode in modes}
 
 
-def _concurrency(record: Record) -> int | None:
-    value = record.get("concurrency")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _throughput(figure: FoldedCell | None) -> float | None:
+    return figure.throughput_rps if figure is not None and figure.ok else None
 
 
-def _levels(records: Sequence[Record], scenario: Any) -> list[int]:
-    found = {_concurrency(r) for r in records if r.get("scenario") == scenario}
-    return sorted(level for level in found if level is not None)
+def _latency(figure: FoldedCell | None, percentile: str) -> float | None:
+    return figure.latency_ms.get(percentile) if figure is not None and figure.ok else None
 
 
-def primary_concurrency(records: Sequence[Record], scenario: Any) -> int | None:
-    """The concurrency measured for the most modes in ``scenario``, or None without cells.
-
-    Sweeps add levels for some scenarios only, so this is the level at which the modes can be compared side by side.
-    Ties go to the level most scenarios share (the run's common level, not a sweep's extreme), then the largest.
-    """
-    modes_at: dict[int, set[Any]] = defaultdict(set)
-    scenarios_at: dict[int, set[Any]] = defaultdict(set)
-    for record in records:
-        level = _concurrency(record)
-        if level is None:
-            continue
-        scenarios_at[level].add(record.get("scenario"))
-        if record.get("scenario") == scenario:
-            modes_at[level].add(record.get("mode"))
-    if not modes_at:
-        return None
-    return max(modes_at, key=lambda level: (len(modes_at[level]), len(scenarios_at[level]), level))
-
-
-def _index(records: Sequence[Record]) -> dict[CellKey, Record]:
-    # A later record for the same cell (a re-run) supersedes the earlier one.
-    return {(r.get("mode"), r.get("scenario"), _concurrency(r)): r for r in records}
-
-
-def _throughput(record: Record | None) -> float | None:
-    return as_number(record.get("throughput_rps")) if record is not None and is_ok(record) else None
-
-
-def _latency(record: Record | None, percentile: str) -> float | None:
-    if record is None or not is_ok(record):
-        return None
-    latency = record.get("latency_ms")
-    return as_number(latency.get(percentile)) if isinstance(latency, Mapping) else None
-
-
-def _gap_label(record: Record | None) -> str:
+def _gap_label(figure: FoldedCell | None) -> str:
     """Why a bar is missing: the cell failed, was never measured, or was measured without this number."""
-    if record is None:
+    if figure is None:
         return "not run"
-    return "no data" if is_ok(record) else "failed"
+    return "no data" if figure.ok else "failed"
 
 
-class _Data:
-    """What every figure needs from the records, computed once per figure."""
-
-    def __init__(self, records: Sequence[Record]) -> None:
-        self.records = records
-        self.modes = ordered_values(records, "mode")
-        self.scenarios = ordered_values(records, "scenario")
-        self.colors = mode_colors(self.modes)
-        self.cells = _index(records)
-
-    def modes_in(self, scenario: Any) -> list[Any]:
-        present = {r.get("mode") for r in self.records if r.get("scenario") == scenario}
-        return [mode for mode in self.modes if mode in present]
-
-    def cell(self, mode: Any, scenario: Any, level: int | None) -> Record | None:
-        return self.cells.get((mode, scenario, level))
+def _colors(run: AnalysedRun) -> dict[str, str]:
+    return mode_colors(run.modes)
 
 
 # layout ---------------------------------------------------------------------
@@ -157,7 +103,7 @@ def _bar_panel_width(modes: int, per_mode: float) -> float:
     return max(3.6, 1.2 + per_mode * modes)
 
 
-def _mode_ticks(ax: Axes, modes: Sequence[Any]) -> None:
+def _mode_ticks(ax: Axes, modes: Sequence[str]) -> None:
     # Slanted labels keep long names such as "gunicorn-sync" from running into each other.
     ax.set_xticks(range(len(modes)), labels=[str(m) for m in modes], rotation=25, ha="right", rotation_mode="anchor")
 
@@ -203,13 +149,13 @@ def _finish_value_axis(ax: Axes, values: Iterable[float | None], headroom: float
 # throughput -----------------------------------------------------------------
 
 
-def _throughput_panel(ax: Axes, data: _Data, scenario: Any) -> None:
-    level = primary_concurrency(data.records, scenario)
-    modes = data.modes_in(scenario)
-    cells = [data.cell(mode, scenario, level) for mode in modes]
+def _throughput_panel(ax: Axes, run: AnalysedRun, scenario: str) -> None:
+    level = run.main_concurrency.get(scenario)
+    modes = run.modes_in(scenario)
+    cells = [run.figure(mode, scenario, level) for mode in modes]
     values = [_throughput(cell) for cell in cells]
     bound = [_generator_bound(cell) for cell in cells]
-    bars = ax.bar(range(len(modes)), [v or 0.0 for v in values], color=[data.colors[m] for m in modes], width=0.7,
+    bars = ax.bar(range(len(modes)), [v or 0.0 for v in values], color=[_colors(run)[m] for m in modes], width=0.7,
                   hatch=["xx" if b else "" for b in bound], edgecolor=["black" if b else "none" for b in bound])
     low, high = _ci_errors(cells, values)
     ax.errorbar(range(len(modes)), [v or 0.0 for v in values], yerr=[low, high], fmt="none", ecolor="black",
@@ -225,17 +171,16 @@ def _throughput_panel(ax: Axes, data: _Data, scenario: Any) -> None:
     _finish_value_axis(ax, values)
 
 
-def _generator_bound(record: Record | None) -> bool:
-    flags = record.get("flags") if record is not None else None
-    return isinstance(flags, Sequence) and "generator-bound" in flags
+def _generator_bound(figure: FoldedCell | None) -> bool:
+    return figure is not None and Flag.GENERATOR_BOUND in figure.flags
 
 
-def _ci_errors(cells: Sequence[Record | None], values: Sequence[float | None]) -> tuple[list[float], list[float]]:
+def _ci_errors(cells: Sequence[FoldedCell | None], values: Sequence[float | None]) -> tuple[list[float], list[float]]:
     """Error-bar lengths below and above each bar from the cells' 95% intervals (0 where there is none)."""
     low, high = [], []
     for cell, value in zip(cells, values, strict=True):
-        ci = cell.get("throughput_ci95") if cell is not None else None
-        if value is None or not isinstance(ci, Sequence) or len(ci) != 2:
+        ci = cell.throughput_ci95 if cell is not None else None
+        if value is None or ci is None:
             low.append(0.0)
             high.append(0.0)
             continue
@@ -244,29 +189,28 @@ def _ci_errors(cells: Sequence[Record | None], values: Sequence[float | None]) -
     return low, high
 
 
-def throughput_figure(records: Sequence[Record]) -> Figure:
+def throughput_figure(run: AnalysedRun) -> Figure:
     """One bar chart per scenario: requests/s of each mode at the scenario's primary concurrency.
 
     Error bars are the 95% intervals of repeated runs; a cross-hatched bar is generator-bound.
     """
-    data = _Data(records)
-    if not data.scenarios:
+    if not run.scenarios:
         return _empty_figure("no cells to plot")
-    width = _bar_panel_width(max(len(data.modes_in(s)) for s in data.scenarios), per_mode=0.75)
-    figure, axes = _figure(len(data.scenarios), (width, 3.8))
-    for ax, scenario in zip(axes, data.scenarios, strict=True):
-        _throughput_panel(ax, data, scenario)
+    width = _bar_panel_width(max(len(run.modes_in(s)) for s in run.scenarios), per_mode=0.75)
+    figure, axes = _figure(len(run.scenarios), (width, 3.8))
+    for ax, scenario in zip(axes, run.scenarios, strict=True):
+        _throughput_panel(ax, run, scenario)
     return figure
 
 
 # latency --------------------------------------------------------------------
 
 
-def _latency_panel(ax: Axes, data: _Data, scenario: Any) -> None:
-    level = primary_concurrency(data.records, scenario)
-    modes = data.modes_in(scenario)
-    cells = [data.cell(mode, scenario, level) for mode in modes]
-    colors = [data.colors[m] for m in modes]
+def _latency_panel(ax: Axes, run: AnalysedRun, scenario: str) -> None:
+    level = run.main_concurrency.get(scenario)
+    modes = run.modes_in(scenario)
+    cells = [run.figure(mode, scenario, level) for mode in modes]
+    colors = [_colors(run)[m] for m in modes]
     width = 0.8 / len(PERCENTILES)
     measured: list[float | None] = []
     for offset, percentile in enumerate(PERCENTILES):
@@ -299,15 +243,14 @@ def _percentile_legend(figure: Figure) -> None:
     figure.legend(handles=handles, loc="outside upper center", ncols=len(PERCENTILES), frameon=False)
 
 
-def latency_figure(records: Sequence[Record]) -> Figure:
+def latency_figure(run: AnalysedRun) -> Figure:
     """One grouped bar chart per scenario: p50, p90 and p99 of each mode at the scenario's primary concurrency."""
-    data = _Data(records)
-    if not data.scenarios:
+    if not run.scenarios:
         return _empty_figure("no cells to plot")
-    width = _bar_panel_width(max(len(data.modes_in(s)) for s in data.scenarios), per_mode=0.85)
-    figure, axes = _figure(len(data.scenarios), (width, 3.8))
-    for ax, scenario in zip(axes, data.scenarios, strict=True):
-        _latency_panel(ax, data, scenario)
+    width = _bar_panel_width(max(len(run.modes_in(s)) for s in run.scenarios), per_mode=0.85)
+    figure, axes = _figure(len(run.scenarios), (width, 3.8))
+    for ax, scenario in zip(axes, run.scenarios, strict=True):
+        _latency_panel(ax, run, scenario)
     _percentile_legend(figure)
     return figure
 
@@ -315,20 +258,20 @@ def latency_figure(records: Sequence[Record]) -> Figure:
 # concurrency ----------------------------------------------------------------
 
 
-def _concurrency_panel(ax: Axes, data: _Data, scenario: Any, metric: str = "throughput") -> bool:
+def _concurrency_panel(ax: Axes, run: AnalysedRun, scenario: str, metric: str = "throughput") -> bool:
     """Draw one sweep; True when it contains a failed cell, which the figure legend then explains."""
-    levels = _levels(data.records, scenario)
+    levels = run.levels(scenario)
     any_failed = False
     measured: list[float | None] = []
-    for mode in data.modes_in(scenario):
-        cells = [data.cell(mode, scenario, level) for level in levels]
+    for mode in run.modes_in(scenario):
+        cells = [run.figure(mode, scenario, level) for level in levels]
         # NaN leaves a gap in the line where a level is missing or failed, instead of joining across it.
         values = [_throughput(cell) if metric == "throughput" else _latency(cell, "p99") for cell in cells]
         measured += values
         ax.plot(
-            levels, [math.nan if v is None else v for v in values], marker="o", color=data.colors[mode], label=str(mode)
+            levels, [math.nan if v is None else v for v in values], marker="o", color=_colors(run)[mode], label=mode
         )
-        failed_at = [level for level, cell in zip(levels, cells, strict=True) if cell is not None and not is_ok(cell)]
+        failed_at = [level for level, cell in zip(levels, cells, strict=True) if cell is not None and not cell.ok]
         if failed_at:
             any_failed = True
             ax.plot(
@@ -338,7 +281,7 @@ def _concurrency_panel(ax: Axes, data: _Data, scenario: Any, metric: str = "thro
                 marker="x",
                 markersize=8,
                 markeredgewidth=2,
-                color=data.colors[mode],
+                color=_colors(run)[mode],
                 clip_on=False,
             )
     if levels[0] > 0:
@@ -365,8 +308,8 @@ def _legend_columns(figure: Figure, entries: int) -> int:
     return max(1, min(entries, int(figure.get_figwidth() // _LEGEND_ENTRY_WIDTH_IN)))
 
 
-def _mode_legend(figure: Figure, data: _Data, modes: Sequence[Any], show_failed: bool) -> None:
-    handles: list[Line2D] = [Line2D([], [], color=data.colors[mode], marker="o", label=str(mode)) for mode in modes]
+def _mode_legend(figure: Figure, run: AnalysedRun, modes: Sequence[str], show_failed: bool) -> None:
+    handles: list[Line2D] = [Line2D([], [], color=_colors(run)[mode], marker="o", label=str(mode)) for mode in modes]
     if show_failed:
         handles.append(
             Line2D([], [], color=_NOTE_COLOR, marker="x", markeredgewidth=2, linestyle="none", label="failed")
@@ -376,132 +319,129 @@ def _mode_legend(figure: Figure, data: _Data, modes: Sequence[Any], show_failed:
     )
 
 
-def concurrency_figure(records: Sequence[Record]) -> Figure | None:
+def concurrency_figure(run: AnalysedRun) -> Figure | None:
     """Throughput and p99 against concurrency, one line per mode, for each scenario measured at several levels (so
     the point where each model stops scaling shows); None when no scenario was."""
-    data = _Data(records)
-    swept = [scenario for scenario in data.scenarios if len(_levels(records, scenario)) > 1]
+    swept = [scenario for scenario in run.scenarios if len(run.levels(scenario)) > 1]
     if not swept:
         return None
     figure, axes = _figure(2 * len(swept), (4.6, 3.6))
     any_failed = False
     for i, scenario in enumerate(swept):
-        any_failed = _concurrency_panel(axes[2 * i], data, scenario) or any_failed
-        _concurrency_panel(axes[2 * i + 1], data, scenario, metric="p99")
-    shown = {mode for scenario in swept for mode in data.modes_in(scenario)}
-    _mode_legend(figure, data, [mode for mode in data.modes if mode in shown], any_failed)
+        any_failed = _concurrency_panel(axes[2 * i], run, scenario) or any_failed
+        _concurrency_panel(axes[2 * i + 1], run, scenario, metric="p99")
+    shown = {mode for scenario in swept for mode in run.modes_in(scenario)}
+    _mode_legend(figure, run, [mode for mode in run.modes if mode in shown], any_failed)
     return figure
 
-
-# files ----------------------------------------------------------------------
 
 # database strategies --------------------------------------------------------
 
 
-def db_strategy_figure(records: Sequence[Record]) -> Figure | None:
+def db_strategy_figure(run: AnalysedRun) -> Figure | None:
     """Per database scenario, each mode's requests/s with one connection per worker and with one per request."""
-    pairs = [p for p in strategy_pairs(records) if p["reuse"] is not None or p["per_request"] is not None]
-    scenarios = list(dict.fromkeys((p["scenario"], p["users"]) for p in pairs))
+    pairs = [p for p in run.pairs if p.reuse is not None or p.per_request is not None]
+    scenarios = list(dict.fromkeys((p.scenario, p.users) for p in pairs))
     if not scenarios:
         return None
-    modes = ordered_values(records, "mode")
-    colors = mode_colors(modes)
-    width = _bar_panel_width(len(modes), per_mode=1.1)
+    colors = _colors(run)
+    width = _bar_panel_width(len(run.modes), per_mode=1.1)
     figure, axes = _figure(len(scenarios), (width, 3.8))
     for ax, (scenario, users) in zip(axes, scenarios, strict=True):
-        rows = [p for p in pairs if p["scenario"] == scenario and p["users"] == users]
+        rows = [p for p in pairs if p.scenario == scenario and p.users == users]
         xs = range(len(rows))
-        for offset, key, hatch in ((-0.2, "reuse", ""), (0.2, "per_request", "//")):
-            values = [p[key] for p in rows]
+        for offset, values, hatch, label in ((-0.2, [p.reuse for p in rows], "", "reuse"),
+                                             (0.2, [p.per_request for p in rows], "//", "per-request")):
             bars = ax.bar([x + offset for x in xs], [v or 0.0 for v in values], width=0.38, hatch=hatch,
-                          color=[colors[p["mode"]] for p in rows], edgecolor="black", linewidth=0.4,
-                          label="reuse" if key == "reuse" else "per-request")
+                          color=[colors[p.mode] for p in rows], edgecolor="black", linewidth=0.4, label=label)
             ax.bar_label(bars, labels=["" if v is None else format_rps(v) for v in values], padding=2, fontsize=7)
         for x, p in zip(xs, rows, strict=True):
-            if p["ratio"] is not None:
-                ax.annotate(f"{p['ratio']:.1f}x", (x, 0), xytext=(0, -28), textcoords="offset points",
+            if p.ratio is not None:
+                ax.annotate(f"{p.ratio:.1f}x", (x, 0), xytext=(0, -28), textcoords="offset points",
                             ha="center", fontsize=8, fontweight="bold")
-        backend = rows[0]["backend"] or ""
-        ax.set_title(f"{scenario} ({backend}){_at(users)}\nreuse (plain) vs per-request (hatched)", fontsize=10)
-        _mode_ticks(ax, [p["mode"] for p in rows])
+        ax.set_title(f"{scenario} ({rows[0].backend or ''}){_at(users)}\nreuse (plain) vs per-request (hatched)",
+                     fontsize=10)
+        _mode_ticks(ax, [p.mode for p in rows])
         ax.yaxis.set_major_formatter(FuncFormatter(_rps_axis_formatter))
-        _finish_value_axis(ax, [p["reuse"] for p in rows] + [p["per_request"] for p in rows])
+        _finish_value_axis(ax, [p.reuse for p in rows] + [p.per_request for p in rows])
     return figure
 
 
 # resources ------------------------------------------------------------------
 
 
-def resources_figure(records: Sequence[Record]) -> Figure | None:
-    """CPU time per request and memory per mode, for every scenario at its primary concurrency."""
-    data = _Data(records)
+def _resource_rows(run: AnalysedRun) -> list[tuple[str, str, float | None, float | None]]:
     rows = []
-    for scenario in data.scenarios:
-        level = primary_concurrency(records, scenario)
-        for mode in data.modes_in(scenario):
-            cell = data.cell(mode, scenario, level)
-            res = cell.get("resources") if cell is not None and is_ok(cell) else None
-            if isinstance(res, Mapping):
-                cpu, memory = as_number(res.get("cpu_ms_per_request")), as_number(res.get("rss_mean_mb"))
-                rows.append((scenario, mode, cpu, memory))
+    for scenario in run.scenarios:
+        level = run.main_concurrency.get(scenario)
+        for mode in run.modes_in(scenario):
+            cell = run.figure(mode, scenario, level)
+            res = cell.resources if cell is not None and cell.ok else None
+            if res is not None:
+                rows.append((scenario, mode, res.cpu_ms_per_request, res.memory_mean_mb))
+    return rows
+
+
+def resources_figure(run: AnalysedRun) -> Figure | None:
+    """CPU time per request and memory per mode, for every scenario at its main concurrency."""
+    rows = _resource_rows(run)
     if not rows:
         return None
     scenarios = list(dict.fromkeys(r[0] for r in rows))
-    figure = Figure(figsize=(max(7.0, 1.1 * len(scenarios) * max(1, len(data.modes)) * 0.45 + 2), 7.2),
+    modes = run.modes
+    figure = Figure(figsize=(max(7.0, 1.1 * len(scenarios) * max(1, len(modes)) * 0.45 + 2), 7.2),
                     layout="constrained")
     axes = figure.subplots(2, 1)
-    width = 0.8 / max(1, len(data.modes))
+    width = 0.8 / max(1, len(modes))
     for panel, (ax, index, label) in enumerate(
             ((axes[0], 2, "CPU ms per request (log scale)"), (axes[1], 3, "memory, mean PSS of all processes (MB)"))):
-        for m, mode in enumerate(data.modes):
+        for m, mode in enumerate(modes):
             xs, ys = [], []
             for x, scenario in enumerate(scenarios):
                 for row in rows:
-                    if row[0] == scenario and row[1] == mode and row[index] is not None:
-                        xs.append(x + (m - (len(data.modes) - 1) / 2) * width)
-                        ys.append(row[index])
-            ax.bar(xs, ys, width=width, color=data.colors[mode], label=str(mode) if panel == 0 else None)
+                    value = row[index]
+                    if row[0] == scenario and row[1] == mode and isinstance(value, float | int):
+                        xs.append(x + (m - (len(modes) - 1) / 2) * width)
+                        ys.append(value)
+            ax.bar(xs, ys, width=width, color=_colors(run)[mode], label=str(mode) if panel == 0 else None)
         ax.set_xticks(range(len(scenarios)), labels=[str(s) for s in scenarios], rotation=20, ha="right")
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
         if index == 2:
             ax.set_yscale("log")
-    figure.legend(loc="outside upper center", ncols=min(len(data.modes), 6), frameon=False)
+    figure.legend(loc="outside upper center", ncols=min(len(modes), 6), frameon=False)
     return figure
 
 
-CHARTS: tuple[tuple[str, Callable[[Sequence[Record]], Figure | None]], ...] = (
-    ("throughput.png", throughput_figure),
-    ("latency.png", latency_figure),
-    ("concurrency.png", concurrency_figure),
-    ("db_strategies.png", db_strategy_figure),
-    ("resources.png", resources_figure),
-)
+# open loop --------------------------------------------------------------------
 
 
-def openloop_figure(points: Sequence[Record]) -> Figure | None:
+def _openloop_lines(ax: Axes, run: AnalysedRun, mine: Sequence[OpenLoopRecord], key: str, color: str) -> None:
+    xs = [p.offered_rate or math.nan for p in mine]
+    ys = [p.latency_ms.get(key, math.nan) for p in mine]
+    ax.plot(xs, ys, marker="o", color=color, label=mine[0].mode)
+    k = run.knees.get(mine[0].mode)
+    if k is not None:
+        ax.axvline(k, color=color, linestyle=":", linewidth=0.9)
+    if key == "p99":
+        raw = [p.latency_uncorrected_ms.get("p99", math.nan) for p in mine]
+        ax.plot(xs, raw, linestyle="--", linewidth=0.8, color=color, alpha=0.6)
+
+
+def openloop_figure(run: AnalysedRun) -> Figure | None:
     """p50 and p99 (corrected for coordinated omission) against offered rate, one line per mode: the knees."""
-    ok = [p for p in points if is_ok(p) and as_number(p.get("offered_rate"))]
+    ok = [p for p in run.openloop if p.ok and p.offered_rate]
     if not ok:
         return None
-    modes = ordered_values(ok, "mode")
+    modes = ordered(p.mode for p in ok)
     colors = mode_colors(modes)
     figure = Figure(figsize=(11.0, 4.4), layout="constrained")
     axes = figure.subplots(1, 2)
     for ax, key in zip(axes, ("p50", "p99"), strict=True):
         for mode in modes:
-            mine = sorted((p for p in ok if p.get("mode") == mode), key=lambda p: p["offered_rate"])
-            xs = [p["offered_rate"] for p in mine]
-            ys = [as_number(_section_of(p, "latency_ms").get(key)) for p in mine]
-            ax.plot(xs, [math.nan if y is None else y for y in ys], marker="o", color=colors[mode], label=str(mode))
-            k = knee(mine)
-            if k is not None:
-                ax.axvline(k, color=colors[mode], linestyle=":", linewidth=0.9)
-            if key == "p99":
-                raw = [as_number(_section_of(p, "latency_uncorrected_ms").get("p99")) for p in mine]
-                ax.plot(xs, [math.nan if y is None else y for y in raw], linestyle="--", linewidth=0.8,
-                        color=colors[mode], alpha=0.6)
+            mine = sorted((p for p in ok if p.mode == mode), key=lambda p: p.offered_rate or 0.0)
+            _openloop_lines(ax, run, mine, key, colors[mode])
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("offered load (requests/s, log scale)")
@@ -514,74 +454,51 @@ def openloop_figure(points: Sequence[Record]) -> Figure | None:
     return figure
 
 
-def _section_of(record: Record, key: str) -> Mapping[str, Any]:
-    value = record.get(key)
-    return value if isinstance(value, Mapping) else {}
+def throughput_with_references(run: AnalysedRun) -> Figure:
+    """The throughput chart with the machine's fork rates across its new-connection panels."""
+    figure = throughput_figure(run)
+    for ax in figure.axes:
+        if "/close" not in ax.get_title().split("\n", 1)[0]:
+            continue
+        for line in run.reference_lines:
+            ax.axhline(line.rate, color="black", linestyle=line.style, linewidth=0.9)
+            ax.annotate(f"{line.label}: {format_rps(line.rate)}/s", (0.01 if line.side == "left" else 0.99, line.rate),
+                        xycoords=("axes fraction", "data"), xytext=(0, 3), textcoords="offset points", fontsize=7,
+                        ha=line.side)
+    return figure
 
 
-def write_charts(records: Sequence[Record], out_dir: Path, reference: Mapping[str, Any] | None = None,
-                 openloop: Sequence[Record] = ()) -> list[Path]:
-    """Write the charts as PNGs into ``out_dir`` and return the paths written; nothing at all without records.
+# files ----------------------------------------------------------------------
+
+# Charts in the order the summary links them; a chart with nothing to show returns None and is left out.
+CHARTS: tuple[tuple[str, Callable[[AnalysedRun], Figure | None]], ...] = (
+    ("throughput.png", throughput_with_references),
+    ("latency.png", latency_figure),
+    ("concurrency.png", concurrency_figure),
+    ("db_strategies.png", db_strategy_figure),
+    ("resources.png", resources_figure),
+    ("openloop.png", openloop_figure),
+)
+
+
+def write_charts(run: AnalysedRun, out_dir: Path) -> list[Path]:
+    """Write the charts as PNGs into ``out_dir`` and return the paths written; nothing at all without figures.
 
     A chart that cannot be drawn is reported on stderr and skipped: the run's summary must still be written, and it
     only links the charts that exist.
     """
-    if not records:
+    if not run.figures:
         return []
-    out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for name, build in CHARTS:
         path = out_dir / name
         try:
-            figure = build(records)
+            figure = build(run)
             if figure is None:
                 continue
-            if name == "throughput.png" and reference:
-                _reference_lines(figure, records, reference)
-            _save_png_atomic(figure, path)
+            write_atomic(path, lambda handle, f=figure: f.savefig(handle, format="png", dpi=DPI))
         except Exception as exc:
             print(f"warning: could not write chart {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
         written.append(path)
-    if openloop:
-        path = out_dir / "openloop.png"
-        try:
-            figure = openloop_figure(openloop)
-            if figure is not None:
-                _save_png_atomic(figure, path)
-                written.append(path)
-        except Exception as exc:
-            print(f"warning: could not write chart {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
     return written
-
-
-def _reference_lines(figure: Figure, records: Sequence[Record], reference: Mapping[str, Any]) -> None:
-    """The machine's own fork rates across the new-connection panels: no fork-per-request server passes them."""
-    # The two rates are close, so their labels go to opposite sides of the panel.
-    lines = [
-        (as_number((reference.get("fork") or {}).get("rate")), "fork()+exit+wait", "--", 0.01, "left"),
-        (as_number((reference.get("fork_loop") or {}).get("rate")), "minimal fork loop", ":", 0.99, "right"),
-    ]
-    for ax in figure.axes:
-        title = ax.get_title()
-        if "/close" not in title.split("\n", 1)[0]:
-            continue
-        for rate, label, style, x, align in lines:
-            if rate is None:
-                continue
-            ax.axhline(rate, color="black", linestyle=style, linewidth=0.9)
-            ax.annotate(f"{label}: {format_rps(rate)}/s", (x, rate), xycoords=("axes fraction", "data"),
-                        xytext=(0, 3), textcoords="offset points", fontsize=7, ha=align)
-
-
-def _save_png_atomic(figure: Figure, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format="png", dpi=DPI)
-        # mkstemp creates the file private to its owner; charts are meant to be looked at by others.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -33,12 +33,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def tail(text: str, lines: int = 30) -> str:
+    """The last ``lines`` lines of ``text``: what a failure report shows of a log."""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
 def log_tail(path: Path, lines: int = 30) -> str:
     try:
         text = path.read_text(errors="replace")
     except OSError:
         return ""
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+    return tail(text, lines)
 
 
 def group_members(pgid: int) -> list[int]:

@@ -19,7 +19,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from scripts.records import CellRecord, Flag, Resources, Status
 
 GENERATOR_BOUND = 0.85
 SPREAD_LIMIT = 0.10
@@ -55,54 +58,102 @@ def spread(values: Sequence[float]) -> float | None:
     return (max(values) - min(values)) / median
 
 
-def _median_of(records: Sequence[Mapping[str, Any]], section: str, key: str) -> float | None:
-    values = [r[section][key] for r in records if isinstance(r.get(section), Mapping) and
-              isinstance(r[section].get(key), int | float) and not math.isnan(r[section][key])]
-    return statistics.median(values) if values else None
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FoldedCell:
+    """One figure: the repeats of a cell folded (what tables and charts show)."""
+
+    mode: str
+    scenario: str
+    status: Status
+    index: int
+    repeats: int
+    repeats_ok: int
+    base_scenario: str | None = None
+    concurrency: int | None = None
+    keepalive: bool = True
+    db_strategy: str | None = None
+    db_backend: str | None = None
+    workers: int | None = None
+    generator: str | None = None
+    generator_cpu: float | None = None
+    throughput_rps: float | None = None
+    throughput_samples: tuple[float, ...] = ()
+    throughput_ci95: tuple[float, float] | None = None
+    spread: float | None = None
+    requests: int | None = None
+    failures: int | None = None
+    latency_ms: Mapping[str, float] = field(default_factory=dict)
+    resources: Resources | None = None
+    flags: tuple[Flag, ...] = ()
+    error: str | None = None
+    log_tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
 
 
-def fold(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """One figure from the repeats of a cell (all ``records`` share :data:`GROUP_KEYS`)."""
-    ok = [r for r in records if r.get("status") == "ok"]
-    first = dict(records[0])
-    folded: dict[str, Any] = {k: v for k, v in first.items() if k not in ("repeat", "index", "log_tail", "error")}
-    folded["index"] = min(int(r.get("index", 0)) for r in records)
-    folded["repeats"] = len(records)
-    folded["repeats_ok"] = len(ok)
-    flags: list[str] = []
-    if not ok:
-        folded.update(status="failed", error=records[-1].get("error"), log_tail=records[-1].get("log_tail", ""))
-        folded["flags"] = ["failed"]
-        return folded
-    rates = [float(r["throughput_rps"]) for r in ok]
-    folded["status"] = "ok"
-    folded["throughput_rps"] = statistics.median(rates)
-    folded["throughput_samples"] = rates
-    ci = interval(rates)
-    folded["throughput_ci95"] = list(ci) if ci else None
-    folded["spread"] = spread(rates)
-    folded["requests"] = sum(int(r.get("requests", 0)) for r in ok)
-    folded["failures"] = sum(int(r.get("failures", 0)) for r in ok)
-    folded["latency_ms"] = {k: _median_of(ok, "latency_ms", k) for k in ok[0].get("latency_ms", {})}
-    if isinstance(ok[0].get("resources"), Mapping):
-        folded["resources"] = {k: _median_of(ok, "resources", k) for k in ok[0]["resources"]}
-    util = [r["generator_cpu"] for r in ok if isinstance(r.get("generator_cpu"), int | float)]
-    folded["generator_cpu"] = max(util) if util else None
+def _median_map(maps: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Per key of the first map, the median over the maps that have it."""
+    keys = maps[0] if maps else {}
+    return {k: statistics.median(m[k] for m in maps if k in m) for k in keys}
+
+
+def _median_resources(ok: Sequence[CellRecord]) -> Resources | None:
+    present = [r.resources for r in ok if r.resources is not None]
+    if not present:
+        return None
+    values: dict[str, Any] = {}
+    for f in fields(Resources):
+        numbers = [getattr(r, f.name) for r in present if isinstance(getattr(r, f.name), int | float)]
+        values[f.name] = statistics.median(numbers) if numbers else None
+    values["memory_kind"] = present[0].memory_kind
+    if values["processes_peak"] is not None:
+        values["processes_peak"] = round(values["processes_peak"])
+    return Resources(**values)
+
+
+def _flags(ok: Sequence[CellRecord], total: int, spread_: float | None, requests: int, failures: int) -> list[Flag]:
+    util = [r.generator_cpu for r in ok if r.generator_cpu is not None]
+    flags: list[Flag] = []
     if util and max(util) > GENERATOR_BOUND:
-        flags.append("generator-bound")
-    if folded["spread"] is not None and folded["spread"] > SPREAD_LIMIT:
-        flags.append("spread")
-    if folded["requests"] and folded["failures"] / folded["requests"] > ERROR_LIMIT:
-        flags.append("errors")
-    if len(ok) < len(records):
-        flags.append("failed-repeats")
-    folded["flags"] = flags
-    return folded
+        flags.append(Flag.GENERATOR_BOUND)
+    if spread_ is not None and spread_ > SPREAD_LIMIT:
+        flags.append(Flag.SPREAD)
+    if requests and failures / requests > ERROR_LIMIT:
+        flags.append(Flag.ERRORS)
+    if len(ok) < total:
+        flags.append(Flag.FAILED_REPEATS)
+    return flags
 
 
-def fold_all(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def fold(records: Sequence[CellRecord]) -> FoldedCell:
+    """One figure from the repeats of a cell (all ``records`` share :data:`GROUP_KEYS`)."""
+    first = records[0]
+    ok = [r for r in records if r.ok and r.throughput_rps is not None]
+    common = dict(mode=first.mode, scenario=first.scenario, base_scenario=first.base_scenario,
+                  concurrency=first.concurrency, keepalive=first.keepalive, db_strategy=first.db_strategy,
+                  db_backend=first.db_backend, workers=first.workers, generator=first.generator,
+                  index=min(r.index or 0 for r in records), repeats=len(records), repeats_ok=len(ok))
+    if not ok:
+        return FoldedCell(**common, status="failed", error=records[-1].error, log_tail=records[-1].log_tail,
+                          flags=(Flag.FAILED,))
+    rates = [float(r.throughput_rps or 0.0) for r in ok]
+    spread_ = spread(rates)
+    requests = sum(r.requests or 0 for r in ok)
+    failures = sum(r.failures or 0 for r in ok)
+    util = [r.generator_cpu for r in ok if r.generator_cpu is not None]
+    return FoldedCell(
+        **common, status="ok", throughput_rps=statistics.median(rates), throughput_samples=tuple(rates),
+        throughput_ci95=interval(rates), spread=spread_, requests=requests, failures=failures,
+        latency_ms=_median_map([r.latency_ms for r in ok if r.latency_ms]), resources=_median_resources(ok),
+        generator_cpu=max(util) if util else None, flags=tuple(_flags(ok, len(records), spread_, requests, failures)),
+    )
+
+
+def fold_all(records: Sequence[CellRecord]) -> list[FoldedCell]:
     """Every group of repeats folded, in the order each group first appears."""
-    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    groups: dict[tuple[Any, ...], list[CellRecord]] = {}
     for record in records:
-        groups.setdefault(tuple(record.get(k) for k in GROUP_KEYS), []).append(record)
+        groups.setdefault(tuple(getattr(record, k) for k in GROUP_KEYS), []).append(record)
     return [fold(group) for group in groups.values()]

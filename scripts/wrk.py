@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.procs import tail
 from scripts.resources import run_traced
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,15 +117,11 @@ def wrk_env(*, method: str, body: bytes, close: bool, workdir: Path) -> dict[str
     return {"WB_METHOD": method, "WB_BODY_FILE": body_file, "WB_CLOSE": "1" if close else "0"}
 
 
-def _tail(text: str, lines: int = 30) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
 def parse_wrk_output(stdout: str) -> WrkResult:
     """Read the report line that ``wrk_report.lua`` prints; wrk's human-readable text around it is ignored."""
     line = next((ln for ln in reversed(stdout.splitlines()) if ln.startswith(MARKER)), None)
     if line is None:
-        raise WrkError(f"wrk printed no {MARKER.strip()} line; output ends with:\n{_tail(stdout)}")
+        raise WrkError(f"wrk printed no {MARKER.strip()} line; output ends with:\n{tail(stdout)}")
     try:
         data = json.loads(line[len(MARKER):])
         requests = int(data["requests"])
@@ -171,5 +168,5 @@ def run_wrk(*, host: str, port: int, path: str, method: str = "GET", body: bytes
         raise WrkError(str(exc)) from None
     text = log.read_text(errors="replace")
     if code != 0:
-        raise WrkError(f"wrk exited with code {code}\n{_tail(text)}")
+        raise WrkError(f"wrk exited with code {code}\n{tail(text)}")
     return dataclasses.replace(parse_wrk_output(text), cpu_utilization=util)
