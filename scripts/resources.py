@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 
 from scripts.procs import group_members, log_tail, running
+from scripts.records import Resources
 
 
 def _processes(pgid: int) -> list[psutil.Process]:
@@ -55,26 +56,27 @@ def _memory(proc: psutil.Process) -> tuple[int, str]:
 class Usage:
     cpu_seconds: float
     elapsed_s: float
-    rss_peak_mb: float  # PSS where available (see memory_kind); the name stays for old records
-    rss_mean_mb: float
+    memory_peak_mb: float  # PSS where available (see memory_kind), else RSS
+    memory_mean_mb: float
     processes_peak: int
     processes_mean: float
     memory_kind: str
     cpus: int = 1
 
-    def as_dict(self, requests: int) -> dict[str, float | int | str | None]:
-        return {
-            "cpu_seconds": round(self.cpu_seconds, 3),
-            "cpu_ms_per_request": round(1000 * self.cpu_seconds / requests, 4) if requests else None,
-            "requests_per_cpu_second": round(requests / self.cpu_seconds, 1) if self.cpu_seconds > 0 else None,
-            "cpu_utilization": round(self.cpu_seconds / (self.elapsed_s * self.cpus), 3) if self.elapsed_s else None,
-            "rss_peak_mb": round(self.rss_peak_mb, 1),
-            "rss_mean_mb": round(self.rss_mean_mb, 1),
-            "memory_kind": self.memory_kind,
-            "memory_per_process_mb": round(self.rss_mean_mb / self.processes_mean, 1) if self.processes_mean else None,
-            "processes_peak": self.processes_peak,
-            "processes_mean": round(self.processes_mean, 1),
-        }
+    def resources(self, requests: int) -> Resources:
+        """The record's view of this usage, with the per-request figures derived from ``requests``."""
+        return Resources(
+            cpu_seconds=round(self.cpu_seconds, 3),
+            cpu_ms_per_request=round(1000 * self.cpu_seconds / requests, 4) if requests else None,
+            requests_per_cpu_second=round(requests / self.cpu_seconds, 1) if self.cpu_seconds > 0 else None,
+            cpu_utilization=round(self.cpu_seconds / (self.elapsed_s * self.cpus), 3) if self.elapsed_s else None,
+            memory_peak_mb=round(self.memory_peak_mb, 1),
+            memory_mean_mb=round(self.memory_mean_mb, 1),
+            memory_kind=self.memory_kind,
+            memory_per_process_mb=round(self.memory_mean_mb / self.processes_mean, 1) if self.processes_mean else None,
+            processes_peak=self.processes_peak,
+            processes_mean=round(self.processes_mean, 1),
+        )
 
 
 class Sampler:
@@ -86,7 +88,7 @@ class Sampler:
         self.cpus = cpus
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="resource-sampler", daemon=True)
-        self._rss: list[float] = []
+        self._memory: list[float] = []
         self._procs: list[int] = []
         self._kind = "rss"
         self._cpu_start = 0.0
@@ -106,7 +108,7 @@ class Sampler:
             except psutil.Error:
                 continue
             total += amount
-        self._rss.append(total / 2**20)
+        self._memory.append(total / 2**20)
         self._procs.append(len(procs))
 
     def _run(self) -> None:
@@ -118,13 +120,13 @@ class Sampler:
         self._stop.set()
         self._thread.join()
         cpu = cpu_total(self.pgid) - self._cpu_start
-        if not self._rss:
+        if not self._memory:
             self._sample()
         return Usage(
             cpu_seconds=max(0.0, cpu),
             elapsed_s=time.monotonic() - self._t_start,
-            rss_peak_mb=max(self._rss),
-            rss_mean_mb=sum(self._rss) / len(self._rss),
+            memory_peak_mb=max(self._memory),
+            memory_mean_mb=sum(self._memory) / len(self._memory),
             processes_peak=max(self._procs),
             processes_mean=sum(self._procs) / len(self._procs),
             memory_kind=self._kind,

@@ -29,7 +29,7 @@ MARKER = "WORKERBENCH_WRK_JSON "
 # wrk starts at once and stops itself after -d; past this margin it is cut off.
 WRK_MARGIN_S = 30.0
 MISSING = "wrk not found: apt-get install wrk (Debian/Ubuntu)"
-INSTALL_HINT = f"{MISSING}; falling back to locust"
+INSTALL_HINT = f"{MISSING}; using the native generator (scripts/openloop.py, closed loop) instead"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 LATENCY_KEYS = ("p50", "p75", "p90", "p99", "p999", "mean", "max")
 ERROR_KEYS = ("connect", "read", "write", "status", "timeout")

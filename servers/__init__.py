@@ -36,7 +36,10 @@ class Mode:
     interface: Interface
     summary: str
     command: Callable[[Launch], list[str]]
-    uses_workers: bool = True  # False: the worker count does not apply (fork per request)
+    uses_workers: bool = True  # False: --workers does not apply (there is no pool to size)
+    # A process forked per request (or per connection): the bench then measures the machine's own fork
+    # rates as references for it (scripts/reference.py).
+    fork_per_request: bool = False
     # A mode that needs a good part of a second per request needs a longer measured interval to
     # complete enough requests to measure, and has no place in a sweep to hundreds of connections.
     min_duration_s: float = 0.0
@@ -101,6 +104,7 @@ MODES: dict[str, Mode] = {
             summary="classic CGI: fork and exec a fresh Python per request, which imports the app (wsgiref)",
             command=_cgi,
             uses_workers=False,
+            fork_per_request=True,
             # A fresh interpreter per request costs about 0.2 s of CPU here: 32 clients at once need
             # several seconds for their first answers, so cgi is measured on plaintext only, for 8 s.
             min_duration_s=8.0,
@@ -113,6 +117,7 @@ MODES: dict[str, Mode] = {
             summary="hand-written fork-per-request server: the app is preloaded, each request gets a child",
             command=_fork,
             uses_workers=False,
+            fork_per_request=True,
         ),
         Mode(
             name="prefork",

@@ -1,0 +1,77 @@
+"""What a reader needs to judge a run's numbers: the machine, the software, the commit, how busy it was."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from scripts.cpus import format_cpus
+from scripts.plan import Plan
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("locust", "gunicorn", "uvicorn", "starlette", "httptools", "uvloop", "psutil", "psycopg", "matplotlib")
+
+
+def cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return versions
+
+
+def git_state() -> tuple[str | None, bool | None]:
+    """The commit the harness runs from and whether tracked files differ from it."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5,
+                                check=False).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                    capture_output=True, text=True, timeout=5, check=False).stdout.strip())
+    except OSError:
+        return None, None
+    return commit, dirty
+
+
+def wrk_version(exe: str | None) -> str | None:
+    if not exe:
+        return None
+    out = subprocess.run([exe, "-v"], capture_output=True, text=True, timeout=5, check=False)
+    text = out.stdout or out.stderr
+    return text.splitlines()[0].strip() if text else None
+
+
+def environment(plan: Plan | None = None) -> dict[str, Any]:
+    load = os.getloadavg()
+    cpus = os.cpu_count() or 1
+    commit, dirty = git_state()
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "kernel": platform.release(),
+        "cpu_model": cpu_model(),
+        "cpu_count": cpus,
+        "server_cpus": format_cpus(plan.server_cpus) if plan else None,
+        "client_cpus": format_cpus(plan.client_cpus) if plan else None,
+        "load_average": load,
+        "busy": load[0] > 0.25 * cpus,
+        "packages": package_versions(),
+        "wrk": wrk_version(plan.wrk if plan else None),
+        "git_commit": commit,
+        "git_dirty": dirty,
+    }

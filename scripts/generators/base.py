@@ -1,0 +1,85 @@
+"""The one interface every load generator implements, and the one result type they all return.
+
+A generator is an object with a name, a few declarative facts (what it can drive, what a cell costs,
+how it reports) and two methods, :meth:`Generator.run` and :meth:`Generator.warm_up`. The bench never
+asks which generator it holds; :mod:`scripts.generators` keeps the registry and picks one per scenario.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from loadtests.scenarios import Scenario
+from scripts.loadgen import LoadError
+
+__all__ = ["Generator", "Load", "LoadError", "LoadResult", "Schedule", "single_request"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Load:
+    """One load run: what to send where, how hard and for how long."""
+
+    scenario: Scenario
+    host: str
+    port: int
+    connections: int
+    duration: float
+    workdir: Path  # the generator's logs and files go here
+    cpus: frozenset[int] | None = None  # pin the generator here
+    keepalive: bool = True  # False: every request on a new connection (Connection: close)
+    rate: float | None = None  # requests/s on a fixed schedule (open loop); None: closed loop
+    timeout: float = 10.0  # a request unanswered this long counts as failed
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Schedule:
+    """How an open-loop run kept its schedule (absent from closed-loop results)."""
+
+    offered_rate: float
+    sent: int
+    completed: int
+    ok: int
+    errors: Mapping[str, int]
+    latency_uncorrected_ms: Mapping[str, float]  # from when a connection took the request, not its due time
+    kept_up: bool | None
+    behind_s: float | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LoadResult:
+    generator: str
+    requests: int  # complete answers within the measured interval
+    failures: int  # non-2xx answers and socket errors
+    throughput_rps: float
+    latency_ms: Mapping[str, float]  # p50, p75, p90, p99, p999, mean, max (whatever the generator resolves)
+    generator_cpu: float | None = None  # share of the CPU it can use that the generator used while measuring
+    latency_histogram: Mapping[float, int] | None = None  # latency (ms) -> count, where the generator keeps one
+    schedule: Schedule | None = None
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+
+class Generator(Protocol):
+    name: str
+    summary: str  # one line for --help and the README
+    reports: str  # what its latency figures are, e.g. "percentiles in microseconds"
+    install_hint: str  # how to get it when available() is False
+    cell_overhead_s: float  # start-up and shut-down per cell, for the run's time estimate
+    # Among the available closed-loop generators that can drive a scenario, "auto" picks the highest rank.
+    rank: int
+    closed_loop: bool  # False: needs Load.rate (the open-loop ladder's generator)
+
+    def available(self) -> bool: ...
+
+    def can_drive(self, scenario: Scenario) -> bool: ...
+
+    def run(self, load: Load) -> LoadResult: ...
+
+    def warm_up(self, load: Load) -> None: ...
+
+
+def single_request(scenario: Scenario) -> bool:
+    """One request repeated without think time: what wrk and the native engine can express."""
+    return len(scenario.probes) == 1 and scenario.think_s == (0.0, 0.0)

@@ -1,0 +1,53 @@
+"""The project's own closed-loop generator: the uvloop engine of :mod:`scripts.openloop`, on a closed schedule.
+
+Each connection sends its next request when the previous answer is complete, as wrk does, with
+keep-alive on or off, and measures each request from its send. One engine for both schedules: the
+open-loop ladder (:mod:`scripts.generators.open_loop`) runs the same code with a fixed rate. It needs
+nothing beyond the project's Python dependencies, so it drives the single-request scenarios where wrk
+is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+from loadtests.scenarios import Scenario
+from scripts import openloop, wrk
+from scripts.generators.base import Load, LoadResult, single_request
+
+
+@dataclass(frozen=True, slots=True)
+class Native:
+    name: str = "native"
+    summary: str = "the project's asyncio + uvloop engine (scripts/openloop.py), closed loop"
+    reports: str = "latency percentiles from each request's send, in microseconds"
+    install_hint: str = "needs uvloop and httptools (pip install -e .)"
+    cell_overhead_s: float = 1.0
+    rank: int = 20
+    closed_loop: bool = True
+
+    def available(self) -> bool:
+        return all(importlib.util.find_spec(m) is not None for m in ("uvloop", "httptools"))
+
+    def can_drive(self, scenario: Scenario) -> bool:
+        return single_request(scenario)
+
+    def run(self, load: Load) -> LoadResult:
+        (probe,) = load.scenario.probes
+        result = openloop.run_openloop(
+            wrk.url_for(load.host, load.port, probe.path), duration=load.duration, workdir=load.workdir,
+            connections=load.connections, method=probe.method, body=probe.body, close=not load.keepalive,
+            timeout=load.timeout, closed_loop=True, cpus=set(load.cpus) if load.cpus else None)
+        histogram = getattr(result, "latency_histogram", None)  # added by the engine where it keeps one
+        return LoadResult(
+            generator=self.name, requests=result.completed, failures=sum(result.errors.values()),
+            throughput_rps=result.achieved_rate, latency_ms=dict(result.latency_ms),
+            # One process on one event loop: the share of one CPU is what tells it ran out.
+            generator_cpu=result.generator_cpu_util, latency_histogram=histogram)
+
+    def warm_up(self, load: Load) -> None:
+        self.run(load)
+
+
+NATIVE = Native()

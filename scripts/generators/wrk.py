@@ -1,0 +1,47 @@
+"""wrk (C, one event loop per thread, ~100,000 requests/s from one core): the default where it is installed."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from loadtests.scenarios import Scenario
+from scripts import wrk
+from scripts.generators.base import Load, LoadError, LoadResult, single_request
+
+
+@dataclass(frozen=True, slots=True)
+class Wrk:
+    name: str = "wrk"
+    summary: str = "wrk, the C load generator (system package), closed loop"
+    reports: str = "latency percentiles in microseconds (wrk's own histogram)"
+    install_hint: str = wrk.MISSING
+    cell_overhead_s: float = 0.9
+    rank: int = 30
+    closed_loop: bool = True
+
+    def available(self) -> bool:
+        return wrk.find_wrk() is not None
+
+    def can_drive(self, scenario: Scenario) -> bool:
+        return single_request(scenario)
+
+    def run(self, load: Load) -> LoadResult:
+        (probe,) = load.scenario.probes
+        try:
+            result = wrk.run_wrk(host=load.host, port=load.port, path=probe.path, method=probe.method,
+                                 body=probe.body, close=not load.keepalive, connections=load.connections,
+                                 duration=max(1, round(load.duration)), workdir=load.workdir,
+                                 cpus=set(load.cpus) if load.cpus else None)
+        except wrk.WrkError as exc:
+            raise LoadError(str(exc)) from None
+        return LoadResult(generator=self.name, requests=result.requests,
+                          failures=result.non_2xx + result.socket_errors, throughput_rps=result.throughput_rps,
+                          latency_ms=dict(result.latency_ms), generator_cpu=result.cpu_utilization)
+
+    def warm_up(self, load: Load) -> None:
+        # wrk's shortest run is one second.
+        self.run(dataclasses.replace(load, duration=max(1.0, load.duration)))
+
+
+WRK = Wrk()

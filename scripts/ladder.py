@@ -1,0 +1,72 @@
+"""The open-loop ladder: constant-rate arrivals at a doubling ladder of offered rates against each mode.
+
+Latency counts from each request's intended send time (see :mod:`scripts.openloop`), so a server that
+falls behind shows its queue in p99 instead of hiding it as a closed loop does. A mode leaves the ladder
+one step after it completes less than half the offered rate: past its knee, more load only queues, and
+costs the run its drain time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from loadtests.scenarios import SCENARIOS
+from scripts.cell import CELL_ERRORS, server_env, serving
+from scripts.cpus import format_cpus
+from scripts.files import write_json_atomic
+from scripts.generators import OPEN_LOOP_NAME, Load, LoadResult
+from scripts.plan import OPEN_LOOP_SCENARIO, Plan
+from scripts.procs import free_port, log_tail
+from scripts.records import OpenLoopRecord, to_json
+
+CONNECTIONS = 256
+DRAIN_S = 2.0  # requests still unanswered this long after the schedule ends count as timeouts
+LEAVE_BELOW = 0.5  # of the offered rate
+
+
+def _point(base: OpenLoopRecord, rate: float, result: LoadResult) -> OpenLoopRecord:
+    s = result.schedule
+    assert s is not None, "the open-loop generator reports its schedule"
+    return dataclasses.replace(
+        base, status="ok", offered_rate=rate, achieved_rate=round(result.throughput_rps, 1),
+        sent=s.sent, completed=s.completed, ok_count=s.ok, errors=dict(s.errors), latency_ms=dict(result.latency_ms),
+        latency_uncorrected_ms=dict(s.latency_uncorrected_ms), generator_kept_up=s.kept_up,
+        generator_cpu=None if result.generator_cpu is None else round(result.generator_cpu, 3),
+        generator_behind_s=s.behind_s)
+
+
+def ladder(plan: Plan, mode_name: str, run_dir: Path, db_path: Path,
+           report: Callable[[OpenLoopRecord], None]) -> list[OpenLoopRecord]:
+    """One record per rate climbed against ``mode_name`` (or one failed record); ``report`` sees each as it comes."""
+    mode, scenario = plan.registry[mode_name], SCENARIOS[OPEN_LOOP_SCENARIO]
+    port = free_port(plan.host)
+    logs = run_dir / "logs" / f"openloop-{mode_name}"
+    base = OpenLoopRecord(mode=mode_name, status="failed", scenario=OPEN_LOOP_SCENARIO,
+                          path=scenario.probes[0].path, connections=CONNECTIONS, duration_s=plan.open_loop_duration,
+                          workers=plan.workers if mode.uses_workers else None,
+                          server_cpus=format_cpus(plan.server_cpus), client_cpus=format_cpus(plan.client_cpus))
+    generator = plan.generators[OPEN_LOOP_NAME]
+    points: list[OpenLoopRecord] = []
+    try:
+        with serving(plan, mode.argv(host=plan.host, port=port, workers=plan.workers), port, scenario,
+                     logs / "server.log", server_env(plan, db_path, None)):
+            for rate in plan.open_loop_rates:
+                result = generator.run(Load(scenario=scenario, host=plan.host, port=port, connections=CONNECTIONS,
+                                            duration=plan.open_loop_duration, workdir=logs / f"rate-{rate:g}",
+                                            cpus=plan.client_cpus, rate=rate, timeout=DRAIN_S))
+                points.append(_point(base, rate, result))
+                report(points[-1])
+                if result.throughput_rps < LEAVE_BELOW * rate:
+                    break
+    except (*CELL_ERRORS, ValueError) as exc:
+        points.append(dataclasses.replace(base, error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+                                     log_tail=log_tail(logs / "server.log")))
+    return points
+
+
+def run_ladders(plan: Plan, run_dir: Path, db_path: Path, report: Callable[[OpenLoopRecord], None]) -> None:
+    for index, mode in enumerate(plan.open_loop_modes()):
+        for i, record in enumerate(ladder(plan, mode, run_dir, db_path, report)):
+            write_json_atomic(run_dir / "openloop" / f"{index:02d}-{mode}-{i:02d}.json", to_json(record))
