@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 from loadtests.scenarios import SCENARIOS
-from scripts import bench, loadgen
+from scripts import bench
+from scripts.cpus import parse_cpus
+from scripts.files import write_json_atomic
+from scripts.generators import GENERATORS
+from scripts.generators import locust as locust_gen
+from scripts.plan import plan_from_args
 from scripts.procs import running
 from scripts.verify import VerifyError, verify
 from scripts.wrk import find_wrk
@@ -49,7 +54,7 @@ def test_list_names_every_mode_and_scenario() -> None:
 
 
 def test_plan_puts_modes_side_by_side_and_sweeps_where_asked(tmp_path: Path) -> None:
-    plan = bench.plan_from_args(["--modes", "fork,uvicorn", "--scenarios", "plaintext,json", "--concurrency", "32",
+    plan = plan_from_args(["--modes", "fork,uvicorn", "--scenarios", "plaintext,json", "--concurrency", "32",
                                  "--sweep", "plaintext", "--sweep-levels", "1,8", "--repeats", "1", "--no-close",
                                  "--out", str(tmp_path)])
     assert plan is not None
@@ -64,7 +69,7 @@ def test_plan_puts_modes_side_by_side_and_sweeps_where_asked(tmp_path: Path) -> 
 
 
 def test_repeats_interleave_modes_and_keepalive_doubles_where_asked(tmp_path: Path) -> None:
-    plan = bench.plan_from_args(["--modes", "fork,prefork,uvicorn", "--scenarios", "plaintext", "--no-sweep",
+    plan = plan_from_args(["--modes", "fork,prefork,uvicorn", "--scenarios", "plaintext", "--no-sweep",
                                  "--repeats", "3", "--close", "plaintext", "--out", str(tmp_path)])
     assert plan is not None
     order = [(c.label, c.repeat, c.mode) for c in plan.cells()]
@@ -78,17 +83,28 @@ def test_repeats_interleave_modes_and_keepalive_doubles_where_asked(tmp_path: Pa
 
 
 def test_each_scenario_gets_its_generator(tmp_path: Path) -> None:
-    plan = bench.plan_from_args(["--out", str(tmp_path)])
+    plan = plan_from_args(["--out", str(tmp_path)])
     assert plan is not None
     if plan.wrk:
         assert plan.generator_for("plaintext") == "wrk"
     assert plan.generator_for("mixed") == "locust"
-    forced = bench.plan_from_args(["--generator", "locust", "--out", str(tmp_path)])
+    forced = plan_from_args(["--generator", "locust", "--out", str(tmp_path)])
     assert forced is not None and forced.generator_for("plaintext") == "locust"
+    native = plan_from_args(["--generator", "native", "--out", str(tmp_path)])
+    assert native is not None and native.generator_for("plaintext") == "native"
+    assert native.generator_for("mixed") == "locust"  # a user scenario stays with the generator that can drive it
+
+
+def test_without_wrk_the_native_generator_drives_single_request_scenarios(tmp_path: Path) -> None:
+    no_wrk = {name: g for name, g in GENERATORS.items() if name != "wrk"}
+    plan = plan_from_args(["--out", str(tmp_path)], gens=no_wrk)
+    assert plan is not None
+    assert {plan.generator_for(s) for s in SCENARIOS if s != "mixed"} == {"native"}
+    assert plan.generator_for("mixed") == "locust"
 
 
 def test_cpu_lists_are_parsed_and_overlap_refused(tmp_path: Path) -> None:
-    assert bench.parse_cpus("0,2-4") == frozenset({0, 2, 3, 4})
+    assert parse_cpus("0,2-4") == frozenset({0, 2, 3, 4})
     result = bench_cli("--server-cpus", "0", "--client-cpus", "0")
     assert result.returncode == 2 and "overlap" in result.stderr
     result = bench_cli("--server-cpus", "0", "--client-cpus", "999")
@@ -96,7 +112,7 @@ def test_cpu_lists_are_parsed_and_overlap_refused(tmp_path: Path) -> None:
 
 
 def test_quick_plan_covers_every_mode_and_scenario_briefly(tmp_path: Path) -> None:
-    plan = bench.plan_from_args(["--quick", "--out", str(tmp_path)])
+    plan = plan_from_args(["--quick", "--out", str(tmp_path)])
     assert plan is not None
     assert plan.modes == tuple(MODES) and plan.scenarios == tuple(SCENARIOS)
     assert plan.sweep_scenarios == () and plan.repeats == 1 and plan.close_scenarios == ()
@@ -107,21 +123,21 @@ def test_quick_plan_covers_every_mode_and_scenario_briefly(tmp_path: Path) -> No
 
 
 def test_default_plan_fits_in_fifteen_minutes(tmp_path: Path) -> None:
-    plan = bench.plan_from_args(["--out", str(tmp_path)])
+    plan = plan_from_args(["--out", str(tmp_path)])
     assert plan is not None
     assert plan.repeats == 3
     assert plan.estimate_s() < 13.5 * 60  # the target is 15 minutes; the estimate runs a little short
 
 
 def test_write_json_atomic_leaves_only_the_file(tmp_path: Path) -> None:
-    bench.write_json_atomic(tmp_path / "cells" / "a.json", {"x": 1})
+    write_json_atomic(tmp_path / "cells" / "a.json", {"x": 1})
     assert json.loads((tmp_path / "cells" / "a.json").read_text()) == {"x": 1}
     assert [p.name for p in (tmp_path / "cells").iterdir()] == ["a.json"]
 
 
 def test_parse_locust_json_totals_and_percentiles() -> None:
     # A real file written by locust 2.47 (`--json-file`) for 2 s of /plaintext.
-    result = loadgen.parse_locust_json(DATA / "locust.json")
+    result = locust_gen.parse_locust_json(DATA / "locust.json")
     assert result.requests == 5370 and result.failures == 0
     assert result.throughput_rps == pytest.approx(5370 / (1795901864.6936412 - 1795901862.88794))
     # Histogram {0: 172, 1: 5185, 2: 11, 3: 2}: p50 and p99 fall in the 1 ms bucket, the maximum in 3 ms.
@@ -130,10 +146,10 @@ def test_parse_locust_json_totals_and_percentiles() -> None:
 
 
 def test_percentile_on_known_histograms() -> None:
-    assert loadgen.percentile({1.0: 50, 2.0: 49, 10.0: 1}, 0.5) == 1.0
-    assert loadgen.percentile({1.0: 50, 2.0: 49, 10.0: 1}, 0.99) == 2.0
-    assert loadgen.percentile({1.0: 50, 2.0: 49, 10.0: 1}, 0.999) == 10.0
-    assert loadgen.percentile({5.0: 1}, 0.5) == 5.0
+    assert locust_gen.percentile({1.0: 50, 2.0: 49, 10.0: 1}, 0.5) == 1.0
+    assert locust_gen.percentile({1.0: 50, 2.0: 49, 10.0: 1}, 0.99) == 2.0
+    assert locust_gen.percentile({1.0: 50, 2.0: 49, 10.0: 1}, 0.999) == 10.0
+    assert locust_gen.percentile({5.0: 1}, 0.5) == 5.0
 
 
 def test_verify_rejects_a_server_that_answers_wrongly(start_server: StartServer) -> None:
@@ -153,7 +169,7 @@ def _broken(launch: Launch) -> list[str]:
 def test_a_mode_that_fails_to_start_fails_its_cell_and_the_run_goes_on(tmp_path: Path) -> None:
     registry = {"broken": Mode(name="broken", interface="wsgi", summary="exits at once", command=_broken),
                 "prefork": MODES["prefork"]}
-    plan = bench.plan_from_args(["--modes", "broken,prefork", "--scenarios", "plaintext", "--concurrency", "2",
+    plan = plan_from_args(["--modes", "broken,prefork", "--scenarios", "plaintext", "--concurrency", "2",
                                  "--no-sweep", "--no-close", "--repeats", "1", "--duration", "1", "--warmup", "0",
                                  "--out", str(tmp_path)],
                                 registry=registry)
@@ -185,7 +201,7 @@ def test_short_bench_writes_cells_summary_and_charts(tmp_path: Path) -> None:
         assert r["requests"] > 0 and r["throughput_rps"] > 0
         assert r["latency_ms"]["p50"] <= r["latency_ms"]["p99"]
         assert r["resources"]["cpu_seconds"] > 0
-        assert r["generator"] == ("wrk" if find_wrk() else "locust")
+        assert r["generator"] == ("wrk" if find_wrk() else "native")
         assert 0 <= r["generator_cpu"] <= 1.05
         assert r["server_affinity"] == r["server_cpus"]
     for name in ("summary.md", "throughput.png", "latency.png", "concurrency.png", "plan.json"):
@@ -219,7 +235,7 @@ def test_an_interrupted_run_keeps_finished_cells(tmp_path: Path) -> None:
 def test_open_loop_ladder_records_latency_against_offered_load(tmp_path: Path) -> None:
     """A real ladder on /io: the sync pre-fork pool (2 workers x 20 ms = 100 requests/s) falls behind at 400/s
     and leaves the ladder there; uvicorn's event loop keeps up."""
-    plan = bench.plan_from_args(["--modes", "prefork,uvicorn", "--scenarios", "io", "--repeats", "1", "--no-close",
+    plan = plan_from_args(["--modes", "prefork,uvicorn", "--scenarios", "io", "--repeats", "1", "--no-close",
                                  "--no-sweep", "--duration", "1", "--warmup", "0", "--open-loop-rates", "50,400,800",
                                  "--out", str(tmp_path)])
     assert plan is not None and plan.open_loop_modes() == ("prefork", "uvicorn")

@@ -11,7 +11,10 @@ import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from scripts import plot, report
+from scripts import analysis, plot, summary
+from scripts.formatting import format_rps, format_sig
+from scripts.records import load_cells
+from tests.scripts.figures import figure_from, run_of
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Deliberately not alphabetical, so ordering by first appearance is told apart from sorting.
@@ -107,7 +110,7 @@ def table_rows(markdown: str, scenario: str) -> list[list[str]]:
 
 
 def test_write_charts_writes_three_readable_pngs(records: list[dict[str, Any]], tmp_path: Path) -> None:
-    written = plot.write_charts(records, tmp_path / "run")
+    written = plot.write_charts(run_of(records), tmp_path / "run")
 
     names = ["throughput.png", "latency.png", "concurrency.png", "resources.png"]
     assert written == [tmp_path / "run" / name for name in names]
@@ -121,21 +124,21 @@ def test_write_charts_writes_three_readable_pngs(records: list[dict[str, Any]], 
 def test_no_concurrency_chart_when_every_scenario_has_one_level(records: list[dict[str, Any]], tmp_path: Path) -> None:
     single = [r for r in records if r["concurrency"] == 32]
 
-    assert plot.concurrency_figure(single) is None
-    written = plot.write_charts(single, tmp_path)
+    assert plot.concurrency_figure(run_of(single)) is None
+    written = plot.write_charts(run_of(single), tmp_path)
     assert [p.name for p in written] == ["throughput.png", "latency.png", "resources.png"]
     assert not (tmp_path / "concurrency.png").exists()
 
 
 def test_write_charts_with_nothing_to_plot(tmp_path: Path) -> None:
-    assert plot.write_charts([], tmp_path) == []
+    assert plot.write_charts(run_of([]), tmp_path) == []
     assert list(tmp_path.iterdir()) == []
 
 
 def test_write_charts_with_only_failed_cells(tmp_path: Path) -> None:
     failed = [failed_record(mode, "db", users) for mode in MODES for users in (1, 32)]
 
-    written = plot.write_charts(failed, tmp_path)
+    written = plot.write_charts(run_of(failed), tmp_path)
 
     assert [p.name for p in written] == ["throughput.png", "latency.png", "concurrency.png"]
     for path in written:
@@ -153,12 +156,12 @@ def test_write_charts_with_only_failed_cells(tmp_path: Path) -> None:
 def test_primary_concurrency(levels_by_mode: dict[str, list[int]], expected: int) -> None:
     cells = [ok_record(mode, "s", users, 1.0) for mode, levels in levels_by_mode.items() for users in levels]
 
-    assert plot.primary_concurrency(cells, "s") == expected
-    assert plot.primary_concurrency(cells, "other") is None
+    assert analysis.main_concurrency([figure_from(c) for c in cells], "s") == expected
+    assert analysis.main_concurrency([figure_from(c) for c in cells], "other") is None
 
 
 def test_throughput_figure_shows_primary_level_values_and_failures(records: list[dict[str, Any]]) -> None:
-    figure = plot.throughput_figure(records)
+    figure = plot.throughput_figure(run_of(records))
 
     plaintext, json_ax = figure.axes
     assert plaintext.get_title() == "plaintext\nThroughput (requests/s) at 32 users"
@@ -170,7 +173,7 @@ def test_throughput_figure_shows_primary_level_values_and_failures(records: list
 
 
 def test_latency_figure_groups_percentiles_per_mode(records: list[dict[str, Any]]) -> None:
-    figure = plot.latency_figure(records)
+    figure = plot.latency_figure(run_of(records))
 
     json_ax = figure.axes[1]
     assert json_ax.get_ylabel() == "latency (ms)"
@@ -181,7 +184,7 @@ def test_latency_figure_groups_percentiles_per_mode(records: list[dict[str, Any]
 
 
 def test_concurrency_figure_plots_swept_scenarios_only(records: list[dict[str, Any]]) -> None:
-    figure = plot.concurrency_figure(records)
+    figure = plot.concurrency_figure(run_of(records))
 
     assert isinstance(figure, Figure)
     ax, p99 = figure.axes  # throughput, then p99, for the one swept scenario
@@ -195,9 +198,9 @@ def test_concurrency_figure_plots_swept_scenarios_only(records: list[dict[str, A
 
 
 def test_a_mode_has_the_same_colour_in_every_figure(records: list[dict[str, Any]]) -> None:
-    bars = plot.throughput_figure(records).axes[0].patches
-    latency_bars = plot.latency_figure(records).axes[0].patches
-    figure = plot.concurrency_figure(records)
+    bars = plot.throughput_figure(run_of(records)).axes[0].patches
+    latency_bars = plot.latency_figure(run_of(records)).axes[0].patches
+    figure = plot.concurrency_figure(run_of(records))
     assert figure is not None
     lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
 
@@ -211,9 +214,9 @@ def test_a_mode_has_the_same_colour_in_every_figure(records: list[dict[str, Any]
 
 
 def test_figures_for_no_records_do_not_fail() -> None:
-    assert isinstance(plot.throughput_figure([]), Figure)
-    assert isinstance(plot.latency_figure([]), Figure)
-    assert plot.concurrency_figure([]) is None
+    assert isinstance(plot.throughput_figure(run_of([])), Figure)
+    assert isinstance(plot.latency_figure(run_of([])), Figure)
+    assert plot.concurrency_figure(run_of([])) is None
 
 
 # summary --------------------------------------------------------------------
@@ -224,7 +227,7 @@ def test_figures_for_no_records_do_not_fail() -> None:
     [(12345.4, "12,345"), (100.0, "100"), (99.96, "100"), (56.78, "56.8"), (0, "0.0"), (None, "\u2014")],
 )
 def test_format_rps(value: float | None, expected: str) -> None:
-    assert report.format_rps(value) == expected
+    assert format_rps(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -233,11 +236,11 @@ def test_format_rps(value: float | None, expected: str) -> None:
      (9.996, "10.0"), (0, "0"), (float("nan"), "\u2014"), (True, "\u2014")],
 )  # fmt: skip
 def test_format_sig(value: float, expected: str) -> None:
-    assert report.format_sig(value) == expected
+    assert format_sig(value) == expected
 
 
 def test_summary_tables(records: list[dict[str, Any]]) -> None:
-    markdown = report.summary_markdown(records)
+    markdown = summary.summary_markdown(run_of(records))
 
     assert markdown.startswith("# workerbench results\n")
     assert markdown.index("## plaintext") < markdown.index("## json")
@@ -260,7 +263,7 @@ def test_summary_tables(records: list[dict[str, Any]]) -> None:
 def test_interval_and_flags_are_shown(records: list[dict[str, Any]]) -> None:
     flagged = ok_record("uvicorn", "plaintext", 32, 4000.0) | {
         "throughput_ci95": [3900.0, 4100.0], "flags": ["generator-bound"], "generator_cpu": 0.97}
-    markdown = report.summary_markdown([flagged])
+    markdown = summary.summary_markdown(run_of([flagged]))
     row = table_rows(markdown, "plaintext")[0]
     assert row[3] == "3,900 to 4,100"
     assert row[-2:] == ["locust (97% CPU)", "generator-bound"]
@@ -268,7 +271,7 @@ def test_interval_and_flags_are_shown(records: list[dict[str, Any]]) -> None:
 
 
 def test_summary_lists_failed_cells_with_their_log(records: list[dict[str, Any]]) -> None:
-    markdown = report.summary_markdown(records)
+    markdown = summary.summary_markdown(run_of(records))
 
     failures = markdown.split("## Failed cells\n", 1)[1]
     assert "### uvicorn / json / 32 users" in failures
@@ -278,7 +281,7 @@ def test_summary_lists_failed_cells_with_their_log(records: list[dict[str, Any]]
 
 
 def test_summary_without_failures_has_no_failed_section(records: list[dict[str, Any]]) -> None:
-    markdown = report.summary_markdown([r for r in records if r["status"] == "ok"])
+    markdown = summary.summary_markdown(run_of([r for r in records if r["status"] == "ok"]))
 
     assert "## Failed cells" not in markdown
     assert "11 figures: 11 ok, 0 failed." in markdown
@@ -287,7 +290,7 @@ def test_summary_without_failures_has_no_failed_section(records: list[dict[str, 
 def test_log_tail_cannot_close_its_fence_early() -> None:
     record = failed_record("fork", "db", 1) | {"log_tail": "before\n```\nafter"}
 
-    markdown = report.summary_markdown([record])
+    markdown = summary.summary_markdown(run_of([record]))
 
     assert "````text\nbefore\n```\nafter\n````" in markdown
 
@@ -295,7 +298,7 @@ def test_log_tail_cannot_close_its_fence_early() -> None:
 def test_summary_plan_and_charts(records: list[dict[str, Any]]) -> None:
     plan = {"workers": 2, "extra": "yes", "modes": list(MODES), "duration_s": 10.0, "sweep_levels": (1, 8, 32)}
 
-    markdown = report.summary_markdown(records, plan=plan, charts=["throughput.png", "my chart.png"])
+    markdown = summary.summary_markdown(run_of(records, plan=plan), charts=["throughput.png", "my chart.png"])
 
     run = markdown.split("## Run\n", 1)[1].split("\n## ", 1)[0]
     bullets = [line for line in run.splitlines() if line.startswith("- ")]
@@ -313,7 +316,7 @@ def test_summary_plan_and_charts(records: list[dict[str, Any]]) -> None:
 
 
 def test_summary_of_no_records() -> None:
-    markdown = report.summary_markdown([])
+    markdown = summary.summary_markdown(run_of([]))
 
     assert markdown.startswith("# workerbench results\n")
     assert "No cells were recorded." in markdown
@@ -323,10 +326,10 @@ def test_summary_of_no_records() -> None:
 def test_write_summary_replaces_the_file_atomically(records: list[dict[str, Any]], tmp_path: Path) -> None:
     (tmp_path / "summary.md").write_text("stale")
 
-    path = report.write_summary(records, tmp_path, charts=["throughput.png"])
+    path = summary.write_summary(run_of(records), tmp_path, charts=["throughput.png"])
 
     assert path == tmp_path / "summary.md"
-    assert path.read_text(encoding="utf-8") == report.summary_markdown(records, charts=["throughput.png"])
+    assert path.read_text(encoding="utf-8") == summary.summary_markdown(run_of(records), charts=["throughput.png"])
     assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
 
 
@@ -343,17 +346,17 @@ def test_load_records_orders_by_index_and_skips_corrupt_files(
         "e.json": {"index": 1, "mode": "e"},
     }
     for name, record in contents.items():
-        (cells / name).write_text(json.dumps(record))
+        (cells / name).write_text(json.dumps({"schema": 2, "scenario": "s", "status": "ok", **record}))
     (cells / "broken.json").write_text('{"index": 3, "mode": ')
     (cells / "list.json").write_text("[1, 2]")
     (cells / "notes.txt").write_text("not a record")
 
-    loaded = report.load_records(tmp_path)
+    loaded = load_cells(tmp_path)
 
-    assert [r["mode"] for r in loaded] == ["b", "e", "a", "c", "d"]
+    assert [r.mode for r in loaded] == ["b", "e", "a", "c", "d"]
     err = capsys.readouterr().err
     assert "broken.json" in err and "list.json" in err
 
 
 def test_load_records_without_cells_folder(tmp_path: Path) -> None:
-    assert report.load_records(tmp_path) == []
+    assert load_cells(tmp_path) == []

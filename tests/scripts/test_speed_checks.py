@@ -4,7 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from scripts import report
+from scripts.analysis import SpeedCheck, speed_checks
+from scripts.records import References, references_from_json
+from scripts.stats import FoldedCell
+from scripts.summary import summary_markdown
+from tests.scripts.figures import figure_from, run_of
+
+
+def checks_of(records: list[dict[str, Any]], refs: dict[str, Any] | None = None) -> list[SpeedCheck]:
+    return speed_checks(figures(records), references_from_json(refs or {}))
+
+
+def figures(records: list[dict[str, Any]]) -> list[FoldedCell]:
+    return [figure_from(r) for r in records]
+
+
+def markdown(records: list[dict[str, Any]], refs: dict[str, Any] | None = None) -> str:
+    references: References = references_from_json(refs or {})
+    return summary_markdown(run_of(records, references=references))
 
 
 def cell(mode: str, scenario: str, rps: float, *, users: int = 32, flags: list[str] | None = None,
@@ -22,48 +39,48 @@ def test_ratios_targets_and_verdicts() -> None:
         cell("prefork", "db/per-request", 200, base_scenario="db", db_strategy="per-request",
              db_backend="postgresql"),
     ]
-    checks = {c["check"].split(",")[0]: c for c in report.speed_checks(records, {"fork": {"rate": 640.0}})}
-    assert checks["prefork / gunicorn-sync"]["ratio"] == 3.6 and checks["prefork / gunicorn-sync"]["met"]
-    assert not checks["prefork / uvicorn"]["met"]
+    checks = {c.check.split(",")[0]: c for c in checks_of(records, {"fork": {"rate": 640.0}})}
+    assert checks["prefork / gunicorn-sync"].ratio == 3.6 and checks["prefork / gunicorn-sync"].met
+    assert not checks["prefork / uvicorn"].met
     fork = checks["fork (new connection per request) / fork()+_exit+waitpid of a bare process"]
-    assert fork["ratio"] == 400 / 640 and not fork["met"]
-    assert checks["db (postgresql) reuse / per-request"]["ratio"] == 15.0
-    markdown = report.summary_markdown(records, reference={"fork": {"rate": 640.0}})
-    assert "## Speed checks" in markdown and "**not met**" in markdown and "3.60x" in markdown
+    assert fork.ratio == 400 / 640 and not fork.met
+    assert checks["db (postgresql) reuse / per-request"].ratio == 15.0
+    text = markdown(records, {"fork": {"rate": 640.0}})
+    assert "## Speed checks" in text and "**not met**" in text and "3.60x" in text
 
 
 def test_a_generator_bound_figure_is_said_to_be_no_capacity() -> None:
     records = [cell("prefork", "plaintext", 4000, flags=["generator-bound"]), cell("uvicorn", "plaintext", 3900)]
-    (check,) = report.speed_checks(records)
-    assert check["generator_bound"]
-    assert "generator-bound: not a capacity" in report.summary_markdown(records)
+    (check,) = checks_of(records)
+    assert check.generator_bound
+    assert "generator-bound: not a capacity" in markdown(records)
 
 
 def test_a_generator_bound_numerator_is_a_floor_and_a_bound_denominator_a_ceiling() -> None:
     floor_met = [cell("prefork", "plaintext/close", 15000, flags=["generator-bound"]),
                  cell("gunicorn-sync", "plaintext/close", 4000)]
-    (check,) = report.speed_checks(floor_met)
-    assert check["met"] is True and check["bound"] == "floor"
-    assert "met (generator-bound: not a capacity; the ratio is a floor)" in report.summary_markdown(floor_met)
+    (check,) = checks_of(floor_met)
+    assert check.met is True and check.bound == "floor"
+    assert "met (generator-bound: not a capacity; the ratio is a floor)" in markdown(floor_met)
 
     floor_short = [cell("prefork", "plaintext/close", 10000, flags=["generator-bound"]),
                    cell("gunicorn-sync", "plaintext/close", 4000)]
-    assert report.speed_checks(floor_short)[0]["met"] is None
-    assert "cannot tell" in report.summary_markdown(floor_short)
+    assert checks_of(floor_short)[0].met is None
+    assert "cannot tell" in markdown(floor_short)
 
     ceiling_short = [cell("prefork", "plaintext", 3000), cell("uvicorn", "plaintext", 4000, flags=["generator-bound"])]
-    (check,) = report.speed_checks(ceiling_short)
-    assert check["met"] is False and check["bound"] == "ceiling"
+    (check,) = checks_of(ceiling_short)
+    assert check.met is False and check.bound == "ceiling"
 
     ceiling_over = [cell("prefork", "plaintext", 5000), cell("uvicorn", "plaintext", 4000, flags=["generator-bound"])]
-    assert report.speed_checks(ceiling_over)[0]["met"] is None
+    assert checks_of(ceiling_over)[0].met is None
 
 
 def test_the_minimal_fork_loop_is_reported_beside_the_fork_target() -> None:
     records = [cell("fork", "plaintext/close", 400)]
     refs = {"fork": {"rate": 1000.0}, "fork_loop": {"rate": 750.0, "connections": 32}}
-    checks = {c["check"]: c for c in report.speed_checks(records, refs)}
-    assert checks["minimal Python fork loop (canned reply) / fork()+_exit+waitpid"]["ratio"] == 0.75
-    assert checks["fork / minimal Python fork loop (canned reply)"]["ratio"] == 400 / 750
-    markdown = report.summary_markdown(records, reference=refs)
-    assert "0.75x" in markdown and "0.53x" in markdown
+    checks = {c.check: c for c in checks_of(records, refs)}
+    assert checks["minimal Python fork loop (canned reply) / fork()+_exit+waitpid"].ratio == 0.75
+    assert checks["fork / minimal Python fork loop (canned reply)"].ratio == 400 / 750
+    text = markdown(records, refs)
+    assert "0.75x" in text and "0.53x" in text
