@@ -1,0 +1,68 @@
+"""A small run written by the harness before records were versioned (schema 1), rendered by today's code.
+
+``data/run-v1`` holds 19 cell records, 3 open-loop records, ``plan.json`` and ``reference.json`` from a
+real run (only trimmed: fewer cells, shorter command lines and environment). ``summary.expected.md`` is
+what the code of that time rendered from exactly these files; rendering must not change a table or a
+speed check.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts import analysis, records
+from scripts.report import render_run
+from tests.conftest import ROOT
+
+STORED = Path(__file__).parent / "data" / "run-v1"
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "run"
+    shutil.copytree(STORED, target)
+    (target / "summary.expected.md").unlink()
+    return target
+
+
+def test_the_stored_run_renders_as_it_did_when_it_was_written(run_dir: Path) -> None:
+    summary = render_run(run_dir)
+
+    assert summary.read_text() == (STORED / "summary.expected.md").read_text()
+    for chart in ("throughput.png", "latency.png", "concurrency.png", "db_strategies.png", "resources.png",
+                  "openloop.png"):
+        assert (run_dir / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", chart
+
+
+def test_the_stored_run_analysed(run_dir: Path) -> None:
+    run = records.load(run_dir)
+    assert len(run.cells) == 19 and len(run.openloop) == 3
+    assert run.cells[0].resources is not None and run.cells[0].resources.memory_mean_mb == 11.5  # was rss_mean_mb
+    analysed = analysis.analyse(run)
+    checks = {c.check.split(",")[0]: c for c in analysed.checks}
+    close = checks["prefork / gunicorn-sync"]
+    assert (round(close.a), round(close.b), close.bound, close.met) == (26849, 9024, "floor", None)
+    assert checks["prefork / uvicorn"].met is True and round(checks["prefork / uvicorn"].ratio, 2) == 1.61
+    assert analysed.main_concurrency == {"plaintext": 32, "plaintext/close": 32, "db/reuse": 32,
+                                         "db/per-request": 32, "mixed": 32}
+    assert analysed.knees == {"prefork": 200.0}
+    assert [line.label for line in analysed.reference_lines] == ["fork()+exit+wait", "minimal fork loop"]
+
+
+def test_report_command_renders_a_run_folder(run_dir: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "scripts.report", str(run_dir)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(run_dir / "summary.md")
+    assert (run_dir / "summary.md").read_text() == (STORED / "summary.expected.md").read_text()
+
+
+def test_report_command_refuses_a_folder_without_cells(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "scripts.report", str(tmp_path)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 2 and "no cell records" in result.stderr
