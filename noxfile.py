@@ -1,10 +1,10 @@
-"""workerbench sessions: ``nox -s bench``, ``nox -s tests``, ``nox -s lint``."""
+"""workerbench sessions: ``nox -s bench``, ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``."""
 
 from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests"]
 # Reuse the virtualenv between runs; `pip install -e .` still brings it up to date.
 nox.options.reuse_venv = "yes"
 
@@ -28,3 +28,10 @@ def lint(session: nox.Session) -> None:
     """ruff over the whole tree."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over scripts/, servers/, apps/ and loadtests/ (configured in pyproject.toml)."""
+    session.install("-e", ".[typecheck]")
+    session.run("mypy", *session.posargs)

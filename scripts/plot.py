@@ -16,6 +16,7 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import IO
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -496,9 +497,16 @@ def write_charts(run: AnalysedRun, out_dir: Path) -> list[Path]:
             figure = build(run)
             if figure is None:
                 continue
-            write_atomic(path, lambda handle, f=figure: f.savefig(handle, format="png", dpi=DPI))
+            write_atomic(path, _png_writer(figure))
         except Exception as exc:
             print(f"warning: could not write chart {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
         written.append(path)
     return written
+
+
+def _png_writer(figure: Figure) -> Callable[[IO[bytes]], None]:
+    def write(handle: IO[bytes]) -> None:
+        figure.savefig(handle, format="png", dpi=DPI)
+
+    return write

@@ -56,7 +56,7 @@ def fork_loop_server(port: int, host: str = "127.0.0.1") -> None:
     listener.listen(2048)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps: no waitpid in the loop
     while True:
-        fd, _ = listener._accept()  # a bare descriptor: no socket object per connection
+        fd, _ = listener._accept()  # type: ignore[attr-defined]  # a bare descriptor: no socket object per connection
         if os.fork() == 0:
             try:
                 os.read(fd, 65536)
@@ -68,7 +68,7 @@ def fork_loop_server(port: int, host: str = "127.0.0.1") -> None:
 
 def measure_fork_loop_rate(seconds: int, server_cpus: set[int] | frozenset[int] | None,
                            client_cpus: set[int] | frozenset[int] | None, workdir: Path,
-                           connections: int = 32) -> dict[str, float]:
+                           connections: int = 32) -> dict[str, Any]:
     """Drive :func:`fork_loop_server` with wrk, a new connection per request, as the bench drives a mode."""
     from scripts import procs, wrk
 

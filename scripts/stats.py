@@ -16,6 +16,7 @@ be read as a server's capacity:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -131,20 +132,21 @@ def fold(records: Sequence[CellRecord]) -> FoldedCell:
     """One figure from the repeats of a cell (all ``records`` share :data:`GROUP_KEYS`)."""
     first = records[0]
     ok = [r for r in records if r.ok and r.throughput_rps is not None]
-    common = dict(mode=first.mode, scenario=first.scenario, base_scenario=first.base_scenario,
-                  concurrency=first.concurrency, keepalive=first.keepalive, db_strategy=first.db_strategy,
-                  db_backend=first.db_backend, workers=first.workers, generator=first.generator,
-                  index=min(r.index or 0 for r in records), repeats=len(records), repeats_ok=len(ok))
+    failed = FoldedCell(mode=first.mode, scenario=first.scenario, base_scenario=first.base_scenario,
+                        concurrency=first.concurrency, keepalive=first.keepalive, db_strategy=first.db_strategy,
+                        db_backend=first.db_backend, workers=first.workers, generator=first.generator,
+                        index=min(r.index or 0 for r in records), repeats=len(records), repeats_ok=len(ok),
+                        status="failed", error=records[-1].error, log_tail=records[-1].log_tail, flags=(Flag.FAILED,))
     if not ok:
-        return FoldedCell(**common, status="failed", error=records[-1].error, log_tail=records[-1].log_tail,
-                          flags=(Flag.FAILED,))
+        return failed
     rates = [float(r.throughput_rps or 0.0) for r in ok]
     spread_ = spread(rates)
     requests = sum(r.requests or 0 for r in ok)
     failures = sum(r.failures or 0 for r in ok)
     util = [r.generator_cpu for r in ok if r.generator_cpu is not None]
-    return FoldedCell(
-        **common, status="ok", throughput_rps=statistics.median(rates), throughput_samples=tuple(rates),
+    return dataclasses.replace(
+        failed, status="ok", error=None, log_tail="", throughput_rps=statistics.median(rates),
+        throughput_samples=tuple(rates),
         throughput_ci95=interval(rates), spread=spread_, requests=requests, failures=failures,
         latency_ms=_median_map([r.latency_ms for r in ok if r.latency_ms]), resources=_median_resources(ok),
         generator_cpu=max(util) if util else None, flags=tuple(_flags(ok, len(records), spread_, requests, failures)),

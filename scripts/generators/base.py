@@ -62,14 +62,34 @@ class LoadResult:
 
 
 class Generator(Protocol):
-    name: str
-    summary: str  # one line for --help and the README
-    reports: str  # what its latency figures are, e.g. "percentiles in microseconds"
-    install_hint: str  # how to get it when available() is False
-    cell_overhead_s: float  # start-up and shut-down per cell, for the run's time estimate
-    # Among the available closed-loop generators that can drive a scenario, "auto" picks the highest rank.
-    rank: int
-    closed_loop: bool  # False: needs Load.rate (the open-loop ladder's generator)
+    """Read-only facts (a frozen dataclass's fields satisfy them) and two methods."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def summary(self) -> str:
+        """One line for ``--list`` and the README."""
+
+    @property
+    def reports(self) -> str:
+        """What its latency figures are, e.g. "percentiles in microseconds"."""
+
+    @property
+    def install_hint(self) -> str:
+        """How to get it when :meth:`available` is False."""
+
+    @property
+    def cell_overhead_s(self) -> float:
+        """Start-up and shut-down per cell, for the run's time estimate."""
+
+    @property
+    def rank(self) -> int:
+        """Among the available closed-loop generators that can drive a scenario, "auto" picks the highest."""
+
+    @property
+    def closed_loop(self) -> bool:
+        """False: it needs ``Load.rate`` (the open-loop ladder's generator)."""
 
     def available(self) -> bool: ...
 

@@ -21,7 +21,7 @@ def measure(tmp_path: Path, *args: str) -> dict[str, Any]:
                                  "--out", str(tmp_path), *args])
     assert plan is not None
     assert bench.run(plan) == 0
-    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "cells").glob("*.json"))]
+    records: list[dict[str, Any]] = [json.loads(p.read_text()) for p in sorted((tmp_path / "cells").glob("*.json"))]
     assert len(records) == 1
     return records[0]
 

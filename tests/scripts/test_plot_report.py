@@ -7,9 +7,12 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from matplotlib.axes import Axes
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from scripts import analysis, plot, summary
 from scripts.formatting import format_rps, format_sig
@@ -92,6 +95,10 @@ def records() -> list[dict[str, Any]]:
     return cells
 
 
+def heights_of(ax: Axes) -> list[float]:
+    return [p.get_height() for p in ax.patches if isinstance(p, Rectangle)]
+
+
 def png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == PNG_MAGIC, f"{path.name} is not a PNG"
@@ -166,7 +173,7 @@ def test_throughput_figure_shows_primary_level_values_and_failures(records: list
     plaintext, json_ax = figure.axes
     assert plaintext.get_title() == "plaintext\nThroughput (requests/s) at 32 users"
     assert [t.get_text() for t in plaintext.get_xticklabels()] == list(MODES)
-    assert [p.get_height() for p in plaintext.patches] == [1032.0, 2032.0, 3032.0]
+    assert heights_of(plaintext) == [1032.0, 2032.0, 3032.0]
     json_texts = [t.get_text() for t in json_ax.texts]
     assert "12,345" in json_texts and "56.8" in json_texts
     assert "failed" in json_texts
@@ -177,7 +184,7 @@ def test_latency_figure_groups_percentiles_per_mode(records: list[dict[str, Any]
 
     json_ax = figure.axes[1]
     assert json_ax.get_ylabel() == "latency (ms)"
-    heights = sorted(p.get_height() for p in json_ax.patches)
+    heights = sorted(heights_of(json_ax))
     assert heights == [0.0, 0.0, 0.0, 1.0, 1.234, 2.0, 5.0, 12.34, 123.4]
     assert [t.get_text() for t in figure.legends[0].get_texts()] == ["p50", "p90", "p99"]
     assert "failed" in [t.get_text() for t in json_ax.texts]
@@ -192,9 +199,9 @@ def test_concurrency_figure_plots_swept_scenarios_only(records: list[dict[str, A
     assert p99.get_title().startswith("plaintext: p99")
     lines = [line for line in ax.get_lines() if line.get_label() in MODES]
     assert [line.get_label() for line in lines] == list(MODES)
-    assert list(lines[0].get_xdata()) == [1, 8, 32]
-    assert list(lines[0].get_ydata()) == [1001.0, 1008.0, 1032.0]
-    assert list(p99.get_lines()[0].get_ydata()) == [5.0, 5.0, 5.0]
+    assert np.asarray(lines[0].get_xdata()).tolist() == [1, 8, 32]
+    assert np.asarray(lines[0].get_ydata()).tolist() == [1001.0, 1008.0, 1032.0]
+    assert np.asarray(p99.get_lines()[0].get_ydata()).tolist() == [5.0, 5.0, 5.0]
 
 
 def test_a_mode_has_the_same_colour_in_every_figure(records: list[dict[str, Any]]) -> None:
@@ -338,7 +345,7 @@ def test_load_records_orders_by_index_and_skips_corrupt_files(
 ) -> None:
     cells = tmp_path / "cells"
     cells.mkdir()
-    contents = {
+    contents: dict[str, dict[str, Any]] = {
         "a.json": {"index": 2, "mode": "a"},
         "b.json": {"index": 0, "mode": "b"},
         "d.json": {"mode": "d"},  # no index: after every indexed record, by file name

@@ -22,7 +22,7 @@ def rec(rate: float, *, mode: str = "prefork", repeat: int = 0, gen: float = 0.5
 def test_median_interval_and_no_flags_for_steady_repeats() -> None:
     folded = stats.fold([rec(1000), rec(1020, repeat=1), rec(990, repeat=2)])
     assert folded.throughput_rps == 1000
-    assert folded.throughput_samples == (1000, 1020, 990)
+    assert folded.throughput_samples == (1000.0, 1020.0, 990.0)
     mean, sd = 1003.333, 15.275
     half = 4.303 * sd / math.sqrt(3)
     assert folded.throughput_ci95 is not None
@@ -58,7 +58,7 @@ def test_all_repeats_failed_is_a_failed_figure() -> None:
 
 def test_a_failed_repeat_is_flagged_and_left_out() -> None:
     folded = stats.fold([rec(1000), rec(2000, repeat=1, status="failed"), rec(1010, repeat=2)])
-    assert folded.throughput_samples == (1000, 1010) and folded.repeats_ok == 2
+    assert folded.throughput_samples == (1000.0, 1010.0) and folded.repeats_ok == 2
     assert Flag.FAILED_REPEATS in folded.flags
 
 
