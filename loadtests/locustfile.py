@@ -4,7 +4,7 @@ Usable on its own, with the web UI::
 
     locust -f loadtests/locustfile.py --host http://127.0.0.1:8000 PlaintextUser
 
-The harness runs it headless as a subprocess and reads its CSV output; it
+The harness runs it headless as a subprocess and reads the JSON file it writes; it
 never imports locust itself (locust monkey-patches the standard library
 through gevent).
 """

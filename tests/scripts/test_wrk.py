@@ -110,7 +110,8 @@ def test_install_hint_is_printed_once(monkeypatch: pytest.MonkeyPatch, capsys: p
     wrk.warn_missing_once()
     wrk.warn_missing_once()
     captured = capsys.readouterr()
-    assert captured.err == "wrk not found: apt-get install wrk (Debian/Ubuntu); falling back to locust\n"
+    assert captured.err == ("wrk not found: apt-get install wrk (Debian/Ubuntu); using the native generator "
+                            "(scripts/openloop.py, closed loop) instead\n")
     assert captured.out == ""
 
 
