@@ -32,7 +32,7 @@ from scripts.stats import FoldedCell
 
 DPI = 110
 MAX_COLUMNS = 4
-PERCENTILES = ("p50", "p90", "p99")
+DRAWN_PERCENTILES = ("p50", "p90", "p99")
 # Percentiles share their mode's colour and differ in strength, so a group still reads as "this mode".
 _PERCENTILE_ALPHA = {"p50": 0.45, "p90": 0.72, "p99": 1.0}
 # matplotlib's tab10, spelled out so that colours do not depend on the user's rc settings.
@@ -212,12 +212,12 @@ def _latency_panel(ax: Axes, run: AnalysedRun, scenario: str) -> None:
     modes = run.modes_in(scenario)
     cells = [run.figure(mode, scenario, level) for mode in modes]
     colors = [_colors(run)[m] for m in modes]
-    width = 0.8 / len(PERCENTILES)
+    width = 0.8 / len(DRAWN_PERCENTILES)
     measured: list[float | None] = []
-    for offset, percentile in enumerate(PERCENTILES):
+    for offset, percentile in enumerate(DRAWN_PERCENTILES):
         values = [_latency(cell, percentile) for cell in cells]
         measured += values
-        positions = [x + (offset - (len(PERCENTILES) - 1) / 2) * width for x in range(len(modes))]
+        positions = [x + (offset - (len(DRAWN_PERCENTILES) - 1) / 2) * width for x in range(len(modes))]
         ax.bar(
             positions,
             [v or 0.0 for v in values],
@@ -228,7 +228,7 @@ def _latency_panel(ax: Axes, run: AnalysedRun, scenario: str) -> None:
             linewidth=0.8,
         )
     for x, cell in enumerate(cells):
-        if all(_latency(cell, p) is None for p in PERCENTILES):
+        if all(_latency(cell, p) is None for p in DRAWN_PERCENTILES):
             _note_gap(ax, x, _gap_label(cell))
     ax.set_title(f"{scenario}\nLatency{_at(level)}", fontsize=10)
     ax.set_ylabel("latency (ms)")
@@ -239,9 +239,9 @@ def _latency_panel(ax: Axes, run: AnalysedRun, scenario: str) -> None:
 def _percentile_legend(figure: Figure) -> None:
     # Neutral grey: the legend explains the shading, while the x labels already name the modes.
     handles = [
-        Patch(facecolor="#555555", edgecolor="#555555", alpha=_PERCENTILE_ALPHA[p], label=p) for p in PERCENTILES
+        Patch(facecolor="#555555", edgecolor="#555555", alpha=_PERCENTILE_ALPHA[p], label=p) for p in DRAWN_PERCENTILES
     ]
-    figure.legend(handles=handles, loc="outside upper center", ncols=len(PERCENTILES), frameon=False)
+    figure.legend(handles=handles, loc="outside upper center", ncols=len(DRAWN_PERCENTILES), frameon=False)
 
 
 def latency_figure(run: AnalysedRun) -> Figure:
