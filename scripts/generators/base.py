@@ -8,7 +8,7 @@ asks which generator it holds; :mod:`scripts.generators` keeps the registry and 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -57,8 +57,7 @@ class LoadResult:
     latency_ms: Mapping[str, float]  # p50, p75, p90, p99, p999, mean, max (whatever the generator resolves)
     generator_cpu: float | None = None  # share of the CPU it can use that the generator used while measuring
     latency_histogram: Mapping[float, int] | None = None  # latency (ms) -> count, where the generator keeps one
-    schedule: Schedule | None = None
-    extra: Mapping[str, object] = field(default_factory=dict)
+    schedule: Schedule | None = None  # open loop only
 
 
 class Generator(Protocol):
