@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from glob import glob
 from pathlib import Path
 
-from scripts.procs import free_port
+from scripts.procs import free_port, log_tail
 
 HOST = "127.0.0.1"
 SERVICE_USER = "postgres"
@@ -104,13 +104,6 @@ def _run(argv: list[str], user: pwd.struct_passwd | None, what: str) -> None:
         raise RuntimeError(f"{what} failed ({proc.returncode}): {' '.join(argv)}\n{proc.stdout}{proc.stderr}")
 
 
-def _log_tail(log: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def _postmaster_pid(data: Path) -> int | None:
     try:
         return int((data / "postmaster.pid").read_text().split("\n", 1)[0])
@@ -182,7 +175,7 @@ def _start(binaries: Binaries, data: Path, log: Path, socket_dir: Path, user: pw
                   "-o", options], user, "pg_ctl start")
             return port
         except RuntimeError as exc:
-            last_error = RuntimeError(f"{exc}\nserver log:\n{_log_tail(log)}")
+            last_error = RuntimeError(f"{exc}\nserver log:\n{log_tail(log, 20)}")
             _stop(binaries, data, user)
     assert last_error is not None
     raise last_error
