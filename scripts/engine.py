@@ -1,0 +1,482 @@
+"""The HTTP/1.1 load engine under both generators: one engine, two schedules.
+
+A run is ``connections`` slots. A slot carries one request at a time: it takes the request's
+due time from the schedule, sends the prebuilt request bytes on its connection (connecting
+first if it has none), and when httptools reports the answer complete it records the latency
+and, in the same callback, takes and sends the next request. No coroutine, future or timer is
+made per request on a kept-alive connection, which is what lets one Python process on one core
+keep up with wrk (~100,000 requests/s against nginx): the per-request cost is the parser
+callback, two clock reads, a histogram increment and ``transport.write``. Connecting is the
+one step that goes through a task (``loop.create_connection``), and it costs a TCP handshake
+anyway.
+
+The two schedules:
+
+* :class:`ClosedSchedule`: the next request is due as soon as the slot is free, until the end
+  (wrk's model, and locust's).
+* :class:`OpenSchedule`: request ``i`` is due at ``t0 + i/R`` whatever the server does. A
+  Linux ``timerfd`` wakes the loop at each due time; due requests go to idle slots, or to a
+  FIFO that slots drain as they free up. See :mod:`scripts.openloop` for why and what to trust.
+
+Timeouts are found by a sweep every few tens of milliseconds instead of a timer per request,
+so a timeout fires up to one sweep period late. A request on a kept-alive connection that
+the server closed before answering a byte (the keep-alive race) is resent once on a new
+connection, as HTTP clients do (RFC 9112 section 9.3.1), and counted in ``retries``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import math
+import os
+from collections import deque
+from collections.abc import Callable
+from time import get_clock_info, monotonic
+from typing import Any, Protocol, cast
+
+import httptools
+
+from scripts.histogram import Histogram
+
+ERROR_KINDS = ("connect", "read", "write", "timeout", "status")
+# take() returns this when the slot must wait for the schedule to hand it a request.
+WAIT = -1.0
+# Timeouts are checked this often at most (and at least 10 times per timeout).
+SWEEP_S = 0.05
+
+
+class Schedule(Protocol):
+    def take(self, slot: Slot) -> float:
+        """The due time of the slot's next request, WAIT (the schedule calls ``slot.begin`` later), or NaN: stop."""
+
+    def start(self, engine: Engine) -> None: ...
+
+    def close(self) -> None: ...
+
+
+STOP = math.nan
+
+
+# --- the clock ------------------------------------------------------------------------------------------------------
+
+_CLOCK_MONOTONIC = 1
+_TFD_TIMER_ABSTIME = 1
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+class TimerFd:
+    """A one-shot Linux timerfd on CLOCK_MONOTONIC: readable once ``time.monotonic()`` reaches the armed time.
+
+    Registered with the event loop (``add_reader``), it wakes the loop's epoll at the due time with the
+    kernel's high-resolution timer; uvloop's ``call_at`` rounds delays to whole milliseconds.
+    """
+
+    def __init__(self) -> None:
+        if get_clock_info("monotonic").implementation != "clock_gettime(CLOCK_MONOTONIC)":
+            raise OSError("time.monotonic() is not CLOCK_MONOTONIC: due times and the timerfd would disagree")
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._settime = libc.timerfd_settime
+        self._settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Itimerspec), ctypes.c_void_p]
+        fd = int(libc.timerfd_create(_CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC))
+        if fd < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"timerfd_create: {os.strerror(err)}")
+        self.fd = fd
+        self._spec = _Itimerspec()  # it_interval stays zero: one shot per arm
+
+    def arm_at(self, when: float) -> None:
+        """Fire at monotonic time ``when`` (at once if it has passed)."""
+        sec = math.floor(when)
+        self._spec.it_value.tv_sec = sec
+        # Never all zeros: that would disarm the timer instead of firing it.
+        self._spec.it_value.tv_nsec = max(1, min(999_999_999, int((when - sec) * 1e9)))
+        if self._settime(self.fd, _TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"timerfd_settime: {os.strerror(err)}")
+
+    def clear(self) -> None:
+        try:
+            os.read(self.fd, 8)  # the expiration count; reading makes the fd quiet until the next arm
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+# --- schedules ------------------------------------------------------------------------------------------------------
+
+
+class ClosedSchedule:
+    """Each slot sends its next request as soon as the previous one is answered, until ``end``."""
+
+    def __init__(self, end: float) -> None:
+        self.end = end
+
+    def start(self, engine: Engine) -> None:
+        pass
+
+    def take(self, slot: Slot) -> float:
+        now = monotonic()
+        return now if now < self.end else STOP
+
+    def close(self) -> None:
+        pass
+
+
+class OpenSchedule:
+    """Request ``i`` is due at ``t0 + i * period`` for ``i < count``; due requests wait in a FIFO for a free slot."""
+
+    def __init__(self, t0: float, count: int, period: float) -> None:
+        self.t0 = t0
+        self.count = count
+        self.period = period
+        self.next = 0
+        self.queue: deque[float] = deque()
+        self.idle: deque[Slot] = deque()
+        self.finished = False
+        self.lags = Histogram()  # microseconds from due time to the wake-up that released the request
+        self.timer: TimerFd | None = None
+        self.engine: Engine | None = None
+
+    def start(self, engine: Engine) -> None:
+        self.engine = engine
+        self.timer = TimerFd()
+        engine.loop.add_reader(self.timer.fd, self._tick)
+        self.timer.arm_at(self.t0)
+
+    def take(self, slot: Slot) -> float:
+        if self.queue:
+            return self.queue.popleft()
+        if self.finished:
+            return STOP
+        self.idle.append(slot)
+        return WAIT
+
+    def _tick(self) -> None:
+        try:
+            self._release_due()
+        except Exception as exc:  # a failed settime must end the run, not hang it until the deadline
+            self.close()
+            assert self.engine is not None
+            self.engine.fail(exc)
+
+    def _release_due(self) -> None:
+        assert self.timer is not None
+        self.timer.clear()
+        now = monotonic()
+        i, t0, period, queue, idle, lags = self.next, self.t0, self.period, self.queue, self.idle, self.lags
+        # Release everything already due. Due times come from i, never from the previous wake-up,
+        # so a late wake-up does not shift the rest of the schedule.
+        while i < self.count and (due := t0 + i * period) <= now:
+            lags.record_seconds(now - due)
+            if idle:
+                idle.popleft().begin(due)
+            else:
+                queue.append(due)
+            i += 1
+        self.next = i
+        if i < self.count:
+            self.timer.arm_at(t0 + i * period)
+            return
+        self.finished = True
+        self.close()
+        while idle:
+            idle.popleft().stop()  # the rest stop when the queue is drained
+
+    def close(self) -> None:
+        if self.timer is not None and self.timer.fd >= 0:
+            assert self.engine is not None
+            self.engine.loop.remove_reader(self.timer.fd)
+            self.timer.close()
+            self.timer.fd = -1
+
+
+# --- connections and slots ------------------------------------------------------------------------------------------
+
+
+class _Conn(asyncio.Protocol):
+    """One TCP connection of a slot; httptools calls ``on_message_complete`` here when an answer is whole."""
+
+    __slots__ = ("got_bytes", "parser", "served", "slot", "transport")
+
+    def __init__(self, slot: Slot) -> None:
+        self.slot = slot
+        self.transport: asyncio.Transport | None = None
+        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
+        self.got_bytes = False  # for the current request
+        self.served = 0  # answers received: a reused connection may meet the keep-alive race
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        parser = self.parser
+        if parser is None or self.slot.conn is not self:
+            return
+        self.got_bytes = True
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.slot.lost(self)
+
+    def on_message_complete(self) -> None:
+        parser = self.parser
+        assert parser is not None  # called from inside parser.feed_data
+        self.served += 1
+        self.slot.complete(self, parser.get_status_code(), parser.should_keep_alive())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # Also how a server's idle keep-alive close is noticed: the slot forgets the connection
+        # and connects anew for its next request instead of writing into a dead socket.
+        if self.slot.conn is self:
+            self.slot.lost(self)
+        # The parser holds this protocol for its callbacks: break the cycle so reference counting
+        # frees the connection at once (the collector is off during a run).
+        self.parser = None
+        self.transport = None
+
+    def drop(self, abort: bool = False) -> None:
+        transport = self.transport
+        if transport is not None:
+            if abort:
+                transport.abort()
+            else:
+                transport.close()
+
+    def eof_received(self) -> bool:
+        # The server closed its side: forget the connection now, before a request is written into it.
+        if self.slot.conn is self:
+            self.slot.lost(self)
+        return False
+
+
+class Slot:
+    """One request at a time on one connection at a time; reconnects when its connection is gone."""
+
+    __slots__ = ("busy", "conn", "connecting", "deadline", "due", "engine", "factory", "retried", "start", "stopped")
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.conn: _Conn | None = None
+        self.connecting: asyncio.Task[tuple[asyncio.Transport, _Conn]] | None = None
+        self.busy = False  # a request is in flight (or waiting for its connection)
+        self.stopped = False
+        self.retried = False
+        self.due = self.start = self.deadline = 0.0
+        self.factory: Callable[[], _Conn] = lambda: _Conn(self)
+
+    def next(self) -> None:
+        due = self.engine.schedule.take(self)
+        if due >= 0.0:
+            self.begin(due)
+        elif due != due:  # NaN: the schedule is over
+            self.stop()
+
+    def begin(self, due: float) -> None:
+        engine = self.engine
+        engine.taken += 1
+        self.due = due
+        self.start = now = monotonic()
+        self.deadline = now + engine.timeout
+        self.busy = True
+        self.retried = False
+        conn = self.conn
+        if conn is None:
+            self.connect()
+        else:
+            self.send(conn)
+
+    def send(self, conn: _Conn) -> None:
+        if not self.retried:
+            self.engine.sent += 1
+        conn.got_bytes = False
+        assert conn.transport is not None
+        conn.transport.write(self.engine.payload)
+
+    def complete(self, conn: _Conn, status: int, keep_alive: bool) -> None:
+        done = monotonic()
+        if not self.busy:
+            return  # an answer nobody asked for (after a timeout): nothing to count
+        engine = self.engine
+        engine.completed += 1
+        if 200 <= status < 300:
+            engine.ok += 1
+        else:
+            engine.errors["status"] += 1
+        if engine.open_loop:
+            engine.corrected.record(int((done - self.due) * 1e6 + 0.5))
+            engine.wait.record(int((self.start - self.due) * 1e6 + 0.5))
+        engine.uncorrected.record(int((done - self.start) * 1e6 + 0.5))
+        engine.last_done = done
+        self.busy = False
+        if engine.close or not keep_alive:
+            self.conn = None
+            conn.drop()
+        self.next()
+
+    def lost(self, conn: _Conn) -> None:
+        """``conn`` (this slot's connection) closed, or answered what httptools cannot parse."""
+        self.conn = None
+        conn.drop(abort=True)
+        if not self.busy or self.connecting is not None:
+            return  # idle: the next request connects anew
+        engine = self.engine
+        if not self.retried and conn.served > 0 and not conn.got_bytes:
+            # The keep-alive race; the latency keeps counting from the first attempt.
+            self.retried = True
+            engine.retries += 1
+            self.connect()
+            return
+        engine.errors["read"] += 1
+        self.finish()
+
+    def finish(self) -> None:
+        self.busy = False
+        self.next()
+
+    def connect(self) -> None:
+        engine = self.engine
+        task = engine.loop.create_task(engine.loop.create_connection(self.factory, engine.address, engine.port))
+        self.connecting = task
+        task.add_done_callback(self._connected)
+
+    def _connected(self, task: asyncio.Task[tuple[asyncio.Transport, _Conn]]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if self.connecting is not task:
+            if exc is None:
+                task.result()[1].drop(abort=True)  # given up on (timed out) just as it connected
+            return
+        self.connecting = None
+        engine = self.engine
+        if exc is not None:
+            if not isinstance(exc, OSError):
+                engine.fail(exc)
+                return
+            engine.errors["connect"] += 1
+            self.finish()
+            return
+        engine.connects += 1
+        conn = self.conn = task.result()[1]
+        self.send(conn)
+
+    def time_out(self) -> None:
+        engine = self.engine
+        task = self.connecting
+        if task is not None:
+            self.connecting = None
+            task.cancel()
+            engine.errors["connect"] += 1
+        else:
+            engine.errors["timeout"] += 1
+            conn = self.conn
+            self.conn = None
+            if conn is not None:
+                conn.drop(abort=True)  # a late answer must not be read as the next request's
+        self.finish()
+
+    def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        self.busy = False
+        conn = self.conn
+        self.conn = None
+        if conn is not None:
+            conn.drop()
+        self.engine.slot_stopped()
+
+    def abort(self) -> None:
+        """Cut off at the end of the run: drop whatever is in flight."""
+        self.stopped = True
+        self.busy = False
+        if self.connecting is not None:
+            self.connecting.cancel()
+            self.connecting = None
+        conn = self.conn
+        self.conn = None
+        if conn is not None:
+            conn.drop(abort=True)
+
+
+# --- the engine -----------------------------------------------------------------------------------------------------
+
+
+class Engine:
+    """Counters, histograms and the slots of one run; ``await run(cutoff)`` drives it."""
+
+    def __init__(self, *, address: str, port: int, payload: bytes, connections: int, close: bool, timeout: float,
+                 schedule: Schedule, open_loop: bool) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.address = address
+        self.port = port
+        self.payload = payload
+        self.close = close
+        self.timeout = timeout
+        self.schedule = schedule
+        self.open_loop = open_loop
+        # Microseconds: from the due time, from when a slot took the request, and the difference.
+        self.corrected = Histogram()
+        self.uncorrected = Histogram()
+        self.wait = Histogram()
+        self.taken = 0  # requests a slot took on
+        self.sent = 0  # requests whose bytes were written (a resend is not counted twice)
+        self.completed = 0
+        self.ok = 0
+        self.connects = 0
+        self.retries = 0
+        self.errors = dict.fromkeys(ERROR_KINDS, 0)
+        self.last_done = 0.0
+        self.finished: asyncio.Future[None] = self.loop.create_future()
+        self.active = connections
+        self.slots = [Slot(self) for _ in range(connections)]
+
+    async def run(self, cutoff: float) -> None:
+        """Until every slot has stopped, or monotonic time ``cutoff``; re-raises what failed the run."""
+        period = min(SWEEP_S, self.timeout / 10.0)
+        sweep: list[asyncio.TimerHandle] = []
+
+        def check_timeouts() -> None:
+            now = monotonic()
+            for slot in self.slots:
+                if slot.busy and now > slot.deadline:
+                    slot.time_out()
+            sweep[0] = self.loop.call_later(period, check_timeouts)
+
+        sweep.append(self.loop.call_later(period, check_timeouts))
+        try:
+            self.schedule.start(self)
+            for slot in self.slots:
+                slot.next()
+            await asyncio.wait([self.finished], timeout=max(0.0, cutoff - monotonic()))
+        finally:
+            sweep[0].cancel()
+            self.schedule.close()
+            for slot in self.slots:
+                slot.abort()
+        if self.finished.done():
+            self.finished.result()  # raises the failure, if any
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.finished.done():
+            self.finished.set_exception(exc)
+
+    def slot_stopped(self) -> None:
+        self.active -= 1
+        if self.active == 0 and not self.finished.done():
+            self.finished.set_result(None)
+
+    def on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """The loop's exception handler during a run: an exception escaping a callback fails the run."""
+        exc = context.get("exception")
+        self.fail(exc if isinstance(exc, BaseException) else RuntimeError(str(context.get("message"))))
