@@ -54,7 +54,7 @@ NODELAY_ABOVE = 16 * 1024
 
 
 class Schedule(Protocol):
-    def take(self, slot: Slot) -> float:
+    def take(self, slot: Slot, now: float) -> float:
         """The due time of the slot's next request, WAIT (the schedule calls ``slot.begin`` later), or NaN: stop."""
 
     def start(self, engine: Engine) -> None: ...
@@ -131,8 +131,7 @@ class ClosedSchedule:
     def start(self, engine: Engine) -> None:
         pass
 
-    def take(self, slot: Slot) -> float:
-        now = monotonic()
+    def take(self, slot: Slot, now: float) -> float:
         return now if now < self.end else STOP
 
     def close(self) -> None:
@@ -160,7 +159,7 @@ class OpenSchedule:
         engine.loop.add_reader(self.timer.fd, self._tick)
         self.timer.arm_at(self.t0)
 
-    def take(self, slot: Slot) -> float:
+    def take(self, slot: Slot, now: float) -> float:
         if self.queue:
             return self.queue.popleft()
         if self.finished:
@@ -186,7 +185,7 @@ class OpenSchedule:
         while i < self.count and (due := t0 + i * period) <= now:
             lags.record_seconds(now - due)
             if idle:
-                idle.popleft().begin(due)
+                idle.popleft().begin(due, now)
             else:
                 queue.append(due)
             i += 1
@@ -240,31 +239,31 @@ class Slot:
     # -- the request cycle
 
     def next(self) -> None:
-        if self.stopped:
-            return
-        due = self.engine.schedule.take(self)
+        if not self.stopped:
+            self.take_next(monotonic())
+
+    def take_next(self, now: float) -> None:
+        due = self.engine.schedule.take(self, now)
         if due >= 0.0:
-            self.begin(due)
+            self.begin(due, now)
         elif due != due:  # NaN: the schedule is over
             self.stop()
 
-    def begin(self, due: float) -> None:
+    def begin(self, due: float, now: float) -> None:
+        """Start the request due at ``due``; ``now`` is the clock as read by the caller (one read per request)."""
         engine = self.engine
         engine.taken += 1
         self.due = due
-        self.start = now = monotonic()
+        self.start = now
         self.deadline = now + engine.timeout
         self.busy = True
         self.retried = self.written = False
         if self.sock is None:
             self.connect()
         else:
-            self.send()
-
-    def send(self) -> None:
-        self.got_bytes = False
-        self.pending = self.engine.payload
-        self.flush()
+            self.got_bytes = False
+            self.pending = engine.payload
+            self.flush()
 
     def on_message_complete(self) -> None:
         """httptools: the answer is complete. Count it, and send the next request from right here."""
@@ -275,8 +274,7 @@ class Slot:
         self.served += 1
         engine = self.engine
         engine.completed += 1
-        status = parser.get_status_code()
-        if 200 <= status < 300:
+        if 200 <= parser.get_status_code() < 300:
             engine.ok += 1
         else:
             engine.errors["status"] += 1
@@ -288,7 +286,8 @@ class Slot:
         self.busy = False
         if engine.close or not parser.should_keep_alive():
             self.drop()
-        self.next()
+        # In the closed loop the next request is due now: the clock read above serves as its start.
+        self.take_next(done)
 
     def finish(self) -> None:
         """The current request ended in an error; on to the next."""
@@ -311,7 +310,9 @@ class Slot:
         if err in (0, errno.EINPROGRESS):
             # On loopback the handshake is usually over when connect returns: write at once and
             # only wait for writability when the kernel says so.
-            self.send()
+            self.got_bytes = False
+            self.pending = engine.payload
+            self.flush()
         else:
             self.connect_failed()
 

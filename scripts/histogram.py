@@ -45,7 +45,7 @@ def nearest_rank(count: int, fraction: float) -> int:
 class Histogram:
     """Counts of non-negative integer values (microseconds) in log-linear buckets; see the module docstring."""
 
-    __slots__ = ("_exact", "_half", "_last", "count", "counts", "max", "sub_bits", "total")
+    __slots__ = ("_exact", "_half", "_last", "counts", "max", "sub_bits", "total")
 
     def __init__(self, sub_bits: int = DEFAULT_SUB_BITS) -> None:
         if not 2 <= sub_bits <= 20:
@@ -55,7 +55,6 @@ class Histogram:
         self._half = sub_bits - 1
         self._last = self.index(1 << HIGHEST_BITS)
         self.counts = [0] * (self._last + 1)
-        self.count = 0
         self.total = 0
         self.max = 0
 
@@ -83,10 +82,14 @@ class Histogram:
         else:
             shift = value.bit_length() - self.sub_bits
             self.counts[min(self._last, (value >> shift) + (shift << self._half))] += 1
-        self.count += 1
         self.total += value
         if value > self.max:
             self.max = value
+
+    @property
+    def count(self) -> int:
+        """How many values were recorded (summed on demand: one less store per record)."""
+        return sum(self.counts)
 
     def record_seconds(self, seconds: float) -> None:
         self.record(int(seconds * 1e6 + 0.5))
@@ -96,7 +99,6 @@ class Histogram:
         if other.sub_bits != self.sub_bits:
             raise ValueError(f"cannot merge histograms of {other.sub_bits} and {self.sub_bits} sub-bucket bits")
         self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
-        self.count += other.count
         self.total += other.total
         self.max = max(self.max, other.max)
 
@@ -106,9 +108,10 @@ class Histogram:
 
     def _values_at(self, fractions: Iterable[float]) -> list[int]:
         cumulative = list(accumulate(self.counts))
+        count = cumulative[-1]
         out = []
         for fraction in fractions:
-            index = bisect_left(cumulative, nearest_rank(self.count, fraction))
+            index = bisect_left(cumulative, nearest_rank(count, fraction))
             # The last bucket also holds everything beyond the range: only the exact max bounds it.
             out.append(self.max if index == self._last else min(self.max, self.highest_equivalent(index)))
         return out
@@ -122,22 +125,24 @@ class Histogram:
 
     def summary_ms(self) -> dict[str, float]:
         """p50 ... p999, max and mean in milliseconds (3 decimals: microseconds); {} for no values."""
-        if not self.count:
+        count = self.count
+        if not count:
             return {}
         values = self._values_at(PERCENTILES.values())
         out = {key: round(v / 1000.0, 3) for key, v in zip(PERCENTILES, values, strict=True)}
         out["max"] = round(self.max / 1000.0, 3)
-        out["mean"] = round(self.total / self.count / 1000.0, 3)
+        out["mean"] = round(self.total / count / 1000.0, 3)
         return out
 
     def spectrum(self, ticks_per_half: int = TICKS_PER_HALF) -> list[tuple[float, int]]:
         """(percentile, value) pairs from 0 to 100%, denser towards the tail (HdrHistogram's percentile output)."""
-        if not self.count:
+        count = self.count
+        if not count:
             return []
         levels: list[float] = []
         remaining = 100.0
         # Each halving of the distance to 100% gets `ticks_per_half` points, until one rank apart.
-        while remaining * self.count / 100.0 >= 1.0 and len(levels) < 400:
+        while remaining * count / 100.0 >= 1.0 and len(levels) < 400:
             base = 100.0 - remaining
             levels += [base + remaining / 2.0 * i / ticks_per_half for i in range(ticks_per_half)]
             remaining /= 2.0
@@ -165,9 +170,8 @@ class Histogram:
         hist = cls(int(doc["sub_bits"]))
         for index, n in doc["buckets"]:
             hist.counts[int(index)] += int(n)
-        hist.count = int(doc["count"])
         hist.total = int(doc["total"])
         hist.max = int(doc["max"])
-        if sum(hist.counts) != hist.count:
-            raise ValueError(f"histogram buckets hold {sum(hist.counts)} values, its count says {hist.count}")
+        if hist.count != int(doc["count"]):
+            raise ValueError(f"histogram buckets hold {hist.count} values, its count says {doc['count']}")
         return hist
