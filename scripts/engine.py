@@ -60,8 +60,6 @@ SWEEP_S = 0.05
 RECV_BYTES = 64 * 1024
 EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
-# Requests longer than this may be written in pieces, which Nagle's algorithm would hold back.
-NODELAY_ABOVE = 16 * 1024
 
 
 class Schedule(Protocol):
@@ -312,8 +310,9 @@ class Slot:
         # SOCK_NONBLOCK at creation: Python then treats the socket as non-blocking without the
         # extra ioctl of setblocking(False), one of a handful of syscalls per request in close mode.
         self.sock = sock = _socket.socket(engine.family, _socket.SOCK_STREAM | _socket.SOCK_NONBLOCK)
-        if engine.nodelay:
-            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        # As wrk does, so both put the same segments on the wire (and a request written in
+        # pieces is not held back by Nagle's algorithm).
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
         self.fd = sock.fileno()
         self.parser = httptools.HttpResponseParser(self)
         self.connected = False
@@ -482,7 +481,6 @@ class Engine:
         self.family = _socket.AF_INET6 if ":" in address else _socket.AF_INET
         self.sockaddr = (address, port)
         self.payload = payload
-        self.nodelay = len(payload) > NODELAY_ABOVE
         self.buffer = bytearray(RECV_BYTES)
         self.view = memoryview(self.buffer)
         # The connections' own epoll, itself one reader of the event loop: see the module docstring.

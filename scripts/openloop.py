@@ -416,7 +416,10 @@ class OpenLoopResult:
     generator_runqueue_frac: float | None  # share of the run spent waiting for a CPU; None off Linux
     scheduler_lag_ms: dict[str, float]
     queue_wait_ms: dict[str, float]  # due time to a connection taking the request; {} in closed loop
-    latency_ms: dict[str, float]  # from the due time (closed loop: from the send)
+    # From the due time (closed loop: from when the connection took the request). Either way a
+    # connect, if any, is included: wrk starts its clock after connecting, so with a new connection
+    # per request its latencies leave out the handshake that these include.
+    latency_ms: dict[str, float]
     latency_uncorrected_ms: dict[str, float]  # from when a connection took the request
     warnings: tuple[str, ...]
     # The fields of wrk's report (scripts.wrk.WrkResult), so the two read alike.
