@@ -159,17 +159,34 @@ class Histogram:
             "count": self.count,
             "total": self.total,
             "max": self.max,
-            "buckets": [[i, n] for i, n in enumerate(self.counts) if n],
+            "buckets": self._runs(),
             "spectrum": [list(point) for point in self.spectrum()],
         }
+
+    def _runs(self) -> list[list[Any]]:
+        """The non-empty buckets as [first index, [counts of consecutive buckets]]: latencies cluster,
+        so this is about half the size of [index, count] pairs."""
+        runs: list[list[Any]] = []
+        counts = self.counts
+        i, end = 0, len(counts)
+        while i < end:
+            if not counts[i]:
+                i += 1
+                continue
+            start = i
+            while i < end and counts[i]:
+                i += 1
+            runs.append([start, counts[start:i]])
+        return runs
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Histogram:
         if doc.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} document: format {doc.get('format')!r}")
         hist = cls(int(doc["sub_bits"]))
-        for index, n in doc["buckets"]:
-            hist.counts[int(index)] += int(n)
+        for start, run in doc["buckets"]:
+            for offset, n in enumerate(run):
+                hist.counts[int(start) + offset] += int(n)
         hist.total = int(doc["total"])
         hist.max = int(doc["max"])
         if hist.count != int(doc["count"]):

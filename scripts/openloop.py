@@ -376,7 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    # One field per line, each on one line: indent=2 would put every histogram bucket on lines of its own.
+    tmp.write_text("{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in result.items()) + "\n}\n")
     os.replace(tmp, out)  # atomic: a reader never sees half a file
     summary = result["latency_ms"]
     print(f"openloop: {result['mode']} loop, {result['completed']}/{result['scheduled']} completed, "
