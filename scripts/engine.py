@@ -50,8 +50,10 @@ import httptools
 from scripts.histogram import Histogram
 
 ERROR_KINDS = ("connect", "read", "write", "timeout", "status")
-# take() returns this when the slot must wait for the schedule to hand it a request.
+# take() returns WAIT when the slot must wait for the schedule to hand it a request, STOP when
+# the schedule is over (NaN: a float like the due times, so take() needs no tuple or None).
 WAIT = -1.0
+STOP = math.nan
 # Timeouts are checked this often at most (and at least 10 times per timeout).
 SWEEP_S = 0.05
 # One recv per readable event, into one buffer all slots share (the parser consumes it before the
@@ -69,9 +71,6 @@ class Schedule(Protocol):
     def start(self, engine: Engine) -> None: ...
 
     def close(self) -> None: ...
-
-
-STOP = math.nan
 
 
 # --- the clock ------------------------------------------------------------------------------------------------------
@@ -222,8 +221,8 @@ class Slot:
     """One request at a time on one connection at a time, on a raw non-blocking socket; reconnects when needed.
 
     The slot is the httptools callback object of its connection's parser, so a complete answer
-    reaches ``on_message_complete`` here directly. A slot's socket is registered with the loop
-    (``add_reader``) once per connection, not per request.
+    reaches ``on_message_complete`` here directly. Its socket joins the engine's epoll set once
+    per connection, not per request, and leaves it by being closed.
     """
 
     __slots__ = ("busy", "connected", "deadline", "due", "engine", "fd", "got_bytes", "mask", "parser", "pending",
@@ -390,6 +389,12 @@ class Slot:
             if sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR):
                 self.connect_failed()
                 return
+            try:
+                sock.getpeername()
+            except OSError:
+                # Still connecting: the event was meant for an earlier socket that had this fd
+                # number and was closed in the same batch of events.
+                return
             self.connected = True
             self.engine.connects += 1
         self.flush()
@@ -541,7 +546,7 @@ class Engine:
         for fd, mask in self.epoll.poll(0, self.max_events):
             slot = by_fd.get(fd)
             if slot is None:
-                continue  # closed earlier in this batch
+                continue  # closed earlier in this batch (a new socket of the batch may have its number)
             if mask == EPOLLIN:
                 slot.readable()
             else:
