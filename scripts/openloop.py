@@ -202,7 +202,7 @@ class Config:
 async def generate(cfg: Config) -> dict[str, Any]:
     """Run the load described by ``cfg`` on the running event loop; returns the result document."""
     # No collections while measuring: a pause would show up as server latency. Reference counting
-    # frees what the run discards (a closed connection breaks its one cycle, with its parser), and
+    # frees what the run discards (closing a connection drops its parser, which held the slot), and
     # the process exits right after.
     gc.collect()
     gc.freeze()
@@ -246,7 +246,7 @@ async def _run(cfg: Config) -> dict[str, Any]:
         count = engine.taken
     errors = engine.errors
     # Whatever was scheduled and neither answered nor failed was still queued or in flight at the cut-off.
-    errors["timeout"] += count - engine.completed - errors["connect"] - errors["read"] - errors["timeout"]
+    errors["timeout"] += count - engine.completed - sum(errors[k] for k in ("connect", "read", "write", "timeout"))
     lags = schedule.lags if isinstance(schedule, OpenSchedule) else None
     return _report(cfg, engine, lags, count, t0=t0, measured=max(1e-9, ended - t0), cpu_util=cpu_util,
                    runq_frac=runq_frac)

@@ -64,7 +64,7 @@ def url(port: int, path: str) -> str:
 
 def accounted(r: openloop.OpenLoopResult) -> int:
     """Every scheduled request ends exactly one way."""
-    return r.completed + r.errors["connect"] + r.errors["read"] + r.errors["timeout"]
+    return r.completed + r.errors["connect"] + r.errors["read"] + r.errors["write"] + r.errors["timeout"]
 
 
 # --- pure functions -------------------------------------------------------------------------------------------------
