@@ -79,6 +79,8 @@ class Run:
     errors: dict[str, int]
     latency_ms: dict[str, float]
     generator_cpu: float | None  # CPU seconds per second of run
+    # The machine's 1-minute load average after the run: on a shared machine, what else ran.
+    load_after: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -158,9 +160,11 @@ def rounds(target: Target, args: argparse.Namespace, workdir: Path) -> Iterator[
                                        workdir=workdir / f"{target.name}-{conn_mode}-{name}-{i:02d}")
                 run = Run(server=target.name, conn_mode=conn_mode, generator=name, round=i, requests=got.requests,
                           throughput_rps=round(got.throughput_rps, 1), errors=got.errors, latency_ms=got.latency_ms,
-                          generator_cpu=None if got.cpu is None else round(got.cpu, 3))
+                          generator_cpu=None if got.cpu is None else round(got.cpu, 3),
+                          load_after=round(os.getloadavg()[0], 2))
                 print(f"  round {i} {target.name:8} {conn_mode:10} {name:6} {got.throughput_rps:>10,.0f} req/s  "
-                      f"cpu {run.generator_cpu}  errors {sum(got.errors.values())}", flush=True)
+                      f"cpu {run.generator_cpu}  errors {sum(got.errors.values())}  load {run.load_after}",
+                      flush=True)
                 yield run
 
 
