@@ -42,7 +42,7 @@ from scripts.loadgen import LoadError
 from scripts.procs import free_port
 from tests.conftest import HOST, ROOT, StartServer
 
-NO_ERRORS = {"connect": 0, "read": 0, "timeout": 0, "status": 0}
+NO_ERRORS = {"connect": 0, "read": 0, "write": 0, "timeout": 0, "status": 0}
 
 
 def prefork(app: str, *extra: str, workers: int = 2) -> Callable[[str, int], list[str]]:
@@ -64,7 +64,7 @@ def url(port: int, path: str) -> str:
 
 def accounted(r: openloop.OpenLoopResult) -> int:
     """Every scheduled request ends exactly one way."""
-    return r.completed + r.errors["connect"] + r.errors["read"] + r.errors["timeout"]
+    return r.completed + r.errors["connect"] + r.errors["read"] + r.errors["write"] + r.errors["timeout"]
 
 
 # --- pure functions -------------------------------------------------------------------------------------------------
