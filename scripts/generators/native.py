@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from loadtests.scenarios import Scenario
 from scripts import openloop, wrk
 from scripts.generators.base import Load, LoadResult, single_request
+from scripts.histogram import Histogram
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +40,21 @@ class Native:
             wrk.url_for(load.host, load.port, probe.path), duration=load.duration, workdir=load.workdir,
             connections=load.connections, method=probe.method, body=probe.body, close=not load.keepalive,
             timeout=load.timeout, closed_loop=True, cpus=set(load.cpus) if load.cpus else None)
-        histogram = getattr(result, "latency_histogram", None)  # added by the engine where it keeps one
         return LoadResult(
-            generator=self.name, requests=result.completed, failures=sum(result.errors.values()),
-            throughput_rps=result.achieved_rate, latency_ms=dict(result.latency_ms),
+            generator=self.name, requests=result.requests, failures=result.non_2xx + result.socket_errors,
+            throughput_rps=result.throughput_rps, latency_ms=dict(result.latency_ms),
             # One process on one event loop: the share of one CPU is what tells it ran out.
-            generator_cpu=result.generator_cpu_util, latency_histogram=histogram)
+            generator_cpu=result.generator_cpu_util, latency_histogram=histogram_ms(result.histogram()))
 
     def warm_up(self, load: Load) -> None:
         self.run(load)
+
+
+def histogram_ms(hist: Histogram | None) -> dict[float, int] | None:
+    """The engine's microsecond buckets as {upper bound in ms: count}, the shape LoadResult carries."""
+    if hist is None:
+        return None
+    return {hist.highest_equivalent(i) / 1000.0: n for i, n in enumerate(hist.counts) if n}
 
 
 NATIVE = Native()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from loadtests.scenarios import Scenario
 from scripts import openloop, wrk
 from scripts.generators.base import Load, LoadResult, Schedule, single_request
+from scripts.generators.native import histogram_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,7 @@ class OpenLoop:
                             behind_s=r.generator_behind_s)
         return LoadResult(generator=self.name, requests=r.completed, failures=sum(r.errors.values()),
                           throughput_rps=r.achieved_rate, latency_ms=r.latency_ms, generator_cpu=r.generator_cpu_util,
-                          latency_histogram=getattr(r, "latency_histogram", None), schedule=schedule)
+                          latency_histogram=histogram_ms(r.histogram()), schedule=schedule)
 
     def warm_up(self, load: Load) -> None:
         """Nothing: the ladder's lowest rate warms the server up."""

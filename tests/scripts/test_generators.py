@@ -63,3 +63,7 @@ def test_native_closed_loop_measures_a_real_server(start_server: StartServer, tm
     assert result.throughput_rps > 100
     assert 0 < result.latency_ms["p50"] <= result.latency_ms["p99"]
     assert result.generator_cpu is not None and 0 < result.generator_cpu <= 1.05
+    # The engine's microsecond histogram arrives as {upper bound in ms: count}, one count per request.
+    assert result.latency_histogram is not None
+    assert sum(result.latency_histogram.values()) == result.requests
+    assert min(result.latency_histogram) <= result.latency_ms["p50"] <= max(result.latency_histogram)
