@@ -32,7 +32,7 @@ import socket
 import struct
 import subprocess
 import sys
-from typing import Any
+from typing import IO, Any, cast
 from wsgiref.handlers import BaseCGIHandler
 from wsgiref.headers import Headers
 
@@ -133,14 +133,36 @@ class NonParsedHeaders(BaseCGIHandler):
             self.send_headers()
 
 
+class SocketStdout:
+    """The client's socket as the script's stdout: whole writes, or TimeoutError when a write makes no progress.
+
+    sys.stdout.buffer will not do: once the socket's send timeout (SO_SNDTIMEO, set by the
+    parent) passes, it reports a short write, and wsgiref retries a short write for ever.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.fd, view):]
+            except BlockingIOError:
+                raise TimeoutError("the client stopped reading the response (send timeout)") from None
+        return len(data)
+
+    def flush(self) -> None:
+        pass  # nothing is buffered
+
+
 def run_request(app_spec: str) -> int:
     """The exec'd side: one request from the CGI environment, answered on stdout."""
     app = load_app(app_spec)
-    handler = NonParsedHeaders(
-        sys.stdin.buffer, sys.stdout.buffer, sys.stderr, dict(os.environ), multithread=False, multiprocess=True
-    )
+    out = cast(IO[bytes], SocketStdout(sys.stdout.fileno()))
+    handler = NonParsedHeaders(sys.stdin.buffer, out, sys.stderr, dict(os.environ), multithread=False,
+                               multiprocess=True)
     handler.run(app)
-    sys.stdout.flush()
     return _cli.EXIT_OK
 
 

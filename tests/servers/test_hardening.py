@@ -1,4 +1,4 @@
-"""Issue 9, items 1-9: the exact bytes of each reported defect, sent to real fork and prefork processes.
+"""Issue 9, items 1-9 and 15: the exact bytes of each reported defect, against real server processes.
 
 One server per mode for the module (keep-alive on, so pipelining and connection reuse can be
 seen); every test opens its own connection, checks what came back byte for byte (status,
@@ -12,7 +12,7 @@ import json
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -20,7 +20,7 @@ from typing import BinaryIO
 import pytest
 
 from scripts.procs import free_port, get, running, wait_ready
-from tests.conftest import HOST, ROOT, Server, server_env
+from tests.conftest import HOST, ROOT, Server, StartServer, server_env
 
 APP = "tests.servers.faulty_app:app"
 
@@ -336,3 +336,43 @@ def test_app_failures_are_a_500_with_the_traceback_logged(srv: Server, what: str
     log = srv.log_text()
     assert logged in log and "Traceback (most recent call last)" in log
     still_serves(srv)
+
+
+# 15. cgi ---------------------------------------------------------------------------------------
+
+def cgi_argv(*extra: str) -> Callable[[str, int], list[str]]:
+    def build(host: str, port: int) -> list[str]:
+        return [sys.executable, "-m", "servers.cgi", APP, "--bind", f"{host}:{port}", *extra]
+
+    return build
+
+
+def test_cgi_head_has_no_body_and_a_nul_is_400_before_exec(start_server: StartServer) -> None:
+    with start_server(cgi_argv()) as srv:
+        head = srv.exchange(b"HEAD /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
+        nul = srv.exchange(b"GET /a%00b HTTP/1.1\r\nHost: x\r\n\r\n")
+        still_serves(srv)
+        log = srv.log_text()
+    status, _, rest = head.partition(b"\r\n")
+    assert status == b"HTTP/1.1 200 OK"
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert b"Content-Length: 13" in headers and body == b""
+    assert nul.startswith(b"HTTP/1.1 400 ") and b"NUL" in nul
+    assert "Traceback" not in log  # refused, not a failed execve
+
+
+def test_cgi_script_gives_up_on_a_client_that_never_reads(start_server: StartServer) -> None:
+    with start_server(cgi_argv("--send-timeout", "1")) as srv:
+        with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")  # 16 MiB that is never read
+            deadline = time.monotonic() + 20
+            seen_child = False
+            while time.monotonic() < deadline:
+                children = srv.live_children()
+                seen_child = seen_child or bool(children)
+                if seen_child and not children:
+                    break
+                time.sleep(0.1)
+            assert seen_child and not srv.live_children(), "the CGI script still blocks on its client"
+        still_serves(srv)
