@@ -165,6 +165,10 @@ FORBIDDEN_TRAILERS = frozenset({
 })
 
 
+# RFC 9112 3.2 / RFC 3986 3.2.2: uri-host [ ":" port ], where the host is an IP literal or a reg-name.
+HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::[0-9]*)?")
+
+
 class _Message:
     """Parser callbacks for one connection; completed requests go to ``done``."""
 
@@ -245,6 +249,8 @@ class _Message:
             self._fail(400, "request without Host (HTTP/1.1 requires one)")
         if len(hosts) > 1:
             self._fail(400, "more than one Host header")
+        if hosts and not HOST.fullmatch(hosts[0]):
+            self._fail(400, "invalid Host")  # RFC 9112 3.2: a MUST, and a proxy may route on it
         if len(names.get(b"content-type", ())) > 1:
             self._fail(400, "more than one Content-Type header")
         te = names.get(b"transfer-encoding")
