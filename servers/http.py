@@ -215,23 +215,30 @@ class _Message:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # llhttp calls this for trailer fields too, after on_headers_complete.
+        name_size = len(name)
+        value_size = len(value)
         self.header_count += 1
-        self.header_bytes += len(name) + len(value) + 4
-        if self.header_count > self.limits.max_headers:
-            self._fail(431, "too many headers")
-        if self.header_bytes > self.limits.max_header_bytes:
-            self._fail(431, "header block too large")
-        if len(name) > self.limits.max_header_field or len(value) > self.limits.max_header_field:
-            self._fail(431, "header field too large")
+        self.header_bytes += name_size + value_size + 4
+        limits = self.limits
+        if (self.header_count > limits.max_headers or self.header_bytes > limits.max_header_bytes
+                or name_size > limits.max_header_field or value_size > limits.max_header_field):
+            self._over_limit(name_size, value_size)
         if self.headers_complete:
             if name.lower() in FORBIDDEN_TRAILERS:
                 self._fail(400, "a trailer names a field that is not allowed in trailers")
             return  # trailers never reach the app: a proxy in front may not have checked them
         if b"_" in name:
             return  # Content_Length would alias Content-Length in the environ; gunicorn drops these too
-        if value[-1:] in (b" ", b"\t"):
+        if value and (value[-1] == 32 or value[-1] == 9):
             value = value.rstrip(b" \t")  # llhttp strips leading whitespace only (RFC 9110 5.5: both)
         self.headers.append((name, value))
+
+    def _over_limit(self, name_size: int, value_size: int) -> None:
+        if self.header_count > self.limits.max_headers:
+            self._fail(431, "too many headers")
+        if self.header_bytes > self.limits.max_header_bytes:
+            self._fail(431, "header block too large")
+        self._fail(431, "header field too large")
 
     def on_headers_complete(self) -> None:
         self.headers_complete = True
@@ -412,11 +419,16 @@ class Connection:
         msg = self.msg
         before = len(msg.done)
         self._check_line(data, 0)
+        upgraded = False
         try:
-            upgraded = self._execute(data)
-        except ProtocolError:
+            msg.parser.feed_data(data)  # _execute() inlined: this is the path of almost every request
+        except httptools.HttpParserUpgrade:
+            upgraded = True
+        except httptools.HttpParserError as exc:
             if len(msg.done) - before <= 1:
-                raise  # nothing unchecked was completed: the caller answers it or defers it
+                if msg.error is not None:
+                    raise msg.error from None
+                raise ProtocolError(400, f"malformed request: {exc}") from None
             upgraded = True  # not an upgrade: a second request came out unchecked, so read it again
         completed = len(msg.done) - before
         if not upgraded and (completed == 0 or (completed == 1 and not msg.in_message)):
@@ -601,15 +613,34 @@ class InvalidResponse(ValueError):
     """The app's status or headers cannot be sent as they are; it becomes a 500."""
 
 
+_checked: set[object] = set()  # statuses and (name, value) pairs that passed check_head, in this process
+
+
 def check_head(status: object, headers: Iterable[tuple[object, object]]) -> None:
     """Refuse a status or header that is not a str or holds CR, LF or another control character."""
-    if not isinstance(status, str) or not STATUS.fullmatch(status):
-        raise InvalidResponse(f"invalid status line from the app: {status!r}")
-    for name, value in headers:
+    # Apps send the same few statuses and header pairs over and over: remembering those that
+    # passed turns two regex matches per header into one set lookup on the hot path.
+    checked = _checked
+    if status not in checked:
+        if not isinstance(status, str) or not STATUS.fullmatch(status):
+            raise InvalidResponse(f"invalid status line from the app: {status!r}")
+        _remember(status)
+    for pair in headers:
+        if type(pair) is tuple and pair in checked:
+            continue
+        name, value = pair
         if not (isinstance(name, str) and TOKEN.fullmatch(name)):
             raise InvalidResponse(f"invalid header name from the app: {name!r}")
         if not (isinstance(value, str) and FIELD_VALUE.fullmatch(value)):
             raise InvalidResponse(f"invalid value of header {name} from the app: {value!r}")
+        if type(pair) is tuple:
+            _remember(pair)
+
+
+def _remember(item: object) -> None:
+    if len(_checked) >= 4096:
+        _checked.clear()  # bounded: an app that varies its headers per request only loses the shortcut
+    _checked.add(item)
 
 
 class _Response:
@@ -666,11 +697,10 @@ class _Response:
             if lower in SERVER_OWNED:
                 continue  # hop-by-hop and server-owned headers are the server's to set
             if lower == "content-length":
-                if not (value.isascii() and value.isdigit()) or (
-                    self.content_length is not None and int(value) != self.content_length
-                ):
+                length = int(value) if value.isascii() and value.isdigit() else -1
+                if length < 0 or (self.content_length is not None and length != self.content_length):
                     raise InvalidResponse(f"invalid Content-Length from the app: {value!r}")
-                self.content_length = int(value)
+                self.content_length = length
                 if no_length:
                     continue
             lines.append(f"{name}: {value}\r\n".encode("latin-1"))
