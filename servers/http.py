@@ -167,6 +167,10 @@ FORBIDDEN_TRAILERS = frozenset({
 
 # RFC 9112 3.2 / RFC 3986 3.2.2: uri-host [ ":" port ], where the host is an IP literal or a reg-name.
 HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::[0-9]*)?")
+_good_hosts: set[bytes] = set()
+# An int, not b"_": CPython's bytes.__contains__ tries its argument as an int first, and for a
+# bytes argument that attempt raises and clears a TypeError (a formatted message) every time.
+UNDERSCORE = ord("_")
 
 
 class _Message:
@@ -227,7 +231,7 @@ class _Message:
             if name.lower() in FORBIDDEN_TRAILERS:
                 self._fail(400, "a trailer names a field that is not allowed in trailers")
             return  # trailers never reach the app: a proxy in front may not have checked them
-        if b"_" in name:
+        if UNDERSCORE in name:
             return  # Content_Length would alias Content-Length in the environ; gunicorn drops these too
         if value and (value[-1] == 32 or value[-1] == 9):
             value = value.rstrip(b" \t")  # llhttp strips leading whitespace only (RFC 9110 5.5: both)
@@ -256,8 +260,12 @@ class _Message:
             self._fail(400, "request without Host (HTTP/1.1 requires one)")
         if len(hosts) > 1:
             self._fail(400, "more than one Host header")
-        if hosts and not HOST.fullmatch(hosts[0]):
-            self._fail(400, "invalid Host")  # RFC 9112 3.2: a MUST, and a proxy may route on it
+        if hosts and hosts[0] not in _good_hosts:
+            if not HOST.fullmatch(hosts[0]):
+                self._fail(400, "invalid Host")  # RFC 9112 3.2: a MUST, and a proxy may route on it
+            if len(_good_hosts) >= 1024:
+                _good_hosts.clear()
+            _good_hosts.add(hosts[0])  # clients repeat one Host; a set lookup is cheaper than the match
         if len(names.get(b"content-type", ())) > 1:
             self._fail(400, "more than one Content-Type header")
         te = names.get(b"transfer-encoding")
@@ -432,8 +440,10 @@ class Connection:
             upgraded = True  # not an upgrade: a second request came out unchecked, so read it again
         completed = len(msg.done) - before
         if not upgraded and (completed == 0 or (completed == 1 and not msg.in_message)):
-            if completed:
-                self._message_done()
+            if completed:  # _message_done() inlined
+                self.line = bytearray()
+                if not msg.done[-1].keep_alive:
+                    self.closing = True
             return
         for _ in range(completed):
             msg.done.pop()
@@ -749,7 +759,10 @@ class _Response:
             else:
                 out += data
         if out:
-            self._send(out)
+            try:  # _send() inlined: once per response
+                send_all(self.sock, out, self.send_timeout)
+            except OSError as exc:
+                raise ClientGone(f"{type(exc).__name__}: {exc}") from None
 
     def finish(self) -> None:
         if not self.headers_sent:
