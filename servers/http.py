@@ -9,21 +9,29 @@ loop of three steps:
 1. **read**: :class:`Connection` feeds received bytes to an httptools
    (llhttp) parser until one complete request is queued. Limits are checked as
    bytes arrive, so an oversized or slow request is refused before it is
-   buffered: request line (414), header count and size (431), body size (413),
-   and a deadline for the whole header block (slow clients are dropped).
-   Pipelined requests that arrive in the same read are queued in order.
+   buffered: request line (414), header count, block and field size (431),
+   body size (413), and a deadline for the whole header block (slow clients
+   are dropped). Every request line, pipelined ones included, is held to the
+   RFC 9112 grammar before the parser sees it; header names with ``_`` and
+   all trailer fields are dropped before they can reach the environ.
+   Pipelined requests are queued in order, and an error in bytes behind a
+   complete request waits until that request has been answered.
 2. **run**: :func:`run_wsgi` builds a PEP 3333 environ, calls the app, and
    streams its iterable out: headers go with the first non-empty body chunk,
-   ``Content-Length`` is kept when the app sets it, chunked encoding is used
-   on HTTP/1.1 when it does not, ``HEAD`` gets no body, and the iterable's
-   ``close()`` is always called. An exception before the headers are sent
-   becomes a 500; after that the connection is cut.
+   ``Content-Length`` is kept when the app sets it (and never exceeded on the
+   wire), chunked encoding is used on HTTP/1.1 when it does not, ``HEAD``,
+   204 and 304 get no body, and the iterable's ``close()`` is always called.
+   The app's status and headers are checked for control characters. Any
+   exception of the app before the headers are sent becomes a 500; after that
+   the connection is cut. Only our own socket errors mean the client left.
 3. **decide**: the connection stays open only when the server enabled
    keep-alive (``keepalive > 0``), the client allows it, and the response
-   was fully framed. Otherwise it is closed (``Connection: close``).
+   was framed exactly as declared. Otherwise it is closed (``Connection: close``).
 
 Errors in the request itself raise :class:`ProtocolError`, which becomes one
-short response with the right 4xx/5xx status followed by a close.
+short response with the right 4xx/5xx status followed by a close. The README's
+"Hand-written servers: request policy" lists the choices made where the RFCs
+leave one.
 """
 
 from __future__ import annotations
