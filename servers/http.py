@@ -697,9 +697,10 @@ class _Response:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response called twice without exc_info")
+        headers = list(headers)  # one pass for the check and the head, whatever iterable the app gave
         check_head(status, headers)
         self.status = status
-        self.headers = list(headers)
+        self.headers = headers
         return self.write
 
     def _head(self) -> bytes:
