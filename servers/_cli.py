@@ -29,6 +29,8 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--max-request-line", type=int, default=8 * 1024)
     p.add_argument("--max-headers", type=int, default=100)
     p.add_argument("--max-header-bytes", type=int, default=16 * 1024)
+    p.add_argument("--max-header-field", type=int, default=8190,
+                   help="longest header name or value in bytes; a longer one is answered 431")
     return p
 
 
@@ -37,6 +39,7 @@ def limits(args: argparse.Namespace) -> Limits:
         max_request_line=args.max_request_line,
         max_headers=args.max_headers,
         max_header_bytes=args.max_header_bytes,
+        max_header_field=args.max_header_field,
         max_body=args.max_body,
         header_timeout=args.header_timeout,
         send_timeout=args.send_timeout,

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import subprocess
 import sys
-from typing import Any
+from typing import IO, Any, cast
 from wsgiref.handlers import BaseCGIHandler
+from wsgiref.headers import Headers
 
 from servers import _cli, fork
 from servers.fork import ForkServer
@@ -73,11 +75,20 @@ class CGIServer(ForkServer):
             if request is None:
                 return
             environ = build_environ(request, self.info, peer)
+            # execve() cannot carry a NUL (from %00 in the path, say) in the environment: refuse
+            # the request here rather than let the exec fail and the client see a bare EOF.
+            if any("\x00" in value for value in environ.values() if isinstance(value, str)):
+                raise ProtocolError(400, "a NUL byte in the request cannot be passed to a CGI script")
         except ProtocolError as exc:
             send_error(conn, exc.status, exc.detail, self.info)
             return
         except ClientGone:
             return
+        # The script writes to the socket with plain blocking writes; the kernel's send timeout
+        # makes a client that stops reading fail them instead of holding the process for ever.
+        seconds = max(self.limits.send_timeout, 0.001)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                        struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000)))
         body = os.memfd_create("cgi-body")
         view = memoryview(request.body)
         while view:
@@ -101,19 +112,57 @@ class NonParsedHeaders(BaseCGIHandler):
     server_software = SOFTWARE
     wsgi_run_once = True  # PEP 3333: this process serves one request and exits
 
+    # Set by BaseHandler as it runs; typeshed's stub does not declare them.
+    environ: dict[str, str]
+    headers: Headers | None
+    headers_sent: bool
+    bytes_sent: int
+
     def cleanup_headers(self) -> None:
         super().cleanup_headers()
+        assert self.headers is not None  # start_response() set them before the cleanup
         self.headers["Connection"] = "close"
+
+    def write(self, data: bytes) -> None:
+        if self.environ.get("REQUEST_METHOD") != "HEAD":
+            super().write(data)
+        elif not self.headers_sent:
+            # wsgiref sends a HEAD body like any other: send the headers (with the length the
+            # body would have had, as for GET) and drop the body.
+            self.bytes_sent = len(data)
+            self.send_headers()
+
+
+class SocketStdout:
+    """The client's socket as the script's stdout: whole writes, or TimeoutError when a write makes no progress.
+
+    sys.stdout.buffer will not do: once the socket's send timeout (SO_SNDTIMEO, set by the
+    parent) passes, it reports a short write, and wsgiref retries a short write for ever.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.fd, view):]
+            except BlockingIOError:
+                raise TimeoutError("the client stopped reading the response (send timeout)") from None
+        return len(data)
+
+    def flush(self) -> None:
+        pass  # nothing is buffered
 
 
 def run_request(app_spec: str) -> int:
     """The exec'd side: one request from the CGI environment, answered on stdout."""
     app = load_app(app_spec)
-    handler = NonParsedHeaders(
-        sys.stdin.buffer, sys.stdout.buffer, sys.stderr, dict(os.environ), multithread=False, multiprocess=True
-    )
+    out = cast(IO[bytes], SocketStdout(sys.stdout.fileno()))
+    handler = NonParsedHeaders(sys.stdin.buffer, out, sys.stderr, dict(os.environ), multithread=False,
+                               multiprocess=True)
     handler.run(app)
-    sys.stdout.flush()
     return _cli.EXIT_OK
 
 

@@ -36,7 +36,7 @@ child still running when ``--graceful-timeout`` runs out.
 
 from __future__ import annotations
 
-import _signal
+import _signal  # type: ignore[import-not-found]  # typeshed has no stub for signal's C module
 import argparse
 import gc
 import logging

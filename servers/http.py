@@ -9,21 +9,29 @@ loop of three steps:
 1. **read**: :class:`Connection` feeds received bytes to an httptools
    (llhttp) parser until one complete request is queued. Limits are checked as
    bytes arrive, so an oversized or slow request is refused before it is
-   buffered: request line (414), header count and size (431), body size (413),
-   and a deadline for the whole header block (slow clients are dropped).
-   Pipelined requests that arrive in the same read are queued in order.
+   buffered: request line (414), header count, block and field size (431),
+   body size (413), and a deadline for the whole header block (slow clients
+   are dropped). Every request line, pipelined ones included, is held to the
+   RFC 9112 grammar before the parser sees it; header names with ``_`` and
+   all trailer fields are dropped before they can reach the environ.
+   Pipelined requests are queued in order, and an error in bytes behind a
+   complete request waits until that request has been answered.
 2. **run**: :func:`run_wsgi` builds a PEP 3333 environ, calls the app, and
    streams its iterable out: headers go with the first non-empty body chunk,
-   ``Content-Length`` is kept when the app sets it, chunked encoding is used
-   on HTTP/1.1 when it does not, ``HEAD`` gets no body, and the iterable's
-   ``close()`` is always called. An exception before the headers are sent
-   becomes a 500; after that the connection is cut.
+   ``Content-Length`` is kept when the app sets it (and never exceeded on the
+   wire), chunked encoding is used on HTTP/1.1 when it does not, ``HEAD``,
+   204 and 304 get no body, and the iterable's ``close()`` is always called.
+   The app's status and headers are checked for control characters. Any
+   exception of the app before the headers are sent becomes a 500; after that
+   the connection is cut. Only our own socket errors mean the client left.
 3. **decide**: the connection stays open only when the server enabled
    keep-alive (``keepalive > 0``), the client allows it, and the response
-   was fully framed. Otherwise it is closed (``Connection: close``).
+   was framed exactly as declared. Otherwise it is closed (``Connection: close``).
 
 Errors in the request itself raise :class:`ProtocolError`, which becomes one
-short response with the right 4xx/5xx status followed by a close.
+short response with the right 4xx/5xx status followed by a close. The README's
+"Hand-written servers: request policy" lists the choices made where the RFCs
+leave one.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
 import httptools
@@ -75,6 +83,7 @@ class Limits:
     max_request_line: int = 8 * 1024
     max_headers: int = 100
     max_header_bytes: int = 16 * 1024
+    max_header_field: int = 8190  # one field's name or value (gunicorn's limit; nginx's buffers are 8 KiB)
     max_body: int = 10 * 1024 * 1024
     header_timeout: float = 10.0
     body_timeout: float = 30.0
@@ -153,6 +162,25 @@ class Request:
     expects_continue: bool = False
 
 
+# RFC 9110 6.5.1: fields a sender must not put in a trailer section, because they frame, route,
+# modify or authenticate the request, or describe its content. A trailer naming one is refused
+# rather than dropped: a client that sends it is probing for a server that merges trailers.
+FORBIDDEN_TRAILERS = frozenset({
+    b"host", b"content-length", b"transfer-encoding", b"trailer", b"te", b"connection", b"keep-alive",
+    b"upgrade", b"content-type", b"content-encoding", b"content-range", b"authorization",
+    b"proxy-authorization", b"cookie", b"expect", b"max-forwards", b"cache-control", b"pragma", b"range",
+    b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"if-range",
+})
+
+
+# RFC 9112 3.2 / RFC 3986 3.2.2: uri-host [ ":" port ], where the host is an IP literal or a reg-name.
+HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::[0-9]*)?")
+_good_hosts: set[bytes] = set()
+# An int, not b"_": CPython's bytes.__contains__ tries its argument as an int first, and for a
+# bytes argument that attempt raises and clears a TypeError (a formatted message) every time.
+UNDERSCORE = ord("_")
+
+
 class _Message:
     """Parser callbacks for one connection; completed requests go to ``done``."""
 
@@ -161,19 +189,27 @@ class _Message:
         self.done: deque[Request] = deque()
         self.parser = httptools.HttpRequestParser(self)
         self.error: ProtocolError | None = None
-        self.headers_complete = False
-        self.need_continue = False
         self.in_message = False
+        self.last_had_body = False
         self._reset()
 
     def _reset(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
+        self.header_count = 0
         self.body = bytearray()
         self.content_length: int | None = None
+        self.chunked = False
         self.headers_complete = False
         self.need_continue = False
+
+    def new_parser(self) -> None:
+        """A fresh parser at a message boundary (after an upgrade pause, or to re-read a buffer)."""
+        self.parser = httptools.HttpRequestParser(self)
+        self.error = None
+        self.in_message = False
+        self._reset()
 
     def _fail(self, status: int, detail: str) -> None:
         self.error = ProtocolError(status, detail)
@@ -190,26 +226,56 @@ class _Message:
             self._fail(414, "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # llhttp calls this for trailer fields too, after on_headers_complete.
+        name_size = len(name)
+        value_size = len(value)
+        self.header_count += 1
+        self.header_bytes += name_size + value_size + 4
+        limits = self.limits
+        if (self.header_count > limits.max_headers or self.header_bytes > limits.max_header_bytes
+                or name_size > limits.max_header_field or value_size > limits.max_header_field):
+            self._over_limit(name_size, value_size)
+        if self.headers_complete:
+            if name.lower() in FORBIDDEN_TRAILERS:
+                self._fail(400, "a trailer names a field that is not allowed in trailers")
+            return  # trailers never reach the app: a proxy in front may not have checked them
+        if UNDERSCORE in name:
+            return  # Content_Length would alias Content-Length in the environ; gunicorn drops these too
+        if value and (value[-1] == 32 or value[-1] == 9):
+            value = value.rstrip(b" \t")  # llhttp strips leading whitespace only (RFC 9110 5.5: both)
         self.headers.append((name, value))
-        self.header_bytes += len(name) + len(value) + 4
-        if len(self.headers) > self.limits.max_headers:
+
+    def _over_limit(self, name_size: int, value_size: int) -> None:
+        if self.header_count > self.limits.max_headers:
             self._fail(431, "too many headers")
         if self.header_bytes > self.limits.max_header_bytes:
             self._fail(431, "header block too large")
+        self._fail(431, "header field too large")
 
     def on_headers_complete(self) -> None:
         self.headers_complete = True
         names: dict[bytes, list[bytes]] = {}
         for name, value in self.headers:
             names.setdefault(name.lower(), []).append(value)
-        version = self.parser.get_http_version()
+        parser = self.parser
+        version = parser.get_http_version()
         if version not in ("1.0", "1.1"):
             self._fail(505, f"HTTP/{version} is not supported")
+        if self.url == b"*" and parser.get_method() != b"OPTIONS":
+            self._fail(400, "asterisk-form target on a method other than OPTIONS")
         hosts = names.get(b"host", [])
         if version == "1.1" and not hosts:
             self._fail(400, "request without Host (HTTP/1.1 requires one)")
         if len(hosts) > 1:
             self._fail(400, "more than one Host header")
+        if hosts and hosts[0] not in _good_hosts:
+            if not HOST.fullmatch(hosts[0]):
+                self._fail(400, "invalid Host")  # RFC 9112 3.2: a MUST, and a proxy may route on it
+            if len(_good_hosts) >= 1024:
+                _good_hosts.clear()
+            _good_hosts.add(hosts[0])  # clients repeat one Host; a set lookup is cheaper than the match
+        if len(names.get(b"content-type", ())) > 1:
+            self._fail(400, "more than one Content-Type header")
         te = names.get(b"transfer-encoding")
         cl = names.get(b"content-length")
         if te and cl:
@@ -218,6 +284,7 @@ class _Message:
             self._fail(400, "Transfer-Encoding in an HTTP/1.0 request")  # RFC 9112 6.1: faulty framing
         if te and b",".join(te).strip().lower() != b"chunked":
             self._fail(501, "only the chunked transfer coding is supported")
+        self.chunked = bool(te)
         if cl:
             if len(set(cl)) != 1 or not cl[0].strip().isdigit():
                 self._fail(400, "invalid Content-Length")
@@ -248,6 +315,7 @@ class _Message:
                 keep_alive=self.parser.should_keep_alive(),
             )
         )
+        self.last_had_body = self.chunked or bool(self.content_length)
         self._reset()
         self.in_message = False
 
@@ -258,8 +326,20 @@ class _Message:
 REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\x00-\x20\x7f]+ HTTP/[0-9]\.[0-9]\r\n")
 
 
+MAX_EMPTY_LINES = 4  # RFC 9112 2.2: ignore "at least one" empty line before a request line; a few, not a flood
+
+
 class Connection:
-    """Reads requests from one client socket, in order, within the limits."""
+    """Reads requests from one client socket, in order, within the limits.
+
+    Every request line, the first on the connection or one pipelined behind others (also one
+    split across reads), is held to REQUEST_LINE before the parser sees it. The common case,
+    one read holding one whole request, is parsed in one call; a read that turns out to hold
+    more than one request (or an upgrade) is parsed again by pieces cut where a request line
+    can start, so each line is found and checked. An error in bytes behind complete requests
+    is kept in ``deferred`` and raised only after those requests were answered; after a
+    request that closes the connection the rest is ignored (``closing``).
+    """
 
     def __init__(self, sock: socket.socket, limits: Limits) -> None:
         self.sock = sock
@@ -267,7 +347,10 @@ class Connection:
         self.msg = _Message(limits)
         self.buffered = 0  # bytes received for the message in progress
         self.continue_sent = False
-        self.line: bytearray | None = bytearray()  # the request line being checked; None once checked
+        self.line: bytearray | None = bytearray()  # the request line being checked; None inside a message
+        self.empty_lines = 0
+        self.deferred: ProtocolError | None = None
+        self.closing = False
         self.pending: bytes | None = None  # received by prefetch(), not yet parsed
 
     def prefetch(self) -> bool:
@@ -282,34 +365,130 @@ class Connection:
             self.pending = data
         return True
 
-    def _check_line(self, data: bytes) -> None:
-        """Hold the first request line of a fresh read to the grammar (see REQUEST_LINE)."""
-        assert self.line is not None
-        end = data.find(b"\n")
-        self.line += data if end < 0 else data[: end + 1]
-        if end < 0:
-            if len(self.line) > self.limits.max_request_line + 16:
-                self.line = None  # too long: the parser's 414 tells it better
-            return
-        line, self.line = bytes(self.line), None
-        if not REQUEST_LINE.fullmatch(line):
-            raise ProtocolError(400, "malformed request line")
+    def _check_line(self, data: bytes, pos: int) -> int:
+        """Hold the request line that starts at ``self.line + data[pos:]`` to the grammar; the offset after it."""
+        line = self.line
+        assert line is not None
+        while True:
+            end = data.find(b"\n", pos)
+            if end < 0:
+                line += data[pos:]
+                if len(line) > self.limits.max_request_line + 16:
+                    raise ProtocolError(414, "request line too long")
+                return len(data)
+            line += data[pos : end + 1]
+            pos = end + 1
+            if line == b"\r\n" or line == b"\n":
+                self.empty_lines += 1
+                if self.empty_lines > MAX_EMPTY_LINES:
+                    raise ProtocolError(400, "too many empty lines before the request line")
+                line.clear()
+                continue
+            if not REQUEST_LINE.fullmatch(line):
+                raise ProtocolError(400, "malformed request line")
+            self.line = None
+            self.empty_lines = 0
+            return pos
 
-    def _feed(self, data: bytes) -> None:
+    def _execute(self, data: bytes) -> bool:
+        """Feed the parser; True when it paused after a request that asked for an upgrade (or CONNECT)."""
         try:
             self.msg.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            raise ProtocolError(501, "protocol upgrade is not supported") from None
+            return True
         except httptools.HttpParserError as exc:
             if self.msg.error is not None:
                 raise self.msg.error from None
             raise ProtocolError(400, f"malformed request: {exc}") from None
+        return False
+
+    def _message_done(self) -> None:
+        self.line = bytearray()
+        if not self.msg.done[-1].keep_alive:
+            self.closing = True  # llhttp would call any byte after it an error; it is simply not read
+
+    def _upgraded(self) -> None:
+        """Serve a request that asked for an upgrade as plain HTTP/1.1, and go on with a fresh parser."""
+        request = self.msg.done[-1]
+        if request.method == "CONNECT" or self.msg.last_had_body:
+            # llhttp skips the body of an upgrade request, so its bytes would be read as the next request.
+            self.msg.done.pop()
+            raise ProtocolError(501, "CONNECT, or an upgrade with a request body, is not supported")
+        self.msg.new_parser()
+
+    def _parse(self, data: bytes) -> None:
+        """Check and parse received bytes; an error behind complete requests waits until they are answered."""
+        if self.closing or self.deferred is not None:
+            return
+        try:
+            if self.line is not None and not self.line and not self.msg.in_message:
+                self._parse_whole(data)
+            else:
+                self._parse_pieces(data, 0)
+        except ProtocolError as exc:
+            if not self.msg.done:
+                raise
+            self.deferred = exc
+
+    def _parse_whole(self, data: bytes) -> None:
+        """The fast path from a message boundary: one parser call, unless ``data`` holds more than one request."""
+        msg = self.msg
+        before = len(msg.done)
+        self._check_line(data, 0)
+        upgraded = False
+        try:
+            msg.parser.feed_data(data)  # _execute() inlined: this is the path of almost every request
+        except httptools.HttpParserUpgrade:
+            upgraded = True
+        except httptools.HttpParserError as exc:
+            if len(msg.done) - before <= 1:
+                if msg.error is not None:
+                    raise msg.error from None
+                raise ProtocolError(400, f"malformed request: {exc}") from None
+            upgraded = True  # not an upgrade: a second request came out unchecked, so read it again
+        completed = len(msg.done) - before
+        if not upgraded and (completed == 0 or (completed == 1 and not msg.in_message)):
+            if completed:  # _message_done() inlined
+                self.line = bytearray()
+                if not msg.done[-1].keep_alive:
+                    self.closing = True
+            return
+        for _ in range(completed):
+            msg.done.pop()
+        msg.new_parser()  # the parser was at a boundary before this read, so a fresh one is the same
+        self.line = bytearray()
+        self.empty_lines = 0
+        self._parse_pieces(data, 0)
+
+    def _parse_pieces(self, data: bytes, pos: int) -> None:
+        """Feed ``data`` a piece at a time, cut wherever a message may end, so that each request line is checked."""
+        msg = self.msg
+        size = len(data)
+        while pos < size and not self.closing:
+            if self.line is not None:
+                stop = self._check_line(data, pos)
+            elif msg.headers_complete and msg.content_length is not None:
+                stop = min(size, pos + msg.content_length - len(msg.body))
+            else:
+                end = data.find(b"\n", pos)
+                stop = size if end < 0 else end + 1
+            before = len(msg.done)
+            upgraded = self._execute(data[pos:stop])
+            if len(msg.done) > before:
+                self._message_done()
+            if upgraded:
+                self._upgraded()
+            pos = stop
 
     def read_request(self, first: bool) -> Request | None:
         """The next request, or None when the client closed cleanly between requests."""
         header_deadline: float | None = None
         body_deadline: float | None = None
         while not self.msg.done:
+            if self.deferred is not None:
+                raise self.deferred
+            if self.closing:
+                return None
             now = time.monotonic()
             if not self.msg.headers_complete:
                 if header_deadline is None:
@@ -349,20 +528,15 @@ class Connection:
                 # The first byte of a new request starts its header timeout.
                 header_deadline = time.monotonic() + self.limits.header_timeout
             self.buffered += len(data)
-            if self.line is not None:
-                self._check_line(data)
-            self._feed(data)  # raises the precise 414/431 when a callback sees the limit
+            self._parse(data)  # raises the precise 414/431 when a callback sees the limit
             if not self.msg.headers_complete and not self.msg.done and self.buffered > (
                 self.limits.max_request_line + self.limits.max_header_bytes
             ):
                 raise ProtocolError(431, "header block too large")
         request = self.msg.done.popleft()
-        self.buffered = 0 if not self.msg.done else self.buffered
+        if not self.msg.done and not self.msg.in_message and not self.line:
+            self.buffered = 0
         self.continue_sent = False
-        if not self.msg.done and not self.msg.in_message:
-            # The next bytes start a new request line. (One already buffered behind this
-            # request, pipelined, is left to the parser alone.)
-            self.line = bytearray()
         return request
 
 
@@ -443,8 +617,57 @@ def send_error(sock: socket.socket, status: int, detail: str, server: ServerInfo
         pass
 
 
+# What an app may put in its status line and header fields (RFC 9110 5.1, 5.5, 15). Anything else,
+# CR and LF above all, would let the app write headers or a whole response of its own on the wire.
+# 1xx is refused too: the server sends 100 Continue itself, and a client reads any other 1xx as
+# interim and waits for a final response that never comes.
+STATUS = re.compile(r"[2-9][0-9]{2}(?: [\t\x20-\x7e\x80-\xff]*)?")
+TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+SERVER_OWNED = frozenset({"connection", "transfer-encoding", "date", "server", "keep-alive"})
+
+
+class InvalidResponse(ValueError):
+    """The app's status or headers cannot be sent as they are; it becomes a 500."""
+
+
+_checked: set[object] = set()  # statuses and (name, value) pairs that passed check_head, in this process
+
+
+def check_head(status: object, headers: Iterable[tuple[object, object]]) -> None:
+    """Refuse a status or header that is not a str or holds CR, LF or another control character."""
+    # Apps send the same few statuses and header pairs over and over: remembering those that
+    # passed turns two regex matches per header into one set lookup on the hot path.
+    checked = _checked
+    if status not in checked:
+        if not isinstance(status, str) or not STATUS.fullmatch(status):
+            raise InvalidResponse(f"invalid status line from the app: {status!r}")
+        _remember(status)
+    for pair in headers:
+        if type(pair) is tuple and pair in checked:
+            continue
+        name, value = pair
+        if not (isinstance(name, str) and TOKEN.fullmatch(name)):
+            raise InvalidResponse(f"invalid header name from the app: {name!r}")
+        if not (isinstance(value, str) and FIELD_VALUE.fullmatch(value)):
+            raise InvalidResponse(f"invalid value of header {name} from the app: {value!r}")
+        if type(pair) is tuple:
+            _remember(pair)
+
+
+def _remember(item: object) -> None:
+    if len(_checked) >= 4096:
+        _checked.clear()  # bounded: an app that varies its headers per request only loses the shortcut
+    _checked.add(item)
+
+
 class _Response:
-    """PEP 3333 ``start_response`` and the body framing for one request."""
+    """PEP 3333 ``start_response`` and the body framing for one request.
+
+    The framing is the server's, whatever the app does: never more body than its
+    Content-Length (the rest is cut, logged, and the connection closed), no body at all for
+    HEAD, 204 and 304, and a connection whose body came up short is not reused.
+    """
 
     def __init__(self, sock: socket.socket, request: Request, server: ServerInfo, keep_alive: bool,
                  send_timeout: float) -> None:
@@ -459,6 +682,8 @@ class _Response:
         self.chunked = False
         self.content_length: int | None = None
         self.sent_body = 0
+        self.send_body = True
+        self.overrun = False
         self.is_head = request.method == "HEAD"
 
     def start_response(
@@ -472,25 +697,33 @@ class _Response:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response called twice without exc_info")
+        headers = list(headers)  # one pass for the check and the head, whatever iterable the app gave
+        check_head(status, headers)
         self.status = status
-        self.headers = list(headers)
+        self.headers = headers
         return self.write
 
     def _head(self) -> bytes:
         assert self.status is not None
-        code = int(self.status.split(" ", 1)[0])
+        code = int(self.status[:3])
+        no_length = code == 204  # RFC 9110 8.6: a 204 carries no Content-Length
+        self.send_body = not (self.is_head or no_length or code == 304)
         lines = [f"HTTP/{self.request.version} {self.status}\r\n".encode("latin-1")]
         lines.append(b"Date: " + http_date() + b"\r\n")
         lines.append(f"Server: {self.server.software}\r\n".encode())
         for name, value in self.headers:
             lower = name.lower()
-            if lower in ("connection", "transfer-encoding", "date", "server"):
+            if lower in SERVER_OWNED:
                 continue  # hop-by-hop and server-owned headers are the server's to set
             if lower == "content-length":
-                self.content_length = int(value)
+                length = int(value) if value.isascii() and value.isdigit() else -1
+                if length < 0 or (self.content_length is not None and length != self.content_length):
+                    raise InvalidResponse(f"invalid Content-Length from the app: {value!r}")
+                self.content_length = length
+                if no_length:
+                    continue
             lines.append(f"{name}: {value}\r\n".encode("latin-1"))
-        bodiless = self.is_head or code in (204, 304) or 100 <= code < 200
-        if self.content_length is None and not bodiless:
+        if self.content_length is None and self.send_body:
             if self.request.version == "1.1":
                 self.chunked = True
                 lines.append(b"Transfer-Encoding: chunked\r\n")
@@ -504,36 +737,64 @@ class _Response:
         lines.append(b"\r\n")
         return b"".join(lines)
 
+    def _send(self, data: bytes) -> None:
+        # Only an error of our own send is the client's doing; the same exception types raised
+        # by the app are the app's failure and must become a 500.
+        try:
+            send_all(self.sock, data, self.send_timeout)
+        except OSError as exc:
+            raise ClientGone(f"{type(exc).__name__}: {exc}") from None
+
     def write(self, data: bytes) -> None:
         if self.status is None:
             raise AssertionError("write() before start_response()")
+        if not isinstance(data, bytes):
+            raise TypeError(f"the app gave a {type(data).__name__} as body; PEP 3333 bodies are bytes")
         out = b""
         if not self.headers_sent:
             out = self._head()
             self.headers_sent = True
-        if data and not self.is_head:
+        if data and self.send_body:
+            if self.content_length is not None and self.sent_body + len(data) > self.content_length:
+                if not self.overrun:
+                    log.error("app sent more than its Content-Length of %d on %s %r; cut, connection closed",
+                              self.content_length, self.request.method, self.request.url)
+                self.overrun = True
+                self.keep_alive = False
+                data = data[: self.content_length - self.sent_body]
             self.sent_body += len(data)
             if self.chunked:
                 out += f"{len(data):x}\r\n".encode() + data + b"\r\n"
             else:
                 out += data
         if out:
-            send_all(self.sock, out, self.send_timeout)
+            try:  # _send() inlined: once per response
+                send_all(self.sock, out, self.send_timeout)
+            except OSError as exc:
+                raise ClientGone(f"{type(exc).__name__}: {exc}") from None
 
     def finish(self) -> None:
         if not self.headers_sent:
-            if self.content_length is None and not any(n.lower() == "content-length" for n, _ in self.headers):
+            if (self.status or "")[:3] not in ("204", "304") and not any(
+                n.lower() == "content-length" for n, _ in self.headers
+            ):
                 self.headers.append(("Content-Length", "0"))
             self.write(b"")
-        elif self.chunked and not self.is_head:
-            send_all(self.sock, b"0\r\n\r\n", self.send_timeout)
-        if self.content_length is not None and not self.is_head and self.sent_body != self.content_length:
-            self.keep_alive = False  # the app lied about its length; never reuse this stream
+        elif self.chunked:
+            self._send(b"0\r\n\r\n")
+        if self.send_body and self.content_length is not None and self.sent_body < self.content_length:
+            log.warning("app sent %d of its Content-Length of %d on %s %r; connection closed",
+                        self.sent_body, self.content_length, self.request.method, self.request.url)
+            self.keep_alive = False  # the client waits for bytes that never come; never reuse this stream
 
 
 def run_wsgi(app: WSGIApp, environ: dict[str, Any], sock: socket.socket, request: Request,
              server: ServerInfo, keep_alive: bool, send_timeout: float) -> bool:
-    """Run ``app`` for one request and send its response; True if the connection may be reused."""
+    """Run ``app`` for one request and send its response; True if the connection may be reused.
+
+    :class:`ClientGone` (raised by our own send) propagates; any other exception, whatever its
+    type, is the app's failure: logged with its traceback, and a 500 if the status is not out yet.
+    """
     response = _Response(sock, request, server, keep_alive, send_timeout)
     result: Iterable[bytes] | None = None
     try:
@@ -542,13 +803,13 @@ def run_wsgi(app: WSGIApp, environ: dict[str, Any], sock: socket.socket, request
             if chunk:
                 response.write(chunk)
         response.finish()
-    except (BrokenPipeError, ConnectionResetError, TimeoutError) as exc:
-        raise ClientGone(str(exc)) from None
+    except ClientGone:
+        raise
     except Exception:
-        log.error("app raised on %s %s\n%s", request.method, environ.get("PATH_INFO"), traceback.format_exc())
+        log.error("app failed on %s %s\n%s", request.method, environ.get("PATH_INFO"), traceback.format_exc())
         if response.headers_sent:
             return False  # the status is out; cutting the stream is all that is left
-        send_error(sock, 500, "the application raised", server)
+        send_error(sock, 500, "the application failed", server)
         return False
     finally:
         close = getattr(result, "close", None)
@@ -599,8 +860,8 @@ class Session:
 
     @property
     def pipelined(self) -> bool:
-        """A complete request is already buffered: serve it before waiting on the socket."""
-        return bool(self.conn.msg.done)
+        """A complete request (or the error behind one) is already buffered: act on it before waiting on the socket."""
+        return bool(self.conn.msg.done) or self.conn.deferred is not None
 
     def close(self) -> None:
         self.sock.close()  # the worker holds the only descriptor, so this sends the FIN
@@ -661,13 +922,12 @@ def load_app(spec: str) -> WSGIApp:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ValueError(f"app must look like 'module:attribute', got {spec!r}")
-    module = importlib.import_module(module_name)
-    app = module
+    app: Any = importlib.import_module(module_name)
     for part in attr.split("."):
         app = getattr(app, part)
     if not callable(app):
         raise TypeError(f"{spec} is not callable")
-    return app  # type: ignore[return-value]
+    return cast(WSGIApp, app)
 
 
 def parse_bind(value: str) -> tuple[str, int]:

@@ -2,8 +2,11 @@
 
 Drawn from the kinds of input that the invalid-request corpora of gunicorn, llhttp
 and h11 cover: broken request lines, bad header syntax, request smuggling through
-framing headers, broken chunked bodies, and limits. Each entry is
-``(name, raw bytes, acceptable statuses)``.
+framing headers, broken chunked bodies, and limits; then the defects of issue 9 and
+the MUSTs of RFC 9112/9110 on request parsing. Each ``CORPUS`` entry is
+``(name, raw bytes, acceptable statuses)``; ``SERVED`` holds requests that are odd but
+valid (or deliberately tolerated) and must reach the app. Cases copied from llhttp's
+and h11's own test suites are in ``tests/servers/corpus/upstream.py``.
 """
 
 from __future__ import annotations
@@ -79,4 +82,68 @@ CORPUS: list[tuple[str, bytes, set[int]]] = [
     ("chunk-longer-than-size", _post(CHUNKED, b"2\r\nabcdef\r\n0\r\n\r\n"), {400}),
     ("chunk-bare-lf", _post(CHUNKED, b"3\nabc\n0\n\n"), {400}),
     ("chunk-space-in-size", _post(CHUNKED, b"3 3\r\nabc\r\n0\r\n\r\n"), {400}),
+    # issue 9: trailers, per-field limit, targets, repeated fields, bounded leading empty lines
+    ("trailer-host", _post(CHUNKED, b"1\r\nx\r\n0\r\nHost: evil\r\n\r\n"), {400}),
+    ("trailer-content-type", _post(CHUNKED, b"1\r\nx\r\n0\r\nContent-Type: text/evil\r\n\r\n"), {400}),
+    ("trailer-authorization", _post(CHUNKED, b"1\r\nx\r\n0\r\nAuthorization: Basic eDp5\r\n\r\n"), {400}),
+    ("trailer-transfer-encoding", _post(CHUNKED, b"1\r\nx\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n"), {400}),
+    ("header-value-over-8190", _get(b"GET / HTTP/1.1", H + b"X-Big: " + b"y" * 8191 + b"\r\n"), {431}),
+    ("header-name-over-8190", _get(b"GET / HTTP/1.1", H + b"X" * 8191 + b": y\r\n"), {431}),
+    ("asterisk-form-on-get", _get(b"GET * HTTP/1.1"), {400}),
+    ("asterisk-form-on-post", _post(b"Content-Length: 0\r\n", b"").replace(b"/upload", b"*"), {400}),
+    ("two-content-types", _get(b"GET / HTTP/1.1", H + b"Content-Type: a/b\r\nContent-Type: c/d\r\n"), {400}),
+    ("five-empty-lines-first", b"\r\n" * 5 + _get(b"GET / HTTP/1.1"), {400}),
+    ("connect", _get(b"CONNECT x:443 HTTP/1.1"), {501}),
+    ("upgrade-with-body", _post(b"Connection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 3\r\n", b"abc"), {501}),
+    ("spaces-then-split-line", _get(b"GET" + b" " * 9000 + b"/ HTTP/1.1"), {400, 414}),
+    # RFC 9112 3 (request line), 3.2 (Host), 5 (field syntax), 6-7 (framing)
+    ("authority-form-on-get", _get(b"GET x:80 HTTP/1.1"), {400}),
+    ("raw-utf8-in-target", _get(b"GET /\xc3\xa9 HTTP/1.1"), {400}),
+    ("raw-8bit-in-target", _get(b"GET /\xff HTTP/1.1"), {400}),
+    ("del-in-target", _get(b"GET /\x7f HTTP/1.1"), {400}),
+    ("tab-after-method", _get(b"GET\t/ HTTP/1.1"), {400}),
+    ("space-after-version", _get(b"GET / HTTP/1.1 "), {400}),
+    ("leading-space", _get(b" GET / HTTP/1.1"), {400}),
+    ("mixed-case-method", _get(b"Get / HTTP/1.1"), {400}),
+    ("http-1.2", _get(b"GET / HTTP/1.2"), {400, 505}),
+    ("http-0.9-versioned", _get(b"GET / HTTP/0.9"), {400, 505}),
+    ("del-in-header-value", _get(b"GET / HTTP/1.1", H + b"X-A: a\x7fb\r\n"), {400}),
+    ("whitespace-only-line-in-headers", _get(b"GET / HTTP/1.1", H + b" \r\nX-A: b\r\n"), {400}),
+    ("host-with-space", _get(b"GET / HTTP/1.1", b"Host: a b\r\n"), {400}),
+    ("host-with-slash", _get(b"GET / HTTP/1.1", b"Host: a/b\r\n"), {400}),
+    ("host-with-userinfo", _get(b"GET / HTTP/1.1", b"Host: u@a\r\n"), {400}),
+    ("two-identical-hosts", _get(b"GET / HTTP/1.1", H + H), {400}),
+    ("te-trailing-comma", _post(b"Transfer-Encoding: chunked,\r\n", b"1\r\nx\r\n0\r\n\r\n"), {400, 501}),
+    ("te-identity", _post(b"Transfer-Encoding: identity\r\n", b""), {501}),
+    ("cl-repeated-same-value", _post(b"Content-Length: 1\r\nContent-Length: 1\r\n", b"x"), {400}),
+]
+
+# Odd but valid requests (or ones tolerated on purpose): each must reach the app.
+SERVED: list[tuple[str, bytes]] = [
+    ("one-empty-line-first", b"\r\n" + _get(b"GET /health HTTP/1.1")),
+    ("four-empty-lines-first", b"\r\n" * 4 + _get(b"GET /health HTTP/1.1")),
+    ("bare-lf-empty-line-first", b"\n" + _get(b"GET /health HTTP/1.1")),
+    ("upgrade-h2c", _get(b"GET /health HTTP/1.1", H + b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                         b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n")),
+    ("upgrade-websocket", _get(b"GET /health HTTP/1.1", H + b"Connection: Upgrade\r\nUpgrade: websocket\r\n")),
+    ("underscore-header", _get(b"GET /health HTTP/1.1", H + b"X_Forwarded_For: 6.6.6.6\r\n")),
+    ("harmless-trailer", _post(CHUNKED, b"1\r\nx\r\n0\r\nX-Trailer: t\r\n\r\n")),
+    ("header-value-of-8190", _get(b"GET /health HTTP/1.1", H + b"X-Big: " + b"y" * 8190 + b"\r\n")),
+    ("options-asterisk", _get(b"OPTIONS * HTTP/1.1")),
+    ("absolute-form", _get(b"GET http://x/health HTTP/1.1")),
+    ("fragment-in-target", _get(b"GET /health#frag HTTP/1.1")),
+    ("http-1.0-without-host", b"GET /health HTTP/1.0\r\n\r\n"),
+    ("obs-text-in-value", _get(b"GET /health HTTP/1.1", H + b"X-A: caf\xe9\r\n")),
+    ("tab-in-value", _get(b"GET /health HTTP/1.1", H + b"X-A: a\tb\r\n")),
+    ("trailing-whitespace-in-value", _get(b"GET /health HTTP/1.1", H + b"X-A: a \t \r\n")),
+    ("host-ipv6-and-port", _get(b"GET /health HTTP/1.1", b"Host: [::1]:8080\r\n")),
+    ("empty-host", _get(b"GET /health HTTP/1.1", b"Host:\r\n")),
+    ("expect-continue-on-http-1.0", b"POST /upload HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx"),
+    ("content-length-0-on-get", _get(b"GET /health HTTP/1.1", H + b"Content-Length: 0\r\n")),
+    ("te-chunked-capitals", _post(b"Transfer-Encoding: CHUNKED\r\n", b"1\r\nx\r\n0\r\n\r\n")),
+    ("chunk-size-leading-zeros", _post(CHUNKED, b"0001\r\nx\r\n0\r\n\r\n")),
+    ("empty-chunked-body", _post(CHUNKED, b"0\r\n\r\n")),
+    ("head-http-1.0", b"HEAD /plaintext HTTP/1.0\r\n\r\n"),
+    ("bytes-after-connection-close", _get(b"GET /health HTTP/1.1", H + b"Connection: close\r\n") + b"GARBAGE\r\n\r\n"),
+    ("bytes-after-http-1.0", b"GET /health HTTP/1.0\r\n\r\nGARBAGE\r\n\r\n"),
 ]

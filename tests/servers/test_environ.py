@@ -22,7 +22,7 @@ def test_environ_is_complete_and_truthful(kind: str, start_server: StartServer) 
         with socket.create_connection((srv.host, srv.port), timeout=10) as s, s.makefile("rb") as f:
             s.sendall(b"POST /environ/a%20b%C3%A9?x=1&y=%20 HTTP/1.1\r\nHost: example.test:8080\r\n"
                       b"Content-Type: text/plain\r\nContent-Length: 5\r\nX-Repeat: one\r\nX-Repeat: two\r\n"
-                      b"User-Agent: t\r\n\r\nhello")
+                      b"User-Agent: t\r\nX_Evil: 1\r\nContent_Length: 999\r\n\r\nhello")
             raw = f.read()
         head, _, body = raw.partition(b"\r\n\r\n")
         env = json.loads(body)
@@ -37,6 +37,7 @@ def test_environ_is_complete_and_truthful(kind: str, start_server: StartServer) 
     assert env["REMOTE_ADDR"] == "127.0.0.1"
     assert env["CONTENT_TYPE"] == "text/plain" and env["CONTENT_LENGTH"] == "5"
     assert "HTTP_CONTENT_TYPE" not in env and "HTTP_CONTENT_LENGTH" not in env
+    assert "HTTP_X_EVIL" not in env  # names with "_" are dropped: Content_Length did not override the 5 above
     assert env["HTTP_HOST"] == "example.test:8080"
     assert env["HTTP_X_REPEAT"] in ("one,two", "one, two")  # repeated headers joined with commas
     assert env["HTTP_USER_AGENT"] == "t"

@@ -30,7 +30,7 @@ def srv(request: pytest.FixtureRequest, world_db: Path, tmp_path_factory: pytest
 
 
 def test_corpus_is_big_enough() -> None:
-    assert len(CORPUS) >= 40
+    assert len(CORPUS) >= 80
     assert len({name for name, _, _ in CORPUS}) == len(CORPUS)
 
 

@@ -1,0 +1,1 @@
+"""Request cases taken from other HTTP parsers' test suites (see upstream.py)."""
