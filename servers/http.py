@@ -115,13 +115,41 @@ class ClientGone(Exception):
 # descriptor as accept() made it (the cgi mode hands it to a CGI script as its stdout).
 
 
+WaitHook = Callable[[bool], None]
+WAIT_SLICE_S = 1.0  # with a wait hook set, it is called at least this often during a wait
+_wait_hook: WaitHook | None = None
+
+
+def set_wait_hook(hook: WaitHook | None) -> None:
+    """Make every wait on a client call ``hook(False)`` at least every WAIT_SLICE_S, ``hook(True)`` on its timeout.
+
+    A pre-fork worker is judged alive by a heartbeat. A wait on a slow client (a body
+    trickled in, a response it does not read) is bounded by the body and send timeouts
+    and is the client's doing, so the worker beats through it instead of looking hung,
+    and counts the timeout as the client's failure. Per process: a worker sets it once.
+    """
+    global _wait_hook
+    _wait_hook = hook
+
+
 def wait_for(sock: socket.socket, events: int, timeout: float) -> bool:
     """Wait up to ``timeout`` seconds for ``events`` (select.POLLIN/POLLOUT) on ``sock``."""
     if timeout <= 0:
         return False
     poller = select.poll()
     poller.register(sock, events)
-    return bool(poller.poll(timeout * 1000))
+    hook = _wait_hook
+    if hook is None:
+        return bool(poller.poll(timeout * 1000))
+    deadline = time.monotonic() + timeout
+    while True:
+        hook(False)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            hook(True)
+            return False
+        if poller.poll(min(left, WAIT_SLICE_S) * 1000):
+            return True
 
 
 def send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
@@ -281,6 +309,37 @@ class Connection:
         if data:
             self.pending = data
         return True
+
+    def feed_nowait(self) -> bool:
+        """Receive what has arrived, without waiting; True once :meth:`read_request` would not wait for headers.
+
+        For an event-driven worker that keeps a connection in its epoll set until its
+        request's header block is in, so that a client sending it slowly (slowloris) never
+        holds the worker. The bytes are only collected here, in ``pending``; the parser,
+        its checks and its errors stay in :meth:`read_request`, which reads ``pending``
+        first. True also when the client closed or failed, or sent more than a header block
+        may hold, so that :meth:`read_request` reports it.
+        """
+        msg = self.msg
+        if msg.done or msg.headers_complete:
+            return True
+        try:
+            data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        if not data:
+            return True
+        held = data if self.pending is None else self.pending + data
+        self.pending = held
+        if len(held) > self.limits.max_request_line + self.limits.max_header_bytes:
+            return True
+        if msg.in_message and held[:1] in (b"\r", b"\n"):
+            # Part of a pipelined header block is already in the parser, so its blank line may
+            # have begun in an earlier read; let read_request() look (at worst, it waits).
+            return True
+        return b"\n\r\n" in held or b"\n\n" in held  # a blank line ends the header block
 
     def _check_line(self, data: bytes) -> None:
         """Hold the first request line of a fresh read to the grammar (see REQUEST_LINE)."""
