@@ -70,11 +70,14 @@ their number. Three rules follow:
    on a listening socket), and always at least one, so that a connection it was
    woken for is never left behind.
 2. A worker over its share takes the listener out of its epoll set until it is
-   not; the least loaded worker is never over its share, so one always listens.
+   not, provided a worker under its share can take connections (it is not
+   stuck inside one request for ``STUCK_S``); the least loaded worker is never
+   over its share, so one always listens, and a worker stuck on a slow client
+   or a slow app is never the only one that does.
 3. A worker over its share answers that many responses with
    ``Connection: close`` (never a connection's first: a fresh connection was
-   just placed by rules 1 and 2); the clients reconnect, and rule 2 sends them
-   to a worker under its share. The ceiling is the hysteresis: a balanced pool
+   just placed by rules 1 and 2), under the same proviso; the clients
+   reconnect, and rule 2 sends them to a worker under its share. The ceiling is the hysteresis: a balanced pool
    closes nothing.
 
 A worker whose app fails to import exits with ``EXIT_APP_LOAD_FAILED``; the
@@ -155,6 +158,8 @@ FD_HEADROOM = ACCEPT_BATCH + 8
 ACCEPT_PAUSE_S = 0.5  # no accept for this long after EMFILE/ENFILE: retrying at once only spins
 LOG_EVERY_S = 10.0  # a repeated condition (accept failing, parked connections dropped) is logged this often
 OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+STUCK_S = 0.25  # a worker this long inside one request is not offered more connections by the others
+REBALANCE_POLL_S = 0.05  # a worker out of the accept rotation looks again this often
 TCP_INFO_LEN = 104
 TCPI_UNACKED = 24  # offset of tcpi_unacked in struct tcp_info: the accept queue's length on a listener
 
@@ -227,15 +232,26 @@ class Scoreboard:
         b = self._base(slot)
         return int(self.cells[b + self.HELD]), int(self.cells[b + self.SLOW])
 
-    def load(self) -> tuple[int, int]:
-        """(connections held by all ready workers, number of ready workers)."""
+    def load(self, me: int = -1, now: float = 0.0) -> tuple[int, int, float]:
+        """(connections held by the ready workers, how many are ready, fewest held by another that can take more).
+
+        A worker that has been inside one request for STUCK_S cannot take more now (a slow
+        body, a slow app): the pool must not steer connections towards it.
+        """
         cells, fields = self.cells, self.FIELDS
         total = ready = 0
-        for b in range(0, int(cells[self._span]) * fields, fields):
-            if cells[b] == STATE_READY:
-                ready += 1
-                total += int(cells[b + self.HELD])
-        return total, ready
+        fewest = math.inf
+        for slot in range(int(cells[self._span])):
+            b = slot * fields
+            if cells[b] != STATE_READY:
+                continue
+            held = int(cells[b + self.HELD])
+            ready += 1
+            total += held
+            busy = cells[b + self.BUSY]
+            if slot != me and held < fewest and (not busy or now - busy < STUCK_S):
+                fewest = held
+        return total, ready, fewest
 
 
 def _describe(status: int) -> str:
@@ -437,9 +453,9 @@ class Worker:
     # balance and accept ------------------------------------------------------
     def _balance(self, now: float) -> None:
         """Rules 2 and 3 of the header: out of the accept rotation while over the fair share, and close the excess."""
-        total, ready = self.board.load()
+        total, ready, fewest = self.board.load(self.slot, now)
         share = math.ceil(total / ready) if ready else self.held
-        self.excess = self.held - share
+        self.excess = self.held - share if fewest < share else 0
         self._listen(self.excess <= 0 and now >= self.accept_paused_until)
 
     def _listen(self, on: bool) -> None:
@@ -454,7 +470,7 @@ class Worker:
 
     def _accept_quota(self) -> int:
         """Rule 1 of the header: up to the fair share counting the listen queue, at least one, at most a batch."""
-        total, ready = self.board.load()
+        total, ready, _ = self.board.load()
         share = math.ceil((total + accept_queue_length(self.listener)) / max(1, ready))
         return max(1, min(ACCEPT_BATCH, share - self.held))
 
@@ -538,8 +554,8 @@ class Worker:
         timeout = IDLE_BEAT_S
         if self.parked:
             timeout = min(timeout, self.next_deadline - now)
-        if not self.listening and self.accept_paused_until > now:
-            timeout = min(timeout, self.accept_paused_until - now)
+        if not self.listening:
+            timeout = min(timeout, REBALANCE_POLL_S)  # to rejoin the rotation on time (or after an accept pause)
         return max(0.0, timeout)
 
     # slow clients -------------------------------------------------------------
