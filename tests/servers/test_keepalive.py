@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import http.client
+import os
+import signal
 import socket
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import pytest
@@ -201,4 +204,54 @@ def test_client_that_stops_reading_is_dropped_after_the_send_timeout(kind: str, 
         assert time.monotonic() - start < 1
         time.sleep(0.2)
         log = srv.log_text()
+    assert "Traceback" not in log, log
+
+
+def pid_round(conns: list[http.client.HTTPConnection]) -> Counter[str]:
+    """One request on each persistent connection: how many each worker answered (a closed one reconnects)."""
+    pids: Counter[str] = Counter()
+    for conn in conns:
+        conn.request("GET", "/pid")
+        pids[conn.getresponse().read().decode()] += 1
+    return pids
+
+
+def test_persistent_connections_spread_evenly_over_the_workers(start_server: StartServer) -> None:
+    with start_server(server("prefork", "--keepalive", "30", workers=2)) as srv:
+        conns = [http.client.HTTPConnection(srv.host, srv.port, timeout=5) for _ in range(32)]
+        barrier = threading.Barrier(32)
+
+        def first(conn: http.client.HTTPConnection) -> None:
+            barrier.wait()  # all 32 connect at once, as wrk does
+            conn.request("GET", "/pid")
+            conn.getresponse().read()
+
+        threads = [threading.Thread(target=first, args=(c,)) for c in conns]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        rounds = [pid_round(conns) for _ in range(3)]
+        for c in conns:
+            c.close()
+    assert len(rounds[-1]) == 2 and max(rounds[-1].values()) <= 17, rounds
+
+
+def test_a_worker_added_to_the_pool_takes_its_share_of_persistent_connections(start_server: StartServer) -> None:
+    with start_server(server("prefork", "--keepalive", "30", workers=1)) as srv:
+        conns = [http.client.HTTPConnection(srv.host, srv.port, timeout=5) for _ in range(32)]
+        assert len(pid_round(conns)) == 1
+        os.kill(srv.proc.pid, signal.SIGTTIN)
+        rounds = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            rounds.append(pid_round(conns))
+            if len(rounds[-1]) == 2 and max(rounds[-1].values()) <= 17:
+                break
+            time.sleep(0.05)
+        for c in conns:
+            c.close()
+        log = srv.log_text()
+    # The old worker answered its excess with Connection: close, and the clients reconnected to the new one.
+    assert len(rounds[-1]) == 2 and max(rounds[-1].values()) <= 17, rounds
     assert "Traceback" not in log, log

@@ -25,7 +25,8 @@ FD_APP = "tests.servers.fd_app:app"
 HALF_SENT = b"GET /plaintext HTTP/1.1\r\nHost: x\r\n"  # the blank line that would end it never comes
 
 
-def prefork(*extra: str, workers: int = 2, app: str = APP, nofile: int | None = None) -> Callable[[str, int], list[str]]:
+def prefork(*extra: str, workers: int = 2, app: str = APP,
+            nofile: int | None = None) -> Callable[[str, int], list[str]]:
     """argv of a real prefork server; with ``nofile``, started under that RLIMIT_NOFILE (as ``ulimit -n`` would)."""
 
     def build(host: str, port: int) -> list[str]:
