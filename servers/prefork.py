@@ -158,6 +158,7 @@ FD_HEADROOM = ACCEPT_BATCH + 8
 ACCEPT_PAUSE_S = 0.5  # no accept for this long after EMFILE/ENFILE: retrying at once only spins
 LOG_EVERY_S = 10.0  # a repeated condition (accept failing, parked connections dropped) is logged this often
 OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+FRESH_GRACE_S = 0.2  # at shutdown, how long a just-accepted connection may take to send its request
 STUCK_S = 0.25  # a worker this long inside one request is not offered more connections by the others
 REBALANCE_POLL_S = 0.05  # a worker out of the accept rotation looks again this often
 TCP_INFO_LEN = 104
@@ -371,6 +372,7 @@ class Worker:
         self.park_cap = park_cap()
         self.held = 0  # connections this worker has open: parked, runnable or being served
         self.excess = 0  # responses this turn that close their connection to rebalance the pool
+        self.current: Session | None = None  # the session being served, for the slow-client log
         self.served = 0
         self.slow = 0
         self.accept_paused_until = 0.0
@@ -425,8 +427,9 @@ class Worker:
                     self._accept_some(runnable)
                 elif fd in self.parked:
                     self._readable(fd, runnable)
-                else:
+                elif fd == signals.fileno():
                     signals.drain()
+                # else: a parked connection closed earlier in this turn (made room at the cap)
             signals.dispatch(self)
             for session in runnable:
                 self._serve(session)
@@ -440,14 +443,28 @@ class Worker:
         return _cli.EXIT_OK
 
     def _shut_down(self) -> None:
-        """Answer what has a request in; close the idle and the silent at once (they are owed nothing)."""
-        for fd, entry in list(self.parked.items()):
-            self._unpark(fd)
-            conn = entry.session.conn
-            if conn.feed_nowait() and conn.pending is not None:
-                self._serve(entry.session)  # alive is False: answered with Connection: close
-            else:
-                self._close(entry.session)
+        """Answer what has a request in; close idle and half-sent connections at once.
+
+        A connection accepted a moment ago that has not spoken yet gets FRESH_GRACE_S: its
+        client has most likely sent its request already, and we accepted it, so it is owed
+        an answer rather than a reset. A silent one is closed when the grace ends.
+        """
+        self._listen(False)
+        grace_ends = time.monotonic() + FRESH_GRACE_S
+        while True:
+            expired = time.monotonic() >= grace_ends
+            for fd, entry in list(self.parked.items()):
+                session = entry.session
+                if session.conn.feed_nowait() and session.conn.pending is not None:
+                    self._unpark(fd)
+                    self._serve(session)  # alive is False: answered with Connection: close
+                elif expired or session.served or session.conn.pending is not None:
+                    self._unpark(fd)
+                    self._close(session)
+            if not self.parked:
+                break
+            self.poller.poll(max(0.0, grace_ends - time.monotonic()))
+            self.signals.drain()
         self.signals.close()
 
     # balance and accept ------------------------------------------------------
@@ -563,12 +580,12 @@ class Worker:
         """The http core waits on a client (a body, a response it does not read): beat, and count a timeout."""
         self.board.beat(self.slot, time.monotonic())
         if timed_out:
-            self._slow_client(None, "a read or write on the client timed out")
+            self._slow_client(self.current, "a read or write on the client timed out")
 
     def _slow_client(self, session: Session | None, why: str) -> None:
         self.slow += 1
         self.board.set_slow(self.slot, self.slow)
-        peer = session.peer if session is not None else "a client"
+        peer = session.peer if session is not None else "?"
         log.info("worker %d dropped slow client %s: %s", os.getpid(), peer, why)
 
     # serving -------------------------------------------------------------------
@@ -588,6 +605,7 @@ class Worker:
         board, slot = self.board, self.slot
         keep = True
         before = session.served
+        self.current = session
         try:
             while keep:
                 board.request_started(slot, time.monotonic())
@@ -595,6 +613,7 @@ class Worker:
                 if not session.pipelined:
                     break
         finally:
+            self.current = None
             self.served += session.served - before
             board.request_done(slot, self.served)
         if keep and self.alive and len(self.parked) < self.park_cap:
@@ -688,8 +707,7 @@ class Arbiter:
             return
         try:
             if self.signals is not None:
-                os.close(self.signals.read_fd)  # the master's self-pipe; the worker makes its own
-                os.close(self.signals.write_fd)
+                self.signals.close()  # the master's self-pipe and wakeup fd; the worker makes its own
             worker = Worker(self.listener, self.app, self.opts, self.info, self.limits, self.board, slot)
         except BaseException:
             traceback.print_exc()
