@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -216,8 +218,24 @@ def pid_round(conns: list[http.client.HTTPConnection]) -> Counter[str]:
     return pids
 
 
-def test_persistent_connections_spread_evenly_over_the_workers(start_server: StartServer) -> None:
-    with start_server(server("prefork", "--keepalive", "30", workers=2)) as srv:
+def wait_for_ready_workers(status_path: Path, count: int, timeout: float = 10.0) -> None:
+    """Until the master's status file shows ``count`` workers with the app loaded."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            workers = json.loads(status_path.read_text())["workers"]
+        except (OSError, ValueError, KeyError):
+            workers = []
+        if sum(w["state"] == "ready" for w in workers) == count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{count} ready workers not seen within {timeout}s")
+
+
+def test_persistent_connections_spread_evenly_over_the_workers(start_server: StartServer, tmp_path: Path) -> None:
+    status = tmp_path / "status.json"
+    with start_server(server("prefork", "--keepalive", "30", "--status-file", str(status), workers=2)) as srv:
+        wait_for_ready_workers(status, 2)  # a worker still importing the app has no share yet
         conns = [http.client.HTTPConnection(srv.host, srv.port, timeout=5) for _ in range(32)]
         barrier = threading.Barrier(32)
 
