@@ -335,10 +335,13 @@ class Connection:
         self.pending = held
         if len(held) > self.limits.max_request_line + self.limits.max_header_bytes:
             return True
-        if msg.in_message and held[:1] in (b"\r", b"\n"):
-            # Part of a pipelined header block is already in the parser, so its blank line may
-            # have begun in an earlier read; let read_request() look (at worst, it waits).
-            return True
+        if msg.in_message:
+            if held[:1] in (b"\r", b"\n"):
+                # Part of a pipelined header block is already in the parser, so its blank line may
+                # have begun in an earlier read; let read_request() look (at worst, it waits).
+                return True
+        else:
+            held = held.lstrip(b"\r\n")  # empty lines before a request line (RFC 9112 2.2) end nothing
         return b"\n\r\n" in held or b"\n\n" in held  # a blank line ends the header block
 
     def _check_line(self, data: bytes) -> None:

@@ -69,16 +69,29 @@ their number. Three rules follow:
    still waiting in the listen queue included (``TCP_INFO``'s ``tcpi_unacked``
    on a listening socket), and always at least one, so that a connection it was
    woken for is never left behind.
-2. A worker over its share takes the listener out of its epoll set until it is
-   not, provided a worker under its share can take connections (it is not
-   stuck inside one request for ``STUCK_S``); the least loaded worker is never
-   over its share, so one always listens, and a worker stuck on a slow client
-   or a slow app is never the only one that does.
-3. A worker over its share answers that many responses with
-   ``Connection: close`` (never a connection's first: a fresh connection was
-   just placed by rules 1 and 2), under the same proviso; the clients
-   reconnect, and rule 2 sends them to a worker under its share. The ceiling is the hysteresis: a balanced pool
-   closes nothing.
+2. A worker more than one connection over its share takes the listener out of
+   its epoll set until it is not, provided another worker under its share takes
+   connections right now: its listener is in its epoll set (published in the
+   scoreboard) and it is not stuck inside one request for ``STUCK_S``. So the
+   listener is never out of every epoll set at once, and a worker stuck on a
+   slow client or a slow app is never the only one offered connections. The
+   kernel woke the worker that left for the connections queued before it left,
+   and a worker that stops at its share leaves the rest queued, so either one
+   rings a doorbell (an eventfd in every worker's epoll set, edge-triggered);
+   every worker then looks at the queue, and one under its share takes its
+   part. A worker under its share also looks at the queue itself every turn,
+   and at least every ``REBALANCE_POLL_S``.
+3. A worker more than one connection over its share, under the same proviso and
+   for longer than ``REBALANCE_AFTER_S`` (a shorter imbalance is one that rules
+   1 and 2 undo by themselves), answers the excess responses but one with
+   ``Connection: close``, never a connection's first; the clients reconnect,
+   and rule 2 sends them to a worker under its share.
+
+One connection over the share is tolerated (``REBALANCE_SLACK``): its cost, one
+request time per turn for that worker's clients, is smaller than flapping in and
+out of the accept rotation or disconnecting a client that opens its
+connections one by one. The ceiling and that one are the hysteresis: a pool in
+balance closes nothing.
 
 A worker whose app fails to import exits with ``EXIT_APP_LOAD_FAILED``; the
 master then retries with a growing delay and gives up with
@@ -160,6 +173,8 @@ LOG_EVERY_S = 10.0  # a repeated condition (accept failing, parked connections d
 OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 FRESH_GRACE_S = 0.2  # at shutdown, how long a just-accepted connection may take to send its request
 STUCK_S = 0.25  # a worker this long inside one request is not offered more connections by the others
+REBALANCE_SLACK = 1  # rules 2 and 3 leave a worker this many connections over its share
+REBALANCE_AFTER_S = 0.5  # rule 3 waits this long: an imbalance that rules 1 and 2 undo by themselves passes
 REBALANCE_POLL_S = 0.05  # a worker out of the accept rotation looks again this often
 TCP_INFO_LEN = 104
 TCPI_UNACKED = 24  # offset of tcpi_unacked in struct tcp_info: the accept queue's length on a listener
@@ -169,16 +184,17 @@ STATE_NAMES = {STATE_FREE: "free", STATE_BOOTING: "booting", STATE_READY: "ready
 
 
 class Scoreboard:
-    """Per-worker slots in memory shared across fork, six doubles a slot, and one cell for the slots in use.
+    """Per-worker slots in memory shared across fork, seven doubles a slot, and one cell for the slots in use.
 
     Written by one worker each (its own slot) and read by the master and the other
     workers; a torn read of one double cannot happen on the platforms we run on
     (aligned 8-byte stores).
     """
 
-    # state, last beat, current request start (0 when idle), requests served, connections held, slow clients
-    FIELDS = 6
-    STATE, BEAT, BUSY, SERVED, HELD, SLOW = range(FIELDS)
+    # state, last beat, current request start (0 when idle), requests served, connections held, slow clients,
+    # listener in its epoll set (1.0) or not
+    FIELDS = 7
+    STATE, BEAT, BUSY, SERVED, HELD, SLOW, LISTENING = range(FIELDS)
 
     def __init__(self, slots: int = MAX_SLOTS) -> None:
         self._map = mmap.mmap(-1, (slots * self.FIELDS + 1) * 8)
@@ -221,6 +237,9 @@ class Scoreboard:
     def set_held(self, slot: int, held: int) -> None:
         self.cells[self._base(slot) + self.HELD] = float(held)
 
+    def set_listening(self, slot: int, on: bool) -> None:
+        self.cells[self._base(slot) + self.LISTENING] = 1.0 if on else 0.0
+
     def set_slow(self, slot: int, slow: int) -> None:
         self.cells[self._base(slot) + self.SLOW] = float(slow)
 
@@ -234,10 +253,11 @@ class Scoreboard:
         return int(self.cells[b + self.HELD]), int(self.cells[b + self.SLOW])
 
     def load(self, me: int = -1, now: float = 0.0) -> tuple[int, int, float]:
-        """(connections held by the ready workers, how many are ready, fewest held by another that can take more).
+        """(connections held by the ready workers, how many are ready, fewest held by another that takes more now).
 
-        A worker that has been inside one request for STUCK_S cannot take more now (a slow
-        body, a slow app): the pool must not steer connections towards it.
+        Another worker takes connections now if its listener is in its epoll set and it has
+        not been inside one request for STUCK_S (a slow body, a slow app): the pool must
+        never steer connections towards a worker that cannot accept them.
         """
         cells, fields = self.cells, self.FIELDS
         total = ready = 0
@@ -250,7 +270,7 @@ class Scoreboard:
             ready += 1
             total += held
             busy = cells[b + self.BUSY]
-            if slot != me and held < fewest and (not busy or now - busy < STUCK_S):
+            if slot != me and held < fewest and cells[b + self.LISTENING] and (not busy or now - busy < STUCK_S):
                 fewest = held
         return total, ready, fewest
 
@@ -343,8 +363,10 @@ class Worker:
         limits: Limits,
         board: Scoreboard,
         slot: int,
+        doorbell: int,
     ) -> None:
         self.board = board
+        self.doorbell = doorbell
         self.slot = slot
         self.listener = listener
         self.listen_fd = listener.fileno()
@@ -366,12 +388,17 @@ class Worker:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         self.poller = select.epoll()
         self.poller.register(self.signals.fileno(), select.EPOLLIN)
+        # Edge-triggered and never read: every ring is an edge for every worker, and an
+        # eventfd's counter does not overflow in any lifetime.
+        self.poller.register(doorbell, select.EPOLLIN | select.EPOLLET)
         self.listening = False  # the listener is in the epoll set
         self.parked: dict[int, Parked] = {}  # by descriptor, in the order they were parked
         self.next_deadline = math.inf  # no parked deadline is earlier (it may be later: a cheap bound)
         self.park_cap = park_cap()
         self.held = 0  # connections this worker has open: parked, runnable or being served
-        self.excess = 0  # responses this turn that close their connection to rebalance the pool
+        self.excess = 0  # connections held over the fair share (while another worker takes connections)
+        self.over_since = math.inf  # since when excess has been over REBALANCE_SLACK
+        self.short_of_share = False  # listening and under the fair share: checks the accept queue each turn
         self.current: Session | None = None  # the session being served, for the slow-client log
         self.served = 0
         self.slow = 0
@@ -422,14 +449,20 @@ class Worker:
                 log.error("worker %d: master is gone, exiting", os.getpid())
                 return _cli.EXIT_OK
             runnable: list[Session] = []
+            accepted = rang = False
             for fd, _ in events:
                 if fd == self.listen_fd:
                     self._accept_some(runnable)
+                    accepted = True
                 elif fd in self.parked:
                     self._readable(fd, runnable)
+                elif fd == self.doorbell:
+                    rang = True
                 elif fd == signals.fileno():
                     signals.drain()
                 # else: a parked connection closed earlier in this turn (made room at the cap)
+            if (rang or self.short_of_share) and not accepted:
+                self._take_stranded(runnable)
             signals.dispatch(self)
             for session in runnable:
                 self._serve(session)
@@ -473,7 +506,27 @@ class Worker:
         total, ready, fewest = self.board.load(self.slot, now)
         share = math.ceil(total / ready) if ready else self.held
         self.excess = self.held - share if fewest < share else 0
-        self._listen(self.excess <= 0 and now >= self.accept_paused_until)
+        if self.excess <= REBALANCE_SLACK:
+            self.over_since = math.inf
+        elif self.over_since == math.inf:
+            self.over_since = now
+        self._listen(self.excess <= REBALANCE_SLACK and now >= self.accept_paused_until)
+        # Connections queued before another worker left the rotation woke that worker, not
+        # this one: a worker under its share looks at the queue itself, often.
+        self.short_of_share = self.listening and self.held < share
+
+    def _take_stranded(self, runnable: list[Session]) -> None:
+        """Connections queued before another worker left the rotation woke that worker, not this one."""
+        self._balance(time.monotonic())
+        if self.short_of_share and accept_queue_length(self.listener):
+            self._accept_some(runnable)
+
+    def _ring(self) -> None:
+        """Wake every worker to look at the accept queue: this one leaves connections in it."""
+        try:
+            os.eventfd_write(self.doorbell, 1)
+        except OSError:
+            pass
 
     def _listen(self, on: bool) -> None:
         if on == self.listening:
@@ -483,7 +536,10 @@ class Worker:
             self.poller.register(self.listen_fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
         else:
             self.poller.unregister(self.listen_fd)
+            if accept_queue_length(self.listener):
+                self._ring()
         self.listening = on
+        self.board.set_listening(self.slot, on)
 
     def _accept_quota(self) -> int:
         """Rule 1 of the header: up to the fair share counting the listen queue, at least one, at most a batch."""
@@ -519,6 +575,8 @@ class Worker:
                 self._park(session, time.monotonic() + self.limits.header_timeout, idle=False)
             if self.quota and self.served + len(runnable) >= self.quota:
                 return
+        if accept_queue_length(self.listener):
+            self._ring()  # up to its share, and more are waiting: they are the other workers'
 
     def _opened(self) -> None:
         self.held += 1
@@ -571,8 +629,8 @@ class Worker:
         timeout = IDLE_BEAT_S
         if self.parked:
             timeout = min(timeout, self.next_deadline - now)
-        if not self.listening:
-            timeout = min(timeout, REBALANCE_POLL_S)  # to rejoin the rotation on time (or after an accept pause)
+        if not self.listening or self.short_of_share:
+            timeout = min(timeout, REBALANCE_POLL_S)  # to rejoin the rotation, or find a stranded queue, in time
         return max(0.0, timeout)
 
     # slow clients -------------------------------------------------------------
@@ -597,7 +655,8 @@ class Worker:
         """
         if not self.alive:
             session.limits = self.closing_limits
-        elif self.excess > 0 and session.served and session.limits is self.limits:
+        elif (self.excess > REBALANCE_SLACK and session.served and session.limits is self.limits
+              and time.monotonic() - self.over_since >= REBALANCE_AFTER_S):
             # Not on a connection's first response: rules 1 and 2 just placed it, and the
             # imbalance it sees may be a transient (a connection closing, not yet counted out).
             session.limits = self.closing_limits
@@ -639,6 +698,8 @@ class Arbiter:
         self.target = max(1, opts.workers)
         self.workers: dict[int, WorkerRecord] = {}
         self.board = Scoreboard()
+        # Rung by a worker that leaves connections in the accept queue for the others (see the header).
+        self.doorbell = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.free_slots = list(range(MAX_SLOTS - 1, -1, -1))
         self.generation = 0
         self.retiring: set[int] = set()  # old generation, waiting for the new one to be ready
@@ -708,7 +769,8 @@ class Arbiter:
         try:
             if self.signals is not None:
                 self.signals.close()  # the master's self-pipe and wakeup fd; the worker makes its own
-            worker = Worker(self.listener, self.app, self.opts, self.info, self.limits, self.board, slot)
+            worker = Worker(self.listener, self.app, self.opts, self.info, self.limits, self.board, slot,
+                            self.doorbell)
         except BaseException:
             traceback.print_exc()
             sys.stderr.flush()
@@ -881,6 +943,7 @@ class Arbiter:
         finally:
             signals.close()
             self.listener.close()
+            os.close(self.doorbell)
 
     def _wait_all(self) -> None:
         deadline = time.monotonic() + 5.0
