@@ -79,8 +79,8 @@ their number. Three rules follow:
    and a worker that stops at its share leaves the rest queued, so either one
    rings a doorbell (an eventfd in every worker's epoll set, edge-triggered);
    every worker then looks at the queue, and one under its share takes its
-   part. A worker under its share also looks at the queue itself every turn,
-   and at least every ``REBALANCE_POLL_S``.
+   part. A worker more than one under its share also looks at the queue itself
+   every turn, and at least every ``REBALANCE_POLL_S``.
 3. A worker more than one connection over its share, under the same proviso and
    for longer than ``REBALANCE_AFTER_S`` (a shorter imbalance is one that rules
    1 and 2 undo by themselves), answers the excess responses but one with
@@ -513,7 +513,7 @@ class Worker:
         self._listen(self.excess <= REBALANCE_SLACK and now >= self.accept_paused_until)
         # Connections queued before another worker left the rotation woke that worker, not
         # this one: a worker under its share looks at the queue itself, often.
-        self.short_of_share = self.listening and self.held < share
+        self.short_of_share = self.listening and self.held + REBALANCE_SLACK < share
 
     def _take_stranded(self, runnable: list[Session]) -> None:
         """Connections queued before another worker left the rotation woke that worker, not this one."""
