@@ -72,9 +72,12 @@ their number. Three rules follow:
 2. A worker more than one connection over its share takes the listener out of
    its epoll set until it is not, provided another worker under its share takes
    connections right now: its listener is in its epoll set (published in the
-   scoreboard) and it is not stuck inside one request for ``STUCK_S``. So the
-   listener is never out of every epoll set at once, and a worker stuck on a
-   slow client or a slow app is never the only one offered connections. The
+   scoreboard), its heartbeat is fresh, and it is not stuck inside one request
+   for ``STUCK_S``. So the listener is never out of every epoll set at once, and
+   a worker stuck on a slow client or a slow app is never the only one offered
+   connections. Should the others still not take them (stopped between two
+   heartbeats, say), connections queued for ``REBALANCE_POLL_S`` bring the
+   worker back into the rotation. The
    kernel woke the worker that left for the connections queued before it left,
    and a worker that stops at its share leaves the rest queued, so either one
    rings a doorbell (an eventfd in every worker's epoll set, edge-triggered);
@@ -271,7 +274,9 @@ class Scoreboard:
             ready += 1
             total += held
             busy = cells[b + self.BUSY]
-            if slot != me and held < fewest and cells[b + self.LISTENING] and (not busy or now - busy < STUCK_S):
+            alive = now - cells[b + self.BEAT] < 2 * IDLE_BEAT_S  # not stopped, say
+            if slot != me and held < fewest and cells[b + self.LISTENING] and alive and (
+                    not busy or now - busy < STUCK_S):
                 fewest = held
         return total, ready, fewest
 
@@ -412,6 +417,7 @@ class Worker:
         self.held = 0  # connections this worker has open: parked, runnable or being served
         self.excess = 0  # connections held over the fair share (while another worker takes connections)
         self.over_since = math.inf  # since when excess has been over REBALANCE_SLACK
+        self.queued_since = math.inf  # out of the rotation, and the accept queue not empty since
         self.short_of_share = False  # listening and under the fair share: checks the accept queue each turn
         self.current: Session | None = None  # the session being served, for the slow-client log
         self.served = 0
@@ -524,10 +530,22 @@ class Worker:
             self.over_since = math.inf
         elif self.over_since == math.inf:
             self.over_since = now
-        self._listen(self.excess <= REBALANCE_SLACK and now >= self.accept_paused_until)
+        self._listen(self._take_part(now) and now >= self.accept_paused_until)
         # Connections queued before another worker left the rotation woke that worker, not
         # this one: a worker under its share looks at the queue itself, often.
         self.short_of_share = self.listening and self.held + REBALANCE_SLACK < share
+
+    def _take_part(self, now: float) -> bool:
+        """Rule 2, with a safety net: connections still queued REBALANCE_POLL_S after this worker left
+        the rotation mean the others do not take them (stopped, say, and not yet timed out)."""
+        if self.excess <= REBALANCE_SLACK:
+            self.queued_since = math.inf
+            return True
+        if not accept_queue_length(self.listener):
+            self.queued_since = math.inf
+            return False
+        self.queued_since = min(self.queued_since, now)
+        return now - self.queued_since >= REBALANCE_POLL_S
 
     def _take_stranded(self, runnable: list[Session]) -> None:
         """Connections queued before another worker left the rotation woke that worker, not this one."""
