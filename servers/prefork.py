@@ -84,17 +84,18 @@ their number. Three rules follow:
    every worker then looks at the queue, and one under its share takes its
    part. A worker more than one under its share also looks at the queue itself
    every turn, and at least every ``REBALANCE_POLL_S``.
-3. A worker more than one connection over its share, under the same proviso and
-   for longer than ``REBALANCE_AFTER_S`` (a shorter imbalance is one that rules
-   1 and 2 undo by themselves), answers the excess responses but one with
-   ``Connection: close``, never a connection's first; the clients reconnect,
-   and rule 2 sends them to a worker under its share.
+3. A worker over its share by more than an eighth of it (and more than one),
+   under the same proviso and for longer than ``REBALANCE_AFTER_S`` (a shorter
+   imbalance is one that rules 1 and 2 undo by themselves), answers that excess
+   with ``Connection: close`` responses, never a connection's first; the
+   clients reconnect, and rule 2 sends them to a worker under its share. This
+   is the repair for a large imbalance (a worker added, or replaced).
 
-One connection over the share is tolerated (``REBALANCE_SLACK``): its cost, one
-request time per turn for that worker's clients, is smaller than flapping in and
-out of the accept rotation or disconnecting a client that opens its
-connections one by one. The ceiling and that one are the hysteresis: a pool in
-balance closes nothing.
+A small imbalance is tolerated: one connection for rule 2 (``REBALANCE_SLACK``),
+an eighth of the share for rule 3. Its cost, a request time or a few per turn
+for that worker's clients, is smaller than flapping in and out of the accept
+rotation or disconnecting clients that open their connections one by one. The
+ceiling and the slack are the hysteresis: a pool in balance closes nothing.
 
 A worker whose app fails to import exits with ``EXIT_APP_LOAD_FAILED``; the
 master then retries with a growing delay and gives up with
@@ -177,7 +178,8 @@ OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno
 FIRST_BYTES_WAIT_S = 0.002  # a just-accepted connection is parked only if silent this long
 FRESH_GRACE_S = 0.2  # at shutdown, how long a just-accepted connection may take to send its request
 STUCK_S = 0.25  # a worker this long inside one request is not offered more connections by the others
-REBALANCE_SLACK = 1  # rules 2 and 3 leave a worker this many connections over its share
+REBALANCE_SLACK = 1  # rule 2 leaves a worker this many connections over its share
+REBALANCE_CLOSE_FRACTION = 8  # rule 3 leaves it this share of its share over, and at least REBALANCE_SLACK
 REBALANCE_AFTER_S = 0.5  # rule 3 waits this long: an imbalance that rules 1 and 2 undo by themselves passes
 REBALANCE_POLL_S = 0.05  # a worker out of the accept rotation looks again this often
 TCP_INFO_LEN = 104
@@ -416,7 +418,8 @@ class Worker:
         self.park_cap = park_cap()
         self.held = 0  # connections this worker has open: parked, runnable or being served
         self.excess = 0  # connections held over the fair share (while another worker takes connections)
-        self.over_since = math.inf  # since when excess has been over REBALANCE_SLACK
+        self.close_over = REBALANCE_SLACK  # rule 3 closes connections held over the share beyond this
+        self.over_since = math.inf  # since when excess has been over close_over
         self.queued_since = math.inf  # out of the rotation, and the accept queue not empty since
         self.short_of_share = False  # listening and under the fair share: checks the accept queue each turn
         self.current: Session | None = None  # the session being served, for the slow-client log
@@ -526,7 +529,8 @@ class Worker:
         total, ready, fewest = self.board.load(self.slot, now)
         share = math.ceil(total / ready) if ready else self.held
         self.excess = self.held - share if fewest < share else 0
-        if self.excess <= REBALANCE_SLACK:
+        self.close_over = max(REBALANCE_SLACK, share // REBALANCE_CLOSE_FRACTION)
+        if self.excess <= self.close_over:
             self.over_since = math.inf
         elif self.over_since == math.inf:
             self.over_since = now
@@ -694,7 +698,7 @@ class Worker:
         """
         if not self.alive:
             session.limits = self.closing_limits
-        elif (self.excess > REBALANCE_SLACK and session.served and session.limits is self.limits
+        elif (self.excess > self.close_over and session.served and session.limits is self.limits
               and time.monotonic() - self.over_since >= REBALANCE_AFTER_S):
             # Not on a connection's first response: rules 1 and 2 just placed it, and the
             # imbalance it sees may be a transient (a connection closing, not yet counted out).

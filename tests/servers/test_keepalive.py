@@ -264,12 +264,13 @@ def test_a_worker_added_to_the_pool_takes_its_share_of_persistent_connections(st
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             rounds.append(pid_round(conns))
-            if len(rounds[-1]) == 2 and max(rounds[-1].values()) <= 17:
+            if len(rounds[-1]) == 2 and max(rounds[-1].values()) <= 18:
                 break
             time.sleep(0.05)
         for c in conns:
             c.close()
         log = srv.log_text()
-    # The old worker answered its excess with Connection: close, and the clients reconnected to the new one.
-    assert len(rounds[-1]) == 2 and max(rounds[-1].values()) <= 17, rounds
+    # The old worker answered its excess with Connection: close, and the clients reconnected to the new one;
+    # it keeps up to an eighth of its share (2) over, as rule 3 tolerates.
+    assert len(rounds[-1]) == 2 and max(rounds[-1].values()) <= 18, rounds
     assert "Traceback" not in log, log
