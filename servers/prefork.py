@@ -65,6 +65,10 @@ per turn). Every worker publishes in the scoreboard how many connections it
 holds; its **fair share** is the ceiling of the ready workers' total divided by
 their number. Three rules follow:
 
+The rules apply to a worker that holds kept-alive connections; with a new
+connection per request there is nothing to balance (a batch is served and
+closed at once), and they would only cost system calls.
+
 1. A worker accepts at most up to its share in one wake-up, the connections
    still waiting in the listen queue included (``TCP_INFO``'s ``tcpi_unacked``
    on a listening socket), and always at least one, so that a connection it was
@@ -417,6 +421,7 @@ class Worker:
         self.next_deadline = math.inf  # no parked deadline is earlier (it may be later: a cheap bound)
         self.park_cap = park_cap()
         self.held = 0  # connections this worker has open: parked, runnable or being served
+        self.kept = 0  # of them, kept alive and parked between requests
         self.excess = 0  # connections held over the fair share (while another worker takes connections)
         self.close_over = REBALANCE_SLACK  # rule 3 closes connections held over the share beyond this
         self.over_since = math.inf  # since when excess has been over close_over
@@ -528,7 +533,9 @@ class Worker:
         """Rules 2 and 3 of the header: out of the accept rotation while over the fair share, and close the excess."""
         total, ready, fewest = self.board.load(self.slot, now)
         share = math.ceil(total / ready) if ready else self.held
-        self.excess = self.held - share if fewest < share else 0
+        # Without kept-alive connections (a new connection per request) held counts only the
+        # connections of the current batch: balancing them would only flap in and out of the rotation.
+        self.excess = self.held - share if fewest < share and self.kept else 0
         self.close_over = max(REBALANCE_SLACK, share // REBALANCE_CLOSE_FRACTION)
         if self.excess <= self.close_over:
             self.over_since = math.inf
@@ -583,6 +590,9 @@ class Worker:
         Also whether the share, not the batch, set it (then what is left in the queue is
         the other workers' to take).
         """
+        if not self.kept:
+            # Rule 1 is for persistent connections; without any, a batch is served and closed at once.
+            return ACCEPT_BATCH, False
         total, ready, _ = self.board.load()
         share = math.ceil((total + accept_queue_length(self.listener)) / max(1, ready))
         quota = max(1, min(ACCEPT_BATCH, share - self.held))
@@ -638,12 +648,15 @@ class Worker:
             self.dropped_at_cap("%d connections parked: dropped the longest-waiting one", self.park_cap)
         fd = session.sock.fileno()
         self.parked[fd] = Parked(session, deadline, idle)
+        self.kept += idle
         self.poller.register(fd, select.EPOLLIN)
         self.next_deadline = min(self.next_deadline, deadline)
 
     def _unpark(self, fd: int) -> Parked:
         self.poller.unregister(fd)
-        return self.parked.pop(fd)
+        entry = self.parked.pop(fd)
+        self.kept -= entry.idle
+        return entry
 
     def _readable(self, fd: int, runnable: list[Session]) -> None:
         entry = self.parked[fd]
@@ -653,6 +666,7 @@ class Worker:
         elif entry.idle and conn.pending is not None:
             # The first bytes of the next request: from now on its headers are due.
             entry.idle = False
+            self.kept -= 1
             entry.deadline = time.monotonic() + self.limits.header_timeout
             self.next_deadline = min(self.next_deadline, entry.deadline)
 
