@@ -124,13 +124,41 @@ class ClientGone(Exception):
 # descriptor as accept() made it (the cgi mode hands it to a CGI script as its stdout).
 
 
+WaitHook = Callable[[bool], None]
+WAIT_SLICE_S = 1.0  # with a wait hook set, it is called at least this often during a wait
+_wait_hook: WaitHook | None = None
+
+
+def set_wait_hook(hook: WaitHook | None) -> None:
+    """Make every wait on a client call ``hook(False)`` at least every WAIT_SLICE_S, ``hook(True)`` on its timeout.
+
+    A pre-fork worker is judged alive by a heartbeat. A wait on a slow client (a body
+    trickled in, a response it does not read) is bounded by the body and send timeouts
+    and is the client's doing, so the worker beats through it instead of looking hung,
+    and counts the timeout as the client's failure. Per process: a worker sets it once.
+    """
+    global _wait_hook
+    _wait_hook = hook
+
+
 def wait_for(sock: socket.socket, events: int, timeout: float) -> bool:
     """Wait up to ``timeout`` seconds for ``events`` (select.POLLIN/POLLOUT) on ``sock``."""
     if timeout <= 0:
         return False
     poller = select.poll()
     poller.register(sock, events)
-    return bool(poller.poll(timeout * 1000))
+    hook = _wait_hook
+    if hook is None:
+        return bool(poller.poll(timeout * 1000))
+    deadline = time.monotonic() + timeout
+    while True:
+        hook(False)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            hook(True)
+            return False
+        if poller.poll(min(left, WAIT_SLICE_S) * 1000):
+            return True
 
 
 def send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
@@ -364,6 +392,45 @@ class Connection:
         if data:
             self.pending = data
         return True
+
+    def feed_nowait(self) -> bool:
+        """Receive and parse what has arrived, without waiting; True once :meth:`read_request` would not wait.
+
+        For an event-driven worker that keeps a connection in its epoll set until its
+        request's header block is in, so that a client sending it slowly (slowloris) never
+        holds the worker. The bytes go through the same checks and parser as in
+        :meth:`read_request` as they come, so a malformed request is refused at once rather
+        than when a blank line that may never come arrives. True when the headers (or a
+        whole request) are in, when the request is refused (the error waits in ``deferred``
+        for :meth:`read_request` to raise), and when the client closed or failed, which the
+        next read in :meth:`read_request` meets again and reports.
+        """
+        msg = self.msg
+        if msg.done or msg.headers_complete or self.deferred is not None or self.closing:
+            return True
+        try:
+            data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        if not data:
+            return True
+        self.buffered += len(data)
+        try:
+            self._parse(data)
+            if not msg.headers_complete and not msg.done and self.buffered > (
+                self.limits.max_request_line + self.limits.max_header_bytes
+            ):
+                raise ProtocolError(431, "header block too large")
+        except ProtocolError as exc:
+            self.deferred = exc
+        return bool(msg.done) or msg.headers_complete or self.deferred is not None or self.closing
+
+    @property
+    def started(self) -> bool:
+        """Bytes of a request have arrived (a parked idle connection's next request has begun)."""
+        return self.pending is not None or self.buffered > 0
 
     def _check_line(self, data: bytes, pos: int) -> int:
         """Hold the request line that starts at ``self.line + data[pos:]`` to the grammar; the offset after it."""

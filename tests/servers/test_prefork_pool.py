@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import pytest
 
 from scripts.procs import get, group_members
 from tests.conftest import Server, StartServer
@@ -185,3 +187,40 @@ def test_status_file_shows_the_pool(start_server: StartServer, tmp_path: Path) -
     assert status["target_workers"] == 2
     assert all(w["state"] == "ready" and w["age_s"] >= 0 for w in status["workers"])
     assert {w["generation"] for w in status["workers"]} == {0}
+
+
+@pytest.mark.parametrize("preload", [True, False], ids=["preload", "no-preload"])
+def test_preload_imports_the_app_once_in_the_master(preload: bool, start_server: StartServer, tmp_path: Path) -> None:
+    marker = tmp_path / "imports"
+
+    def build(host: str, port: int) -> list[str]:
+        return ["env", f"FD_APP_IMPORTS={marker}", sys.executable, "-m", "servers.prefork", "tests.servers.fd_app:app",
+                "--bind", f"{host}:{port}", "--workers", "2", *(["--preload"] if preload else [])]
+
+    with start_server(build) as srv:
+        assert get(srv.host, srv.port, "/plaintext")[0] == 200
+        wait_until(lambda: len(marker.read_text().split()) == (1 if preload else 2), timeout=10)
+        workers = live_workers(srv)
+        time.sleep(0.3)
+        imports = marker.read_text().split()
+    if preload:
+        assert imports == [str(srv.proc.pid)]  # once, in the master; the workers inherit it
+    else:
+        assert sorted(imports) == sorted(str(pid) for pid in workers)
+
+
+def test_status_file_counts_connections_held(start_server: StartServer, tmp_path: Path) -> None:
+    status_path = tmp_path / "status.json"
+    with start_server(prefork("--status-file", str(status_path), "--keepalive", "30")) as srv:
+        conns = [socket.create_connection((srv.host, srv.port), timeout=5) for _ in range(6)]
+
+        def held() -> int:
+            try:
+                return sum(w["connections"] for w in json.loads(status_path.read_text())["workers"])
+            except (OSError, ValueError, KeyError):
+                return -1
+
+        wait_until(lambda: held() == 6, timeout=5)
+        for c in conns:
+            c.close()
+        wait_until(lambda: held() == 0, timeout=5)

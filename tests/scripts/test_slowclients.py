@@ -1,0 +1,58 @@
+"""scripts.slowclients at a small size against real servers: the slowloris and fairness cells and their ratios."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from apps import db
+from scripts import slowclients
+
+WRK_REPORT = """Running 2s test @ http://127.0.0.1:40001/io?ms=20
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   323.22ms  193.59ms   1.82s    89.25%
+    Req/Sec    98.93      4.41   101.00     90.00%
+  Latency Distribution
+     50%  323.69ms
+     75%  324.12ms
+     90%  325.35ms
+     99%    1.32s
+  592 requests in 6.01s, 88.45KB read
+  Socket errors: connect 0, read 1, write 0, timeout 4
+  Non-2xx or 3xx responses: 3
+Requests/sec:     98.58
+Transfer/sec:     14.73KB
+"""
+
+
+def test_parse_wrk_reads_the_latency_report() -> None:
+    cell = slowclients.parse_wrk(WRK_REPORT, path="/io?ms=20", connections=32, duration_s=6)
+    assert (cell.rps, cell.p99_ms, cell.max_ms, cell.socket_errors, cell.non_2xx) == (98.58, 1320.0, 1820.0, 5, 3)
+
+
+def test_unknown_mode_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        slowclients.main(["--modes", "prefork,nonsense"])
+    assert "nonsense" in capsys.readouterr().err
+
+
+def test_small_run_writes_the_cells_and_prefork_ratios(wrk_exe: str, tmp_path: Path,
+                                                      world_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(db.ENV_PATH, str(world_db))
+    code = slowclients.main(["--modes", "prefork,gunicorn-sync", "--half-sent", "8", "--duration", "2",
+                             "--request-timeout", "2", "--out", str(tmp_path)])
+    assert code == 0
+    [out] = tmp_path.glob("slowclients-*.json")
+    doc = json.loads(out.read_text())
+    prefork, gunicorn = doc["results"]["prefork"], doc["results"]["gunicorn-sync"]
+    assert prefork["slowloris"]["8"]["failed"] == 0  # parked, not holding a worker
+    assert gunicorn["slowloris"]["8"]["failed"] == 20  # a sync worker per half-sent request: both are held
+    for mode in (prefork, gunicorn):
+        assert mode["fairness"]["rps"] > 0 and mode["fairness"]["p99_ms"] > 0
+        assert mode["plaintext"]["rps"] > 0
+    ratio = doc["ratios"]["prefork/gunicorn-sync fairness p99_ms"]
+    assert ratio == pytest.approx(prefork["fairness"]["p99_ms"] / gunicorn["fairness"]["p99_ms"], rel=1e-2)
+    assert doc["ratios"]["prefork/uvicorn plaintext rps"] is None  # uvicorn was not in this run
