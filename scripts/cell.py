@@ -77,6 +77,7 @@ def _measured(record: CellRecord, load: LoadResult, usage: Usage) -> CellRecord:
     record = dataclasses.replace(
         record, status="ok", generator=load.generator, requests=load.requests, failures=load.failures,
         throughput_rps=round(load.throughput_rps, 2), latency_ms=dict(load.latency_ms),
+        latency_histogram=dict(load.latency_histogram or {}),
         resources=usage.resources(load.requests),
         generator_cpu=None if load.generator_cpu is None else round(load.generator_cpu, 3))
     if load.requests == 0:
