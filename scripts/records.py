@@ -396,3 +396,17 @@ def load(run_dir: Path) -> Run:
 
 def flags_of(values: Sequence[str]) -> tuple[Flag, ...]:
     return tuple(Flag(v) for v in values)
+
+
+def stored_versions(run_dir: Path) -> dict[int, int]:
+    """How many cell and open-loop records of each schema version ``run_dir`` holds, as written (before
+    :func:`load` migrates them): a tool can say that a run is older than this workerbench."""
+    versions: dict[int, int] = {}
+    for path in [*sorted((run_dir / "cells").glob("*.json")), *sorted((run_dir / "openloop").glob("*.json"))]:
+        try:
+            version = read_json(path).get("schema")
+        except RecordError:
+            continue
+        if isinstance(version, int) and not isinstance(version, bool):
+            versions[version] = versions.get(version, 0) + 1
+    return versions

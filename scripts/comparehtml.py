@@ -1,0 +1,144 @@
+"""``compare.html``: a :class:`scripts.compare.Comparison` as one self-contained page (see :mod:`scripts.html`).
+
+First what changed (the headline and the cells that cleared the noise), then one chart per metric with every
+matched cell's change and its 95% interval, coloured by verdict, then the sortable table, what differs in
+plan and environment, and what could not be compared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from scripts import html as h
+from scripts.compare import (
+    Comparison,
+    Metric,
+    _headline,
+    _median,
+    format_change,
+    format_ci,
+    format_p,
+    verdict_text,
+)
+from scripts.formatting import format_rps, format_sig
+
+VERDICT_COLORS = {"regression": "#d62728", "improvement": "#2ca02c", "within noise": "#7f7f7f",
+                  "untested": "#bcbd22", "failed": "#000000"}
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 3)
+
+
+def _bounds(metric: Metric) -> tuple[float, float, float]:
+    """The change in percent and its interval (the change itself where there is no interval)."""
+    change = metric.change
+    x = _percent(change.change if change else None) or 0.0
+    if change is None or change.interval is None:
+        return x, x, x
+    return x, _percent(change.interval[0]) or 0.0, _percent(change.interval[1]) or 0.0
+
+
+def change_figure(c: Comparison, metric: str) -> go.Figure:
+    """Every cell's change of ``metric`` with its interval, one trace per verdict (so the legend explains colour)."""
+    fig = go.Figure()
+    labels = [cell.key.label for cell in c.cells]
+    for verdict, color in VERDICT_COLORS.items():
+        chosen = [(cell.key.label, m) for cell in c.cells
+                  for m in [cell.throughput if metric == "throughput" else cell.p99] if m.verdict == verdict]
+        if not chosen:
+            continue
+        points = [_bounds(m) for _, m in chosen]
+        fig.add_trace(go.Scatter(
+            name=verdict, x=[label for label, _ in chosen], y=[x for x, _, _ in points], mode="markers",
+            marker={"color": color, "size": 9},
+            error_y={"type": "data", "symmetric": False, "array": [hi - x for x, _, hi in points],
+                     "arrayminus": [x - lo for x, lo, _ in points]},
+            customdata=[[format_ci(m.change), format_p(m.change), verdict_text(m)] for _, m in chosen],
+            hovertemplate="%{x}<br>change %{y:+.1f}%<br>95% CI %{customdata[0]}<br>p %{customdata[1]}"
+                          "<br>%{customdata[2]}<extra></extra>"))
+    fig.add_hline(y=0, line={"color": "#333", "width": 1})
+    for bound in (-100 * c.min_change, 100 * c.min_change):
+        fig.add_hline(y=bound, line={"color": "#aaa", "width": 1, "dash": "dot"})
+    what = "throughput (higher is better)" if metric == "throughput" else "p99 latency (lower is better)"
+    fig.update_layout(title=f"Change of {what}, B against A, with 95% intervals", yaxis_title="change, %",
+                      xaxis={"categoryorder": "array", "categoryarray": labels, "tickangle": -35},
+                      height=460, margin={"l": 60, "r": 20, "t": 50, "b": 140}, template="plotly_white",
+                      legend={"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"})
+    return fig
+
+
+def _verdict_cell(metric: Metric) -> h.Cell:
+    css = {"regression": "bad", "improvement": "good"}.get(metric.verdict, "muted")
+    return h.Cell(verdict_text(metric), css=css)
+
+
+def _table(c: Comparison) -> str:
+    rows: list[list[h.Cell | str]] = []
+    for cell in c.cells:
+        t, p = cell.throughput, cell.p99
+        rows.append([
+            cell.key.label, h.num(format_rps(_median(t.a)), _median(t.a)),
+            h.num(format_rps(_median(t.b)), _median(t.b)),
+            h.num(format_change(t.change), t.change.change if t.change else None), format_ci(t.change),
+            h.num(format_p(t.change), t.change.p if t.change else None), _verdict_cell(t),
+            h.num(format_sig(_median(p.a)), _median(p.a)), h.num(format_sig(_median(p.b)), _median(p.b)),
+            h.num(format_change(p.change), p.change.change if p.change else None), format_ci(p.change),
+            _verdict_cell(p)])
+    headers = ("cell", "A req/s", "B req/s", "change", "95% CI", "p", "throughput", "A p99 ms", "B p99 ms",
+               "p99 change", "p99 95% CI", "p99")
+    return h.table(headers, rows, numeric=[False, True, True, True, False, True, False, True, True, True, False,
+                                           False], attrs=' id="cells"')
+
+
+def _sides(c: Comparison) -> str:
+    items = []
+    for side, label in ((c.a, "A"), (c.b, "B")):
+        notes = "".join(f"<li>{h.esc(n)}</li>" for n in side.notes)
+        items.append(f"<li><b>{label}</b>: {h.esc(side.path)}" + (f"<ul>{notes}</ul>" if notes else "") + "</li>")
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def _differences(c: Comparison) -> str:
+    if not c.differences:
+        return "<h2>Plan and environment</h2><p>No differences recorded.</p>"
+    rows = [[d.key, d.a, d.b, "yes" if d.explains else ""] for d in c.differences]
+    return "<h2>Plan and environment differences</h2>" + h.table(("entry", "A", "B", "could explain a change"), rows)
+
+
+def _unmatched(c: Comparison) -> str:
+    parts = []
+    for keys, side in ((c.only_a, c.a), (c.only_b, c.b)):
+        if keys:
+            parts.append(f"<p>Only in {h.esc(side.name)} ({len(keys)}): " + "; ".join(h.esc(k.label) for k in keys)
+                         + "</p>")
+    return "<h2>Not compared</h2>" + "".join(parts) if parts else ""
+
+
+def _cleared(c: Comparison) -> str:
+    items = [f'<li><span class="{"bad" if m.verdict == "regression" else "good"}">{m.verdict}</span> '
+             f"{h.esc(cell.key.label)}, {m.name}: {format_change(m.change)} ({format_ci(m.change)}, "
+             f"p {format_p(m.change)})</li>"
+             for cell in c.cells for m in (cell.throughput, cell.p99) if m.verdict in ("regression", "improvement")]
+    return "<ul>" + "".join(items) + "</ul>" if items else "<p>No change cleared the noise.</p>"
+
+
+def render(c: Comparison) -> h.Page:
+    page = h.Page(title=f"workerbench: {c.b.name} against {c.a.name}", subtitle=h.esc(_headline(c)),
+                  charts=bool(c.cells))
+    page.add(f'<div class="verdict">{_cleared(c)}</div>', _sides(c))
+    if c.cells:
+        page.add("<h2>Changes</h2>",
+                 h.chart(change_figure(c, "throughput"), "change-throughput",
+                         "Requests/s of B against A per cell; dotted lines: the smallest change that counts."),
+                 h.chart(change_figure(c, "p99"), "change-p99", "p99 latency of B against A per cell."),
+                 "<h2>Every matched cell</h2>", _table(c))
+    page.add(_differences(c), _unmatched(c))
+    return page
+
+
+def write(c: Comparison, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return render(c).write(path)
