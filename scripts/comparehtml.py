@@ -1,4 +1,4 @@
-"""``compare.html``: a :class:`scripts.compare.Comparison` as one self-contained page (see :mod:`scripts.html`).
+"""``compare.html``: a :class:`scripts.comparison.Comparison` as one self-contained page (see :mod:`scripts.html`).
 
 First what changed (the headline and the cells that cleared the noise), then one chart per metric with every
 matched cell's change and its 95% interval, coloured by verdict, then the sortable table, what differs in
@@ -12,7 +12,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from scripts import html as h
-from scripts.compare import (
+from scripts.comparison import (
     Comparison,
     Metric,
     _headline,

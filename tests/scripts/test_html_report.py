@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from scripts import compare, comparehtml, index
+from scripts import comparehtml, comparison, index
 from scripts.report import render_run
 from tests.conftest import ROOT
 from tests.scripts.browser import browser, check_charts, check_sorting, screenshot, visit
@@ -68,7 +68,7 @@ def test_throughput_chart_draws_the_scenario_tables_figures(stored_run: Path, vi
 def test_compare_page_in_a_browser(stored_run: Path, visit: Any, tmp_path: Path) -> None:
     other = tmp_path / "other"
     shutil.copytree(stored_run, other)
-    result = compare.compare(compare.load_side(stored_run), compare.load_side(other))
+    result = comparison.compare(comparison.load_side(stored_run), comparison.load_side(other))
     page = comparehtml.write(result, tmp_path / "compare.html")
     seen = visit(page)
     screenshot(seen, tmp_path, "compare-stored-run")
