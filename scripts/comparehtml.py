@@ -15,11 +15,12 @@ from scripts import html as h
 from scripts.comparison import (
     Comparison,
     Metric,
-    _headline,
-    _median,
     format_change,
     format_ci,
     format_p,
+    geomean,
+    headline,
+    shared_shift,
     verdict_text,
 )
 from scripts.formatting import format_rps, format_sig
@@ -28,23 +29,32 @@ VERDICT_COLORS = {"regression": "#d62728", "improvement": "#2ca02c", "within noi
                   "untested": "#bcbd22", "failed": "#000000"}
 
 
-def _percent(value: float | None) -> float | None:
-    return None if value is None else round(100 * value, 3)
-
-
 def _bounds(metric: Metric) -> tuple[float, float, float]:
-    """The change in percent and its interval (the change itself where there is no interval)."""
+    """B / A and its interval (the ratio itself where there is no interval)."""
     change = metric.change
-    x = _percent(change.change if change else None) or 0.0
+    x = 1.0 + (change.change if change else 0.0)
     if change is None or change.interval is None:
         return x, x, x
-    return x, _percent(change.interval[0]) or 0.0, _percent(change.interval[1]) or 0.0
+    return x, 1.0 + change.interval[0], 1.0 + change.interval[1]
+
+
+# The ratio axis is logarithmic, so -50% and +100% are as far from "no change" (and an interval is symmetric).
+# Fine ticks while every interval stays within a factor of 1.5, decades of 2 beyond (fine ones would overlap).
+FINE_TICKS = (0.67, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5)
+WIDE_TICKS = (1 / 16, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+def ratio_ticks(points: list[tuple[float, float, float]]) -> tuple[float, ...]:
+    widest = max((max(hi, 1 / lo) for _, lo, hi in points if lo > 0), default=1.0)
+    return FINE_TICKS if widest <= 1.5 else WIDE_TICKS
 
 
 def change_figure(c: Comparison, metric: str) -> go.Figure:
     """Every cell's change of ``metric`` with its interval, one trace per verdict (so the legend explains colour)."""
     fig = go.Figure()
     labels = [cell.key.label for cell in c.cells]
+    ticks = ratio_ticks([_bounds(m) for cell in c.cells for m in [cell.throughput if metric == "throughput"
+                                                                  else cell.p99]])
     for verdict, color in VERDICT_COLORS.items():
         chosen = [(cell.key.label, m) for cell in c.cells
                   for m in [cell.throughput if metric == "throughput" else cell.p99] if m.verdict == verdict]
@@ -57,13 +67,15 @@ def change_figure(c: Comparison, metric: str) -> go.Figure:
             error_y={"type": "data", "symmetric": False, "array": [hi - x for x, _, hi in points],
                      "arrayminus": [x - lo for x, lo, _ in points]},
             customdata=[[format_ci(m.change), format_p(m.change), verdict_text(m)] for _, m in chosen],
-            hovertemplate="%{x}<br>change %{y:+.1f}%<br>95% CI %{customdata[0]}<br>p %{customdata[1]}"
+            hovertemplate="%{x}<br>B / A %{y:.3f}<br>95% CI %{customdata[0]}<br>p %{customdata[1]}"
                           "<br>%{customdata[2]}<extra></extra>"))
-    fig.add_hline(y=0, line={"color": "#333", "width": 1})
-    for bound in (-100 * c.min_change, 100 * c.min_change):
+    fig.add_hline(y=1, line={"color": "#333", "width": 1})
+    for bound in (1 - c.min_change, 1 + c.min_change):
         fig.add_hline(y=bound, line={"color": "#aaa", "width": 1, "dash": "dot"})
     what = "throughput (higher is better)" if metric == "throughput" else "p99 latency (lower is better)"
-    fig.update_layout(title=f"Change of {what}, B against A, with 95% intervals", yaxis_title="change, %",
+    fig.update_layout(title=f"{what}: B / A with 95% intervals",
+                      yaxis={"type": "log", "title": "B / A", "tickvals": list(ticks),
+                             "ticktext": [f"{t - 1:+.0%}" if t != 1 else "same" for t in ticks]},
                       xaxis={"categoryorder": "array", "categoryarray": labels, "tickangle": -35},
                       height=460, margin={"l": 60, "r": 20, "t": 50, "b": 140}, template="plotly_white",
                       legend={"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"})
@@ -72,7 +84,7 @@ def change_figure(c: Comparison, metric: str) -> go.Figure:
 
 def _verdict_cell(metric: Metric) -> h.Cell:
     css = {"regression": "bad", "improvement": "good"}.get(metric.verdict, "muted")
-    return h.Cell(verdict_text(metric), css=css)
+    return h.Cell(verdict_text(metric), css=f"{css} nowrap")
 
 
 def _table(c: Comparison) -> str:
@@ -80,12 +92,14 @@ def _table(c: Comparison) -> str:
     for cell in c.cells:
         t, p = cell.throughput, cell.p99
         rows.append([
-            cell.key.label, h.num(format_rps(_median(t.a)), _median(t.a)),
-            h.num(format_rps(_median(t.b)), _median(t.b)),
-            h.num(format_change(t.change), t.change.change if t.change else None), format_ci(t.change),
+            cell.key.label, h.num(format_rps(geomean(t.a)), geomean(t.a)),
+            h.num(format_rps(geomean(t.b)), geomean(t.b)),
+            h.num(format_change(t.change), t.change.change if t.change else None),
+            h.Cell(format_ci(t.change), css="nowrap"),
             h.num(format_p(t.change), t.change.p if t.change else None), _verdict_cell(t),
-            h.num(format_sig(_median(p.a)), _median(p.a)), h.num(format_sig(_median(p.b)), _median(p.b)),
-            h.num(format_change(p.change), p.change.change if p.change else None), format_ci(p.change),
+            h.num(format_sig(geomean(p.a)), geomean(p.a)), h.num(format_sig(geomean(p.b)), geomean(p.b)),
+            h.num(format_change(p.change), p.change.change if p.change else None),
+            h.Cell(format_ci(p.change), css="nowrap"),
             _verdict_cell(p)])
     headers = ("cell", "A req/s", "B req/s", "change", "95% CI", "p", "throughput", "A p99 ms", "B p99 ms",
                "p99 change", "p99 95% CI", "p99")
@@ -126,13 +140,15 @@ def _cleared(c: Comparison) -> str:
 
 
 def render(c: Comparison) -> h.Page:
-    page = h.Page(title=f"workerbench: {c.b.name} against {c.a.name}", subtitle=h.esc(_headline(c)),
+    page = h.Page(title=f"workerbench: {c.b.name} against {c.a.name}", subtitle=h.esc(headline(c)),
                   charts=bool(c.cells))
-    page.add(f'<div class="verdict">{_cleared(c)}</div>', _sides(c))
+    drift = f'<p class="bad">{h.esc(shared_shift(c))}</p>' if shared_shift(c) else ""
+    page.add(f'<div class="verdict">{_cleared(c)}{drift}</div>', _sides(c))
     if c.cells:
         page.add("<h2>Changes</h2>",
                  h.chart(change_figure(c, "throughput"), "change-throughput",
-                         "Requests/s of B against A per cell; dotted lines: the smallest change that counts."),
+                         "Requests/s of B over A per cell (geometric means of the repeats); dotted lines: the "
+                         "smallest change that counts."),
                  h.chart(change_figure(c, "p99"), "change-p99", "p99 latency of B against A per cell."),
                  "<h2>Every matched cell</h2>", _table(c))
     page.add(_differences(c), _unmatched(c))

@@ -18,6 +18,7 @@ is the command line.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,12 +270,9 @@ def verdict_text(metric: Metric) -> str:
     return metric.verdict
 
 
-def _median(values: Sequence[float]) -> float | None:
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+def geomean(values: Sequence[float]) -> float | None:
+    """The geometric mean: what the change and its test are about (the report's tables show medians)."""
+    return math.exp(statistics.fmean(math.log(v) for v in values)) if values else None
 
 
 MARKDOWN_COLUMNS = ("cell", "A req/s", "B req/s", "change", "95% CI", "p", "throughput", "A p99 ms", "B p99 ms",
@@ -282,7 +280,9 @@ MARKDOWN_COLUMNS = ("cell", "A req/s", "B req/s", "change", "95% CI", "p", "thro
 
 
 def markdown(c: Comparison) -> str:
-    lines = [f"# workerbench: {c.b.name} against {c.a.name}", "", _headline(c), ""]
+    lines = [f"# workerbench: {c.b.name} against {c.a.name}", "", headline(c), ""]
+    if shared_shift(c):
+        lines += [f"**{shared_shift(c)}**", ""]
     for side, label in ((c.a, "A"), (c.b, "B")):
         lines += [f"- {label}: {side.path}" + "".join(f"\n  - {note}" for note in side.notes)]
     lines.append("")
@@ -292,9 +292,9 @@ def markdown(c: Comparison) -> str:
         for cell in c.cells:
             t, p = cell.throughput, cell.p99
             lines.append("| " + " | ".join((
-                cell.key.label, format_rps(_median(t.a)), format_rps(_median(t.b)), format_change(t.change),
-                format_ci(t.change), format_p(t.change), _md_verdict(t), format_sig(_median(p.a)),
-                format_sig(_median(p.b)), format_change(p.change), format_ci(p.change), _md_verdict(p))) + " |")
+                cell.key.label, format_rps(geomean(t.a)), format_rps(geomean(t.b)), format_change(t.change),
+                format_ci(t.change), format_p(t.change), _md_verdict(t), format_sig(geomean(p.a)),
+                format_sig(geomean(p.b)), format_change(p.change), format_ci(p.change), _md_verdict(p))) + " |")
         lines.append("")
     lines += _md_unmatched(c) + _md_differences(c)
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -305,7 +305,32 @@ def _md_verdict(metric: Metric) -> str:
     return f"**{text}**" if metric.verdict in ("regression", "improvement") else text
 
 
-def _headline(c: Comparison) -> str:
+def shift(c: Comparison, metric: str) -> tuple[float, float] | None:
+    """The median change of ``metric`` over the matched cells and the share of cells that moved the same way."""
+    changes = [m.change.change for cell in c.cells for m in [cell.throughput if metric == "throughput" else cell.p99]
+               if m.change is not None]
+    if len(changes) < 3:
+        return None
+    middle = statistics.median(changes)
+    same = sum((x > 0) == (middle > 0) for x in changes if x != 0) / len(changes)
+    return middle, same
+
+
+def shared_shift(c: Comparison) -> str:
+    """A warning when every cell moved together: a machine that got busier or slower, not one server's change."""
+    found = shift(c, "throughput")
+    if found is None:
+        return ""
+    middle, same = found
+    if abs(middle) < c.min_change or same < 0.75:
+        return ""
+    return (f"Most cells moved together: throughput by a median of {middle:+.0%} across the {len(c.cells)} "
+            f"matched cells ({same:.0%} of them the same way). A shift that every mode shares points at the "
+            "machine (its load, CPU frequency, neighbours; see the load average below) more than at a server; "
+            "compare ratios between modes within each run before blaming code.")
+
+
+def headline(c: Comparison) -> str:
     if not c.cells:
         return (f"Nothing in common: no cell of {c.a.name} ({_cells_summary(c.a.run)}) was measured in "
                 f"{c.b.name} ({_cells_summary(c.b.run)}). Cells are matched by mode, scenario, concurrency, "
@@ -316,7 +341,8 @@ def _headline(c: Comparison) -> str:
             f"{counts['improvement']} improvements, {counts['within noise']} within noise, "
             f"{counts['untested']} untested (one repeat), {counts['failed']} failed. A change counts when Welch's "
             f"t-test on the log of the repeats gives p < {c.alpha:g} and it is at least {c.min_change:.0%}; the "
-            "interval is the 95% CI of the ratio of geometric means.")
+            "interval is the 95% CI of the ratio of geometric means, and A and B are the geometric means of the "
+            "repeats.")
 
 
 def _cells_summary(run: Run) -> str:

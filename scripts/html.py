@@ -22,12 +22,14 @@ from scripts.files import write_text_atomic
 from scripts.formatting import MISSING, as_number
 
 _STYLE = """
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1200px;
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1400px;
        padding: 0 1.2em 3em; color: #1d1d1f; }
 h1 { font-size: 1.6em; margin: 0.8em 0 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
 h3 { margin-top: 1.3em; }
 .meta { color: #555; margin: 0 0 1em; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+.scroll { overflow-x: auto; max-width: 100%; }
+td.num, td.nowrap, td:first-child { white-space: nowrap; }
 th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #e5e5e5; text-align: left; vertical-align: top; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.sortable th { cursor: pointer; user-select: none; white-space: nowrap; }
@@ -35,7 +37,7 @@ table.sortable th::after { content: " \\2195"; color: #bbb; }
 table.sortable th[aria-sort="ascending"]::after { content: " \\2191"; color: #333; }
 table.sortable th[aria-sort="descending"]::after { content: " \\2193"; color: #333; }
 .verdict { background: #f4f8fc; border-left: 4px solid #1f77b4; padding: 0.6em 1em; margin: 1em 0; }
-.verdict li { margin: 0.25em 0; }
+.verdict li { margin: 0.25em 0; } .verdict h2 { margin-top: 0.3em; }
 .flag { display: inline-block; background: #fff3cd; border-radius: 3px; padding: 0 0.35em; font-size: 0.85em; }
 .bad { color: #b00020; font-weight: 600; } .good { color: #0a7a2f; font-weight: 600; } .muted { color: #777; }
 details.chart-data summary, details.log summary { cursor: pointer; color: #555; font-size: 0.9em; }
@@ -112,7 +114,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Cell | str]], *, sorta
             cells.append(f'<td{f" class={chr(34)}{classes}{chr(34)}" if classes else ""}{sort}>{text}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     kind = ' class="sortable"' if sortable else ""
-    return f"<table{kind}{attrs}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    # A wide table scrolls inside its own box instead of widening the whole page.
+    return (f'<div class="scroll"><table{kind}{attrs}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+            "</table></div>")
 
 
 def _point_text(value: object) -> str:

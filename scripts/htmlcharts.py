@@ -20,10 +20,20 @@ from scripts.plot import DRAWN_PERCENTILES, mode_colors
 from scripts.records import Flag
 from scripts.stats import FoldedCell
 
-LAYOUT = {"template": "plotly_white", "margin": {"l": 70, "r": 20, "t": 60, "b": 60},
+MARGIN = {"l": 70, "r": 20, "t": 60, "b": 60}
+LAYOUT = {"template": "plotly_white", "margin": MARGIN,
           "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
           "hoverlabel": {"align": "left"}}
 HOVER = "%{customdata[0]}<extra></extra>"
+# Log axes labelled at decades only: plotly's default also labels 2 and 5 of every decade without the decade.
+LOG_AXIS = {"type": "log", "dtick": 1}
+# Legends of side-by-side panels go under them, where they cannot cover a panel's title.
+LEGEND_BELOW = {"orientation": "h", "y": -0.22, "yanchor": "top", "x": 0, "xanchor": "left"}
+# Throughput spans 4 req/s (cgi) to 40,000 (prefork): a log view shows the small bars.
+SCALE_BUTTONS = [{"type": "buttons", "direction": "right", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom",
+                  "pad": {"b": 4}, "showactive": True,
+                  "buttons": [{"label": "linear", "method": "relayout", "args": [{"yaxis.type": "linear"}]},
+                              {"label": "log", "method": "relayout", "args": [{"yaxis.type": "log"}]}]}]
 # The spectrum's x axis: 1 / (1 - percentile), so 90%, 99%, 99.9% sit one decade apart (HdrHistogram's plot).
 SPECTRUM_TICKS = (1.0, 2.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
 
@@ -64,7 +74,8 @@ def _figure(title: str, **layout: object) -> go.Figure:
 def throughput(run: AnalysedRun) -> go.Figure:
     colors = mode_colors(run.modes)
     fig = _figure("Requests per second at each scenario's main concurrency (95% intervals; hatched: "
-                  "generator-bound)", yaxis_title="requests/s", barmode="group")
+                  "generator-bound)", yaxis_title="requests/s", barmode="group", updatemenus=SCALE_BUTTONS)
+    fig.update_layout(margin={**MARGIN, "t": 90})
     for mode in run.modes:
         cells = [f for s in run.scenarios for f in _main(run, s) if f.mode == mode and f.ok]
         if not cells:
@@ -84,8 +95,8 @@ def throughput(run: AnalysedRun) -> go.Figure:
 
 def latency(run: AnalysedRun) -> go.Figure:
     colors = mode_colors(run.modes)
-    fig = _figure("Latency percentiles at each scenario's main concurrency (log scale)", yaxis_title="ms",
-                  yaxis_type="log", barmode="group")
+    fig = _figure("Latency percentiles at each scenario's main concurrency (log scale)",
+                  yaxis={**LOG_AXIS, "title": "ms"}, barmode="group")
     for mode in run.modes:
         points = [(f, p) for s in run.scenarios for f in _main(run, s) if f.mode == mode and f.ok
                   for p in DRAWN_PERCENTILES if f.latency_ms.get(p)]
@@ -116,7 +127,7 @@ def spectra(run: AnalysedRun) -> list[tuple[str, go.Figure]]:
         cells = [f for f in _main(run, scenario) if f.ok and f.latency_histogram]
         if not cells:
             continue
-        fig = _figure(f"{scenario}: latency by percentile (repeats merged)", yaxis_title="ms", yaxis_type="log",
+        fig = _figure(f"{scenario}: latency by percentile (repeats merged)", yaxis={**LOG_AXIS, "title": "ms"},
                       xaxis={"type": "log", "title": "percentile", "tickvals": list(SPECTRUM_TICKS),
                              "ticktext": [spectrum_label(t) for t in SPECTRUM_TICKS]})
         for f in cells:
@@ -155,7 +166,8 @@ def concurrency(run: AnalysedRun) -> list[tuple[str, go.Figure]]:
         if len(run.levels(scenario)) < 2:
             continue
         fig = make_subplots(rows=1, cols=2, subplot_titles=("requests/s", "p99 ms"))
-        fig.update_layout(title=f"{scenario}: against concurrent connections", **LAYOUT)
+        fig.update_layout(title=f"{scenario}: against concurrent connections",
+                          **{**LAYOUT, "legend": LEGEND_BELOW, "margin": {**MARGIN, "b": 110}})
         for mode in run.modes_in(scenario):
             cells = sorted((f for f in run.figures if f.scenario == scenario and f.mode == mode and f.ok
                             and f.concurrency), key=lambda f: f.concurrency or 0)
@@ -165,8 +177,9 @@ def concurrency(run: AnalysedRun) -> list[tuple[str, go.Figure]]:
                     y=[value(f) for f in cells], mode="lines+markers", line={"color": colors[mode]},
                     customdata=[[hover(f, f"{label} {format_sig(value(f))}")] for f in cells], hovertemplate=HOVER),
                     row=1, col=col)
-        fig.update_xaxes(type="log", title_text="connections")
-        fig.update_yaxes(type="log", row=1, col=2)
+        levels = run.levels(scenario)
+        fig.update_xaxes(type="log", title_text="connections", tickvals=levels, ticktext=[str(v) for v in levels])
+        fig.update_yaxes(type="log", dtick=1, row=1, col=2)
         out.append((scenario, fig))
     return out
 
@@ -175,8 +188,10 @@ def openloop(run: AnalysedRun) -> go.Figure | None:
     if not any(p.ok for p in run.openloop):
         return None
     colors = mode_colors(ordered(p.mode for p in run.openloop))
+    rates = sorted({p.offered_rate for p in run.openloop if p.offered_rate})
     fig = _figure("Open loop on /io: latency against offered load (solid p99, dotted p50; log-log)",
-                  xaxis={"type": "log", "title": "offered requests/s"}, yaxis={"type": "log", "title": "ms"})
+                  xaxis={"type": "log", "title": "offered requests/s", "tickvals": rates,
+                         "ticktext": [f"{r:,g}" for r in rates]}, yaxis={**LOG_AXIS, "title": "ms"})
     for mode, color in colors.items():
         points = sorted((p for p in run.openloop if p.mode == mode and p.ok and p.offered_rate),
                         key=lambda p: p.offered_rate or 0.0)
@@ -203,7 +218,8 @@ def resources(run: AnalysedRun) -> go.Figure | None:
         return None
     colors = mode_colors(run.modes)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("server CPU ms per request", "server memory MB (mean)"))
-    fig.update_layout(title="Resources at each scenario's main concurrency", barmode="group", **LAYOUT)
+    fig.update_layout(title="Resources at each scenario's main concurrency", barmode="group",
+                      **{**LAYOUT, "legend": LEGEND_BELOW, "margin": {**MARGIN, "b": 110}})
     for mode in run.modes:
         mine = [f for f in cells if f.mode == mode]
         for col, (label, value) in enumerate((("CPU ms/req", _cpu_ms), ("memory MB", _memory)), start=1):
@@ -222,7 +238,7 @@ def strategies(run: AnalysedRun) -> go.Figure | None:
     if not pairs:
         return None
     fig = _figure("Database connection per worker (reuse) against one per request", yaxis_title="requests/s",
-                  barmode="group")
+                  barmode="group", bargap=0.5 if len(pairs) < 3 else 0.2)
     labels = [f"{p.scenario} {p.mode}" for p in pairs]
     for name, values, color in (("reuse", [p.reuse for p in pairs], "#1f77b4"),
                                  ("per-request", [p.per_request for p in pairs], "#ff7f0e")):

@@ -54,8 +54,9 @@ def _verdict_line(run: AnalysedRun, scenario: str) -> str:
     if not ranked:
         return f"<li><b>{h.esc(scenario)}</b>: no mode produced a figure</li>"
     top = ranked[0]
+    interval = format_interval(top) if top.throughput_ci95 else "one repeat: no interval"
     text = (f"<li><b>{h.esc(scenario)}</b> @ {top.concurrency}: <b>{h.esc(top.mode)}</b> leads with "
-            f"{format_rps(top.throughput_rps)} req/s ({h.esc(format_interval(top))})")
+            f"{format_rps(top.throughput_rps)} req/s ({h.esc(interval)})")
     text += ", " + lead(top, ranked[1]) if len(ranked) > 1 else ", the only mode measured"
     if Flag.GENERATOR_BOUND in top.flags:
         text += ' <span class="flag">generator-bound: a floor, not its capacity</span>'
@@ -77,7 +78,7 @@ def _row(f: FoldedCell) -> list[h.Cell | str]:
     cpu = f.generator_cpu
     return [
         f.mode, h.num(MISSING if f.concurrency is None else str(f.concurrency), f.concurrency),
-        h.num(format_rps(f.throughput_rps), f.throughput_rps), format_interval(f),
+        h.num(format_rps(f.throughput_rps), f.throughput_rps), h.Cell(format_interval(f), css="nowrap"),
         *(h.num(format_sig(lat.get(p)), lat.get(p)) for p in ("p50", "p90", "p99")),
         format_errors(f), h.num(format_sig(res.cpu_ms_per_request if res else None), res and res.cpu_ms_per_request),
         h.num(format_rps(res.requests_per_cpu_second if res else None), res and res.requests_per_cpu_second),
@@ -123,7 +124,7 @@ def checks_section(run: AnalysedRun) -> str:
     if not run.checks:
         return ""
     return ('<section id="checks"><h2>Speed checks</h2><p>Ratios measured within this run.</p>'
-            + h.table(("check", "users", "req/s", "against", "ratio", "target", ""),
+            + h.table(("check", "users", "req/s", "against", "ratio", "target", "verdict"),
                       [_check_row(c) for c in run.checks], numeric=(False, True, True, True, True, True, False))
             + "</section>")
 

@@ -58,7 +58,7 @@ def _plan(info: records.RunInfo | None, run: analysis.AnalysedRun) -> str:
     plan = info.plan if info else {}
     text = f"{len(run.modes)} modes x {len(run.scenarios)} scenarios"
     if plan:
-        text += f", {plan.get('repeats', MISSING)} x {plan.get('duration', MISSING)} s"
+        text += f", {plan.get('repeats', MISSING)} repeats of {plan.get('duration', MISSING)} s"
         text += ", quick" if plan.get("quick") else ""
     return text
 
@@ -73,9 +73,14 @@ def entry(path: Path) -> RunEntry:
     failed = sum(not c.ok for c in run.cells)
     commit = str(env.get("git_commit") or MISSING)[:10] + (" (dirty)" if env.get("git_dirty") else "")
     report = next((name for name in ("report.html", "summary.md") if (path / name).exists()), None)
-    return RunEntry(path=path, started=started or MISSING, commit=commit, plan=_plan(run.info, analysed),
+    return RunEntry(path=path, started=_when(started), commit=commit, plan=_plan(run.info, analysed),
                     cells=f"{len(run.cells) - failed} ok" + (f", {failed} failed" if failed else ""),
                     headline=_headline(analysed), report=report)
+
+
+def _when(iso: str | None) -> str:
+    """``2026-11-29 09:04`` from the record's ISO time in UTC: sorts as text and reads at a glance."""
+    return iso.replace("T", " ")[:16] if iso else MISSING
 
 
 def _row(e: RunEntry, latest: Path | None) -> list[h.Cell | str]:
@@ -94,7 +99,8 @@ def render(folder: Path) -> h.Page:
                                     cells=MISSING, headline=MISSING, report=None))
     entries.sort(key=lambda e: (e.started, e.path.name), reverse=True)
     latest = (folder / "latest").resolve() if (folder / "latest").exists() else None
-    page = h.Page(title="workerbench runs", subtitle=f"{len(entries)} runs in {h.esc(folder)}; newest first. "
+    count = f"{len(entries)} run{'s' if len(entries) != 1 else ''}"
+    page = h.Page(title="workerbench runs", subtitle=f"{count} in {h.esc(folder)}; newest first. "
                   "Compare two with <code>nox -s compare -- RUN_A RUN_B</code>.")
     page.add(MARKER, h.table(("run", "started (UTC)", "commit", "plan", "cells", "leader per scenario (req/s)"),
                              [_row(e, latest) for e in entries]))
