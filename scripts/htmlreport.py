@@ -40,10 +40,11 @@ def _ranked(run: AnalysedRun, scenario: str) -> list[FoldedCell]:
 def lead(leader: FoldedCell, second: FoldedCell) -> str:
     """How far ``leader`` is ahead of ``second``: the ratio, its 95% interval, and whether it clears the noise."""
     ratio = (leader.throughput_rps or 0.0) / (second.throughput_rps or 1.0)
-    if len(leader.throughput_samples) < 2 or len(second.throughput_samples) < 2:
-        return f"{ratio:.2f}x {second.mode} (one repeat: no interval)"
-    change = welch_log(second.throughput_samples, leader.throughput_samples)
-    assert change.interval is not None
+    a = [v for v in second.throughput_samples if v > 0]
+    b = [v for v in leader.throughput_samples if v > 0]
+    change = welch_log(a, b) if a and b else None
+    if change is None or change.interval is None or change.p is None:
+        return f"{ratio:.2f}x {h.esc(second.mode)} (one repeat: no interval)"
     low, high = (1 + change.interval[0], 1 + change.interval[1])
     noise = "" if change.significant() else "; <b>within noise</b>: the interval includes 1x"
     return f"{ratio:.2f}x {h.esc(second.mode)} (95% CI {low:.2f}x to {high:.2f}x, Welch p {change.p:.2g}{noise})"
@@ -224,7 +225,8 @@ def _subtitle(run: AnalysedRun, run_dir: Path, started: str | None) -> str:
     env = run.info.environment if run.info else {}
     plan = run.info.plan if run.info else {}
     commit = str(env.get("git_commit") or MISSING)[:10] + (" (dirty)" if env.get("git_dirty") else "")
-    bits = [f"run {h.esc(run_dir.name)}", f"started {h.esc(started or MISSING)}", f"commit {h.esc(commit)}",
+    when = started.replace("T", " ")[:16] + " UTC" if started else MISSING
+    bits = [f"run {h.esc(run_dir.name)}", f"started {h.esc(when)}", f"commit {h.esc(commit)}",
             f"{h.esc(env.get('cpu_model') or 'CPU model not recorded')}, server CPUs {h.esc(plan.get('server_cpus'))},"
             f" generator CPUs {h.esc(plan.get('client_cpus'))}",
             f"{len(run.modes)} modes x {len(run.scenarios)} scenarios, {plan.get('repeats', MISSING)} repeats of "

@@ -6,6 +6,7 @@ cells carry wrk's latency distributions.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -104,3 +105,21 @@ def test_a_real_run_reports_latency_distributions(visit: Any, tmp_path: Path, wr
     assert {"chart-spectrum-0", "chart-spectrum-1"} <= charts
     spectrum = seen.page.evaluate("() => document.getElementById('chart-spectrum-0').data.map(t => t.name)")
     assert sorted(spectrum) == ["prefork", "uvicorn"]
+
+
+def test_failed_cells_show_their_error_and_log_tail(tmp_path: Path, visit: Any) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(STORED, run)
+    cell = run / "cells" / "045-prefork-mixed-c32-r0.json"
+    data = json.loads(cell.read_text())
+    data.update(status="failed", error="StartError: server exited with code 3", throughput_rps=None,
+                log_tail="Traceback (most recent call last):\n<b>not markup</b>: cannot bind")
+    cell.write_text(json.dumps(data))
+    render_run(run)
+    seen = visit(run / "report.html")
+    assert seen.errors == []
+    failed = seen.page.inner_text("#failed")
+    assert "prefork / mixed / 32 users" in failed and "server exited with code 3" in failed
+    assert "<b>not markup</b>: cannot bind" in failed  # shown as text, not interpreted
+    assert "1 figure(s) failed" in seen.page.inner_text("#verdict")
+    assert "no mode produced a figure" in seen.page.inner_text("#verdict")
