@@ -129,6 +129,15 @@ def from_json(value: Any) -> dict[float, int]:
     return dict(sorted(out.items()))
 
 
+def of_generator(value: Any) -> dict[float, int]:
+    """A generator's ``latency_histogram`` in the records' shape, whichever shape it came in; {} for one that
+    cannot be read, so a measured cell is never lost over its distribution (its percentiles stay)."""
+    try:
+        return from_json(value)
+    except (ValueError, TypeError, KeyError):
+        return {}
+
+
 def to_json(histogram: Histogram) -> list[list[float]]:
     """``[[latency ms, count], ...]`` in latency order (a list: JSON object keys would have to be strings)."""
     return [[value, n] for value, n in sorted(histogram.items())]

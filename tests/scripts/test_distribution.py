@@ -61,6 +61,14 @@ def test_histograms_read_from_every_shape_they_come_in() -> None:
             distribution.from_json(bad)
 
 
+def test_a_generators_histogram_in_any_shape_becomes_the_records_shape() -> None:
+    doc = {"format": "workerbench-histogram/1", "unit": "us", "count": 2, "spectrum": [[0.0, 100], [100.0, 300]]}
+    assert distribution.of_generator(doc) == {0.1: 1, 0.3: 1}  # the native engine's document
+    assert distribution.of_generator({0.5: 2}) == {0.5: 2}
+    assert distribution.of_generator(None) == {}
+    assert distribution.of_generator({"format": "something else", "x": 1}) == {}  # dropped, the cell is kept
+
+
 def test_a_cell_record_keeps_its_histogram_through_json() -> None:
     record = records.CellRecord(mode="prefork", scenario="plaintext", status="ok", throughput_rps=1.0,
                                 latency_histogram={0.1: 5, 2.5: 1})
