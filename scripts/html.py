@@ -132,8 +132,9 @@ def chart(figure: go.Figure, chart_id: str, caption: str) -> str:
     for trace in figure.data:
         xs = list(trace.x) if trace.x is not None else []
         ys = list(trace.y) if trace.y is not None else []
+        series = str(trace.meta if trace.meta is not None else trace.name)  # meta: a fuller name than the legend's
         for x, y in zip(xs, ys, strict=True):
-            rows.append([Cell(str(trace.name)), Cell(_point_text(x), as_number(x), numeric=as_number(x) is not None),
+            rows.append([Cell(series), Cell(_point_text(x), as_number(x), numeric=as_number(x) is not None),
                          num(_point_text(y), y)])
     plot = figure.to_html(full_html=False, include_plotlyjs=False, div_id=chart_id, config=PLOTLY_CONFIG)
     numbers = table(("series", "x", "y"), rows, attrs=f' data-chart="{esc(chart_id)}"')

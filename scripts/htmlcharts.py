@@ -173,7 +173,8 @@ def concurrency(run: AnalysedRun) -> list[tuple[str, go.Figure]]:
                             and f.concurrency), key=lambda f: f.concurrency or 0)
             for col, (label, value) in enumerate((("req/s", _rps), ("p99", _p99)), start=1):
                 fig.add_trace(go.Scatter(
-                    name=f"{mode} {label}", legendgroup=mode, showlegend=col == 1, x=[f.concurrency for f in cells],
+                    name=mode, meta=f"{mode} {label}", legendgroup=mode, showlegend=col == 1,
+                    x=[f.concurrency for f in cells],
                     y=[value(f) for f in cells], mode="lines+markers", line={"color": colors[mode]},
                     customdata=[[hover(f, f"{label} {format_sig(value(f))}")] for f in cells], hovertemplate=HOVER),
                     row=1, col=col)
@@ -225,7 +226,7 @@ def resources(run: AnalysedRun) -> go.Figure | None:
         for col, (label, value) in enumerate((("CPU ms/req", _cpu_ms), ("memory MB", _memory)), start=1):
             shown = [f for f in mine if value(f) is not None]
             if shown:
-                fig.add_trace(go.Bar(name=f"{mode} {label}", legendgroup=mode, showlegend=col == 1,
+                fig.add_trace(go.Bar(name=mode, meta=f"{mode} {label}", legendgroup=mode, showlegend=col == 1,
                                      x=[f.scenario for f in shown], y=[value(f) for f in shown],
                                      marker_color=colors[mode],
                                      customdata=[[hover(f, f"{label} {format_sig(value(f))}")] for f in shown],

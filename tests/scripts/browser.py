@@ -115,7 +115,8 @@ _CHARTS_JS = """
     table: table ? table.getAttribute("data-chart") : null,
     svg: plot ? plot.querySelectorAll(".main-svg").length : 0,
     drawn: plot ? plot.querySelectorAll(".trace .point, .trace .points path").length : 0,
-    traces: plot ? plot.data.map(t => ({name: t.name, x: Array.from(t.x || []), y: Array.from(t.y || [])})) : [],
+    traces: plot ? plot.data.map(t => ({name: t.meta !== undefined ? String(t.meta) : t.name,
+                                        x: Array.from(t.x || []), y: Array.from(t.y || [])})) : [],
     rows: table ? Array.from(table.tBodies[0].rows).map(r => ({
       name: r.cells[0].textContent, x: r.cells[1].getAttribute("data-sort") || r.cells[1].textContent,
       y: r.cells[2].getAttribute("data-sort")})) : [],
