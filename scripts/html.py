@@ -27,7 +27,7 @@ body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin:
 h1 { font-size: 1.6em; margin: 0.8em 0 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; }
 h3 { margin-top: 1.3em; }
 .meta { color: #555; margin: 0 0 1em; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.88em; }
 .scroll { overflow-x: auto; max-width: 100%; }
 td.num, td.nowrap, td:first-child { white-space: nowrap; }
 th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #e5e5e5; text-align: left; vertical-align: top; }

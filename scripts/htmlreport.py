@@ -81,7 +81,7 @@ def _row(f: FoldedCell) -> list[h.Cell | str]:
     return [
         f.mode, h.num(MISSING if f.concurrency is None else str(f.concurrency), f.concurrency),
         h.num(format_rps(f.throughput_rps), f.throughput_rps), h.Cell(format_interval(f), css="nowrap"),
-        h.Cell(format_flags(f), css="bad" if not f.ok else ""),
+        h.Cell(format_flags(f), css="bad nowrap" if not f.ok else "nowrap"),
         *(h.num(format_sig(lat.get(p)), lat.get(p)) for p in ("p50", "p90", "p99")),
         format_errors(f), f.generator or MISSING, h.num(MISSING if cpu is None else f"{cpu:.0%}", cpu),
         h.num(format_sig(res.cpu_ms_per_request if res else None), res and res.cpu_ms_per_request),
