@@ -40,9 +40,9 @@ SPECTRUM_TICKS = (1.0, 2.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
 
 def _interval(f: FoldedCell) -> str:
     if f.throughput_ci95 is None:
-        return f"no interval ({f.repeats_ok} repeat{'s' if f.repeats_ok != 1 else ''})"
+        return f"req/s: no interval ({f.repeats_ok} repeat{'s' if f.repeats_ok != 1 else ''})"
     low, high = f.throughput_ci95
-    return f"95% CI {format_rps(max(0.0, low))} to {format_rps(high)} ({f.repeats_ok} repeats)"
+    return f"req/s 95% CI {format_rps(max(0.0, low))} to {format_rps(high)} ({f.repeats_ok} repeats)"
 
 
 def _generator(f: FoldedCell) -> str:

@@ -42,6 +42,19 @@ def test_report_of_the_stored_run_in_a_browser(stored_run: Path, visit: Any, tmp
     charts = {c["id"] for c in check_charts(seen)}
     assert {"chart-throughput", "chart-latency", "chart-concurrency-0", "chart-openloop", "chart-resources",
             "chart-strategies"} <= charts
+    # Hovering prefork's plaintext/close bar shows its figure, interval, flags and the generator's CPU.
+    bar = seen.page.locator("#chart-throughput .trace.bars").nth(1).locator(".point").nth(1)
+    box = bar.bounding_box()
+    assert box is not None
+    # Plotly's drag layer lies over the bars and takes the events, as it does for a person's mouse.
+    seen.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    seen.page.wait_for_selector("#chart-throughput .hoverlayer .hovertext")
+    # SVG text has no innerText; its lines are <tspan>s.
+    label = seen.page.eval_on_selector("#chart-throughput .hoverlayer .hovertext",
+                                       "g => Array.from(g.querySelectorAll('tspan.line')).map(t => t.textContent)"
+                                       ".join('\\n')")
+    assert "prefork" in label and "26,849 req/s" in label and "req/s 95% CI 20,605 to 33,092" in label
+    assert "flags: generator-bound" in label and "generator wrk, 97% of its CPU" in label
     verdict = seen.page.inner_text("#verdict")
     assert "prefork leads with" in verdict and "uvicorn" in verdict and "95% CI" in verdict
     # Sort the plaintext table (several concurrency levels) by requests/s.
