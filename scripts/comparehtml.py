@@ -66,8 +66,8 @@ def change_figure(c: Comparison, metric: str) -> go.Figure:
             marker={"color": color, "size": 9},
             error_y={"type": "data", "symmetric": False, "array": [hi - x for x, _, hi in points],
                      "arrayminus": [x - lo for x, lo, _ in points]},
-            customdata=[[format_ci(m.change), format_p(m.change), verdict_text(m)] for _, m in chosen],
-            hovertemplate="%{x}<br>B / A %{y:.3f}<br>95% CI %{customdata[0]}<br>p %{customdata[1]}"
+            customdata=[[format_ci(m.change), format_p(m), verdict_text(m)] for _, m in chosen],
+            hovertemplate="%{x}<br>B / A %{y:.3f}<br>95% CI %{customdata[0]}<br>p (Holm) %{customdata[1]}"
                           "<br>%{customdata[2]}<extra></extra>"))
     fig.add_hline(y=1, line={"color": "#333", "width": 1})
     for bound in (1 - c.min_change, 1 + c.min_change):
@@ -96,12 +96,12 @@ def _table(c: Comparison) -> str:
             h.num(format_rps(geomean(t.b)), geomean(t.b)),
             h.num(format_change(t.change), t.change.change if t.change else None),
             h.Cell(format_ci(t.change), css="nowrap"),
-            h.num(format_p(t.change), t.change.p if t.change else None), _verdict_cell(t),
+            h.num(format_p(t), t.p_holm), _verdict_cell(t),
             h.num(format_sig(geomean(p.a)), geomean(p.a)), h.num(format_sig(geomean(p.b)), geomean(p.b)),
             h.num(format_change(p.change), p.change.change if p.change else None),
             h.Cell(format_ci(p.change), css="nowrap"),
             _verdict_cell(p)])
-    headers = ("cell", "A req/s", "B req/s", "change", "95% CI", "p", "throughput", "A p99 ms", "B p99 ms",
+    headers = ("cell", "A req/s", "B req/s", "change", "95% CI", "p (Holm)", "throughput", "A p99 ms", "B p99 ms",
                "p99 change", "p99 95% CI", "p99")
     return h.table(headers, rows, numeric=[False, True, True, True, False, True, False, True, True, True, False,
                                            False], attrs=' id="cells"')
@@ -134,7 +134,7 @@ def _unmatched(c: Comparison) -> str:
 def _cleared(c: Comparison) -> str:
     items = [f'<li><span class="{"bad" if m.verdict == "regression" else "good"}">{m.verdict}</span> '
              f"{h.esc(cell.key.label)}, {m.name}: {format_change(m.change)} ({format_ci(m.change)}, "
-             f"p {format_p(m.change)})</li>"
+             f"p {format_p(m)} after Holm)</li>"
              for cell in c.cells for m in (cell.throughput, cell.p99) if m.verdict in ("regression", "improvement")]
     return "<ul>" + "".join(items) + "</ul>" if items else "<p>No change cleared the noise.</p>"
 

@@ -4,12 +4,14 @@ Cells are matched by mode, scenario, concurrency, keep-alive and database strate
 throughput and p99 latency: B's change against A (ratio of the geometric means of the repeats), its 95%
 confidence interval and Welch's t-test on the logarithms of the repeats (:mod:`scripts.significance` says why
 that test). A change is called a regression or an improvement only when it clears the noise twice: the test
-says p < 0.05 *and* the change is at least ``--min-change`` (default 5%). Why both: repeats within one run are
-measured minutes apart and share that moment's machine, so they understate how much two runs differ; a
-change smaller than the run-to-run drift of a shared machine is not worth an alarm even when the test is sure
-of it. Everything else is "within noise"; a cell with one repeat on a side cannot be tested at all and says
-so. Then the plan and environment differences that could explain a change (commit, versions, CPU model, CPU
-sets), and what could not be compared: cells measured in one run only, failed cells, incomplete or older runs.
+says p < 0.05 after Holm's correction for every test of the comparison (two per cell: without it, 24 tests at
+5% raise a false alarm in most comparisons of identical runs) *and* the change is at least ``--min-change``
+(default 5%). Why both: repeats within one run are measured minutes apart and share that moment's machine,
+so they understate how much two runs differ; a change smaller than the run-to-run drift of a shared machine
+is not worth an alarm even when the test is sure of it. Everything else is "within noise"; a cell with one
+repeat on a side cannot be tested at all and says so. Then the plan and environment differences that could
+explain a change (commit, versions, CPU model, CPU sets), and what could not be compared: cells measured in
+one run only, failed cells, incomplete or older runs.
 
 This module compares and writes Markdown; :mod:`scripts.comparehtml` draws the page and :mod:`scripts.compare`
 is the command line.
@@ -17,6 +19,7 @@ is the command line.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,7 +30,7 @@ from typing import Any, Literal
 from scripts import records
 from scripts.formatting import MISSING, format_rps, format_sig
 from scripts.records import CellRecord, Run
-from scripts.significance import ALPHA, Change, welch_log
+from scripts.significance import ALPHA, Change, holm, welch_log
 
 MIN_CHANGE = 0.05
 Verdict = Literal["regression", "improvement", "within noise", "untested", "failed"]
@@ -73,6 +76,7 @@ class Metric:
     change: Change | None
     verdict: Verdict
     better: Direction
+    p_holm: float | None = None  # the test's p-value adjusted for every test of the comparison (Holm)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -173,23 +177,31 @@ def _values(cells: Iterable[CellRecord], metric: str) -> tuple[float, ...]:
     return tuple(out)
 
 
-def classify(change: Change | None, better: Direction, alpha: float, min_change: float) -> Verdict:
+def classify(change: Change | None, p: float | None, better: Direction, alpha: float, min_change: float) -> Verdict:
     if change is None:
         return "failed"
-    if not change.tested:
+    if p is None:
         return "untested"
-    if not change.significant(alpha) or abs(change.change) < min_change:
+    if p >= alpha or abs(change.change) < min_change:
         return "within noise"
     up = change.change > 0
     return "improvement" if up == (better == "higher") else "regression"
 
 
-def compare_metric(name: str, a: Sequence[CellRecord], b: Sequence[CellRecord], better: Direction, alpha: float,
-                   min_change: float) -> Metric:
+def _tested(name: str, a: Sequence[CellRecord], b: Sequence[CellRecord], better: Direction, alpha: float) -> Metric:
+    """The metric with its change and test, not yet classified (that needs every test's p-value)."""
     va, vb = _values(a, name), _values(b, name)
     change = welch_log(va, vb, alpha) if va and vb else None
-    return Metric(name=name, a=va, b=vb, change=change, verdict=classify(change, better, alpha, min_change),
-                  better=better)
+    return Metric(name=name, a=va, b=vb, change=change, verdict="untested", better=better)
+
+
+def _classified(metrics: Sequence[Metric], alpha: float, min_change: float) -> list[Metric]:
+    """Every metric with its Holm-adjusted p-value and its verdict."""
+    tested = [(i, m.change.p) for i, m in enumerate(metrics) if m.change is not None and m.change.p is not None]
+    adjusted = dict(zip((i for i, _ in tested), holm([p for _, p in tested]), strict=True))
+    return [dataclasses.replace(m, p_holm=adjusted.get(i),
+                                verdict=classify(m.change, adjusted.get(i), m.better, alpha, min_change))
+            for i, m in enumerate(metrics)]
 
 
 def _grouped(run: Run) -> dict[CellKey, list[CellRecord]]:
@@ -202,10 +214,11 @@ def _grouped(run: Run) -> dict[CellKey, list[CellRecord]]:
 def compare(a: Side, b: Side, *, alpha: float = ALPHA, min_change: float = MIN_CHANGE) -> Comparison:
     ga, gb = _grouped(a.run), _grouped(b.run)
     common = [k for k in ga if k in gb]  # A's plan order
-    cells = tuple(CellComparison(key=k, throughput=compare_metric("throughput", ga[k], gb[k], "higher", alpha,
-                                                                  min_change),
-                                 p99=compare_metric("p99", ga[k], gb[k], "lower", alpha, min_change))
-                  for k in common)
+    raw = [m for k in common for m in (_tested("throughput", ga[k], gb[k], "higher", alpha),
+                                       _tested("p99", ga[k], gb[k], "lower", alpha))]
+    metrics = _classified(raw, alpha, min_change)
+    cells = tuple(CellComparison(key=k, throughput=metrics[2 * i], p99=metrics[2 * i + 1])
+                  for i, k in enumerate(common))
     return Comparison(a=a, b=b, cells=cells, only_a=tuple(k for k in ga if k not in gb),
                       only_b=tuple(k for k in gb if k not in ga), differences=tuple(differences(a.run, b.run)),
                       alpha=alpha, min_change=min_change)
@@ -256,10 +269,11 @@ def format_ci(change: Change | None) -> str:
     return f"{low:+.1%} to {high:+.1%}"
 
 
-def format_p(change: Change | None) -> str:
-    if change is None or change.p is None:
+def format_p(metric: Metric) -> str:
+    """The Holm-adjusted p-value the verdict rests on."""
+    if metric.p_holm is None:
         return MISSING
-    return "<0.001" if change.p < 0.001 else f"{change.p:.3f}"
+    return "<0.001" if metric.p_holm < 0.001 else f"{metric.p_holm:.3f}"
 
 
 def verdict_text(metric: Metric) -> str:
@@ -275,7 +289,7 @@ def geomean(values: Sequence[float]) -> float | None:
     return math.exp(statistics.fmean(math.log(v) for v in values)) if values else None
 
 
-MARKDOWN_COLUMNS = ("cell", "A req/s", "B req/s", "change", "95% CI", "p", "throughput", "A p99 ms", "B p99 ms",
+MARKDOWN_COLUMNS = ("cell", "A req/s", "B req/s", "change", "95% CI", "p (Holm)", "throughput", "A p99 ms", "B p99 ms",
                     "p99 change", "p99 95% CI", "p99")
 
 
@@ -293,7 +307,7 @@ def markdown(c: Comparison) -> str:
             t, p = cell.throughput, cell.p99
             lines.append("| " + " | ".join((
                 cell.key.label, format_rps(geomean(t.a)), format_rps(geomean(t.b)), format_change(t.change),
-                format_ci(t.change), format_p(t.change), _md_verdict(t), format_sig(geomean(p.a)),
+                format_ci(t.change), format_p(t), _md_verdict(t), format_sig(geomean(p.a)),
                 format_sig(geomean(p.b)), format_change(p.change), format_ci(p.change), _md_verdict(p))) + " |")
         lines.append("")
     lines += _md_unmatched(c) + _md_differences(c)
@@ -340,7 +354,9 @@ def headline(c: Comparison) -> str:
     return (f"{len(c.cells)} cells matched; throughput and p99 of each: {counts['regression']} regressions, "
             f"{counts['improvement']} improvements, {counts['within noise']} within noise, "
             f"{counts['untested']} untested (one repeat), {counts['failed']} failed. A change counts when Welch's "
-            f"t-test on the log of the repeats gives p < {c.alpha:g} and it is at least {c.min_change:.0%}; the "
+            f"t-test on the log of the repeats gives p < {c.alpha:g} after Holm's correction for the "
+            f"{sum(m.p_holm is not None for x in c.cells for m in (x.throughput, x.p99))} tests made, and it is at "
+            f"least {c.min_change:.0%}; the "
             "interval is the 95% CI of the ratio of geometric means, and A and B are the geometric means of the "
             "repeats.")
 

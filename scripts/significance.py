@@ -8,9 +8,10 @@ latency are positive and their noise is multiplicative (a busier machine slows e
 the test is on the ratio of geometric means, and its interval reads as "+12% (+3% to +22%)".
 
 Nothing here is specific to the bench: :func:`welch_log` takes two samples and returns the change, its
-95% confidence interval and the p-value. scipy is not a dependency, so Student's t distribution is computed
-here from the regularized incomplete beta function (the continued fraction of Numerical Recipes, 6.4);
-``tests/scripts/test_significance.py`` checks it against the t table in :mod:`scripts.stats`.
+95% confidence interval and the p-value; :func:`holm` adjusts the p-values of many such tests at once.
+scipy is not a dependency, so Student's t distribution is computed here from the regularized incomplete beta
+function (the continued fraction of Numerical Recipes, 6.4); ``tests/scripts/test_distribution.py`` checks it
+against the t table in :mod:`scripts.stats`.
 """
 
 from __future__ import annotations
@@ -133,3 +134,19 @@ def welch_log(a: Sequence[float], b: Sequence[float], alpha: float = ALPHA) -> C
     half = t_quantile(alpha, dof) * se
     return Change(change=math.expm1(diff), interval=(math.expm1(diff - half), math.expm1(diff + half)), p=p,
                   dof=dof, n_a=len(a), n_b=len(b))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the order given.
+
+    A comparison tests two metrics of every matched cell at once: 24 tests at 5% raise at least one false alarm
+    in 71% of comparisons of identical runs. Holm's step-down keeps the chance of any false alarm in the whole
+    comparison at alpha, and never rejects less than Bonferroni would.
+    """
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted

@@ -57,18 +57,28 @@ def test_a_run_against_itself_is_within_noise_everywhere(tmp_path: Path) -> None
     assert (b / "compare.html").stat().st_size > 100_000  # plotly inlined
 
 
+def add_third_repeat(run: Path) -> None:
+    """A third repeat of prefork plaintext @32 (the stored run has two), 2% under the first."""
+    data = json.loads((run / "cells" / "005-prefork-plaintext-c32-r0.json").read_text())
+    data.update(index=16, repeat=2, throughput_rps=data["throughput_rps"] * 0.98)
+    (run / "cells" / "016-prefork-plaintext-c32-r2.json").write_text(json.dumps(data))
+
+
 def test_a_slower_mode_is_a_regression_and_the_environment_change_is_named(tmp_path: Path) -> None:
     a, b = copy_run(tmp_path, "a"), copy_run(tmp_path, "b")
-    assert edit_cells(b, "prefork", {}, scale=0.7) == 10
+    add_third_repeat(a)
+    add_third_repeat(b)
+    assert edit_cells(b, "prefork", {}, scale=0.7) == 11
     plan = json.loads((b / "plan.json").read_text())
     plan["environment"]["python"] = "3.12.1"
     (b / "plan.json").write_text(json.dumps(plan))
     side_a, side_b = comparison.load_side(a), comparison.load_side(b)
     result = comparison.compare(side_a, side_b)
     verdicts = {c.key.label: c.throughput.verdict for c in result.cells}
-    # Every prefork cell with two repeats is 30% slower in both: beyond any noise.
+    # 30% slower over three repeats whose spread is 2%: beyond any noise, even after Holm's correction for the
+    # 16 tests of this comparison. Over two repeats (t with at most two degrees of freedom) the same 30% is not.
     assert verdicts["prefork plaintext @32"] == "regression"
-    assert verdicts["prefork plaintext close @32"] == "regression"
+    assert verdicts["prefork plaintext close @32"] == "within noise"
     assert verdicts["prefork plaintext @1"] == "untested"
     assert verdicts["uvicorn plaintext @32"] == "within noise"
     change = next(c.throughput.change for c in result.cells if c.key.label == "prefork plaintext @32")

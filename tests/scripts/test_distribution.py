@@ -118,6 +118,12 @@ def test_welch_on_logs() -> None:
         significance.welch_log([0.0, 1.0], [1.0, 2.0])
 
 
+def test_holm_adjusts_in_steps_and_keeps_the_order() -> None:
+    assert significance.holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert significance.holm([0.3, 0.001]) == pytest.approx([0.3, 0.002])
+    assert significance.holm([]) == []
+
+
 def test_welch_false_alarm_rate_is_about_alpha() -> None:
     """Samples of one distribution: about 5% of tests may call a difference significant, not more."""
     rng = random.Random(11)
