@@ -351,14 +351,19 @@ def headline(c: Comparison) -> str:
                 "keep-alive and database strategy.")
     counts = {v: sum(x.throughput.verdict == v for x in c.cells) + sum(x.p99.verdict == v for x in c.cells)
               for v in ("regression", "improvement", "within noise", "untested", "failed")}
+    tests = sum(m.p_holm is not None for x in c.cells for m in (x.throughput, x.p99))
+    if not tests:
+        return (f"{len(c.cells)} cells matched, but none was measured more than once in both runs, so no change "
+                "can be told from noise (one value has no spread to weigh it against): the changes below are "
+                "single measurements. Compare runs made with --repeats 3 or more.")
     return (f"{len(c.cells)} cells matched; throughput and p99 of each: {counts['regression']} regressions, "
             f"{counts['improvement']} improvements, {counts['within noise']} within noise, "
             f"{counts['untested']} untested (one repeat), {counts['failed']} failed. A change counts when Welch's "
-            f"t-test on the log of the repeats gives p < {c.alpha:g} after Holm's correction for the "
-            f"{sum(m.p_holm is not None for x in c.cells for m in (x.throughput, x.p99))} tests made, and it is at "
-            f"least {c.min_change:.0%}; the "
-            "interval is the 95% CI of the ratio of geometric means, and A and B are the geometric means of the "
-            "repeats.")
+            f"t-test on the log of the repeats gives p < {c.alpha:g} after Holm's correction for the {tests} tests "
+            "made, and it is at "
+            f"least {c.min_change:.0%}. The interval is the 95% CI of the ratio of geometric means for that cell "
+            "alone (uncorrected, so one may exclude 0 and still be within noise); A and B are the geometric means "
+            "of the repeats.")
 
 
 def _cells_summary(run: Run) -> str:

@@ -102,6 +102,16 @@ def test_an_interrupted_run_compares_what_it_has(tmp_path: Path) -> None:
     assert "skipping record" in result.stderr and "999-broken.json" in result.stderr
 
 
+def test_runs_measured_once_say_that_nothing_could_be_tested(tmp_path: Path) -> None:
+    a, b = copy_run(tmp_path, "a"), copy_run(tmp_path, "b")
+    for run in (a, b):
+        for path in (run / "cells").glob("*-r1.json"):
+            path.unlink()
+    result = comparison.compare(comparison.load_side(a), comparison.load_side(b))
+    assert {m.verdict for cell in result.cells for m in (cell.throughput, cell.p99)} == {"untested"}
+    assert "none was measured more than once in both runs" in comparison.headline(result)
+
+
 def test_runs_with_nothing_in_common_say_so(tmp_path: Path) -> None:
     a, b = copy_run(tmp_path, "a"), copy_run(tmp_path, "b")
     for mode in ("fork", "prefork", "uvicorn", "gunicorn-sync"):
