@@ -9,6 +9,7 @@ returns None where the run has nothing to draw.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -25,8 +26,6 @@ LAYOUT = {"template": "plotly_white", "margin": MARGIN,
           "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
           "hoverlabel": {"align": "left"}}
 HOVER = "%{customdata[0]}<extra></extra>"
-# Log axes labelled at decades only: plotly's default also labels 2 and 5 of every decade without the decade.
-LOG_AXIS = {"type": "log", "dtick": 1}
 # Legends of side-by-side panels go under them, where they cannot cover a panel's title.
 LEGEND_BELOW = {"orientation": "h", "y": -0.22, "yanchor": "top", "x": 0, "xanchor": "left"}
 # Throughput spans 4 req/s (cgi) to 40,000 (prefork): a log view shows the small bars.
@@ -65,6 +64,18 @@ def _main(run: AnalysedRun, scenario: str) -> list[FoldedCell]:
     return [f for f in run.figures if f.scenario == scenario and f.concurrency == level]
 
 
+def log_axis(values: Iterable[float | None], title: str) -> dict[str, object]:
+    """A log axis labelled in full numbers: 1-2-5 steps over up to two decades, decades beyond. Plotly's own
+    labels read "5 2 1 5 2" inside a decade, and decades alone leave a 20-700 ms range with one label."""
+    present = [v for v in values if v is not None and v > 0]
+    if not present:
+        return {"type": "log", "title": title}
+    low, high = math.floor(math.log10(min(present))), math.ceil(math.log10(max(present)))
+    steps = (1, 2, 5) if high - low <= 2 else (1,)
+    ticks = [m * 10.0**e for e in range(low, high + 1) for m in steps]
+    return {"type": "log", "title": title, "tickvals": ticks, "ticktext": [f"{t:,.10g}" for t in ticks]}
+
+
 def _figure(title: str, **layout: object) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(title=title, **{**LAYOUT, **layout})
@@ -85,7 +96,8 @@ def throughput(run: AnalysedRun) -> go.Figure:
         fig.add_trace(go.Bar(
             name=mode, x=[f.scenario for f in cells], y=values, marker_color=colors[mode],
             marker_pattern_shape=["/" if Flag.GENERATOR_BOUND in f.flags else "" for f in cells],
-            error_y={"type": "data", "symmetric": False, "array": [max(0.0, hi - v) for (_, hi), v in
+            error_y={"type": "data", "symmetric": False, "visible": any(f.throughput_ci95 for f in cells),
+                     "array": [max(0.0, hi - v) for (_, hi), v in
                                                                    zip(ci, values, strict=True)],
                      "arrayminus": [max(0.0, v - max(0.0, lo)) for (lo, _), v in zip(ci, values, strict=True)]},
             customdata=[[hover(f, f"{format_rps(f.throughput_rps)} req/s (median)")] for f in cells],
@@ -95,17 +107,19 @@ def throughput(run: AnalysedRun) -> go.Figure:
 
 def latency(run: AnalysedRun) -> go.Figure:
     colors = mode_colors(run.modes)
-    fig = _figure("Latency percentiles at each scenario's main concurrency (log scale)",
-                  yaxis={**LOG_AXIS, "title": "ms"}, barmode="group")
+    fig = _figure("Latency percentiles at each scenario's main concurrency (log scale)", barmode="group")
+    shown: list[float] = []
     for mode in run.modes:
         points = [(f, p) for s in run.scenarios for f in _main(run, s) if f.mode == mode and f.ok
                   for p in DRAWN_PERCENTILES if f.latency_ms.get(p)]
         if points:
+            shown += [f.latency_ms[p] for f, p in points]
             fig.add_trace(go.Bar(
                 name=mode, x=[f"{f.scenario} {p}" for f, p in points], y=[f.latency_ms[p] for f, p in points],
                 marker_color=colors[mode],
                 customdata=[[hover(f, f"{p} {format_sig(f.latency_ms[p])} ms")] for f, p in points],
                 hovertemplate=HOVER))
+    fig.update_layout(yaxis=log_axis(shown, "ms"))
     return fig
 
 
@@ -127,7 +141,7 @@ def spectra(run: AnalysedRun) -> list[tuple[str, go.Figure]]:
         cells = [f for f in _main(run, scenario) if f.ok and f.latency_histogram]
         if not cells:
             continue
-        fig = _figure(f"{scenario}: latency by percentile (repeats merged)", yaxis={**LOG_AXIS, "title": "ms"},
+        fig = _figure(f"{scenario}: latency by percentile (repeats merged)",
                       xaxis={"type": "log", "title": "percentile", "tickvals": list(SPECTRUM_TICKS),
                              "ticktext": [spectrum_label(t) for t in SPECTRUM_TICKS]})
         for f in cells:
@@ -138,6 +152,7 @@ def spectra(run: AnalysedRun) -> list[tuple[str, go.Figure]]:
                 mode="lines+markers", marker={"size": 4}, line={"color": colors[f.mode], "shape": "hv"},
                 customdata=[[hover(f, f"p{level:g}: {format_sig(ms)} ms")] for level, ms in points],
                 hovertemplate=HOVER))
+        fig.update_layout(yaxis=log_axis([y for trace in fig.data for y in trace.y], "ms"))
         out.append((scenario, fig))
     return out
 
@@ -180,7 +195,8 @@ def concurrency(run: AnalysedRun) -> list[tuple[str, go.Figure]]:
                     row=1, col=col)
         levels = run.levels(scenario)
         fig.update_xaxes(type="log", title_text="connections", tickvals=levels, ticktext=[str(v) for v in levels])
-        fig.update_yaxes(type="log", dtick=1, row=1, col=2)
+        fig.update_yaxes(**log_axis([_p99(f) for f in run.figures if f.scenario == scenario and f.ok], "p99 ms"),
+                         row=1, col=2)
         out.append((scenario, fig))
     return out
 
@@ -192,7 +208,8 @@ def openloop(run: AnalysedRun) -> go.Figure | None:
     rates = sorted({p.offered_rate for p in run.openloop if p.offered_rate})
     fig = _figure("Open loop on /io: latency against offered load (solid p99, dotted p50; log-log)",
                   xaxis={"type": "log", "title": "offered requests/s", "tickvals": rates,
-                         "ticktext": [f"{r:,g}" for r in rates]}, yaxis={**LOG_AXIS, "title": "ms"})
+                         "ticktext": [f"{r:,g}" for r in rates]},
+                  yaxis=log_axis([v for p in run.openloop if p.ok for v in p.latency_ms.values()], "ms"))
     for mode, color in colors.items():
         points = sorted((p for p in run.openloop if p.mode == mode and p.ok and p.offered_rate),
                         key=lambda p: p.offered_rate or 0.0)

@@ -45,7 +45,7 @@ def lead(leader: FoldedCell, second: FoldedCell) -> str:
     b = [v for v in leader.throughput_samples if v > 0]
     change = welch_log(a, b) if a and b else None
     if change is None or change.interval is None or change.p is None:
-        return f"{ratio:.2f}x {h.esc(second.mode)} (one repeat: no interval)"
+        return f"{ratio:.2f}x {h.esc(second.mode)}"  # the leader's figure already said "one repeat"
     low, high = (1 + change.interval[0], 1 + change.interval[1])
     noise = "" if change.significant() else "; <b>within noise</b>: the interval includes 1x"
     return f"{ratio:.2f}x {h.esc(second.mode)} (95% CI {low:.2f}x to {high:.2f}x, Welch p {change.p:.2g}{noise})"
@@ -230,8 +230,8 @@ def _subtitle(run: AnalysedRun, run_dir: Path, started: str | None) -> str:
     bits = [f"run {h.esc(run_dir.name)}", f"started {h.esc(when)}", f"commit {h.esc(commit)}",
             f"{h.esc(env.get('cpu_model') or 'CPU model not recorded')}, server CPUs {h.esc(plan.get('server_cpus'))},"
             f" generator CPUs {h.esc(plan.get('client_cpus'))}",
-            f"{len(run.modes)} modes x {len(run.scenarios)} scenarios, {plan.get('repeats', MISSING)} repeats of "
-            f"{plan.get('duration', MISSING)} s"]
+            f"{len(run.modes)} modes x {len(run.scenarios)} scenarios, {plan.get('repeats', MISSING)} "
+            f"repeat{'' if plan.get('repeats') == 1 else 's'} of {plan.get('duration', MISSING)} s"]
     links = " · ".join(f'<a href="{name}">{name}</a>' for name in ("summary.md", "throughput.png", "latency.png")
                        if (run_dir / name).exists())
     return " · ".join(bits) + (f"<br>{links}" if links else "")
