@@ -58,7 +58,8 @@ def _plan(info: records.RunInfo | None, run: analysis.AnalysedRun) -> str:
     plan = info.plan if info else {}
     text = f"{len(run.modes)} modes x {len(run.scenarios)} scenarios"
     if plan:
-        text += f", {plan.get('repeats', MISSING)} repeats of {plan.get('duration', MISSING)} s"
+        repeats = plan.get("repeats", MISSING)
+        text += f", {repeats} repeat{'' if repeats == 1 else 's'} of {plan.get('duration', MISSING)} s"
         text += ", quick" if plan.get("quick") else ""
     return text
 
@@ -86,7 +87,7 @@ def _when(iso: str | None) -> str:
 def _row(e: RunEntry, latest: Path | None) -> list[h.Cell | str]:
     name = h.esc(e.path.name) + (" <b>(latest)</b>" if latest is not None and e.path == latest else "")
     link = h.Cell(f'<a href="{h.esc(e.path.name)}/{e.report}">{name}</a>' if e.report else name, raw_html=True)
-    return [link, e.started, e.commit, e.plan, e.cells, e.headline]
+    return [link, h.Cell(e.started, css="nowrap"), h.Cell(e.commit, css="nowrap"), e.plan, e.cells, e.headline]
 
 
 def render(folder: Path) -> h.Page:
