@@ -1,4 +1,4 @@
-"""workerbench sessions: ``nox -s bench``, ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``."""
+"""workerbench sessions: ``nox -s bench``, ``compare``, ``tests``, ``lint`` and ``typecheck``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,15 @@ def bench(session: nox.Session) -> None:
     """Run the comparison; arguments after `--` go to scripts.bench (try `-- --help`)."""
     session.install("-e", ".")
     session.run("python", "-m", "scripts.bench", *session.posargs)
+
+
+@nox.session
+def compare(session: nox.Session) -> None:
+    """Compare two runs: `nox -s compare -- RUN_A RUN_B` (a Markdown table here, compare.html in RUN_B)."""
+    session.install("-e", ".")
+    if len(session.posargs) < 2:
+        session.error("usage: nox -s compare -- RUN_A RUN_B [--out FOLDER] [--min-change PERCENT]")
+    session.run("python", "-m", "scripts.compare", *session.posargs)
 
 
 @nox.session

@@ -42,6 +42,34 @@ local function num(x, fmt)
    return string.format(fmt or "%.0f", x)
 end
 
+-- The percentile spectrum, at scripts/distribution.py's levels: each halving of the distance to 100%
+-- gets five points, until a point would be less than one request away; then the maximum. wrk hands a
+-- script percentiles, not its histogram, and each percentile() is one pass over its buckets, so ~100
+-- points cost milliseconds. wrk's percentile(100) is 0 (its rank is count + 1), hence max.
+-- The named percentiles (p50 ... p99.999) are points too. Order does not matter to the reader.
+local function spectrum(latency, count)
+   local levels = {}
+   local remaining = 100.0
+   while remaining * count / 100.0 >= 1.0 and #levels < 400 do
+      local base = 100.0 - remaining
+      for i = 0, 4 do
+         levels[#levels + 1] = base + remaining / 2.0 * i / 5
+      end
+      remaining = remaining / 2.0
+   end
+   for _, level in ipairs({50, 75, 90, 95, 99, 99.9, 99.99, 99.999}) do
+      if (100.0 - level) * count / 100.0 >= 1.0 then
+         levels[#levels + 1] = level
+      end
+   end
+   local points = {}
+   for _, level in ipairs(levels) do
+      points[#points + 1] = "[" .. string.format("%.9g", level) .. "," .. num(latency:percentile(level)) .. "]"
+   end
+   points[#points + 1] = "[100," .. num(latency.max) .. "]"
+   return "[" .. table.concat(points, ",") .. "]"
+end
+
 function done(summary, latency, requests)
    local e = summary.errors
    local parts = {
@@ -68,6 +96,7 @@ function done(summary, latency, requests)
          '"stdev":' .. num(latency.stdev, "%.3f"),
          '"max":' .. num(latency.max),
          '"min":' .. num(latency.min),
+         '"spectrum":' .. spectrum(latency, summary.requests),
       }
    end
    parts[#parts + 1] = '"latency_us":{' .. table.concat(lat, ",") .. "}"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from apps import db
 from loadtests.scenarios import SCENARIOS, Scenario
+from scripts import distribution
 from scripts.cpus import format_cpus
 from scripts.generators import Load, LoadError, LoadResult
 from scripts.plan import ROOT, Cell, Plan
@@ -77,6 +78,7 @@ def _measured(record: CellRecord, load: LoadResult, usage: Usage) -> CellRecord:
     record = dataclasses.replace(
         record, status="ok", generator=load.generator, requests=load.requests, failures=load.failures,
         throughput_rps=round(load.throughput_rps, 2), latency_ms=dict(load.latency_ms),
+        latency_histogram=distribution.of_generator(load.latency_histogram),
         resources=usage.resources(load.requests),
         generator_cpu=None if load.generator_cpu is None else round(load.generator_cpu, 3))
     if load.requests == 0:

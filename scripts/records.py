@@ -21,6 +21,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
+from scripts import distribution
+
 SCHEMA_VERSION = 2
 Status = Literal["ok", "failed"]
 JSON = dict[str, Any]
@@ -101,6 +103,9 @@ class CellRecord:
     latency_ms: Mapping[str, float] = field(default_factory=dict)
     resources: Resources | None = None
     generator_cpu: float | None = None
+    # latency (ms) -> count where the generator gives a distribution (scripts.distribution); on disk a list of
+    # [latency, count] pairs. Optional: records without it (every schema 1 record) read as {}.
+    latency_histogram: Mapping[float, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -171,6 +176,7 @@ def to_json(record: CellRecord | OpenLoopRecord | RunInfo) -> JSON:
         data["ok"] = data.pop("ok_count")
     if isinstance(record, CellRecord):
         data["command"] = list(record.command)
+        data["latency_histogram"] = distribution.to_json(record.latency_histogram)
     return data
 
 
@@ -269,11 +275,16 @@ def cell_from_json(raw: Mapping[str, Any], where: str = "cell record") -> CellRe
     floats = {k: _typed(data, k, NUMBER, where) for k in ("duration_s", "warmup_s", "ready_s", "throughput_rps",
                                                            "generator_cpu")}
     command = data.get("command") or ()
+    try:
+        histogram = distribution.from_json(data.get("latency_histogram"))
+    except ValueError as exc:
+        raise RecordError(f"{where}: latency_histogram: {exc}") from None
     return CellRecord(
         mode=data["mode"], scenario=data["scenario"], status=_status(data), **text, **ints, **floats,
         keepalive=bool(data.get("keepalive", True)), repeat=_typed(data, "repeat", int, where) or 0,
         log_tail=str(data.get("log_tail") or ""), command=tuple(str(a) for a in command),
         latency_ms=_number_map(data, "latency_ms", where), resources=_resources(data, where),
+        latency_histogram=histogram,
     )
 
 
@@ -385,3 +396,17 @@ def load(run_dir: Path) -> Run:
 
 def flags_of(values: Sequence[str]) -> tuple[Flag, ...]:
     return tuple(Flag(v) for v in values)
+
+
+def stored_versions(run_dir: Path) -> dict[int, int]:
+    """How many cell and open-loop records of each schema version ``run_dir`` holds, as written (before
+    :func:`load` migrates them): a tool can say that a run is older than this workerbench."""
+    versions: dict[int, int] = {}
+    for path in [*sorted((run_dir / "cells").glob("*.json")), *sorted((run_dir / "openloop").glob("*.json"))]:
+        try:
+            version = read_json(path).get("schema")
+        except RecordError:
+            continue
+        if isinstance(version, int) and not isinstance(version, bool):
+            versions[version] = versions.get(version, 0) + 1
+    return versions

@@ -13,24 +13,35 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scripts import analysis, plot, records, summary
+from scripts import analysis, export, htmlreport, index, plot, records, summary
 
 
 def render_run(run_dir: Path) -> Path:
-    """Redraw ``run_dir``'s charts and summary from its records; returns the summary's path."""
-    analysed = analysis.analyse(records.load(run_dir))
+    """Redraw ``run_dir``'s charts, summary and report.html from its records (and the results index, for a run
+    under results/); returns the summary's path."""
+    run = records.load(run_dir)
+    analysed = analysis.analyse(run)
     charts = plot.write_charts(analysed, run_dir)
-    return summary.write_summary(analysed, run_dir, charts=[c.name for c in charts])
+    written = summary.write_summary(analysed, run_dir, charts=[c.name for c in charts])
+    htmlreport.write_report(analysed, run_dir, started=min((c.started_at for c in run.cells if c.started_at),
+                                                           default=None))
+    index.rebuild_for(run_dir)
+    return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.report",
-                                     description="Redraw the charts and summary of a run from its records.")
+                                     description="Redraw the charts, summary and report.html of a run from its "
+                                     "records.")
     parser.add_argument("run_dir", type=Path, help="a run folder, e.g. results/latest")
+    parser.add_argument("--export", choices=export.FORMATS, help="also write every cell as one flat table "
+                        "(cells.csv in the run folder)")
     args = parser.parse_args(argv)
     if not list((args.run_dir / "cells").glob("*.json")):
         parser.error(f"no cell records under {args.run_dir / 'cells'}")
     print(render_run(args.run_dir))
+    if args.export:
+        print(export.export(args.run_dir, args.export))
     return 0
 
 

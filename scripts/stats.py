@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from scripts import distribution
 from scripts.records import CellRecord, Flag, Resources, Status
 
 GENERATOR_BOUND = 0.85
@@ -84,6 +85,7 @@ class FoldedCell:
     requests: int | None = None
     failures: int | None = None
     latency_ms: Mapping[str, float] = field(default_factory=dict)
+    latency_histogram: Mapping[float, int] = field(default_factory=dict)  # the repeats' histograms merged
     resources: Resources | None = None
     flags: tuple[Flag, ...] = ()
     error: str | None = None
@@ -149,6 +151,7 @@ def fold(records: Sequence[CellRecord]) -> FoldedCell:
         throughput_samples=tuple(rates),
         throughput_ci95=interval(rates), spread=spread_, requests=requests, failures=failures,
         latency_ms=_median_map([r.latency_ms for r in ok if r.latency_ms]), resources=_median_resources(ok),
+        latency_histogram=distribution.merge(r.latency_histogram for r in ok),
         generator_cpu=max(util) if util else None, flags=tuple(_flags(ok, len(records), spread_, requests, failures)),
     )
 

@@ -52,6 +52,8 @@ class WrkResult:
     non_2xx: int  # responses with status > 399 (wrk does not count 3xx as errors)
     socket_errors: int  # connect + read + write + timeout
     latency_ms: dict[str, float]  # p50, p75, p90, p99, p999, mean, max; empty when no request completed
+    # (percentile, ms) from the minimum to the maximum (scripts.distribution's levels); () from older scripts
+    spectrum_ms: tuple[tuple[float, float], ...] = ()
     cpu_utilization: float | None = None  # share of its CPUs wrk used (set by run_wrk)
 
 
@@ -129,6 +131,7 @@ def parse_wrk_output(stdout: str) -> WrkResult:
         errors = {key: int(data["errors"][key]) for key in ERROR_KEYS}
         raw_latency = data["latency_us"]
         latency_ms = {key: float(raw_latency[key]) / 1000.0 for key in LATENCY_KEYS} if requests else {}
+        spectrum = tuple((float(level), float(us) / 1000.0) for level, us in raw_latency.get("spectrum") or ())
     except (ValueError, KeyError, TypeError) as exc:
         raise WrkError(f"unreadable wrk report ({exc!r}): {line}") from None
     if any(not math.isfinite(v) for v in latency_ms.values()):
@@ -141,6 +144,7 @@ def parse_wrk_output(stdout: str) -> WrkResult:
         non_2xx=errors["status"],
         socket_errors=errors["connect"] + errors["read"] + errors["write"] + errors["timeout"],
         latency_ms=latency_ms,
+        spectrum_ms=spectrum,
     )
 
 

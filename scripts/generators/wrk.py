@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from loadtests.scenarios import Scenario
-from scripts import wrk
+from scripts import distribution, wrk
 from scripts.generators.base import Load, LoadError, LoadResult, single_request
 
 
@@ -37,7 +37,8 @@ class Wrk:
             raise LoadError(str(exc)) from None
         return LoadResult(generator=self.name, requests=result.requests,
                           failures=result.non_2xx + result.socket_errors, throughput_rps=result.throughput_rps,
-                          latency_ms=dict(result.latency_ms), generator_cpu=result.cpu_utilization)
+                          latency_ms=dict(result.latency_ms), generator_cpu=result.cpu_utilization,
+                          latency_histogram=distribution.histogram_from_spectrum(result.spectrum_ms, result.requests))
 
     def warm_up(self, load: Load) -> None:
         # wrk's shortest run is one second.

@@ -1,0 +1,172 @@
+"""scripts.compare on real run folders: the stored run (schema 1) against copies of itself changed the ways runs
+differ (a slower mode, another commit, an interrupted run, nothing in common), through the command line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts import comparison, export, index, records
+from scripts.report import render_run
+from tests.conftest import ROOT
+
+STORED = Path(__file__).parent / "data" / "run-v1"
+
+
+def copy_run(tmp_path: Path, name: str) -> Path:
+    target = tmp_path / name
+    shutil.copytree(STORED, target)
+    (target / "summary.expected.md").unlink()
+    return target
+
+
+def edit_cells(run: Path, mode: str, change: dict[str, object], scale: float = 1.0) -> int:
+    """Rewrite ``mode``'s cell records on disk: fields replaced, throughput scaled. Returns how many changed."""
+    changed = 0
+    for path in (run / "cells").glob("*.json"):
+        data = json.loads(path.read_text())
+        if data["mode"] != mode:
+            continue
+        data.update(change)
+        data["throughput_rps"] = data["throughput_rps"] * scale if data.get("throughput_rps") else None
+        path.write_text(json.dumps(data))
+        changed += 1
+    return changed
+
+
+def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "scripts.compare", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_a_run_against_itself_is_within_noise_everywhere(tmp_path: Path) -> None:
+    a, b = copy_run(tmp_path, "a"), copy_run(tmp_path, "b")
+    result = cli(a, b)
+    assert result.returncode == 0, result.stderr
+    assert "0 regressions, 0 improvements" in result.stdout
+    assert "**regression**" not in result.stdout and "within noise" in result.stdout
+    assert "untested (1 repeat)" in result.stdout  # the cells measured once cannot be tested
+    assert "older records (22 of schema 1" in result.stdout  # said, and compared all the same
+    assert "Plan and environment: no differences recorded." in result.stdout
+    assert (b / "compare.html").stat().st_size > 100_000  # plotly inlined
+
+
+def add_third_repeat(run: Path) -> None:
+    """A third repeat of prefork plaintext @32 (the stored run has two), 2% under the first."""
+    data = json.loads((run / "cells" / "005-prefork-plaintext-c32-r0.json").read_text())
+    data.update(index=16, repeat=2, throughput_rps=data["throughput_rps"] * 0.98)
+    (run / "cells" / "016-prefork-plaintext-c32-r2.json").write_text(json.dumps(data))
+
+
+def test_a_slower_mode_is_a_regression_and_the_environment_change_is_named(tmp_path: Path) -> None:
+    a, b = copy_run(tmp_path, "a"), copy_run(tmp_path, "b")
+    add_third_repeat(a)
+    add_third_repeat(b)
+    assert edit_cells(b, "prefork", {}, scale=0.7) == 11
+    plan = json.loads((b / "plan.json").read_text())
+    plan["environment"]["python"] = "3.12.1"
+    (b / "plan.json").write_text(json.dumps(plan))
+    side_a, side_b = comparison.load_side(a), comparison.load_side(b)
+    result = comparison.compare(side_a, side_b)
+    verdicts = {c.key.label: c.throughput.verdict for c in result.cells}
+    # 30% slower over three repeats whose spread is 2%: beyond any noise, even after Holm's correction for the
+    # 16 tests of this comparison. Over two repeats (t with at most two degrees of freedom) the same 30% is not.
+    assert verdicts["prefork plaintext @32"] == "regression"
+    assert verdicts["prefork plaintext close @32"] == "within noise"
+    assert verdicts["prefork plaintext @1"] == "untested"
+    assert verdicts["uvicorn plaintext @32"] == "within noise"
+    change = next(c.throughput.change for c in result.cells if c.key.label == "prefork plaintext @32")
+    assert change is not None and change.change == pytest.approx(-0.3)
+    assert [(d.key, d.a, d.b, d.explains) for d in result.differences] == [
+        ("environment.python", "3.11.7", "3.12.1", True)]
+    text = comparison.markdown(result)
+    assert "**regression**" in text and "| environment.python | 3.11.7 | 3.12.1 | yes |" in text
+
+
+def test_an_interrupted_run_compares_what_it_has(tmp_path: Path) -> None:
+    a, b = copy_run(tmp_path, "a"), copy_run(tmp_path, "b")
+    for path in (b / "cells").glob("0[2-4]*.json"):
+        path.unlink()
+    (b / "cells" / "999-broken.json").write_text("{not json")
+    result = cli(a, b)
+    assert result.returncode == 0, result.stderr
+    assert "incomplete: 14 of 52 planned cells recorded" in result.stdout
+    assert "Only in a (3): prefork db reuse @32; prefork db per-request @32; prefork mixed @32" in result.stdout
+    assert "8 cells matched" in result.stdout  # of the 11 cells (repeats grouped) of run a
+    assert "skipping record" in result.stderr and "999-broken.json" in result.stderr
+
+
+def test_runs_measured_once_say_that_nothing_could_be_tested(tmp_path: Path) -> None:
+    a, b = copy_run(tmp_path, "a"), copy_run(tmp_path, "b")
+    for run in (a, b):
+        for path in (run / "cells").glob("*-r1.json"):
+            path.unlink()
+    result = comparison.compare(comparison.load_side(a), comparison.load_side(b))
+    assert {m.verdict for cell in result.cells for m in (cell.throughput, cell.p99)} == {"untested"}
+    assert "none was measured more than once in both runs" in comparison.headline(result)
+
+
+def test_runs_with_nothing_in_common_say_so(tmp_path: Path) -> None:
+    a, b = copy_run(tmp_path, "a"), copy_run(tmp_path, "b")
+    for mode in ("fork", "prefork", "uvicorn", "gunicorn-sync"):
+        edit_cells(b, mode, {"mode": f"{mode}-2"})
+    result = cli(a, b)
+    assert result.returncode == 1
+    assert "Nothing in common" in result.stdout and "fork-2" in result.stdout
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda tmp: tmp / "missing", "no such run folder"),
+    (lambda tmp: tmp, "no cells/ folder"),
+])
+def test_unreadable_runs_get_a_clear_message(tmp_path: Path, make: object, message: str) -> None:
+    assert callable(make)
+    result = cli(copy_run(tmp_path, "a"), make(tmp_path))
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_run_from_a_newer_workerbench_is_refused_per_record(tmp_path: Path) -> None:
+    a, b = copy_run(tmp_path, "a"), copy_run(tmp_path, "b")
+    for path in (b / "cells").glob("*.json"):
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps({**data, "schema": records.SCHEMA_VERSION + 1}))
+    result = cli(a, b)
+    assert result.returncode == 2 and "no readable cell records" in result.stderr
+    assert "newer than this workerbench reads" in result.stderr
+
+
+def test_export_csv_has_every_cell_as_a_row(tmp_path: Path) -> None:
+    run = copy_run(tmp_path, "run")
+    result = subprocess.run([sys.executable, "-m", "scripts.report", str(run), "--export", "csv"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    with (run / "cells.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 19 and list(rows[0]) == list(export.COLUMNS)
+    first = rows[0]
+    assert (first["mode"], first["scenario"], first["concurrency"], first["keepalive"]) == ("fork", "plaintext", "1",
+                                                                                             "yes")
+    assert float(first["throughput_rps"]) == 502.58 and first["memory_mean_mb"] == "11.5"  # migrated from rss_*
+    assert {r["db_strategy"] for r in rows} == {"", "reuse", "per-request"}
+
+
+def test_the_index_is_rebuilt_for_runs_in_a_results_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    monkeypatch.setattr(index, "RESULTS", results)
+    first = copy_run(results, "2026-11-29T090417")
+    render_run(first)
+    assert "2026-11-29T090417/report.html" in (results / "index.html").read_text()
+    elsewhere = copy_run(tmp_path, "elsewhere")
+    render_run(elsewhere)
+    assert not (tmp_path / "index.html").exists()  # a run outside results/ leaves its neighbours alone
+    second = copy_run(results, "2026-11-30T100000")
+    render_run(second)
+    text = (results / "index.html").read_text()
+    assert "2026-11-30T100000/report.html" in text and "2026-11-29T090417/report.html" in text
