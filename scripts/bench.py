@@ -64,6 +64,11 @@ def measure_references(plan: Plan, run_dir: Path, console: Console) -> None:
                 FORK_LOOP_S, plan.server_cpus, plan.client_cpus, run_dir / "reference")
         except (OSError, RuntimeError, StartError, wrk.WrkError) as exc:
             console.print(f"[yellow]warning: fork-loop reference not measured: {exc}[/yellow]")
+        try:  # what the standard library's fork server does with the same app: the fork mode's bar
+            refs["stdlib_fork"] = reference.measure_fork_loop_rate(
+                FORK_LOOP_S, plan.server_cpus, plan.client_cpus, run_dir / "reference", what="stdlib-fork")
+        except (OSError, RuntimeError, StartError, wrk.WrkError) as exc:
+            console.print(f"[yellow]warning: stdlib-fork reference not measured: {exc}[/yellow]")
     if refs:
         write_json_atomic(run_dir / "reference.json", references_to_json(refs))
 

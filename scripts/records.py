@@ -163,6 +163,7 @@ class References:
     fork_rate: float | None = None
     fork_loop_rate: float | None = None
     fork_loop_connections: int | None = None
+    stdlib_fork_rate: float | None = None  # socketserver.ForkingMixIn + wsgiref, the same app and load
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -319,11 +320,12 @@ def run_info_from_json(raw: Mapping[str, Any], where: str = "plan.json") -> RunI
 
 def references_from_json(raw: Mapping[str, Any], where: str = "reference.json") -> References:
     data = _migrate({"schema": 1, **raw}, where)
-    fork, loop = data.get("fork") or {}, data.get("fork_loop") or {}
-    if not isinstance(fork, Mapping) or not isinstance(loop, Mapping):
-        raise RecordError(f"{where}: fork and fork_loop must be objects")
+    fork, loop, stdlib = data.get("fork") or {}, data.get("fork_loop") or {}, data.get("stdlib_fork") or {}
+    if not all(isinstance(ref, Mapping) for ref in (fork, loop, stdlib)):
+        raise RecordError(f"{where}: fork, fork_loop and stdlib_fork must be objects")
     return References(fork_rate=_typed(fork, "rate", NUMBER, where), fork_loop_rate=_typed(loop, "rate", NUMBER, where),
                       fork_loop_connections=_typed(loop, "connections", int, where),
+                      stdlib_fork_rate=_typed(stdlib, "rate", NUMBER, where),
                       raw={k: v for k, v in data.items() if k != "schema"})
 
 
