@@ -35,3 +35,21 @@ def test_fork_loop_rate_is_driven_by_wrk_and_leaves_nothing_behind(wrk_exe: str,
     assert result["rate"] > 0 and result["errors"] == 0
     assert result["connections"] == 32
     assert (tmp_path / "fork-loop" / "wrk.log").exists()
+
+
+def test_stdlib_fork_server_serves_the_app_from_a_child_per_connection(tmp_path: Path) -> None:
+    port = procs.free_port()
+    argv = [sys.executable, "-m", "scripts.reference", "stdlib-fork", "--port", str(port)]
+    log = tmp_path / "stdlib.log"
+    with procs.running(argv, log_path=log, cwd=ROOT) as proc:
+        procs.wait_ready(proc, "127.0.0.1", port, log_path=log, path="/plaintext")
+        status, headers, body = procs.get("127.0.0.1", port, "/plaintext")
+        assert (status, body) == (200, b"Hello, World!")
+        assert headers["server"].startswith("WSGIServer/")  # wsgiref answered, not one of our servers
+    assert log.read_text().count("GET /plaintext") == 0  # per-request log lines are off: they would be measured
+
+
+def test_stdlib_fork_rate_is_driven_by_wrk_like_the_modes(wrk_exe: str, tmp_path: Path) -> None:
+    result = reference.measure_fork_loop_rate(1, None, None, tmp_path, what="stdlib-fork")
+    assert result["rate"] > 0 and result["errors"] == 0 and result["connections"] == 32
+    assert (tmp_path / "stdlib-fork" / "wrk.log").exists()
