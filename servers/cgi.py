@@ -37,6 +37,14 @@ from wsgiref.handlers import BaseCGIHandler
 from wsgiref.headers import Headers
 
 from servers import _cli, fork
+from servers._startup import (
+    EXIT_APP_LOAD_FAILED,
+    EXIT_BIND_FAILED,
+    EXIT_OK,
+    open_listener,
+    report_app_failure,
+    setup_logging,
+)
 from servers.fork import ForkServer
 from servers.http import (
     ClientGone,
@@ -163,7 +171,7 @@ def run_request(app_spec: str) -> int:
     handler = NonParsedHeaders(sys.stdin.buffer, out, sys.stderr, dict(os.environ), multithread=False,
                                multiprocess=True)
     handler.run(app)
-    return _cli.EXIT_OK
+    return EXIT_OK
 
 
 def check_app(app_spec: str) -> bool:
@@ -177,14 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         return run_request(argv[1])
     p = fork.parser("python -m servers.cgi", "CGI server: fork and exec a fresh Python interpreter per request.")
     args = p.parse_args(argv)
-    _cli.setup_logging(args.log_level, "cgi")
+    setup_logging(args.log_level, "cgi")
     host, port = _cli.bind(args, p)
     if not check_app(args.app):
-        print(f"error: cannot load app {args.app!r}", file=sys.stderr)
-        return _cli.EXIT_APP_LOAD_FAILED
-    listener = _cli.open_listener(host, port, args.backlog)
+        report_app_failure(args.app)
+        return EXIT_APP_LOAD_FAILED
+    listener = open_listener(host, port, args.backlog)
     if listener is None:
-        return _cli.EXIT_BIND_FAILED
+        return EXIT_BIND_FAILED
     info = ServerInfo(software=SOFTWARE, host=host, port=listener.getsockname()[1], run_once=True)
     limits = _cli.limits(args)
     if limits.keepalive:

@@ -153,6 +153,15 @@ from types import FrameType
 
 from servers import _cli, http
 from servers._signals import SignalQueue
+from servers._startup import (
+    EXIT_APP_LOAD_FAILED,
+    EXIT_BIND_FAILED,
+    EXIT_BOOT_FAILED,
+    EXIT_OK,
+    open_listener,
+    preload_app,
+    setup_logging,
+)
 from servers.http import Limits, ServerInfo, Session, WSGIApp, load_app
 
 log = logging.getLogger("workerbench.prefork")
@@ -439,10 +448,10 @@ class Worker:
 
     def _fast_exit(self, signum: int, frame: FrameType | None) -> None:
         # The one handler that acts: a fast stop must not wait for the request in progress.
-        os._exit(_cli.EXIT_OK)
+        os._exit(EXIT_OK)
 
     def run(self) -> None:
-        code = _cli.EXIT_OK
+        code = EXIT_OK
         try:
             code = self._run()
         except BaseException:
@@ -458,7 +467,7 @@ class Worker:
                 self.app = load_app(self.opts.app)
             except Exception:
                 log.error("worker %d cannot load %s\n%s", os.getpid(), self.opts.app, traceback.format_exc())
-                return _cli.EXIT_APP_LOAD_FAILED
+                return EXIT_APP_LOAD_FAILED
         http.set_wait_hook(self._on_client_wait)
         self.board.ready(self.slot)
         try:
@@ -475,7 +484,7 @@ class Worker:
             events = self.poller.poll(self._poll_timeout(now))
             if os.getppid() != self.master:
                 log.error("worker %d: master is gone, exiting", os.getpid())
-                return _cli.EXIT_OK
+                return EXIT_OK
             runnable: list[Session] = []
             accepted = rang = False
             for fd, _ in events:
@@ -501,7 +510,7 @@ class Worker:
             if self.quota and self.served >= self.quota:
                 log.info("worker %d served %d requests, recycling", os.getpid(), self.served)
                 self.alive = False
-        return _cli.EXIT_OK
+        return EXIT_OK
 
     def _shut_down(self) -> None:
         """Answer what has a request in; close idle and half-sent connections at once.
@@ -768,7 +777,7 @@ class Arbiter:
         self.restarts = 0
         self.started = time.monotonic()
         self.status_written = 0.0
-        self.exit_code = _cli.EXIT_OK
+        self.exit_code = EXIT_OK
 
     # signals ---------------------------------------------------------------
     def handle_sigchld(self) -> None:
@@ -850,7 +859,7 @@ class Arbiter:
             self.retiring.discard(pid)
             cause = _describe(status)
             clean = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-            load_failed = os.WIFEXITED(status) and os.WEXITSTATUS(status) == _cli.EXIT_APP_LOAD_FAILED
+            load_failed = os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_APP_LOAD_FAILED
             if self.stopping:
                 log.info("worker %d exited (%s)", pid, cause)
                 continue
@@ -900,7 +909,7 @@ class Arbiter:
             return
         if self.boot_failures >= self.opts.max_boot_failures:
             log.error("the app failed to load %d times in a row; giving up", self.boot_failures)
-            self.exit_code = _cli.EXIT_BOOT_FAILED
+            self.exit_code = EXIT_BOOT_FAILED
             self._begin_stop("fast", 2.0, signal.SIGINT)
             return
         current = [pid for pid, w in self.workers.items() if w.generation == self.generation]
@@ -1027,7 +1036,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--body-timeout", type=float, default=Limits().body_timeout,
                    help="seconds to receive a request's body once its headers are in (default %(default)s)")
     args = p.parse_args(argv)
-    _cli.setup_logging(args.log_level, "prefork")
+    setup_logging(args.log_level, "prefork")
     host, port = _cli.bind(args, p)
     opts = Options(
         app=args.app,
@@ -1043,15 +1052,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     app: WSGIApp | None = None
     if opts.preload:
-        try:
-            app = load_app(opts.app)  # once: the workers inherit this very object
-        except Exception:
-            traceback.print_exc()
-            print(f"error: cannot load app {opts.app!r}", file=sys.stderr)
-            return _cli.EXIT_APP_LOAD_FAILED
-    listener = _cli.open_listener(host, port, args.backlog)
+        app = preload_app(opts.app)  # once: the workers inherit this very object
+        if app is None:
+            return EXIT_APP_LOAD_FAILED
+    listener = open_listener(host, port, args.backlog)
     if listener is None:
-        return _cli.EXIT_BIND_FAILED
+        return EXIT_BIND_FAILED
     info = ServerInfo(software="workerbench-prefork", host=host, port=listener.getsockname()[1])
     limits = dataclasses.replace(_cli.limits(args), body_timeout=args.body_timeout)
     return Arbiter(listener, opts, info, limits, app).run()
