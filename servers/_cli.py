@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from servers.http import Limits, parse_bind
+from servers.netio import parse_bind
+from servers.parse import Limits
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:

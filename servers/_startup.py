@@ -14,7 +14,8 @@ import socket
 import sys
 import traceback
 
-from servers.http import BindError, WSGIApp, listen, load_app
+from servers.netio import BindError, listen
+from servers.wsgi import WSGIApp, load_app
 
 # Exit codes of the hand-written servers (argparse itself exits 2 on bad usage).
 EXIT_OK = 0

@@ -4,9 +4,9 @@ Theory of operation
 -------------------
 The parent is the fork server's accept loop (:class:`servers.fork.ForkServer`):
 the same cap on children, reaping and signal handling. What differs is the
-child. It does the web server's half of CGI with :mod:`servers.http`: it reads
-and checks the request (bad input gets its 4xx here, as from every other
-mode), turns it into CGI meta-variables (RFC 3875: ``REQUEST_METHOD``,
+child. It does the web server's half of CGI with the HTTP core: it reads
+and checks the request with :mod:`servers.parse` (bad input gets its 4xx here,
+as from every other mode), turns it into CGI meta-variables (RFC 3875: ``REQUEST_METHOD``,
 ``PATH_INFO``, ``QUERY_STRING``, ``CONTENT_LENGTH``, ``HTTP_*``, ...), puts the
 body on standard input (an in-memory file, so a large body cannot fill a pipe
 and deadlock), points standard output at the client's socket, and ``exec``\\ s a
@@ -46,16 +46,9 @@ from servers._startup import (
     setup_logging,
 )
 from servers.fork import ForkServer
-from servers.http import (
-    ClientGone,
-    Connection,
-    Limits,
-    ProtocolError,
-    ServerInfo,
-    build_environ,
-    load_app,
-    send_error,
-)
+from servers.netio import ClientGone
+from servers.parse import Connection, Limits, ProtocolError
+from servers.wsgi import ServerInfo, build_environ, load_app, send_error
 
 SOFTWARE = "workerbench-cgi"
 
@@ -175,7 +168,7 @@ def run_request(app_spec: str) -> int:
 
 
 def check_app(app_spec: str) -> bool:
-    code = f"from servers.http import load_app; load_app({app_spec!r})"
+    code = f"from servers.wsgi import load_app; load_app({app_spec!r})"
     return subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

@@ -58,7 +58,9 @@ from servers._startup import (
     preload_app,
     setup_logging,
 )
-from servers.http import Limits, ServerInfo, WSGIApp, http_date, serve_connection, warm_up
+from servers.http import serve_connection, warm_up
+from servers.parse import Limits
+from servers.wsgi import ServerInfo, WSGIApp, http_date
 
 log = logging.getLogger("workerbench.fork")
 

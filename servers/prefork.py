@@ -40,7 +40,7 @@ sent a whole header block: a connection lives in one of three places.
   current turn of the loop.
 * **served**: the app runs. Reading a body and sending a response may wait on
   the client (bounded by ``--body-timeout`` and ``--send-timeout``); the worker
-  beats its heartbeat through such waits (``http.set_wait_hook``), because a slow
+  beats its heartbeat through such waits (``netio.set_wait_hook``), because a slow
   client is the client's failure, not a hung worker.
 
 Parked connections are capped (``MAX_PARKED``, lowered to fit the worker's
@@ -151,7 +151,7 @@ import traceback
 from dataclasses import dataclass, field
 from types import FrameType
 
-from servers import _cli, http
+from servers import _cli
 from servers._signals import SignalQueue
 from servers._startup import (
     EXIT_APP_LOAD_FAILED,
@@ -162,7 +162,10 @@ from servers._startup import (
     preload_app,
     setup_logging,
 )
-from servers.http import Limits, ServerInfo, Session, WSGIApp, load_app
+from servers.http import Session
+from servers.netio import set_wait_hook
+from servers.parse import Limits
+from servers.wsgi import ServerInfo, WSGIApp, load_app
 
 log = logging.getLogger("workerbench.prefork")
 
@@ -468,7 +471,7 @@ class Worker:
             except Exception:
                 log.error("worker %d cannot load %s\n%s", os.getpid(), self.opts.app, traceback.format_exc())
                 return EXIT_APP_LOAD_FAILED
-        http.set_wait_hook(self._on_client_wait)
+        set_wait_hook(self._on_client_wait)
         self.board.ready(self.slot)
         try:
             return self._loop()

@@ -240,10 +240,10 @@ def test_the_app_iterables_close_is_always_called(
 
 
 def test_warm_up_runs_the_core_over_a_socketpair_and_leaves_nothing_open() -> None:
-    from servers import http
+    from servers import http, parse, wsgi
 
     fds = set(os.listdir("/proc/self/fd"))
-    http._date_cache = (0, b"")
-    http.warm_up(http.ServerInfo(software="t", host=HOST, port=1), http.Limits(), rounds=3)
+    wsgi._date_cache = (0, b"")
+    http.warm_up(wsgi.ServerInfo(software="t", host=HOST, port=1), parse.Limits(), rounds=3)
     assert set(os.listdir("/proc/self/fd")) == fds
-    assert abs(http._date_cache[0] - time.time()) < 2  # the Date header a child will inherit
+    assert abs(wsgi._date_cache[0] - time.time()) < 2  # the Date header a child will inherit
