@@ -296,10 +296,6 @@ class Connection:
         self.buffered += len(data)
         try:
             self._parse(data)
-            if not msg.headers_complete and not msg.done and self.buffered > (
-                self.limits.max_request_line + self.limits.max_header_bytes
-            ):
-                raise ProtocolError(431, "header block too large")
         except ProtocolError as exc:
             self.deferred = exc
         return bool(msg.done) or msg.headers_complete or self.deferred is not None or self.closing
@@ -361,7 +357,12 @@ class Connection:
         self.msg.new_parser()
 
     def _parse(self, data: bytes) -> None:
-        """Check and parse received bytes; an error behind complete requests waits until they are answered."""
+        """Check and parse received bytes (counted in ``buffered``); an error behind complete requests waits for them.
+
+        The callbacks raise the precise 414 or 431 when they see a limit passed; the check on
+        ``buffered`` after them bounds what they do not see yet: httptools reports a field
+        only once it is complete, so one that never ends would otherwise grow without limit.
+        """
         if self.closing or self.deferred is not None:
             return
         try:
@@ -369,6 +370,10 @@ class Connection:
                 self._parse_whole(data)
             else:
                 self._parse_pieces(data, 0)
+            if not self.msg.headers_complete and not self.msg.done and self.buffered > (
+                self.limits.max_request_line + self.limits.max_header_bytes
+            ):
+                raise ProtocolError(431, "header block too large")
         except ProtocolError as exc:
             if not self.msg.done:
                 raise
@@ -440,20 +445,13 @@ class Connection:
                     header_deadline = now + (self.limits.keepalive if idle else self.limits.header_timeout)
                 deadline = header_deadline
             else:
-                if self.msg.need_continue and not self.continue_sent:
-                    try:
-                        send_all(self.sock, b"HTTP/1.1 100 Continue\r\n\r\n", self.limits.send_timeout)
-                    except OSError as exc:
-                        raise ClientGone(str(exc)) from None
-                    self.continue_sent = True
-                if body_deadline is None:
-                    body_deadline = now + self.limits.body_timeout
+                if body_deadline is None:  # rare: a body mostly comes in the read that ends its headers
+                    body_deadline = self._await_body(now)
                 deadline = body_deadline
             remaining = deadline - now
             if remaining <= 0:
-                if self.buffered == 0:
-                    return None  # idle keep-alive connection: close quietly
-                raise ClientGone("request not received in time")
+                self._stop_reading("request not received in time")
+                return None  # idle keep-alive connection: close quietly
             if self.pending is not None:
                 data, self.pending = self.pending, None
             else:
@@ -465,20 +463,30 @@ class Connection:
                 except OSError as exc:
                     raise ClientGone(str(exc)) from None
             if not data:
-                if self.buffered == 0:
-                    return None
-                raise ClientGone("client closed mid-request")
+                self._stop_reading("client closed mid-request")
+                return None
             if header_deadline is not None and self.buffered == 0 and not first:
                 # The first byte of a new request starts its header timeout.
                 header_deadline = time.monotonic() + self.limits.header_timeout
             self.buffered += len(data)
-            self._parse(data)  # raises the precise 414/431 when a callback sees the limit
-            if not self.msg.headers_complete and not self.msg.done and self.buffered > (
-                self.limits.max_request_line + self.limits.max_header_bytes
-            ):
-                raise ProtocolError(431, "header block too large")
+            self._parse(data)
         request = self.msg.done.popleft()
         if not self.msg.done and not self.msg.in_message and not self.line:
             self.buffered = 0
         self.continue_sent = False
         return request
+
+    def _await_body(self, now: float) -> float:
+        """The deadline of a body that did not come with its headers; 100 Continue first if the client waits for it."""
+        if self.msg.need_continue and not self.continue_sent:
+            try:
+                send_all(self.sock, b"HTTP/1.1 100 Continue\r\n\r\n", self.limits.send_timeout)
+            except OSError as exc:
+                raise ClientGone(str(exc)) from None
+            self.continue_sent = True
+        return now + self.limits.body_timeout
+
+    def _stop_reading(self, why: str) -> None:
+        """The read is over (a deadline passed, the client closed): quietly between requests, ClientGone inside one."""
+        if self.buffered:
+            raise ClientGone(why)

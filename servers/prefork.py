@@ -388,6 +388,13 @@ def accept_queue_length(listener: socket.socket) -> int:
     return int(struct.unpack_from("I", info, TCPI_UNACKED)[0]) if len(info) >= TCPI_UNACKED + 4 else 0
 
 
+def request_quota(opts: Options) -> int:
+    """Requests a worker serves before it is recycled (0: never); the jitter keeps workers from recycling together."""
+    if opts.max_requests <= 0:
+        return 0
+    return opts.max_requests + random.randint(0, max(0, opts.max_requests_jitter))
+
+
 class Worker:
     """The code that runs in a worker process; never returns (``os._exit``)."""
 
@@ -414,20 +421,9 @@ class Worker:
         self.closing_limits = dataclasses.replace(limits, keepalive=0.0)  # answer, then close
         self.alive = True
         self.master = os.getppid()
-        self.quota = 0
-        if opts.max_requests > 0:
-            self.quota = opts.max_requests + random.randint(0, max(0, opts.max_requests_jitter))
-        self.signals = SignalQueue((signal.SIGTERM,))
-        signal.signal(signal.SIGINT, self._fast_exit)
-        signal.signal(signal.SIGQUIT, self._fast_exit)
-        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1):
-            signal.signal(sig, signal.SIG_IGN)  # the master's business; TTIN/TTOU would stop us
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        self.poller = select.epoll()
-        self.poller.register(self.signals.fileno(), select.EPOLLIN)
-        # Edge-triggered and never read: every ring is an edge for every worker, and an
-        # eventfd's counter does not overflow in any lifetime.
-        self.poller.register(doorbell, select.EPOLLIN | select.EPOLLET)
+        self.quota = request_quota(opts)
+        self.signals = self._take_signals()
+        self.poller = self._make_poller()
         self.listening = False  # the listener is in the epoll set
         self.parked: dict[int, Parked] = {}  # by descriptor, in the order they were parked
         self.next_deadline = math.inf  # no parked deadline is earlier (it may be later: a cheap bound)
@@ -445,6 +441,25 @@ class Worker:
         self.accept_paused_until = 0.0
         self.accept_failed = RateLog(logging.ERROR)
         self.dropped_at_cap = RateLog(logging.WARNING)
+
+    def _take_signals(self) -> SignalQueue:
+        """The worker's own dispositions, over those inherited from the master: SIGTERM queued, INT/QUIT at once."""
+        queue = SignalQueue((signal.SIGTERM,))
+        signal.signal(signal.SIGINT, self._fast_exit)
+        signal.signal(signal.SIGQUIT, self._fast_exit)
+        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1):
+            signal.signal(sig, signal.SIG_IGN)  # the master's business; TTIN/TTOU would stop us
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        return queue
+
+    def _make_poller(self) -> select.epoll:
+        """The worker's epoll set with what wakes it besides clients: its signals and the doorbell."""
+        poller = select.epoll()
+        poller.register(self.signals.fileno(), select.EPOLLIN)
+        # Edge-triggered and never read: every ring is an edge for every worker, and an
+        # eventfd's counter does not overflow in any lifetime.
+        poller.register(self.doorbell, select.EPOLLIN | select.EPOLLET)
+        return poller
 
     def handle_sigterm(self) -> None:
         self.alive = False
