@@ -1,17 +1,15 @@
-"""Command-line options shared by the hand-written servers."""
+"""Command-line options shared by the hand-written servers, and the :class:`Limits` they make.
+
+Each server adds its own options to :func:`parser`; what a server does with them before it
+serves (logging, the app, the listening socket, exit codes) is in :mod:`servers._startup`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import signal
-import socket
-import sys
-from collections import deque
-from typing import Any
 
-from servers.http import BindError, Limits, listen, parse_bind
+from servers.netio import parse_bind
+from servers.parse import Limits
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -53,48 +51,3 @@ def bind(args: argparse.Namespace, p: argparse.ArgumentParser) -> tuple[str, int
     except ValueError as exc:
         p.error(str(exc))
         raise  # unreachable: error() exits
-
-
-def setup_logging(level: str, name: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format=f"%(asctime)s [%(process)d] [{name}] %(levelname)s %(message)s",
-    )
-
-
-# Exit codes of the hand-written servers (argparse itself exits 2 on bad usage).
-EXIT_OK = 0
-EXIT_BIND_FAILED = 3
-EXIT_APP_LOAD_FAILED = 4
-EXIT_BOOT_FAILED = 5
-
-
-def drain(fd: int) -> None:
-    """Empty the self-pipe that ``signal.set_wakeup_fd`` writes to; the bytes carry no information we use."""
-    try:
-        while os.read(fd, 512):
-            pass
-    except BlockingIOError:
-        pass
-
-
-_HANDLER_NAMES: dict[int, str] = {}
-
-
-def dispatch(owner: Any, signals: deque[int]) -> None:
-    """Call ``owner.handle_<name>()`` for every recorded signal, in the order they came."""
-    while signals:
-        signum = signals.popleft()
-        name = _HANDLER_NAMES.get(signum)
-        if name is None:  # the enum lookup is slow; a fork server dispatches a SIGCHLD per request
-            name = _HANDLER_NAMES[signum] = f"handle_{signal.Signals(signum).name.lower()}"
-        getattr(owner, name)()
-
-
-def open_listener(host: str, port: int, backlog: int) -> socket.socket | None:
-    """The listening socket, or None after telling the user why it cannot be had."""
-    try:
-        return listen(host, port, backlog)
-    except BindError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None

@@ -4,9 +4,9 @@ Theory of operation
 -------------------
 The parent is the fork server's accept loop (:class:`servers.fork.ForkServer`):
 the same cap on children, reaping and signal handling. What differs is the
-child. It does the web server's half of CGI with :mod:`servers.http`: it reads
-and checks the request (bad input gets its 4xx here, as from every other
-mode), turns it into CGI meta-variables (RFC 3875: ``REQUEST_METHOD``,
+child. It does the web server's half of CGI with the HTTP core: it reads
+and checks the request with :mod:`servers.parse` (bad input gets its 4xx here,
+as from every other mode), turns it into CGI meta-variables (RFC 3875: ``REQUEST_METHOD``,
 ``PATH_INFO``, ``QUERY_STRING``, ``CONTENT_LENGTH``, ``HTTP_*``, ...), puts the
 body on standard input (an in-memory file, so a large body cannot fill a pipe
 and deadlock), points standard output at the client's socket, and ``exec``\\ s a
@@ -37,17 +37,18 @@ from wsgiref.handlers import BaseCGIHandler
 from wsgiref.headers import Headers
 
 from servers import _cli, fork
-from servers.fork import ForkServer
-from servers.http import (
-    ClientGone,
-    Connection,
-    Limits,
-    ProtocolError,
-    ServerInfo,
-    build_environ,
-    load_app,
-    send_error,
+from servers._startup import (
+    EXIT_APP_LOAD_FAILED,
+    EXIT_BIND_FAILED,
+    EXIT_OK,
+    open_listener,
+    report_app_failure,
+    setup_logging,
 )
+from servers.fork import ForkServer
+from servers.netio import ClientGone
+from servers.parse import Connection, Limits, ProtocolError
+from servers.wsgi import ServerInfo, build_environ, load_app, send_error
 
 SOFTWARE = "workerbench-cgi"
 
@@ -163,11 +164,11 @@ def run_request(app_spec: str) -> int:
     handler = NonParsedHeaders(sys.stdin.buffer, out, sys.stderr, dict(os.environ), multithread=False,
                                multiprocess=True)
     handler.run(app)
-    return _cli.EXIT_OK
+    return EXIT_OK
 
 
 def check_app(app_spec: str) -> bool:
-    code = f"from servers.http import load_app; load_app({app_spec!r})"
+    code = f"from servers.wsgi import load_app; load_app({app_spec!r})"
     return subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
@@ -177,14 +178,14 @@ def main(argv: list[str] | None = None) -> int:
         return run_request(argv[1])
     p = fork.parser("python -m servers.cgi", "CGI server: fork and exec a fresh Python interpreter per request.")
     args = p.parse_args(argv)
-    _cli.setup_logging(args.log_level, "cgi")
+    setup_logging(args.log_level, "cgi")
     host, port = _cli.bind(args, p)
     if not check_app(args.app):
-        print(f"error: cannot load app {args.app!r}", file=sys.stderr)
-        return _cli.EXIT_APP_LOAD_FAILED
-    listener = _cli.open_listener(host, port, args.backlog)
+        report_app_failure(args.app)
+        return EXIT_APP_LOAD_FAILED
+    listener = open_listener(host, port, args.backlog)
     if listener is None:
-        return _cli.EXIT_BIND_FAILED
+        return EXIT_BIND_FAILED
     info = ServerInfo(software=SOFTWARE, host=host, port=listener.getsockname()[1], run_once=True)
     limits = _cli.limits(args)
     if limits.keepalive:

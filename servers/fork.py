@@ -9,8 +9,8 @@ One parent process imports the app once, binds, and then loops::
         +----------------(SIGTERM)--> DRAINING --(children == 0 or grace over)--> exit
         +----------------(SIGINT / SIGQUIT)--> children killed --> exit
 
-While ACCEPTING it waits on the listening socket and on a self-pipe that
-signals are written to (``signal.set_wakeup_fd``), accepts every pending
+While ACCEPTING it waits on the listening socket and on the self-pipe that
+signals are written to (:class:`servers._signals.SignalQueue`), accepts every pending
 connection up to the cap on running children, and forks one child per
 connection. The child already has the app (it was imported before the fork,
 and ``gc.freeze()`` keeps the collector from touching those pages), serves the
@@ -47,10 +47,20 @@ import socket
 import sys
 import time
 import traceback
-from collections import deque
 
 from servers import _cli
-from servers.http import Limits, ServerInfo, WSGIApp, http_date, load_app, serve_connection, warm_up
+from servers._signals import SignalQueue
+from servers._startup import (
+    EXIT_APP_LOAD_FAILED,
+    EXIT_BIND_FAILED,
+    EXIT_OK,
+    open_listener,
+    preload_app,
+    setup_logging,
+)
+from servers.http import serve_connection, warm_up
+from servers.parse import Limits
+from servers.wsgi import ServerInfo, WSGIApp, http_date
 
 log = logging.getLogger("workerbench.fork")
 
@@ -75,14 +85,12 @@ class ForkServer:
         self.max_children = max(1, max_children)
         self.graceful_timeout = graceful_timeout
         self.children: set[int] = set()
-        self.signals: deque[int] = deque()
+        self.signals: SignalQueue | None = None  # made in run(): handlers belong to the loop that dispatches
+        self.watching = False  # the listener is registered with the selector
         self.stopping = False
         self.draining_deadline: float | None = None
 
     # signals ---------------------------------------------------------------
-    def _record(self, signum: int, frame: object) -> None:
-        self.signals.append(signum)
-
     def handle_sigchld(self) -> None:
         pass  # reaping happens on every pass of the loop
 
@@ -156,55 +164,58 @@ class ForkServer:
 
     # main loop -------------------------------------------------------------
     def run(self) -> int:
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
-        os.set_blocking(wake_w, False)
-        signal.set_wakeup_fd(wake_w)
-        for sig in HANDLED_SIGNALS:
-            signal.signal(sig, self._record)
+        signals = self.signals = SignalQueue(HANDLED_SIGNALS)
         self.listener.setblocking(False)
         selector = selectors.DefaultSelector()
-        selector.register(wake_r, selectors.EVENT_READ)
-        watching = False
+        selector.register(signals, selectors.EVENT_READ)
         warm_up(self.info, self.limits)
         gc.collect()
         gc.freeze()  # keep the preloaded app's objects out of every child's copy-on-write
         log.info("fork server on %s:%d, at most %d children", self.info.host, self.info.port, self.max_children)
         try:
             while True:
-                want = not self.stopping and len(self.children) < self.max_children
-                if want != watching:
-                    if want:
-                        selector.register(self.listener, selectors.EVENT_READ)
-                    else:
-                        selector.unregister(self.listener)
-                    watching = want
-                timeout = 1.0
-                if self.draining_deadline is not None:
-                    timeout = max(0.0, min(timeout, self.draining_deadline - time.monotonic()))
-                for key, _ in selector.select(timeout):
-                    if key.fileobj == wake_r:
-                        _cli.drain(wake_r)
-                _cli.dispatch(self, self.signals)
+                self._watch_listener(selector)
+                for key, _ in selector.select(self._select_timeout()):
+                    if key.fileobj is signals:
+                        signals.drain()
+                signals.dispatch(self)
                 self.reap()
                 http_date()  # children inherit this second's Date header instead of formatting it
-                if watching and not self.stopping:
+                if self.watching and not self.stopping:
                     self._accept_pending()
-                if self.stopping:
-                    if not self.children:
-                        return _cli.EXIT_OK
-                    assert self.draining_deadline is not None
-                    if time.monotonic() >= self.draining_deadline:
-                        log.warning("grace over: killing %d children", len(self.children))
-                        self._kill_children(signal.SIGKILL)
-                        self._wait_children()
-                        return _cli.EXIT_OK
+                if self.stopping and self._drained():
+                    return EXIT_OK
         finally:
-            signal.set_wakeup_fd(-1)
+            signals.close()
             selector.close()
             self.listener.close()
-            os.close(wake_r)
-            os.close(wake_w)
+
+    def _watch_listener(self, selector: selectors.BaseSelector) -> None:
+        """Watch the listener only while a child may be forked: beyond the cap, clients wait in the backlog."""
+        want = not self.stopping and len(self.children) < self.max_children
+        if want != self.watching:
+            if want:
+                selector.register(self.listener, selectors.EVENT_READ)
+            else:
+                selector.unregister(self.listener)
+            self.watching = want
+
+    def _select_timeout(self) -> float:
+        if self.draining_deadline is None:
+            return 1.0
+        return max(0.0, min(1.0, self.draining_deadline - time.monotonic()))
+
+    def _drained(self) -> bool:
+        """While stopping: True once no child is left, those still running at the deadline killed."""
+        if not self.children:
+            return True
+        assert self.draining_deadline is not None
+        if time.monotonic() < self.draining_deadline:
+            return False
+        log.warning("grace over: killing %d children", len(self.children))
+        self._kill_children(signal.SIGKILL)
+        self._wait_children()
+        return True
 
     def _accept_pending(self) -> None:
         while len(self.children) < self.max_children:
@@ -239,17 +250,14 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser("python -m servers.fork", "Fork-per-request WSGI server.")
     args = p.parse_args(argv)
-    _cli.setup_logging(args.log_level, "fork")
+    setup_logging(args.log_level, "fork")
     host, port = _cli.bind(args, p)
-    try:
-        app = load_app(args.app)
-    except Exception:
-        traceback.print_exc()
-        print(f"error: cannot load app {args.app!r}", file=sys.stderr)
-        return _cli.EXIT_APP_LOAD_FAILED
-    listener = _cli.open_listener(host, port, args.backlog)
+    app = preload_app(args.app)
+    if app is None:
+        return EXIT_APP_LOAD_FAILED
+    listener = open_listener(host, port, args.backlog)
     if listener is None:
-        return _cli.EXIT_BIND_FAILED
+        return EXIT_BIND_FAILED
     port = listener.getsockname()[1]
     limits = _cli.limits(args)
     info = ServerInfo(

@@ -40,7 +40,7 @@ sent a whole header block: a connection lives in one of three places.
   current turn of the loop.
 * **served**: the app runs. Reading a body and sending a response may wait on
   the client (bounded by ``--body-timeout`` and ``--send-timeout``); the worker
-  beats its heartbeat through such waits (``http.set_wait_hook``), because a slow
+  beats its heartbeat through such waits (``netio.set_wait_hook``), because a slow
   client is the client's failure, not a hung worker.
 
 Parked connections are capped (``MAX_PARKED``, lowered to fit the worker's
@@ -151,9 +151,21 @@ import traceback
 from dataclasses import dataclass, field
 from types import FrameType
 
-from servers import _cli, http
+from servers import _cli
 from servers._signals import SignalQueue
-from servers.http import Limits, ServerInfo, Session, WSGIApp, load_app
+from servers._startup import (
+    EXIT_APP_LOAD_FAILED,
+    EXIT_BIND_FAILED,
+    EXIT_BOOT_FAILED,
+    EXIT_OK,
+    open_listener,
+    preload_app,
+    setup_logging,
+)
+from servers.http import Session
+from servers.netio import set_wait_hook
+from servers.parse import Limits
+from servers.wsgi import ServerInfo, WSGIApp, load_app
 
 log = logging.getLogger("workerbench.prefork")
 
@@ -376,6 +388,13 @@ def accept_queue_length(listener: socket.socket) -> int:
     return int(struct.unpack_from("I", info, TCPI_UNACKED)[0]) if len(info) >= TCPI_UNACKED + 4 else 0
 
 
+def request_quota(opts: Options) -> int:
+    """Requests a worker serves before it is recycled (0: never); the jitter keeps workers from recycling together."""
+    if opts.max_requests <= 0:
+        return 0
+    return opts.max_requests + random.randint(0, max(0, opts.max_requests_jitter))
+
+
 class Worker:
     """The code that runs in a worker process; never returns (``os._exit``)."""
 
@@ -402,20 +421,9 @@ class Worker:
         self.closing_limits = dataclasses.replace(limits, keepalive=0.0)  # answer, then close
         self.alive = True
         self.master = os.getppid()
-        self.quota = 0
-        if opts.max_requests > 0:
-            self.quota = opts.max_requests + random.randint(0, max(0, opts.max_requests_jitter))
-        self.signals = SignalQueue((signal.SIGTERM,))
-        signal.signal(signal.SIGINT, self._fast_exit)
-        signal.signal(signal.SIGQUIT, self._fast_exit)
-        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1):
-            signal.signal(sig, signal.SIG_IGN)  # the master's business; TTIN/TTOU would stop us
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        self.poller = select.epoll()
-        self.poller.register(self.signals.fileno(), select.EPOLLIN)
-        # Edge-triggered and never read: every ring is an edge for every worker, and an
-        # eventfd's counter does not overflow in any lifetime.
-        self.poller.register(doorbell, select.EPOLLIN | select.EPOLLET)
+        self.quota = request_quota(opts)
+        self.signals = self._take_signals()
+        self.poller = self._make_poller()
         self.listening = False  # the listener is in the epoll set
         self.parked: dict[int, Parked] = {}  # by descriptor, in the order they were parked
         self.next_deadline = math.inf  # no parked deadline is earlier (it may be later: a cheap bound)
@@ -434,15 +442,34 @@ class Worker:
         self.accept_failed = RateLog(logging.ERROR)
         self.dropped_at_cap = RateLog(logging.WARNING)
 
+    def _take_signals(self) -> SignalQueue:
+        """The worker's own dispositions, over those inherited from the master: SIGTERM queued, INT/QUIT at once."""
+        queue = SignalQueue((signal.SIGTERM,))
+        signal.signal(signal.SIGINT, self._fast_exit)
+        signal.signal(signal.SIGQUIT, self._fast_exit)
+        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1):
+            signal.signal(sig, signal.SIG_IGN)  # the master's business; TTIN/TTOU would stop us
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        return queue
+
+    def _make_poller(self) -> select.epoll:
+        """The worker's epoll set with what wakes it besides clients: its signals and the doorbell."""
+        poller = select.epoll()
+        poller.register(self.signals.fileno(), select.EPOLLIN)
+        # Edge-triggered and never read: every ring is an edge for every worker, and an
+        # eventfd's counter does not overflow in any lifetime.
+        poller.register(self.doorbell, select.EPOLLIN | select.EPOLLET)
+        return poller
+
     def handle_sigterm(self) -> None:
         self.alive = False
 
     def _fast_exit(self, signum: int, frame: FrameType | None) -> None:
         # The one handler that acts: a fast stop must not wait for the request in progress.
-        os._exit(_cli.EXIT_OK)
+        os._exit(EXIT_OK)
 
     def run(self) -> None:
-        code = _cli.EXIT_OK
+        code = EXIT_OK
         try:
             code = self._run()
         except BaseException:
@@ -458,8 +485,8 @@ class Worker:
                 self.app = load_app(self.opts.app)
             except Exception:
                 log.error("worker %d cannot load %s\n%s", os.getpid(), self.opts.app, traceback.format_exc())
-                return _cli.EXIT_APP_LOAD_FAILED
-        http.set_wait_hook(self._on_client_wait)
+                return EXIT_APP_LOAD_FAILED
+        set_wait_hook(self._on_client_wait)
         self.board.ready(self.slot)
         try:
             return self._loop()
@@ -475,7 +502,7 @@ class Worker:
             events = self.poller.poll(self._poll_timeout(now))
             if os.getppid() != self.master:
                 log.error("worker %d: master is gone, exiting", os.getpid())
-                return _cli.EXIT_OK
+                return EXIT_OK
             runnable: list[Session] = []
             accepted = rang = False
             for fd, _ in events:
@@ -501,7 +528,7 @@ class Worker:
             if self.quota and self.served >= self.quota:
                 log.info("worker %d served %d requests, recycling", os.getpid(), self.served)
                 self.alive = False
-        return _cli.EXIT_OK
+        return EXIT_OK
 
     def _shut_down(self) -> None:
         """Answer what has a request in; close idle and half-sent connections at once.
@@ -768,7 +795,7 @@ class Arbiter:
         self.restarts = 0
         self.started = time.monotonic()
         self.status_written = 0.0
-        self.exit_code = _cli.EXIT_OK
+        self.exit_code = EXIT_OK
 
     # signals ---------------------------------------------------------------
     def handle_sigchld(self) -> None:
@@ -850,7 +877,7 @@ class Arbiter:
             self.retiring.discard(pid)
             cause = _describe(status)
             clean = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-            load_failed = os.WIFEXITED(status) and os.WEXITSTATUS(status) == _cli.EXIT_APP_LOAD_FAILED
+            load_failed = os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_APP_LOAD_FAILED
             if self.stopping:
                 log.info("worker %d exited (%s)", pid, cause)
                 continue
@@ -900,7 +927,7 @@ class Arbiter:
             return
         if self.boot_failures >= self.opts.max_boot_failures:
             log.error("the app failed to load %d times in a row; giving up", self.boot_failures)
-            self.exit_code = _cli.EXIT_BOOT_FAILED
+            self.exit_code = EXIT_BOOT_FAILED
             self._begin_stop("fast", 2.0, signal.SIGINT)
             return
         current = [pid for pid, w in self.workers.items() if w.generation == self.generation]
@@ -1027,7 +1054,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--body-timeout", type=float, default=Limits().body_timeout,
                    help="seconds to receive a request's body once its headers are in (default %(default)s)")
     args = p.parse_args(argv)
-    _cli.setup_logging(args.log_level, "prefork")
+    setup_logging(args.log_level, "prefork")
     host, port = _cli.bind(args, p)
     opts = Options(
         app=args.app,
@@ -1043,15 +1070,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     app: WSGIApp | None = None
     if opts.preload:
-        try:
-            app = load_app(opts.app)  # once: the workers inherit this very object
-        except Exception:
-            traceback.print_exc()
-            print(f"error: cannot load app {opts.app!r}", file=sys.stderr)
-            return _cli.EXIT_APP_LOAD_FAILED
-    listener = _cli.open_listener(host, port, args.backlog)
+        app = preload_app(opts.app)  # once: the workers inherit this very object
+        if app is None:
+            return EXIT_APP_LOAD_FAILED
+    listener = open_listener(host, port, args.backlog)
     if listener is None:
-        return _cli.EXIT_BIND_FAILED
+        return EXIT_BIND_FAILED
     info = ServerInfo(software="workerbench-prefork", host=host, port=listener.getsockname()[1])
     limits = dataclasses.replace(_cli.limits(args), body_timeout=args.body_timeout)
     return Arbiter(listener, opts, info, limits, app).run()

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from scripts.procs import free_port, get, group_members, running
-from servers import _cli
+from servers import _startup
 from tests.conftest import HOST, ROOT, StartServer
 
 SERVERS = ["fork", "prefork"]
@@ -141,7 +141,7 @@ def test_port_in_use_is_a_clear_error(kind: str, tmp_path) -> None:  # type: ign
         taken.listen()
         port = taken.getsockname()[1]
         out = _run_to_exit(argv(kind)(HOST, port), tmp_path / "bind.log")
-    assert out[0] == _cli.EXIT_BIND_FAILED
+    assert out[0] == _startup.EXIT_BIND_FAILED
     assert f"cannot bind {HOST}:{port}: Address already in use" in out[1]
 
 
@@ -206,7 +206,7 @@ def test_prefork_reuses_workers_and_replaces_a_killed_one(start_server: StartSer
 
 def test_fork_refuses_an_app_that_cannot_be_imported(tmp_path) -> None:  # type: ignore[no-untyped-def]
     code, log = _run_to_exit(argv("fork", app="tests.servers.broken_app:app")(HOST, free_port()), tmp_path / "l")
-    assert code == _cli.EXIT_APP_LOAD_FAILED
+    assert code == _startup.EXIT_APP_LOAD_FAILED
     assert "this app cannot be imported" in log
 
 
@@ -215,7 +215,7 @@ def test_prefork_backs_off_then_gives_up_on_an_app_that_cannot_be_imported(tmp_p
     start = time.monotonic()
     code, log = _run_to_exit(cmd, tmp_path / "l")
     elapsed = time.monotonic() - start
-    assert code == _cli.EXIT_BOOT_FAILED
+    assert code == _startup.EXIT_BOOT_FAILED
     assert "failure 1 of 4, retrying in 0.1s" in log
     assert "failure 3 of 4, retrying in 0.4s" in log
     assert "giving up" in log
@@ -240,10 +240,10 @@ def test_the_app_iterables_close_is_always_called(
 
 
 def test_warm_up_runs_the_core_over_a_socketpair_and_leaves_nothing_open() -> None:
-    from servers import http
+    from servers import http, parse, wsgi
 
     fds = set(os.listdir("/proc/self/fd"))
-    http._date_cache = (0, b"")
-    http.warm_up(http.ServerInfo(software="t", host=HOST, port=1), http.Limits(), rounds=3)
+    wsgi._date_cache = (0, b"")
+    http.warm_up(wsgi.ServerInfo(software="t", host=HOST, port=1), parse.Limits(), rounds=3)
     assert set(os.listdir("/proc/self/fd")) == fds
-    assert abs(http._date_cache[0] - time.time()) < 2  # the Date header a child will inherit
+    assert abs(wsgi._date_cache[0] - time.time()) < 2  # the Date header a child will inherit

@@ -1,0 +1,492 @@
+"""Reading requests: from the bytes a client sends to checked :class:`Request` objects.
+
+Theory of operation
+-------------------
+:class:`Connection` feeds received bytes to an httptools (llhttp) parser, whose
+callbacks are a :class:`_Message`, until one complete request is queued. Limits are
+checked as bytes arrive, so an oversized or slow request is refused before it is
+buffered: request line (414), header count, block and field size (431), body size
+(413), and a deadline for the whole header block (slow clients are dropped). Every
+request line, pipelined ones included, is held to the RFC 9112 grammar
+(``REQUEST_LINE``) before the parser sees it; header names with ``_`` and all trailer
+fields are dropped before they can reach the environ, and framing that a proxy in
+front could read differently (two lengths, a coding other than chunked, a bad Host) is
+refused. Pipelined requests are queued in order, and an error in bytes behind a
+complete request waits (``deferred``) until that request has been answered.
+
+A refusal is a :class:`ProtocolError` carrying the status to answer with. Reads go
+through :mod:`servers.netio`: ``MSG_DONTWAIT`` first, a bounded wait only on EAGAIN.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import httptools
+
+from servers.netio import RECV_SIZE, ClientGone, send_all, wait_for
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Limits:
+    """What one request may cost the server; every field is a command-line option."""
+
+    max_request_line: int = 8 * 1024
+    max_headers: int = 100
+    max_header_bytes: int = 16 * 1024
+    max_header_field: int = 8190  # one field's name or value (gunicorn's limit; nginx's buffers are 8 KiB)
+    max_body: int = 10 * 1024 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    send_timeout: float = 10.0  # seconds a response may make no progress (a client that stops reading)
+    keepalive: float = 0.0  # idle seconds between requests; 0 closes after every response
+
+
+class ProtocolError(Exception):
+    """A request the server refuses; the status is sent and the connection closed."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    url: bytes
+    version: str
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    keep_alive: bool
+    expects_continue: bool = False
+
+
+# RFC 9110 6.5.1: fields a sender must not put in a trailer section, because they frame, route,
+# modify or authenticate the request, or describe its content. A trailer naming one is refused
+# rather than dropped: a client that sends it is probing for a server that merges trailers.
+FORBIDDEN_TRAILERS = frozenset({
+    b"host", b"content-length", b"transfer-encoding", b"trailer", b"te", b"connection", b"keep-alive",
+    b"upgrade", b"content-type", b"content-encoding", b"content-range", b"authorization",
+    b"proxy-authorization", b"cookie", b"expect", b"max-forwards", b"cache-control", b"pragma", b"range",
+    b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"if-range",
+})
+
+
+# RFC 9112 3.2 / RFC 3986 3.2.2: uri-host [ ":" port ], where the host is an IP literal or a reg-name.
+HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::[0-9]*)?")
+_good_hosts: set[bytes] = set()
+# An int, not b"_": CPython's bytes.__contains__ tries its argument as an int first, and for a
+# bytes argument that attempt raises and clears a TypeError (a formatted message) every time.
+UNDERSCORE = ord("_")
+
+
+class _Message:
+    """Parser callbacks for one connection; completed requests go to ``done``."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.done: deque[Request] = deque()
+        self.parser = httptools.HttpRequestParser(self)
+        self.error: ProtocolError | None = None
+        self.in_message = False
+        self.last_had_body = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
+        self.header_count = 0
+        self.body = bytearray()
+        self.content_length: int | None = None
+        self.chunked = False
+        self.headers_complete = False
+        self.need_continue = False
+
+    def new_parser(self) -> None:
+        """A fresh parser at a message boundary (after an upgrade pause, or to re-read a buffer)."""
+        self.parser = httptools.HttpRequestParser(self)
+        self.error = None
+        self.in_message = False
+        self._reset()
+
+    def _fail(self, status: int, detail: str) -> None:
+        self.error = ProtocolError(status, detail)
+        raise self.error
+
+    # httptools callbacks -------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._reset()
+        self.in_message = True
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.limits.max_request_line:
+            self._fail(414, "request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # llhttp calls this for trailer fields too, after on_headers_complete.
+        name_size = len(name)
+        value_size = len(value)
+        self.header_count += 1
+        self.header_bytes += name_size + value_size + 4
+        limits = self.limits
+        if (self.header_count > limits.max_headers or self.header_bytes > limits.max_header_bytes
+                or name_size > limits.max_header_field or value_size > limits.max_header_field):
+            self._over_limit(name_size, value_size)
+        if self.headers_complete:
+            if name.lower() in FORBIDDEN_TRAILERS:
+                self._fail(400, "a trailer names a field that is not allowed in trailers")
+            return  # trailers never reach the app: a proxy in front may not have checked them
+        if UNDERSCORE in name:
+            return  # Content_Length would alias Content-Length in the environ; gunicorn drops these too
+        if value and (value[-1] == 32 or value[-1] == 9):
+            value = value.rstrip(b" \t")  # llhttp strips leading whitespace only (RFC 9110 5.5: both)
+        self.headers.append((name, value))
+
+    def _over_limit(self, name_size: int, value_size: int) -> None:
+        if self.header_count > self.limits.max_headers:
+            self._fail(431, "too many headers")
+        if self.header_bytes > self.limits.max_header_bytes:
+            self._fail(431, "header block too large")
+        self._fail(431, "header field too large")
+
+    def on_headers_complete(self) -> None:
+        self.headers_complete = True
+        names: dict[bytes, list[bytes]] = {}
+        for name, value in self.headers:
+            names.setdefault(name.lower(), []).append(value)
+        parser = self.parser
+        version = parser.get_http_version()
+        if version not in ("1.0", "1.1"):
+            self._fail(505, f"HTTP/{version} is not supported")
+        if self.url == b"*" and parser.get_method() != b"OPTIONS":
+            self._fail(400, "asterisk-form target on a method other than OPTIONS")
+        hosts = names.get(b"host", [])
+        if version == "1.1" and not hosts:
+            self._fail(400, "request without Host (HTTP/1.1 requires one)")
+        if len(hosts) > 1:
+            self._fail(400, "more than one Host header")
+        if hosts and hosts[0] not in _good_hosts:
+            if not HOST.fullmatch(hosts[0]):
+                self._fail(400, "invalid Host")  # RFC 9112 3.2: a MUST, and a proxy may route on it
+            if len(_good_hosts) >= 1024:
+                _good_hosts.clear()
+            _good_hosts.add(hosts[0])  # clients repeat one Host; a set lookup is cheaper than the match
+        if len(names.get(b"content-type", ())) > 1:
+            self._fail(400, "more than one Content-Type header")
+        te = names.get(b"transfer-encoding")
+        cl = names.get(b"content-length")
+        if te and cl:
+            self._fail(400, "both Content-Length and Transfer-Encoding")
+        if te and version == "1.0":
+            self._fail(400, "Transfer-Encoding in an HTTP/1.0 request")  # RFC 9112 6.1: faulty framing
+        if te and b",".join(te).strip().lower() != b"chunked":
+            self._fail(501, "only the chunked transfer coding is supported")
+        self.chunked = bool(te)
+        if cl:
+            if len(set(cl)) != 1 or not cl[0].strip().isdigit():
+                self._fail(400, "invalid Content-Length")
+            self.content_length = int(cl[0])
+            if self.content_length > self.limits.max_body:
+                self._fail(413, "body over the limit")
+        expect = names.get(b"expect")
+        if expect and version == "1.1":
+            if expect[0].lower() != b"100-continue":
+                self._fail(417, "unsupported Expect")
+            self.need_continue = True
+
+    def on_body(self, body: bytes) -> None:
+        self.need_continue = False
+        self.body += body
+        if len(self.body) > self.limits.max_body:
+            self._fail(413, "body over the limit")
+
+    def on_message_complete(self) -> None:
+        method = self.parser.get_method().decode("ascii")
+        self.done.append(
+            Request(
+                method=method,
+                url=self.url,
+                version=self.parser.get_http_version(),
+                headers=self.headers,
+                body=bytes(self.body),
+                keep_alive=self.parser.should_keep_alive(),
+            )
+        )
+        self.last_had_body = self.chunked or bool(self.content_length)
+        self._reset()
+        self.in_message = False
+
+
+# RFC 9112's request-line: method SP request-target SP HTTP-version CRLF, with exactly one space
+# between the parts. llhttp tolerates extra spaces; we do not, because a server that reads a
+# request line differently from a proxy in front of it is how requests get smuggled.
+REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\x00-\x20\x7f]+ HTTP/[0-9]\.[0-9]\r\n")
+
+
+MAX_EMPTY_LINES = 4  # RFC 9112 2.2: ignore "at least one" empty line before a request line; a few, not a flood
+
+
+class Connection:
+    """Reads requests from one client socket, in order, within the limits.
+
+    Every request line, the first on the connection or one pipelined behind others (also one
+    split across reads), is held to REQUEST_LINE before the parser sees it. The common case,
+    one read holding one whole request, is parsed in one call; a read that turns out to hold
+    more than one request (or an upgrade) is parsed again by pieces cut where a request line
+    can start, so each line is found and checked. An error in bytes behind complete requests
+    is kept in ``deferred`` and raised only after those requests were answered; after a
+    request that closes the connection the rest is ignored (``closing``).
+    """
+
+    def __init__(self, sock: socket.socket, limits: Limits) -> None:
+        self.sock = sock
+        self.limits = limits
+        self.msg = _Message(limits)
+        self.buffered = 0  # bytes received for the message in progress
+        self.continue_sent = False
+        self.line: bytearray | None = bytearray()  # the request line being checked; None inside a message
+        self.empty_lines = 0
+        self.deferred: ProtocolError | None = None
+        self.closing = False
+        self.pending: bytes | None = None  # received by prefetch(), not yet parsed
+
+    def prefetch(self) -> bool:
+        """One read that does not wait: True if there is something to act on (bytes, or the peer's close)."""
+        try:
+            data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True  # the read in read_request() meets the error again and reports it
+        if data:
+            self.pending = data
+        return True
+
+    def feed_nowait(self) -> bool:
+        """Receive and parse what has arrived, without waiting; True once :meth:`read_request` would not wait.
+
+        For an event-driven worker that keeps a connection in its epoll set until its
+        request's header block is in, so that a client sending it slowly (slowloris) never
+        holds the worker. The bytes go through the same checks and parser as in
+        :meth:`read_request` as they come, so a malformed request is refused at once rather
+        than when a blank line that may never come arrives. True when the headers (or a
+        whole request) are in, when the request is refused (the error waits in ``deferred``
+        for :meth:`read_request` to raise), and when the client closed or failed, which the
+        next read in :meth:`read_request` meets again and reports.
+        """
+        msg = self.msg
+        if msg.done or msg.headers_complete or self.deferred is not None or self.closing:
+            return True
+        try:
+            data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        if not data:
+            return True
+        self.buffered += len(data)
+        try:
+            self._parse(data)
+        except ProtocolError as exc:
+            self.deferred = exc
+        return bool(msg.done) or msg.headers_complete or self.deferred is not None or self.closing
+
+    @property
+    def started(self) -> bool:
+        """Bytes of a request have arrived (a parked idle connection's next request has begun)."""
+        return self.pending is not None or self.buffered > 0
+
+    def _check_line(self, data: bytes, pos: int) -> int:
+        """Hold the request line that starts at ``self.line + data[pos:]`` to the grammar; the offset after it."""
+        line = self.line
+        assert line is not None
+        while True:
+            end = data.find(b"\n", pos)
+            if end < 0:
+                line += data[pos:]
+                if len(line) > self.limits.max_request_line + 16:
+                    raise ProtocolError(414, "request line too long")
+                return len(data)
+            line += data[pos : end + 1]
+            pos = end + 1
+            if line == b"\r\n" or line == b"\n":
+                self.empty_lines += 1
+                if self.empty_lines > MAX_EMPTY_LINES:
+                    raise ProtocolError(400, "too many empty lines before the request line")
+                line.clear()
+                continue
+            if not REQUEST_LINE.fullmatch(line):
+                raise ProtocolError(400, "malformed request line")
+            self.line = None
+            self.empty_lines = 0
+            return pos
+
+    def _execute(self, data: bytes) -> bool:
+        """Feed the parser; True when it paused after a request that asked for an upgrade (or CONNECT)."""
+        try:
+            self.msg.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            return True
+        except httptools.HttpParserError as exc:
+            if self.msg.error is not None:
+                raise self.msg.error from None
+            raise ProtocolError(400, f"malformed request: {exc}") from None
+        return False
+
+    def _message_done(self) -> None:
+        self.line = bytearray()
+        if not self.msg.done[-1].keep_alive:
+            self.closing = True  # llhttp would call any byte after it an error; it is simply not read
+
+    def _upgraded(self) -> None:
+        """Serve a request that asked for an upgrade as plain HTTP/1.1, and go on with a fresh parser."""
+        request = self.msg.done[-1]
+        if request.method == "CONNECT" or self.msg.last_had_body:
+            # llhttp skips the body of an upgrade request, so its bytes would be read as the next request.
+            self.msg.done.pop()
+            raise ProtocolError(501, "CONNECT, or an upgrade with a request body, is not supported")
+        self.msg.new_parser()
+
+    def _parse(self, data: bytes) -> None:
+        """Check and parse received bytes (counted in ``buffered``); an error behind complete requests waits for them.
+
+        The callbacks raise the precise 414 or 431 when they see a limit passed; the check on
+        ``buffered`` after them bounds what they do not see yet: httptools reports a field
+        only once it is complete, so one that never ends would otherwise grow without limit.
+        """
+        if self.closing or self.deferred is not None:
+            return
+        try:
+            if self.line is not None and not self.line and not self.msg.in_message:
+                self._parse_whole(data)
+            else:
+                self._parse_pieces(data, 0)
+            if not self.msg.headers_complete and not self.msg.done and self.buffered > (
+                self.limits.max_request_line + self.limits.max_header_bytes
+            ):
+                raise ProtocolError(431, "header block too large")
+        except ProtocolError as exc:
+            if not self.msg.done:
+                raise
+            self.deferred = exc
+
+    def _parse_whole(self, data: bytes) -> None:
+        """The fast path from a message boundary: one parser call, unless ``data`` holds more than one request."""
+        msg = self.msg
+        before = len(msg.done)
+        self._check_line(data, 0)
+        upgraded = False
+        try:
+            msg.parser.feed_data(data)  # _execute() inlined: this is the path of almost every request
+        except httptools.HttpParserUpgrade:
+            upgraded = True
+        except httptools.HttpParserError as exc:
+            if len(msg.done) - before <= 1:
+                if msg.error is not None:
+                    raise msg.error from None
+                raise ProtocolError(400, f"malformed request: {exc}") from None
+            upgraded = True  # not an upgrade: a second request came out unchecked, so read it again
+        completed = len(msg.done) - before
+        if not upgraded and (completed == 0 or (completed == 1 and not msg.in_message)):
+            if completed:  # _message_done() inlined
+                self.line = bytearray()
+                if not msg.done[-1].keep_alive:
+                    self.closing = True
+            return
+        for _ in range(completed):
+            msg.done.pop()
+        msg.new_parser()  # the parser was at a boundary before this read, so a fresh one is the same
+        self.line = bytearray()
+        self.empty_lines = 0
+        self._parse_pieces(data, 0)
+
+    def _parse_pieces(self, data: bytes, pos: int) -> None:
+        """Feed ``data`` a piece at a time, cut wherever a message may end, so that each request line is checked."""
+        msg = self.msg
+        size = len(data)
+        while pos < size and not self.closing:
+            if self.line is not None:
+                stop = self._check_line(data, pos)
+            elif msg.headers_complete and msg.content_length is not None:
+                stop = min(size, pos + msg.content_length - len(msg.body))
+            else:
+                end = data.find(b"\n", pos)
+                stop = size if end < 0 else end + 1
+            before = len(msg.done)
+            upgraded = self._execute(data[pos:stop])
+            if len(msg.done) > before:
+                self._message_done()
+            if upgraded:
+                self._upgraded()
+            pos = stop
+
+    def read_request(self, first: bool) -> Request | None:
+        """The next request, or None when the client closed cleanly between requests."""
+        header_deadline: float | None = None
+        body_deadline: float | None = None
+        while not self.msg.done:
+            if self.deferred is not None:
+                raise self.deferred
+            if self.closing:
+                return None
+            now = time.monotonic()
+            if not self.msg.headers_complete:
+                if header_deadline is None:
+                    idle = (not first) and self.buffered == 0
+                    header_deadline = now + (self.limits.keepalive if idle else self.limits.header_timeout)
+                deadline = header_deadline
+            else:
+                if body_deadline is None:  # rare: a body mostly comes in the read that ends its headers
+                    body_deadline = self._await_body(now)
+                deadline = body_deadline
+            remaining = deadline - now
+            if remaining <= 0:
+                self._stop_reading("request not received in time")
+                return None  # idle keep-alive connection: close quietly
+            if self.pending is not None:
+                data, self.pending = self.pending, None
+            else:
+                try:
+                    data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    wait_for(self.sock, select.POLLIN, remaining)
+                    continue  # the top of the loop tells data from a deadline that passed
+                except OSError as exc:
+                    raise ClientGone(str(exc)) from None
+            if not data:
+                self._stop_reading("client closed mid-request")
+                return None
+            if header_deadline is not None and self.buffered == 0 and not first:
+                # The first byte of a new request starts its header timeout.
+                header_deadline = time.monotonic() + self.limits.header_timeout
+            self.buffered += len(data)
+            self._parse(data)
+        request = self.msg.done.popleft()
+        if not self.msg.done and not self.msg.in_message and not self.line:
+            self.buffered = 0
+        self.continue_sent = False
+        return request
+
+    def _await_body(self, now: float) -> float:
+        """The deadline of a body that did not come with its headers; 100 Continue first if the client waits for it."""
+        if self.msg.need_continue and not self.continue_sent:
+            try:
+                send_all(self.sock, b"HTTP/1.1 100 Continue\r\n\r\n", self.limits.send_timeout)
+            except OSError as exc:
+                raise ClientGone(str(exc)) from None
+            self.continue_sent = True
+        return now + self.limits.body_timeout
+
+    def _stop_reading(self, why: str) -> None:
+        """The read is over (a deadline passed, the client closed): quietly between requests, ClientGone inside one."""
+        if self.buffered:
+            raise ClientGone(why)
