@@ -1,0 +1,149 @@
+"""Fault records -> ``faults.md`` and charts (pure functions of the records; nothing here measures).
+
+Charts, where a person would rather look than read:
+
+* ``availability-<fault>.png``: per mode, the share of the offered load answered with a 2xx over
+  time (a 0.5 s moving window, so modes at 2 and 200 requests/s share an axis), and failures per
+  second below it; time is relative to the fault, which is marked at 0.
+* ``memory.png``: PSS of each mode's process tree against requests served, solid without
+  recycling, dashed with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on a server
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from scripts.faults import FaultRecord
+
+SMOOTH_S = 0.5
+WHAT = {
+    "crash": "a request calls os._exit under steady load",
+    "segv": "a request dies of a real SIGSEGV (ctypes NULL read) under steady load",
+    "hang": "a request blocks for an hour under steady load (worker timeout set where the mode has one)",
+    "error": "5 requests raise inside the app under steady load",
+    "state": "20 requests in a row each store a token in a module-level variable and read the previous one",
+    "leak": "every request keeps 16 KiB, no recycling",
+    "leak+recycle": "every request keeps 16 KiB, workers recycled after N requests",
+    "reload": "the mode's reload signal under steady load",
+    "shutdown": "SIGTERM under steady load of 150 ms requests at 10/s",
+}
+
+
+def _smoothed(values: Sequence[int], width: int) -> list[float]:
+    out = []
+    for i in range(len(values)):
+        window = values[max(0, i - width + 1): i + 1]
+        out.append(sum(window) / len(window))
+    return out
+
+
+def availability_figure(fault: str, records: Sequence[FaultRecord]) -> Figure | None:
+    """Served share of the offered load and failures per second over time, one line per mode."""
+    usable = [r for r in records if r.timeline.get("ok") and r.offered_rate and r.fault_at_s is not None]
+    if not usable:
+        return None
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, height_ratios=(3, 1.4))
+    for r in usable:
+        step = float(r.timeline["step_s"])
+        width = max(1, round(SMOOTH_S / step))
+        assert r.offered_rate is not None and r.fault_at_s is not None
+        xs = [i * step - r.fault_at_s for i in range(len(r.timeline["ok"]))]
+        served = [100.0 * v / (r.offered_rate * step) for v in _smoothed(r.timeline["ok"], width)]
+        failed = [v / step for v in _smoothed(r.timeline["failed"], width)]
+        (line,) = top.plot(xs, served, label=f"{r.mode} ({r.offered_rate:g}/s)", linewidth=1.4)
+        bottom.plot(xs, failed, color=line.get_color(), linewidth=1.2)
+    for ax in (top, bottom):
+        ax.axvline(0.0, color="black", linestyle=":", linewidth=1)
+        ax.grid(alpha=0.3)
+    top.set_ylabel("offered load answered 2xx (%)")
+    top.set_ylim(bottom=0)
+    bottom.set_ylabel("failures/s")
+    bottom.set_xlabel(f"seconds from the fault ({SMOOTH_S} s moving window)")
+    top.set_title(f"{fault}: {WHAT.get(fault, '')}", fontsize=10)
+    top.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def memory_figure(records: Sequence[FaultRecord]) -> Figure | None:
+    usable = [r for r in records if r.fault in ("leak", "leak+recycle") and r.details.get("pss")]
+    if not usable:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 5))
+    colors: dict[str, Any] = {}
+    for r in sorted(usable, key=lambda r: (r.mode, r.fault)):
+        xs = [p[0] for p in r.details["pss"]]
+        ys = [p[1] for p in r.details["pss"]]
+        style = "--" if r.fault == "leak+recycle" else "-"
+        label = f"{r.mode}{' recycled' if r.fault == 'leak+recycle' else ''}"
+        (line,) = ax.plot(xs, ys, style, label=label, color=colors.get(r.mode))
+        colors.setdefault(r.mode, line.get_color())
+    ax.set_xlabel("requests served (each keeps 16 KiB)")
+    ax.set_ylabel("PSS of the process tree (MB)")
+    ax.set_title("memory leak: with and without recycling (--max-requests)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _cell(value: object) -> str:
+    return "—" if value is None else str(value).replace("|", "\\|")
+
+
+def markdown(records: Sequence[FaultRecord], charts: dict[str, str]) -> str:
+    faults = list(dict.fromkeys(r.fault for r in records))
+    lines = ["# Faults: what each server model costs when things go wrong", "",
+             "Lost: requests of the steady load without a 2xx answer. Recovery: seconds from the fault until "
+             "the offered load is answered in full again and stays so (— : not measured, or never).", ""]
+    for fault in faults:
+        lines += [f"## {fault}", "", WHAT.get(fault, ""), ""]
+        if fault in charts:
+            lines += [f"![{fault}]({charts[fault]})", ""]
+        lines += ["| mode | lost | recovery (s) | verdict |", "| --- | --- | --- | --- |"]
+        for r in (r for r in records if r.fault == fault):
+            verdict = r.verdict if r.status != "failed" else f"harness failed: {r.error}"
+            lines.append(f"| {r.mode} | {_cell(r.requests_lost)} | {_cell(r.recovery_s)} | {_cell(verdict)} |")
+        lines.append("")
+    if "memory" in charts:
+        lines += ["## memory over requests", "", f"![memory]({charts['memory']})", ""]
+    return "\n".join(lines)
+
+
+def render(out: Path, records: Sequence[FaultRecord]) -> Path:
+    """Write the charts and ``faults.md`` into the run folder ``out``; returns the markdown's path."""
+    charts: dict[str, str] = {}
+    (out / "charts").mkdir(parents=True, exist_ok=True)
+    for fault in dict.fromkeys(r.fault for r in records):
+        fig = availability_figure(fault, [r for r in records if r.fault == fault])
+        if fig is not None and not fault.startswith("leak"):
+            name = f"charts/availability-{fault.replace('+', '-')}.png"
+            fig.savefig(out / name, dpi=110)
+            charts[fault] = name
+        if fig is not None:
+            plt.close(fig)
+    fig = memory_figure(records)
+    if fig is not None:
+        fig.savefig(out / "charts/memory.png", dpi=110)
+        plt.close(fig)
+        charts["memory"] = "charts/memory.png"
+    path = out / "faults.md"
+    path.write_text(markdown(records, charts))
+    return path
+
+
+if __name__ == "__main__":  # re-render a run folder: python -m scripts.fault_report RUN
+    import sys
+
+    from scripts.faults import load_records
+
+    run = Path(sys.argv[1])
+    print(render(run, load_records(run / "faults.json")))
