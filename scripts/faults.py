@@ -413,7 +413,8 @@ def _crash(how: str, fault: str) -> Fault:
         record = load_record(fault, case.mode, observed, rate, command=argv,
                              details={"processes_before": before, "processes_min_after": after_min})
         never = "never recovers: capacity stays down until the end"
-        return dataclasses.replace(record, verdict=f"{describe_recovery(record, never)}; "
+        own = observed.notes.get(f"/fault/crash?how={how}", "no outcome")
+        return dataclasses.replace(record, verdict=f"{describe_recovery(record, never)} (the crashing request: {own}); "
                                    f"{record.requests_lost} of the load lost; processes {before} -> {after_min} "
                                    f"-> {process_counts(observed)[-1][1]}")
 
@@ -440,6 +441,10 @@ def hang(case: Case) -> FaultRecord:
     # load can come back before, or without, the server replacing the process.
     killed = (f"the hung process is killed after {gone:.1f} s" if gone is not None
               else "the hung process is never killed")
+    if case.mode.fork_per_request:
+        # Processes come and go with every request: the hung one is the extra process at the end.
+        still = process_counts(observed)[-1][1] > baseline(observed)
+        killed = "the hung process is still there at the end" if still else "the hung process is gone by the end"
     if record.recovery_s is not None and not record.requests_lost:
         verdict = f"no request lost: the hung request holds one process of many; {killed}"
     elif record.recovery_s is not None:
