@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg
 
 import servers
 from apps import faults as app_faults
@@ -105,6 +106,7 @@ class Settings:
     out: Path
     workers: int = 2
     host: str = HOST
+    pg_url: str | None = None  # a PostgreSQL server with the world table, for the cleanup fault
 
     @property
     def duration(self) -> float:  # seconds of load per fault
@@ -591,6 +593,86 @@ def shutdown(case: Case) -> FaultRecord:
         "refused_after": errors["connect"]})
 
 
+class PgWatch:
+    """Counts the PostgreSQL server's connections whose application_name is ``app`` every 0.2 s."""
+
+    def __init__(self, url: str, app: str) -> None:
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.app = app
+        self.samples: list[tuple[float, int]] = []  # (monotonic, connections)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def count(self) -> int:
+        row = self.conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                                (self.app,)).fetchone()
+        n = int(row[0]) if row else 0
+        self.samples.append((time.monotonic(), n))
+        return n
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.count()
+
+    def __enter__(self) -> PgWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.conn.close()
+
+
+def until_zero(watch: PgWatch, deadline_s: float) -> float | None:
+    """Seconds until no connection of the app is left (None: some still open after ``deadline_s``)."""
+    start = time.monotonic()
+    while time.monotonic() - start < deadline_s:
+        if watch.count() == 0:
+            return round(time.monotonic() - start, 2)
+        time.sleep(0.05)
+    return None
+
+
+def cleanup(case: Case) -> FaultRecord:
+    """Server-side PostgreSQL connections (pg_stat_activity) before, during (with recycling and a reload where the
+    mode has them) and after a SIGTERM: does every exiting process close its connection?"""
+    s, mode = case.settings, case.mode
+    if not s.pg_url:
+        return not_applicable(case, "cleanup", "no PostgreSQL server (install postgresql's server binaries)")
+    from apps import db
+
+    app = f"workerbench-{mode.name}"
+    env = {**case.env, db.ENV_URL: f"{s.pg_url}?application_name={app}", db.ENV_STRATEGY: db.REUSE}
+    flag = MAX_REQUESTS_FLAG.get(mode.name)
+    extra = (flag, str(CLEANUP_MAX_REQUESTS)) if flag else ()
+    sig = RELOAD_SIGNAL.get(mode.name)
+    with PgWatch(s.pg_url, app) as watch:
+        before = watch.count()
+        with serve(s, mode, extra, case.log, env) as (target, argv):
+            observed = under_load(s, mode, target, (lambda t: send_signal(t, sig)) if sig else (lambda t: None),
+                                  case.workdir, path="/db")
+            at_end = watch.count()
+            send_signal(target, signal.SIGTERM)
+            target.proc.wait(timeout=30)
+            gone_s = until_zero(watch, 10.0)
+    origin = float(observed.result.timeline["origin_monotonic"])
+    series = [(round(t - origin, 2), n) for t, n in watch.samples]
+    peak = max((n for _, n in series), default=0)
+    record = load_record("cleanup", mode, observed, s.rate(mode), command=argv, details={
+        "connections": series, "before": before, "peak": peak, "at_end_of_load": at_end,
+        "zero_after_exit_s": gone_s, "max_requests": CLEANUP_MAX_REQUESTS if flag else None,
+        "reload": sig.name if sig else None})
+    closed = (f"all closed {gone_s:.1f} s after exit" if gone_s is not None
+              else "connections still open 10 s after exit: leaked")
+    during = [f"recycling every {CLEANUP_MAX_REQUESTS} requests"] if flag else []
+    during += [sig.name] if sig else []
+    return dataclasses.replace(record, recovery_s=None, verdict=(
+        f"{before} -> peak {peak} -> {at_end} at the end of load ({', '.join(during) or 'no recycling or reload'}); "
+        f"{closed}"))
+
+
+CLEANUP_MAX_REQUESTS = 100
 SHUTDOWN_IO_MS = 150
 SHUTDOWN_RATE = 10.0
 
@@ -604,6 +686,7 @@ FAULTS: dict[str, Fault] = {
     "leak+recycle": _leak(recycle=True),
     "reload": reload,
     "shutdown": shutdown,
+    "cleanup": cleanup,
 }
 
 
@@ -615,7 +698,7 @@ def run_case(fault: str, case: Case) -> FaultRecord:
     case.workdir.mkdir(parents=True, exist_ok=True)
     try:
         return FAULTS[fault](case)
-    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+    except (RuntimeError, OSError, ValueError, KeyError, subprocess.TimeoutExpired, psycopg.Error) as exc:
         return FaultRecord(fault=fault, mode=case.mode.name, status="failed",
                            error=f"{type(exc).__name__}: {exc}".splitlines()[0], log_tail=log_tail(case.log))
 
@@ -626,7 +709,32 @@ def write_records(path: Path, records: Sequence[FaultRecord], meta: dict[str, An
     os.replace(tmp, path)
 
 
+@contextmanager
+def postgres_if(wanted: bool) -> Iterator[str | None]:
+    """A throwaway, seeded PostgreSQL server when ``wanted`` and installed; else None (cleanup is then n/a)."""
+    from apps import db
+    from scripts import pg
+
+    if not wanted:
+        yield None
+        return
+    try:
+        pg.find_binaries()
+    except pg.PostgresUnavailable as exc:
+        print(f"faults: no PostgreSQL, the cleanup fault is not applicable: {exc}", flush=True)
+        yield None
+        return
+    with pg.postgres() as url:
+        db.seed_postgres(url)
+        yield url
+
+
 def run(settings: Settings, modes: Sequence[str], faults: Sequence[str]) -> list[FaultRecord]:
+    with postgres_if("cleanup" in faults) as url:
+        return _run(dataclasses.replace(settings, pg_url=url), modes, faults)
+
+
+def _run(settings: Settings, modes: Sequence[str], faults: Sequence[str]) -> list[FaultRecord]:
     from apps import db
 
     settings.out.mkdir(parents=True, exist_ok=True)
