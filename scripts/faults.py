@@ -610,6 +610,13 @@ class PgWatch:
         self.samples.append((time.monotonic(), n))
         return n
 
+    def sessions(self) -> int:
+        """Sessions ever opened to the database (pg_stat_database.sessions, PostgreSQL 14+), this one included."""
+        self.conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = self.conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+                                ).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
     def _run(self) -> None:
         while not self._stop.wait(0.2):
             self.count()
@@ -647,20 +654,24 @@ def cleanup(case: Case) -> FaultRecord:
     flag = MAX_REQUESTS_FLAG.get(mode.name)
     extra = (flag, str(CLEANUP_MAX_REQUESTS)) if flag else ()
     sig = RELOAD_SIGNAL.get(mode.name)
+    rate = min(CLEANUP_RATE, s.rate(mode))
     with PgWatch(s.pg_url, app) as watch:
-        before = watch.count()
+        before, opened0 = watch.count(), watch.sessions()
         with serve(s, mode, extra, case.log, env) as (target, argv):
             observed = under_load(s, mode, target, (lambda t: send_signal(t, sig)) if sig else (lambda t: None),
-                                  case.workdir, path="/db")
+                                  case.workdir, path="/db", rate=rate)
             at_end = watch.count()
             send_signal(target, signal.SIGTERM)
             target.proc.wait(timeout=30)
             gone_s = until_zero(watch, 10.0)
+        # The statistics are flushed at most once a second per backend (PGSTAT_MIN_INTERVAL).
+        time.sleep(1.1)
+        opened = watch.sessions() - opened0
     origin = float(observed.result.timeline["origin_monotonic"])
     series = [(round(t - origin, 2), n) for t, n in watch.samples]
     peak = max((n for _, n in series), default=0)
-    record = load_record("cleanup", mode, observed, s.rate(mode), command=argv, details={
-        "connections": series, "before": before, "peak": peak, "at_end_of_load": at_end,
+    record = load_record("cleanup", mode, observed, rate, command=argv, details={
+        "connections": series, "before": before, "peak": peak, "at_end_of_load": at_end, "opened": opened,
         "zero_after_exit_s": gone_s, "max_requests": CLEANUP_MAX_REQUESTS if flag else None,
         "reload": sig.name if sig else None})
     closed = (f"all closed {gone_s:.1f} s after exit" if gone_s is not None
@@ -669,10 +680,13 @@ def cleanup(case: Case) -> FaultRecord:
     during += [sig.name] if sig else []
     return dataclasses.replace(record, recovery_s=None, verdict=(
         f"{before} -> peak {peak} -> {at_end} at the end of load ({', '.join(during) or 'no recycling or reload'}); "
-        f"{closed}"))
+        f"{closed}; {opened} connections opened for {observed.result.ok} requests"))
 
 
 CLEANUP_MAX_REQUESTS = 100
+# A process per request also opens a PostgreSQL connection per request (~5-10 ms here): 50/s keeps
+# fork inside its capacity, so the counts compare modes rather than overload.
+CLEANUP_RATE = 50.0
 SHUTDOWN_IO_MS = 150
 SHUTDOWN_RATE = 10.0
 

@@ -153,3 +153,20 @@ def test_openloop_timeline_counts_connect_errors(tmp_path: Path) -> None:
     r = openloop.run_openloop(f"http://{HOST}:{port}/", rate=50, duration=1, connections=4, timeout=2,
                               workdir=tmp_path)
     assert sum(r.timeline["failed"]) == r.errors["connect"] == 50 and sum(r.timeline["ok"]) == 0
+
+
+@pytest.mark.parametrize("mode", ["prefork", "uvicorn"])
+def test_cleanup_counts_postgres_connections(mode: str, settings: Settings, env: dict[str, str],
+                                             pg_url: str) -> None:
+    record = run("cleanup", mode, dataclasses.replace(settings, pg_url=pg_url), env)
+    d = record.details
+    assert d["before"] == 0 and 1 <= d["peak"] <= 4  # one connection per worker (reuse), a reload's overlap
+    assert d["zero_after_exit_s"] is not None  # every exiting process closed its connection
+    # Recycling every 100 requests and a reload open new connections; far fewer than one per request.
+    assert 2 <= d["opened"] < record.details["scheduled"] / 4
+    assert record.requests_lost == 0
+
+
+def test_cleanup_is_not_applicable_without_postgres(settings: Settings, env: dict[str, str]) -> None:
+    record = run("cleanup", "prefork", settings, env)
+    assert record.status == "n/a" and "PostgreSQL" in record.verdict
