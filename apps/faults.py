@@ -15,6 +15,7 @@ the fault harness measures.
 | ``/fault/error`` | raises ``RuntimeError``: the server's own 500 |
 | ``/fault/leak?kb=N`` | keeps N KiB (default 64, cap 65536) in a module-level list, written so it is resident |
 | ``/fault/state?set=T`` | remembers T in a module-level variable; answers the value the previous request left |
+| ``/fault/big?kb=N`` | N KiB of ``x`` (default 1024, cap 16384) as text: a response a client can refuse to read |
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ MAX_HANG_S = 3600.0
 DEFAULT_LEAK_KB = 64
 MAX_LEAK_KB = 65536
 MAX_TOKEN = 64
+DEFAULT_BIG_KB = 1024
+MAX_BIG_KB = 16384
 
 # Module-level on purpose: a long-lived worker keeps these between requests, a process per request
 # starts from the parent's (never touched) copy. That difference is what /fault/state and /fault/leak show.
@@ -91,3 +94,7 @@ def state(query: str) -> bytes:
     token = (_param(query, "set") or "")[:MAX_TOKEN] or None
     _state["token"] = token
     return body({"previous": previous, "pid": os.getpid()})
+
+
+def big(query: str) -> bytes:
+    return b"x" * (int(_number(query, "kb", DEFAULT_BIG_KB, 0, MAX_BIG_KB)) * 1024)

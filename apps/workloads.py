@@ -150,11 +150,11 @@ ENDPOINTS: dict[str, Endpoint] = {
 
 
 
-def _fault(run: Callable[[str], bytes | None]) -> Callable[[Request], Response]:
+def _fault(run: Callable[[str], bytes | None], content_type: str = JSON) -> Callable[[Request], Response]:
     def handle(request: Request) -> Response:
         out = run(request.query)
         assert out is not None  # crash() never returns
-        return Response(200, JSON, out)
+        return Response(200, content_type, out)
 
     return handle
 
@@ -170,6 +170,7 @@ FAULT_ENDPOINTS: tuple[Endpoint, ...] = (
              summary="keeps kb KiB per request in the process"),
     Endpoint("/fault/state", frozenset({"GET"}), _fault(faults.state), deterministic=False,
              summary="stores set=T; answers what the previous request in this process stored"),
+    Endpoint("/fault/big", frozenset({"GET"}), _fault(faults.big, TEXT), summary="kb KiB of x (default 1024)"),
 )
 if faults.enabled():
     ENDPOINTS.update((e.path, e) for e in FAULT_ENDPOINTS)

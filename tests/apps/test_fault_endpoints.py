@@ -68,6 +68,8 @@ def test_state_leak_and_hang_have_one_format(both: dict[str, int]) -> None:
         assert set(json.loads(second[2])) == {"previous", "pid"}
         leak = [json.loads(fetch(port, "/fault/leak?kb=4")[2]) for _ in range(2)]
         assert leak[1]["kept_kb"] - leak[0]["kept_kb"] == 4 and set(leak[1]) == {"kept_kb", "requests", "pid"}
+        big = fetch(port, "/fault/big?kb=3")
+        assert big == (200, workloads.TEXT, b"x" * 3072)
         hang = fetch(port, "/fault/hang?s=0.05")
         assert hang[:2] == (200, workloads.JSON) and json.loads(hang[2])["hung_s"] == 0.05
 
