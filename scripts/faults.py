@@ -24,6 +24,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -108,13 +109,25 @@ class Settings:
     host: str = HOST
     pg_url: str | None = None  # a PostgreSQL server with the world table, for the cleanup fault
 
-    @property
-    def duration(self) -> float:  # seconds of load per fault
-        return 4.0 if self.quick else 10.0
+    lead_s: float | None = None  # seconds of load before the fault; None: by quick
 
     @property
-    def lead(self) -> float:  # seconds of load before the fault
-        return 1.0 if self.quick else 2.0
+    def duration(self) -> float:  # seconds of load per fault
+        return 3.0 if self.quick else 10.0
+
+    @property
+    def lead(self) -> float:
+        if self.lead_s is not None:
+            return self.lead_s
+        return 0.8 if self.quick else 2.0
+
+    @property
+    def slow_levels(self) -> tuple[int, ...]:  # how many slow clients at once
+        return (8, 64) if self.quick else (8, 64, 256)
+
+    @property
+    def slow_duration(self) -> float:  # seconds of normal load beside each level
+        return 1.5 if self.quick else 4.0
 
     @property
     def hang_timeout(self) -> int:  # the worker timeout given to modes that have one
@@ -683,6 +696,75 @@ def cleanup(case: Case) -> FaultRecord:
         f"{closed}; {opened} connections opened for {observed.result.ok} requests"))
 
 
+# --- slow clients (a minimal slowloris and non-readers of our own; scripts/slowclients.py is the full tool) ---
+
+
+SLOW_KINDS = ("slowloris", "nonreader")
+# Non-readers ask for this much and take none of it; their receive buffer is kept tiny, so the
+# server's send blocks (or queues) once its own send buffer is full.
+NONREADER_KB = 2048
+
+
+def open_slow(kind: str, host: str, port: int) -> socket.socket | None:
+    """One slow client: half a request line and headers (slowloris), or a full request it never reads."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if kind == "nonreader":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(2.0)
+        sock.connect((host, port))
+        if kind == "slowloris":
+            sock.sendall(f"GET /plaintext HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".encode())
+        else:
+            sock.sendall(f"GET /fault/big?kb={NONREADER_KB} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        return sock
+    except OSError:
+        # A server that stops accepting (its backlog full) is the measurement, not a harness failure.
+        sock.close()
+        return None
+
+
+def slow_level(case: Case, target: Target, kind: str, k: int, held: list[socket.socket]) -> dict[str, Any]:
+    """Bring the slow clients up to ``k`` and measure normal requests beside them."""
+    s = case.settings
+    opened = 0
+    while len(held) < k:
+        sock = open_slow(kind, target.host, target.port)
+        if sock is None:
+            break
+        held.append(sock)
+        opened += 1
+    observed = under_load(s, case.mode, target, lambda t: None, case.workdir / f"{kind}-{k}",
+                          duration=s.slow_duration)
+    r = observed.result
+    return {"k": k, "held": len(held), "success_pct": round(100.0 * r.ok / max(1, r.scheduled), 1),
+            "p99_ms": r.latency_ms.get("p99"), "errors": r.errors}
+
+
+def slow_clients(case: Case) -> FaultRecord:
+    s = case.settings
+    results: dict[str, list[dict[str, Any]]] = {}
+    argv: tuple[str, ...] = ()
+    for kind in SLOW_KINDS:
+        held: list[socket.socket] = []
+        try:
+            with serve(s, case.mode, (), case.log, case.env) as (target, argv):
+                target_lead = dataclasses.replace(s, lead_s=0.3)
+                sub = dataclasses.replace(case, settings=target_lead)
+                results[kind] = [slow_level(sub, target, kind, k, held) for k in s.slow_levels]
+                # Workers stuck on slow clients would hold a graceful stop for its whole grace period.
+                os.killpg(target.proc.pid, signal.SIGKILL)
+        finally:
+            for sock in held:
+                sock.close()
+    worst = {kind: min(r["success_pct"] for r in levels) for kind, levels in results.items()}
+    verdict = "; ".join(f"{kind}: " + ", ".join(f"K={r['k']} {r['success_pct']:g}%" for r in levels)
+                        for kind, levels in results.items())
+    return FaultRecord(fault="slow", mode=case.mode.name, status="ok", verdict=f"served {verdict}",
+                       offered_rate=s.rate(case.mode), command=argv,
+                       details={"levels": results, "worst_success_pct": worst})
+
+
 CLEANUP_MAX_REQUESTS = 100
 # A process per request also opens a PostgreSQL connection per request (~5-10 ms here): 50/s keeps
 # fork inside its capacity, so the counts compare modes rather than overload.
@@ -701,6 +783,7 @@ FAULTS: dict[str, Fault] = {
     "reload": reload,
     "shutdown": shutdown,
     "cleanup": cleanup,
+    "slow": slow_clients,
 }
 
 
