@@ -34,6 +34,10 @@ WHAT = {
     "leak+recycle": "every request keeps 16 KiB, workers recycled after N requests",
     "reload": "the mode's reload signal under steady load",
     "shutdown": "SIGTERM under steady load of 150 ms requests at 10/s",
+    "cleanup": "PostgreSQL connections (pg_stat_activity) while /db is loaded with recycling and a reload where the "
+               "mode has them, then after SIGTERM",
+    "slow": "K clients that send half a request and wait (slowloris), or ask for 2 MiB and never read it, beside "
+            "steady normal load",
 }
 
 
@@ -95,6 +99,31 @@ def memory_figure(records: Sequence[FaultRecord]) -> Figure | None:
     return fig
 
 
+def slow_figure(records: Sequence[FaultRecord]) -> Figure | None:
+    """Normal requests answered (%) against the number of slow clients, one line per mode, one panel per kind."""
+    usable = [r for r in records if r.fault == "slow" and r.details.get("levels")]
+    if not usable:
+        return None
+    kinds = list(dict.fromkeys(k for r in usable for k in r.details["levels"]))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 4.2), sharey=True, squeeze=False)
+    for ax, kind in zip(axes[0], kinds, strict=True):
+        for i, r in enumerate(usable):
+            levels = r.details["levels"].get(kind, [])
+            # Modes often land on the same value (0% or 100%): a small shift in K keeps every line visible.
+            shift = 1.0 + 0.03 * (i - len(usable) / 2)
+            ax.plot([lv["k"] * shift for lv in levels], [lv["success_pct"] for lv in levels],
+                    marker="osD^v<>"[i % 7], label=r.mode, alpha=0.85)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(f"{kind} clients (K)")
+        ax.set_title(kind, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("normal requests answered 2xx (%)")
+    axes[0][0].set_ylim(-5, 105)
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _cell(value: object) -> str:
     return "—" if value is None else str(value).replace("|", "\\|")
 
@@ -113,8 +142,9 @@ def markdown(records: Sequence[FaultRecord], charts: dict[str, str]) -> str:
             verdict = r.verdict if r.status != "failed" else f"harness failed: {r.error}"
             lines.append(f"| {r.mode} | {_cell(r.requests_lost)} | {_cell(r.recovery_s)} | {_cell(verdict)} |")
         lines.append("")
-    if "memory" in charts:
-        lines += ["## memory over requests", "", f"![memory]({charts['memory']})", ""]
+    for name, title in (("memory", "memory over requests"), ("slow-clients", "slow clients against K")):
+        if name in charts:
+            lines += [f"## {title}", "", f"![{name}]({charts[name]})", ""]
     return "\n".join(lines)
 
 
@@ -130,11 +160,11 @@ def render(out: Path, records: Sequence[FaultRecord]) -> Path:
             charts[fault] = name
         if fig is not None:
             plt.close(fig)
-    fig = memory_figure(records)
-    if fig is not None:
-        fig.savefig(out / "charts/memory.png", dpi=110)
-        plt.close(fig)
-        charts["memory"] = "charts/memory.png"
+    for name, figure in (("memory", memory_figure(records)), ("slow-clients", slow_figure(records))):
+        if figure is not None:
+            figure.savefig(out / f"charts/{name}.png", dpi=110)
+            plt.close(figure)
+            charts[name] = f"charts/{name}.png"
     path = out / "faults.md"
     path.write_text(markdown(records, charts))
     return path

@@ -127,7 +127,7 @@ class Settings:
 
     @property
     def slow_duration(self) -> float:  # seconds of normal load beside each level
-        return 1.5 if self.quick else 4.0
+        return 1.2 if self.quick else 4.0
 
     @property
     def hang_timeout(self) -> int:  # the worker timeout given to modes that have one
@@ -136,6 +136,10 @@ class Settings:
     @property
     def leak_requests(self) -> int:
         return 2_000 if self.quick else 10_000
+
+    @property
+    def leak_max_s(self) -> float:  # a slow mode gets this long, and serves fewer requests
+        return 4.5 if self.quick else 25.0
 
     @property
     def max_requests(self) -> int:
@@ -440,7 +444,9 @@ def hang(case: Case) -> FaultRecord:
     s = case.settings
     flag = WORKER_TIMEOUT_FLAG.get(case.mode.name)
     extra = (flag, str(s.hang_timeout)) if flag else ()
-    duration = max(s.duration, s.lead + s.hang_timeout + 3.0)
+    # Beyond the timeout: the server's grace before SIGKILL (prefork's --kill-grace is 2 s), and time
+    # to see the load come back.
+    duration = max(s.duration, s.lead + s.hang_timeout + 4.5)
     with serve(s, case.mode, extra, case.log, case.env) as (target, argv):
         def inject(t: Target) -> None:
             t.threads.append(poke_later(t.host, t.port, "/fault/hang?s=3600", duration + 5, t.notes))
@@ -524,7 +530,7 @@ def _leak(recycle: bool) -> Fault:
         # Pools take twice the usual rate, to reach 10,000 requests in the default run; a fork per
         # request is near its limit already.
         rate = s.rate(mode) * (1 if mode.fork_per_request else 2)
-        duration = min(s.leak_requests / rate, 2.5 * s.duration)
+        duration = min(s.leak_requests / rate, s.leak_max_s)
         with serve(s, mode, extra, case.log, case.env) as (target, argv):
             observed = under_load(s, mode, target, lambda t: None, case.workdir, path="/fault/leak?kb=16",
                                   rate=rate, duration=duration, pss=True)
@@ -711,7 +717,7 @@ def open_slow(kind: str, host: str, port: int) -> socket.socket | None:
     try:
         if kind == "nonreader":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.settimeout(2.0)
+        sock.settimeout(1.0)
         sock.connect((host, port))
         if kind == "slowloris":
             sock.sendall(f"GET /plaintext HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".encode())
