@@ -1,4 +1,5 @@
-"""workerbench sessions: ``nox -s bench``, ``nox -s faults``, ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``."""
+"""workerbench sessions: ``nox -s bench``, ``nox -s faults``, ``nox -s tests``, ``nox -s lint``,
+``nox -s typecheck``."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ matplotlib.use("Agg")  # files only; no display on a server
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from scripts.faults import FaultRecord
+from scripts.fault_records import FaultRecord, load_records
 
 SMOOTH_S = 0.5
 WHAT = {
@@ -172,8 +172,6 @@ def render(out: Path, records: Sequence[FaultRecord]) -> Path:
 
 if __name__ == "__main__":  # re-render a run folder: python -m scripts.fault_report RUN
     import sys
-
-    from scripts.faults import load_records
 
     run = Path(sys.argv[1])
     print(render(run, load_records(run / "faults.json")))

@@ -41,12 +41,13 @@ import psycopg
 
 import servers
 from apps import faults as app_faults
+from scripts import fault_report
+from scripts.fault_records import SCHEMA, FaultRecord
 from scripts.openloop import OpenLoopResult, openloop_command, parse_result
 from scripts.procs import free_port, group_members, log_tail, running, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-SCHEMA = 1
 
 # --- capabilities Mode does not declare yet (the lead may fold these into servers.Mode) ------------------------------
 
@@ -61,41 +62,6 @@ MAX_REQUESTS_FLAG: dict[str, str] = {"prefork": "--max-requests", "gunicorn-sync
 # fork and cgi have none: SIGHUP's default action would simply end them.
 RELOAD_SIGNAL: dict[str, signal.Signals] = {"prefork": signal.SIGHUP, "gunicorn-sync": signal.SIGHUP,
                                             "uvicorn": signal.SIGHUP}
-
-
-# --- the record -------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class FaultRecord:
-    """One fault against one mode. ``status``: ok, failed (the harness could not measure), n/a."""
-
-    schema: int = SCHEMA
-    fault: str
-    mode: str
-    status: str
-    verdict: str = ""
-    requests_lost: int | None = None
-    recovery_s: float | None = None  # from the fault until full capacity is back; None: never, or n/a
-    offered_rate: float | None = None
-    fault_at_s: float | None = None  # on the timeline
-    timeline: dict[str, Any] = field(default_factory=dict)  # the engine's: step_s, ok, failed
-    processes: list[tuple[float, int]] = field(default_factory=list)  # (s on the timeline, processes in group)
-    details: dict[str, Any] = field(default_factory=dict)
-    command: tuple[str, ...] = ()
-    error: str | None = None
-    log_tail: str = ""
-
-
-def load_records(path: Path) -> list[FaultRecord]:
-    """The records a run wrote to ``faults.json``."""
-    doc = json.loads(path.read_text())
-    out = []
-    for item in doc["records"]:
-        item["processes"] = [tuple(p) for p in item.get("processes", [])]
-        item["command"] = tuple(item.get("command", ()))
-        out.append(FaultRecord(**item))
-    return out
 
 
 # --- settings ---------------------------------------------------------------------------------------------------------
@@ -884,8 +850,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or ROOT / "results" / time.strftime("faults-%Y%m%dT%H%M%SZ", time.gmtime())
     settings = Settings(quick=args.quick, out=out)
     records = run(settings, modes, faults)
-    from scripts import fault_report
-
     fault_report.render(out, records)
     print(f"faults: wrote {out / 'faults.md'}")
     return 0

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 import servers
-from scripts import fault_report, faults, openloop
-from scripts.faults import Case, FaultRecord, Settings
+from scripts import fault_records, fault_report, faults, openloop
+from scripts.fault_records import FaultRecord
+from scripts.faults import Case, Settings
 from scripts.procs import free_port
 from tests.conftest import HOST, StartServer
 
@@ -109,7 +110,7 @@ def test_report_from_real_records(settings: Settings, env: dict[str, str], tmp_p
     records = [run("crash", "prefork", settings, env), run("state", "fork", settings, env),
                run("reload", "fork", settings, env)]
     faults.write_records(tmp_path / "faults.json", records, {"quick": True})
-    loaded = faults.load_records(tmp_path / "faults.json")
+    loaded = fault_records.load_records(tmp_path / "faults.json")
     assert loaded == records
     md = fault_report.render(tmp_path, loaded).read_text()
     assert "| prefork |" in md and "isolated" in md and "not applicable" in md
