@@ -124,6 +124,59 @@ def slow_figure(records: Sequence[FaultRecord]) -> Figure | None:
     return fig
 
 
+CAUTIONS = (("state", ("state",)), ("errors", ("error", "crash", "segv")), ("leaks", ("leak", "leak+recycle")),
+            ("lifecycle", ("hang", "reload", "shutdown")), ("cleanup", ("cleanup",)), ("slow clients", ("slow",)))
+
+
+SLOW_SHORT = {"slowloris": "loris", "nonreader": "no-read"}
+
+
+def short(r: FaultRecord) -> str:
+    """A few words of outcome for the matrix: the verdict's numbers without its sentences."""
+    d = r.details
+    if r.status == "n/a":
+        return "n/a"
+    if r.status == "failed":
+        return "harness failed"
+    if r.fault == "state":
+        return f"leaks ({d['saw_earlier_state']}/{d['requests']})" if d["saw_earlier_state"] else "isolated"
+    if r.fault == "error":
+        fate = "new process each" if d.get("process_per_request") else "survives" if d["survived"] else "replaced"
+        return f"{'/'.join(sorted(set(d['statuses'])))}, {fate}"
+    if r.fault in ("leak", "leak+recycle") and d.get("pss"):
+        return f"PSS {d['pss'][0][1]:.0f}->{d['pss'][-1][1]:.0f} MB, p99 {d['latency_ms'].get('p99', 0):.0f} ms"
+    if r.fault == "hang":
+        gone = d.get("hung_process_gone_s")
+        return f"{r.requests_lost} lost; " + (f"killed {gone:.1f} s" if gone is not None else "never killed")
+    if r.fault == "reload":
+        return f"{d['workers_replaced']} new, {r.requests_lost} lost"
+    if r.fault == "shutdown":
+        exit_s = d.get("exit_s")
+        took = "no exit" if exit_s is None else f"exit {exit_s:.1f} s"
+        return f"{took}, {d['cut']} cut, {d.get('left_behind')} left"
+    if r.fault == "cleanup":
+        return f"{d['opened']} conns/{d['scheduled']} req, closed {d.get('zero_after_exit_s')} s"
+    if r.fault == "slow":
+        return "; ".join(f"{SLOW_SHORT.get(kind, kind)} " + " ".join(f"{lv['k']}:{lv['success_pct']:g}%"
+                                                                    for lv in levels)
+                         for kind, levels in d["levels"].items())
+    recovery = "—" if r.recovery_s is None else f"{r.recovery_s:.1f} s"
+    return f"{r.requests_lost} lost, back {recovery}"
+
+
+def matrix(records: Sequence[FaultRecord]) -> list[str]:
+    """Each caution of the worker model, the faults that measure it, and each mode's outcome in a few words."""
+    modes = list(dict.fromkeys(r.mode for r in records))
+    by = {(r.fault, r.mode): r for r in records}
+    lines = ["| caution | fault | " + " | ".join(modes) + " |", "| --- | --- |" + " --- |" * len(modes)]
+    for caution, faults in CAUTIONS:
+        for fault in faults:
+            if any((fault, m) in by for m in modes):
+                cells = [_cell(short(by[(fault, m)])) if (fault, m) in by else "" for m in modes]
+                lines.append(f"| {caution} | {fault} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _cell(value: object) -> str:
     return "—" if value is None else str(value).replace("|", "\\|")
 
@@ -132,7 +185,8 @@ def markdown(records: Sequence[FaultRecord], charts: dict[str, str]) -> str:
     faults = list(dict.fromkeys(r.fault for r in records))
     lines = ["# Faults: what each server model costs when things go wrong", "",
              "Lost: requests of the steady load without a 2xx answer. Recovery: seconds from the fault until "
-             "the offered load is answered in full again and stays so (— : not measured, or never).", ""]
+             "the offered load is answered in full again and stays so (— : not measured, or never).", "",
+             *matrix(records), ""]
     for fault in faults:
         lines += [f"## {fault}", "", WHAT.get(fault, ""), ""]
         if fault in charts:

@@ -463,7 +463,8 @@ def app_error(case: Case) -> FaultRecord:
             else "the process survives" if survived else "the process is replaced")
     verdict = (f"answers {', '.join(statuses)}; {fate}; "
                f"{record.requests_lost} of the load lost")
-    return dataclasses.replace(record, verdict=verdict, details={**record.details, "survived": survived})
+    return dataclasses.replace(record, verdict=verdict, details={
+        **record.details, "survived": survived, "process_per_request": case.mode.fork_per_request})
 
 
 def state_leak(case: Case) -> FaultRecord:
