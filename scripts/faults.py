@@ -100,7 +100,7 @@ class Settings:
 
     @property
     def slow_duration(self) -> float:  # seconds of normal load beside each level
-        return 1.2 if self.quick else 4.0
+        return 1.0 if self.quick else 4.0
 
     @property
     def hang_timeout(self) -> int:  # the worker timeout given to modes that have one
@@ -108,11 +108,11 @@ class Settings:
 
     @property
     def leak_requests(self) -> int:
-        return 2_000 if self.quick else 10_000
+        return 1_500 if self.quick else 10_000
 
     @property
     def leak_max_s(self) -> float:  # a slow mode gets this long, and serves fewer requests
-        return 4.5 if self.quick else 25.0
+        return 3.5 if self.quick else 25.0
 
     @property
     def max_requests(self) -> int:
@@ -419,7 +419,7 @@ def hang(case: Case) -> FaultRecord:
     extra = (flag, str(s.hang_timeout)) if flag else ()
     # Beyond the timeout: the server's grace before SIGKILL (prefork's --kill-grace is 2 s), and time
     # to see the load come back.
-    duration = max(s.duration, s.lead + s.hang_timeout + 4.5)
+    duration = max(s.duration, s.lead + s.hang_timeout + 4.0)
     with serve(s, case.mode, extra, case.log, case.env) as (target, argv):
         def inject(t: Target) -> None:
             t.threads.append(poke_later(t.host, t.port, "/fault/hang?s=3600", duration + 5, t.notes))

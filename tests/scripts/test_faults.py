@@ -80,9 +80,9 @@ def test_leak_grows_pss_and_recycling_bounds_it(settings: Settings, env: dict[st
     leak = run("leak", "prefork", settings, env)
     recycled = run("leak+recycle", "prefork", settings, env)
     grown = leak.details["pss"][-1][1] - leak.details["pss"][0][1]
-    # 2,000 requests x 16 KiB = 31 MiB kept across the workers; PSS counts it nearly all.
-    assert grown > 20
-    assert max(m for _, m in recycled.details["pss"]) < leak.details["pss"][-1][1] - 10
+    # 1,500 requests x 16 KiB = 23 MiB kept across the workers; PSS counts it nearly all.
+    assert grown > 15
+    assert max(m for _, m in recycled.details["pss"]) < leak.details["pss"][-1][1] - 8
     assert not_applicable_for_fork(settings, env)
 
 
@@ -114,6 +114,9 @@ def test_report_from_real_records(settings: Settings, env: dict[str, str], tmp_p
     assert loaded == records
     md = fault_report.render(tmp_path, loaded).read_text()
     assert "| prefork |" in md and "isolated" in md and "not applicable" in md
+    # The caution x mode matrix: one row per fault, one column per mode, a few words per cell.
+    assert "| caution | fault | prefork | fork |" in md
+    assert "| state | state |  | isolated |" in md and "| lifecycle | reload |  | n/a |" in md
     assert (tmp_path / "charts" / "availability-crash.png").stat().st_size > 10_000
 
 
