@@ -160,8 +160,10 @@ def short(r: FaultRecord) -> str:
         return "; ".join(f"{SLOW_SHORT.get(kind, kind)} " + " ".join(f"{lv['k']}:{lv['success_pct']:g}%"
                                                                     for lv in levels)
                          for kind, levels in d["levels"].items())
-    recovery = "—" if r.recovery_s is None else f"{r.recovery_s:.1f} s"
-    return f"{r.requests_lost} lost, back {recovery}"
+    if r.requests_lost == 0:
+        return "0 lost"
+    recovery = "never back" if r.recovery_s is None else f"back in {r.recovery_s:.1f} s"
+    return f"{r.requests_lost} lost, {recovery}"
 
 
 def matrix(records: Sequence[FaultRecord]) -> list[str]:

@@ -436,7 +436,9 @@ def hang(case: Case) -> FaultRecord:
     killed = (f"the hung process is killed after {gone:.1f} s" if gone is not None
               else "the hung process is never killed")
     if case.mode.fork_per_request:
-        # Processes come and go with every request: the hung one is the extra process at the end.
+        # Processes come and go with every request, so a pid that vanished says nothing: the hung
+        # one is the extra process at the end.
+        gone = None
         still = process_counts(observed)[-1][1] > baseline(observed)
         killed = "the hung process is still there at the end" if still else "the hung process is gone by the end"
     if record.recovery_s is not None and not record.requests_lost:
