@@ -42,11 +42,8 @@ WHAT = {
 
 
 def _smoothed(values: Sequence[int], width: int) -> list[float]:
-    out = []
-    for i in range(len(values)):
-        window = values[max(0, i - width + 1): i + 1]
-        out.append(sum(window) / len(window))
-    return out
+    """A trailing mean over ``width`` steps (the first steps divide by the full width: no spike at the start)."""
+    return [sum(values[max(0, i - width + 1): i + 1]) / width for i in range(len(values))]
 
 
 def availability_figure(fault: str, records: Sequence[FaultRecord]) -> Figure | None:
@@ -56,9 +53,10 @@ def availability_figure(fault: str, records: Sequence[FaultRecord]) -> Figure | 
         return None
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, height_ratios=(3, 1.4))
     for r in usable:
-        step = float(r.timeline["step_s"])
-        width = max(1, round(SMOOTH_S / step))
         assert r.offered_rate is not None and r.fault_at_s is not None
+        step = float(r.timeline["step_s"])
+        # At least 4 expected requests per window: cgi's 2/s would otherwise jump between 0 and 200%.
+        width = max(1, round(max(SMOOTH_S, 4.0 / r.offered_rate) / step))
         xs = [i * step - r.fault_at_s for i in range(len(r.timeline["ok"]))]
         served = [100.0 * v / (r.offered_rate * step) for v in _smoothed(r.timeline["ok"], width)]
         failed = [v / step for v in _smoothed(r.timeline["failed"], width)]
@@ -70,9 +68,9 @@ def availability_figure(fault: str, records: Sequence[FaultRecord]) -> Figure | 
     top.set_ylabel("offered load answered 2xx (%)")
     top.set_ylim(bottom=0)
     bottom.set_ylabel("failures/s")
-    bottom.set_xlabel(f"seconds from the fault ({SMOOTH_S} s moving window)")
+    bottom.set_xlabel(f"seconds from the fault (trailing mean over {SMOOTH_S} s, or 4 requests' worth if longer)")
     top.set_title(f"{fault}: {WHAT.get(fault, '')}", fontsize=10)
-    top.legend(fontsize=8, loc="lower left")
+    top.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
 
