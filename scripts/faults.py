@@ -79,7 +79,7 @@ class Settings:
 
     @property
     def duration(self) -> float:  # seconds of load per fault
-        return 2.5 if self.quick else 10.0
+        return 2.5 if self.quick else 6.0
 
     @property
     def lead(self) -> float:
@@ -100,7 +100,7 @@ class Settings:
 
     @property
     def slow_duration(self) -> float:  # seconds of normal load beside each level
-        return 1.0 if self.quick else 4.0
+        return 1.0 if self.quick else 3.0
 
     @property
     def hang_timeout(self) -> int:  # the worker timeout given to modes that have one
@@ -112,7 +112,12 @@ class Settings:
 
     @property
     def leak_max_s(self) -> float:  # a slow mode gets this long, and serves fewer requests
-        return 3.5 if self.quick else 25.0
+        return 3.5 if self.quick else 12.5
+
+    def leak_rate(self, mode: servers.Mode) -> float:
+        # Pools take 2x (quick) or 4x the usual rate, to reach 10,000 requests in 12.5 s in the default
+        # run; a process per request is near its limit already.
+        return self.rate(mode) * (1 if mode.fork_per_request else 2 if self.quick else 4)
 
     @property
     def max_requests(self) -> int:
@@ -503,9 +508,7 @@ def _leak(recycle: bool) -> Fault:
         if recycle and not flag:
             return not_applicable(case, fault, "the mode has no request-count recycling")
         extra = (flag, str(s.max_requests)) if recycle and flag else ()
-        # Pools take twice the usual rate, to reach 10,000 requests in the default run; a fork per
-        # request is near its limit already.
-        rate = s.rate(mode) * (1 if mode.fork_per_request else 2)
+        rate = s.leak_rate(mode)
         duration = min(s.leak_requests / rate, s.leak_max_s)
         with serve(s, mode, extra, case.log, case.env) as (target, argv):
             observed = under_load(s, mode, target, lambda t: None, case.workdir, path="/fault/leak?kb=16",
