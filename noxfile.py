@@ -1,4 +1,4 @@
-"""workerbench sessions: ``nox -s bench``, ``compare``, ``tests``, ``lint`` and ``typecheck``."""
+"""workerbench sessions: ``nox -s bench``, ``faults``, ``compare``, ``tests``, ``lint`` and ``typecheck``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ def bench(session: nox.Session) -> None:
     """Run the comparison; arguments after `--` go to scripts.bench (try `-- --help`)."""
     session.install("-e", ".")
     session.run("python", "-m", "scripts.bench", *session.posargs)
+
+
+@nox.session
+def faults(session: nox.Session) -> None:
+    """Inject the same faults into every mode; arguments after `--` go to scripts.faults (`-- --quick`, `-- --help`)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "scripts.faults", *session.posargs)
 
 
 @nox.session

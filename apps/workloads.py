@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
-from apps import db
+from apps import db, faults
 
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
@@ -147,6 +147,33 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint("/health", frozenset({"GET"}), health, summary="ok"),
     )
 }
+
+
+
+def _fault(run: Callable[[str], bytes | None], content_type: str = JSON) -> Callable[[Request], Response]:
+    def handle(request: Request) -> Response:
+        out = run(request.query)
+        assert out is not None  # crash() never returns
+        return Response(200, content_type, out)
+
+    return handle
+
+
+# Only when the harness asks for them (WORKERBENCH_FAULTS=1 at import); otherwise they are 404.
+FAULT_ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("/fault/crash", frozenset({"GET"}), _fault(faults.crash), deterministic=False,
+             summary="the serving process dies (how=exit: os._exit, how=segv: SIGSEGV)"),
+    Endpoint("/fault/hang", frozenset({"GET"}), _fault(faults.hang), deterministic=False,
+             summary="blocks s seconds (default 3600)"),
+    Endpoint("/fault/error", frozenset({"GET"}), _fault(faults.error), summary="raises: the server's 500"),
+    Endpoint("/fault/leak", frozenset({"GET"}), _fault(faults.leak), deterministic=False,
+             summary="keeps kb KiB per request in the process"),
+    Endpoint("/fault/state", frozenset({"GET"}), _fault(faults.state), deterministic=False,
+             summary="stores set=T; answers what the previous request in this process stored"),
+    Endpoint("/fault/big", frozenset({"GET"}), _fault(faults.big, TEXT), summary="kb KiB of x (default 1024)"),
+)
+if faults.enabled():
+    ENDPOINTS.update((e.path, e) for e in FAULT_ENDPOINTS)
 
 
 def allowed_methods(endpoint: Endpoint) -> list[str]:

@@ -62,6 +62,9 @@ SWEEP_S = 0.05
 RECV_BYTES = 64 * 1024
 EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
+# The outcome timeline's resolution: fine enough to time a recovery to a tenth of a second, coarse
+# enough that a minute's timeline is a few hundred numbers.
+TIMELINE_STEP_S = 0.1
 
 
 class Schedule(Protocol):
@@ -284,8 +287,10 @@ class Slot:
         engine.completed += 1
         if 200 <= parser.get_status_code() < 300:
             engine.ok += 1
+            engine.outcome(done, True)
         else:
             engine.errors["status"] += 1
+            engine.outcome(done, False)
         if engine.open_loop:
             engine.corrected.record(int((done - self.due) * 1e6 + 0.5))
             engine.wait.record(int((self.start - self.due) * 1e6 + 0.5))
@@ -328,6 +333,7 @@ class Slot:
 
     def connect_failed(self) -> None:
         self.engine.errors["connect"] += 1
+        self.engine.outcome(monotonic(), False)
         self.drop()
         self.busy = False
         # Not next() from here: a refused connect can fail at once, and a closed loop would recurse.
@@ -435,6 +441,7 @@ class Slot:
             self.connect()
             return
         engine.errors["write" if writing else "read"] += 1
+        engine.outcome(monotonic(), False)
         self.busy = False
         engine.loop.call_soon(self.next)
 
@@ -455,6 +462,7 @@ class Slot:
 
     def time_out(self) -> None:
         self.engine.errors["timeout" if self.connected else "connect"] += 1
+        self.engine.outcome(monotonic(), False)
         self.drop()  # a late answer must not be read as the next request's
         self.finish()
 
@@ -481,7 +489,7 @@ class Engine:
     """Counters, histograms and the slots of one run; ``await run(cutoff)`` drives it."""
 
     def __init__(self, *, address: str, port: int, payload: bytes, connections: int, close: bool, timeout: float,
-                 schedule: Schedule, open_loop: bool) -> None:
+                 schedule: Schedule, open_loop: bool, origin: float | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         self.family = _socket.AF_INET6 if ":" in address else _socket.AF_INET
         self.sockaddr = (address, port)
@@ -508,6 +516,13 @@ class Engine:
         self.retries = 0
         self.errors = dict.fromkeys(ERROR_KINDS, 0)
         self.last_done = 0.0
+        # Outcomes per TIMELINE_STEP_S from ``origin`` (monotonic, the clock every process shares):
+        # answers with a 2xx status, and everything else (non-2xx, connect/read/write errors,
+        # timeouts), each counted when it happened. A fault harness lines this up with the moment
+        # it injected a fault.
+        self.origin = monotonic() if origin is None else origin
+        self.timeline_ok: list[int] = []
+        self.timeline_failed: list[int] = []
         self.finished: asyncio.Future[None] = self.loop.create_future()
         self.active = connections
         self.slots = [Slot(self) for _ in range(connections)]
@@ -551,6 +566,23 @@ class Engine:
                 slot.readable()
             else:
                 slot.on_events(fd, mask)
+
+    def outcome(self, when: float, ok: bool) -> None:
+        """Count one request's outcome in the timeline bucket of ``when``."""
+        i = int((when - self.origin) / TIMELINE_STEP_S)
+        if i < 0:
+            i = 0
+        counts = self.timeline_ok if ok else self.timeline_failed
+        if i >= len(counts):
+            counts.extend([0] * (i + 1 - len(counts)))
+        counts[i] += 1
+
+    def timeline(self) -> dict[str, Any]:
+        """The outcome timeline as JSON: origin (monotonic s), step, and equal-length ok/failed counts."""
+        n = max(len(self.timeline_ok), len(self.timeline_failed))
+        pad = [0] * n
+        return {"origin_monotonic": self.origin, "step_s": TIMELINE_STEP_S,
+                "ok": (self.timeline_ok + pad)[:n], "failed": (self.timeline_failed + pad)[:n]}
 
     def fail(self, exc: BaseException) -> None:
         if not self.finished.done():

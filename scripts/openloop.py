@@ -228,7 +228,7 @@ async def _run(cfg: Config) -> dict[str, Any]:
     engine = Engine(address=cfg.target.address, port=cfg.target.port,
                     payload=build_request(cfg.target, cfg.method, cfg.body, cfg.close),
                     connections=cfg.connections, close=cfg.close, timeout=cfg.timeout, schedule=schedule,
-                    open_loop=cfg.rate is not None)
+                    open_loop=cfg.rate is not None, origin=t0)
     loop = asyncio.get_running_loop()
     handler = loop.get_exception_handler()
     loop.set_exception_handler(engine.on_loop_error)
@@ -321,6 +321,8 @@ def _report(cfg: Config, engine: Engine, lags: Histogram | None, count: int, *, 
         "socket_errors": failed,
         "latency_histogram": latency.to_json(),
         "latency_uncorrected_histogram": engine.uncorrected.to_json() if cfg.rate is not None else {},
+        # Per-0.1 s counts of 2xx answers and of failures, from the schedule's start (engine.timeline()).
+        "timeline": engine.timeline(),
     }
 
 
@@ -433,6 +435,8 @@ class OpenLoopResult:
     # and of latency_uncorrected_ms in open loop ({} in closed loop, where the two are one).
     latency_histogram: dict[str, Any] = field(default_factory=dict)
     latency_uncorrected_histogram: dict[str, Any] = field(default_factory=dict)
+    # {"origin_monotonic", "step_s", "ok": [...], "failed": [...]}: outcomes over time (scripts.engine).
+    timeline: dict[str, Any] = field(default_factory=dict)
 
     def histogram(self) -> Histogram | None:
         """The latency histogram, to merge with other runs' or to read other percentiles; None if empty."""

@@ -1,0 +1,872 @@
+"""What each server model costs when things go wrong: the same faults injected into every mode.
+
+    python -m scripts.faults [--quick] [--modes a,b] [--faults crash,hang] [--out DIR]
+
+For every (fault, mode): start the mode as the bench does (its own process group, ``/health``
+polled), with ``WORKERBENCH_FAULTS=1`` so the app serves its fault endpoints (:mod:`apps.faults`);
+run steady open-loop load on ``/plaintext`` at a fixed, moderate rate (the project's engine, so a
+stall shows as failures and latency, not as a generator that politely waits); inject the fault a
+moment in; keep loading; read the engine's per-0.1 s outcome timeline and the process count
+sampled beside it. Every fault becomes a :class:`FaultRecord`; :mod:`scripts.fault_report` turns
+the records into ``faults.md`` and charts.
+
+Everything is driven by :data:`servers.MODES`. Facts a fault needs that :class:`servers.Mode` does
+not declare yet (a worker timeout flag, a recycling flag, a reload signal) are in the capability
+tables below, keyed by mode name; a mode missing from a table lacks that capability, so a mode
+added later runs every fault that needs nothing more, and shows "not applicable" for the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+
+import servers
+from apps import faults as app_faults
+from scripts import fault_report
+from scripts.fault_records import SCHEMA, FaultRecord
+from scripts.openloop import OpenLoopResult, openloop_command, parse_result
+from scripts.procs import free_port, group_members, log_tail, running, wait_ready
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+# --- capabilities Mode does not declare yet (the lead may fold these into servers.Mode) ------------------------------
+
+# A flag that makes the server kill a worker silent (hung) for N seconds. uvicorn's
+# --timeout-worker-healthcheck is NOT this: its supervisor pings a thread of the worker, which
+# answers while the event loop is blocked (measured: the hang fault never recovers under uvicorn).
+WORKER_TIMEOUT_FLAG: dict[str, str] = {"prefork": "--timeout", "gunicorn-sync": "--timeout"}
+# A flag that recycles a worker after N requests.
+MAX_REQUESTS_FLAG: dict[str, str] = {"prefork": "--max-requests", "gunicorn-sync": "--max-requests",
+                                     "uvicorn": "--limit-max-requests"}
+# The signal that makes the server replace its workers without dropping the listening socket.
+# fork and cgi have none: SIGHUP's default action would simply end them.
+RELOAD_SIGNAL: dict[str, signal.Signals] = {"prefork": signal.SIGHUP, "gunicorn-sync": signal.SIGHUP,
+                                            "uvicorn": signal.SIGHUP}
+
+
+# --- settings ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Settings:
+    quick: bool
+    out: Path
+    workers: int = 2
+    host: str = HOST
+    pg_url: str | None = None  # a PostgreSQL server with the world table, for the cleanup fault
+
+    lead_s: float | None = None  # seconds of load before the fault; None: by quick
+
+    @property
+    def duration(self) -> float:  # seconds of load per fault
+        return 2.5 if self.quick else 6.0
+
+    @property
+    def lead(self) -> float:
+        if self.lead_s is not None:
+            return self.lead_s
+        return 0.8 if self.quick else 2.0
+
+    @property
+    def slow_levels(self) -> tuple[int, ...]:  # how many slow clients at once
+        return (8, 64) if self.quick else (8, 64, 256)
+
+    def slow_levels_for(self, mode: servers.Mode) -> tuple[int, ...]:
+        # A quick run spares a mode that needs a good part of a second per request (cgi) the 64 slow
+        # clients: each one costs it an interpreter start before any measurement.
+        if self.quick and mode.min_duration_s >= 1.0:
+            return self.slow_levels[:1]
+        return self.slow_levels
+
+    @property
+    def slow_duration(self) -> float:  # seconds of normal load beside each level
+        return 1.0 if self.quick else 3.0
+
+    @property
+    def hang_timeout(self) -> int:  # the worker timeout given to modes that have one
+        return 2 if self.quick else 5
+
+    @property
+    def leak_requests(self) -> int:
+        return 1_500 if self.quick else 10_000
+
+    @property
+    def leak_max_s(self) -> float:  # a slow mode gets this long, and serves fewer requests
+        return 3.5 if self.quick else 12.5
+
+    def leak_rate(self, mode: servers.Mode) -> float:
+        # Pools take 2x (quick) or 4x the usual rate, to reach 10,000 requests in 12.5 s in the default
+        # run; a process per request is near its limit already.
+        return self.rate(mode) * (1 if mode.fork_per_request else 2 if self.quick else 4)
+
+    @property
+    def max_requests(self) -> int:
+        return 300 if self.quick else 1_000
+
+    def rate(self, mode: servers.Mode) -> float:
+        """A moderate offered rate the mode serves comfortably (so a fault, not overload, makes failures)."""
+        if mode.min_duration_s >= 1.0:
+            return 2.0  # a fresh interpreter per request (cgi): ~0.2 s of CPU each
+        if mode.fork_per_request:
+            return 100.0
+        return 200.0
+
+    def request_timeout(self, mode: servers.Mode) -> float:
+        # Short, so a request stuck behind a hung or dead process counts as failed within the run.
+        return 4.0 if mode.min_duration_s >= 1.0 else 1.0
+
+
+def server_env(db_path: Path) -> dict[str, str]:
+    from apps import db
+
+    env = {**os.environ, app_faults.ENV: "1", db.ENV_PATH: str(db_path), "PYTHONPATH": str(ROOT),
+           "PYTHONUNBUFFERED": "1"}
+    env.pop(db.ENV_URL, None)
+    return env
+
+
+# --- observing a server under load ------------------------------------------------------------------------------------
+
+
+def live_members(pgid: int) -> frozenset[int]:
+    """The group's processes that run: a dead worker its parent has not reaped yet is a zombie, not capacity."""
+    alive = set()
+    for pid in group_members(pgid):
+        try:
+            if psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                alive.add(pid)
+        except psutil.Error:
+            continue
+    return frozenset(alive)
+
+
+class GroupWatch:
+    """Samples the server's process group every ``interval`` s: members, and optionally their total PSS."""
+
+    def __init__(self, pgid: int, interval: float = 0.1, pss: bool = False) -> None:
+        self.pgid, self.interval, self.pss = pgid, interval, pss
+        self.samples: list[tuple[float, frozenset[int], int]] = []  # (monotonic, pids, PSS bytes or 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        pids = live_members(self.pgid)
+        total = 0
+        if self.pss:
+            for pid in pids:
+                try:
+                    total += psutil.Process(pid).memory_full_info().pss
+                except psutil.Error:
+                    continue
+        self.samples.append((time.monotonic(), pids, total))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> GroupWatch:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def poke(host: str, port: int, path: str, timeout: float) -> str:
+    """One request on a new connection; what the client saw: a status, or how it failed."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        resp.read()
+        return str(resp.status)
+    except TimeoutError:
+        return "timeout"
+    except (http.client.RemoteDisconnected, ConnectionResetError, http.client.IncompleteRead):
+        return "closed without an answer"
+    except OSError as exc:
+        return f"error: {exc.strerror or exc}"
+    finally:
+        conn.close()
+
+
+def poke_later(host: str, port: int, path: str, timeout: float, into: dict[str, Any]) -> threading.Thread:
+    """``poke`` in a thread (a hang blocks it); the outcome lands in ``into[path]``."""
+    thread = threading.Thread(target=lambda: into.__setitem__(path, poke(host, port, path, timeout)), daemon=True)
+    thread.start()
+    return thread
+
+
+@dataclass(kw_only=True)
+class Target:
+    """What an injection may touch: the server's address, its leader process, and a place for notes."""
+
+    host: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    notes: dict[str, Any] = field(default_factory=dict)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+
+Inject = Callable[[Target], None]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Observed:
+    result: OpenLoopResult
+    fault_at_s: float
+    samples: list[tuple[float, frozenset[int], int]]  # (s on the timeline, pids, PSS bytes)
+    notes: dict[str, Any]
+
+
+@contextmanager
+def serve(settings: Settings, mode: servers.Mode, extra: Sequence[str], log: Path,
+          env: dict[str, str]) -> Iterator[tuple[Target, tuple[str, ...]]]:
+    port = free_port(settings.host)
+    argv = [*mode.argv(host=settings.host, port=port, workers=settings.workers), *extra]
+    with running(argv, log_path=log, env=env, cwd=ROOT) as proc:
+        wait_ready(proc, settings.host, port, log_path=log, deadline_s=30)
+        yield Target(host=settings.host, port=port, proc=proc), tuple(argv)
+
+
+def under_load(settings: Settings, mode: servers.Mode, target: Target, inject: Inject, workdir: Path, *,
+               path: str = "/plaintext", rate: float | None = None, duration: float | None = None,
+               pss: bool = False) -> Observed:
+    """Steady open-loop load on ``path``; ``inject`` runs ``settings.lead`` s in. Bounded by the generator's own
+    schedule plus its timeout, and a margin."""
+    rate = rate or settings.rate(mode)
+    duration = duration or settings.duration
+    timeout = settings.request_timeout(mode)
+    out = workdir / "openloop.json"
+    argv = openloop_command(f"http://{target.host}:{target.port}{path}", duration=duration, out=out, rate=rate,
+                            connections=32, timeout=timeout)
+    with GroupWatch(target.proc.pid, interval=0.25 if pss else 0.1, pss=pss) as watch, \
+            running(argv, log_path=workdir / "openloop.log", cwd=ROOT) as gen:
+        time.sleep(settings.lead + 0.3)  # the generator's own start-up (~0.3 s) comes first
+        injected_at = time.monotonic()
+        inject(target)
+        try:
+            gen.wait(timeout=duration + timeout + 30)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"the generator did not finish\n{log_tail(workdir / 'openloop.log')}") from None
+    if gen.returncode != 0:
+        raise RuntimeError(f"the generator failed ({gen.returncode})\n{log_tail(workdir / 'openloop.log')}")
+    result = parse_result(out)
+    origin = float(result.timeline["origin_monotonic"])
+    samples = [(round(t - origin, 3), pids, mem) for t, pids, mem in watch.samples]
+    return Observed(result=result, fault_at_s=round(injected_at - origin, 3), samples=samples, notes=target.notes)
+
+
+# --- reading a timeline -----------------------------------------------------------------------------------------------
+
+
+def lost(result: OpenLoopResult) -> int:
+    """Requests of the load that did not get a 2xx answer (unsent ones at the cut-off included)."""
+    return result.scheduled - result.ok
+
+
+def recovery_s(observed: Observed, rate: float) -> float | None:
+    """Seconds from the fault until the load is served in full again, and stays so to the schedule's end.
+
+    "In full": over a window of at least 0.3 s (and 3 expected requests), no failure and at least 70%
+    of the offered requests answered. None: not back by the end of the schedule.
+    """
+    tl = observed.result.timeline
+    step = float(tl["step_s"])
+    ok, failed = tl["ok"], tl["failed"]
+    width = max(3, round(max(0.3, 3.0 / rate) / step))
+    end = int(observed.result.duration_s / step)
+    first = int(observed.fault_at_s / step)
+    need = 0.7 * rate * step * width
+
+    def good(i: int) -> bool:
+        window = range(i, min(i + width, end))
+        fails = sum(int(failed[j]) for j in window if j < len(failed))
+        oks = sum(int(ok[j]) for j in window if j < len(ok))
+        return fails == 0 and oks >= need * len(window) / width
+
+    if end - width <= first:
+        return None
+    recovered: int | None = None
+    for i in range(first, end - width + 1):
+        # The latest start of an unbroken run of good windows that lasts to the end.
+        recovered = (i if recovered is None else recovered) if good(i) else None
+    if recovered is None:
+        return None
+    return round(max(0.0, recovered * step - observed.fault_at_s), 2)
+
+
+def process_counts(observed: Observed) -> list[tuple[float, int]]:
+    return [(t, len(pids)) for t, pids, _ in observed.samples]
+
+
+def load_record(fault: str, mode: servers.Mode, observed: Observed, rate: float, **extra: Any) -> FaultRecord:
+    result = observed.result
+    return FaultRecord(
+        fault=fault, mode=mode.name, status="ok", requests_lost=lost(result),
+        recovery_s=recovery_s(observed, rate), offered_rate=rate, fault_at_s=observed.fault_at_s,
+        timeline={k: result.timeline[k] for k in ("step_s", "ok", "failed")},
+        processes=process_counts(observed),
+        details={"scheduled": result.scheduled, "errors": result.errors, "latency_ms": result.latency_ms,
+                 **observed.notes, **extra.pop("details", {})},
+        **extra)
+
+
+def baseline(observed: Observed) -> int:
+    """Processes in the group before the fault (the median of the samples then)."""
+    before = [len(p) for t, p, _ in observed.samples if t < observed.fault_at_s] or [0]
+    return int(statistics.median(before))
+
+
+def describe_recovery(record: FaultRecord, never: str) -> str:
+    if record.recovery_s is None:
+        return never
+    if not record.requests_lost:
+        return "no request lost"
+    return f"recovers in {record.recovery_s:.1f} s"
+
+
+def first_gone_s(observed: Observed, leader: int) -> float | None:
+    """Seconds from the fault until the first process that ran before it is gone (None: none goes)."""
+    before = pids_before(observed) - {leader}
+    for t, pids, _ in observed.samples:
+        if t >= observed.fault_at_s and before - pids:
+            return round(t - observed.fault_at_s, 2)
+    return None
+
+
+def pids_after(observed: Observed) -> frozenset[int]:
+    return observed.samples[-1][1] if observed.samples else frozenset()
+
+
+def pids_before(observed: Observed) -> frozenset[int]:
+    before = [p for t, p, _ in observed.samples if t < observed.fault_at_s]
+    return before[-1] if before else frozenset()
+
+
+def send_signal(target: Target, sig: signal.Signals) -> None:
+    try:
+        os.kill(target.proc.pid, sig)
+    except ProcessLookupError:
+        target.notes["signal"] = "the server was already gone"
+
+
+# --- the faults -------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Case:
+    """Everything one fault against one mode needs: settings, mode, where its files go, the server's env."""
+
+    settings: Settings
+    mode: servers.Mode
+    workdir: Path
+    env: dict[str, str]
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "server.log"
+
+
+Fault = Callable[[Case], FaultRecord]
+
+
+def not_applicable(case: Case, fault: str, why: str) -> FaultRecord:
+    return FaultRecord(fault=fault, mode=case.mode.name, status="n/a", verdict=f"not applicable: {why}")
+
+
+def _crash(how: str, fault: str) -> Fault:
+    def run(case: Case) -> FaultRecord:
+        with serve(case.settings, case.mode, (), case.log, case.env) as (target, argv):
+            def inject(t: Target) -> None:
+                t.threads.append(poke_later(t.host, t.port, f"/fault/crash?how={how}", 5.0, t.notes))
+
+            observed = under_load(case.settings, case.mode, target, inject, case.workdir)
+        rate = case.settings.rate(case.mode)
+        before = baseline(observed)
+        after_min = min((n for t, n in process_counts(observed) if t >= observed.fault_at_s), default=before)
+        record = load_record(fault, case.mode, observed, rate, command=argv,
+                             details={"processes_before": before, "processes_min_after": after_min})
+        never = "never recovers: capacity stays down until the end"
+        own = observed.notes.get(f"/fault/crash?how={how}", "no outcome")
+        return dataclasses.replace(record, verdict=f"{describe_recovery(record, never)} (the crashing request: {own}); "
+                                   f"{record.requests_lost} of the load lost; processes {before} -> {after_min} "
+                                   f"-> {process_counts(observed)[-1][1]}")
+
+    return run
+
+
+def hang(case: Case) -> FaultRecord:
+    s = case.settings
+    flag = WORKER_TIMEOUT_FLAG.get(case.mode.name)
+    extra = (flag, str(s.hang_timeout)) if flag else ()
+    # Beyond the timeout: the server's grace before SIGKILL (prefork's --kill-grace is 2 s), and time
+    # to see the load come back.
+    duration = max(s.duration, s.lead + s.hang_timeout + 4.0)
+    with serve(s, case.mode, extra, case.log, case.env) as (target, argv):
+        def inject(t: Target) -> None:
+            t.threads.append(poke_later(t.host, t.port, "/fault/hang?s=3600", duration + 5, t.notes))
+
+        observed = under_load(s, case.mode, target, inject, case.workdir, duration=duration)
+        # The hung process would otherwise hold a graceful stop for its whole grace period.
+        os.killpg(target.proc.pid, signal.SIGKILL)
+    rate = s.rate(case.mode)
+    record = load_record("hang", case.mode, observed, rate, command=argv,
+                         details={"worker_timeout_s": s.hang_timeout if flag else None})
+    gone = first_gone_s(observed, target.proc.pid)
+    # Clients whose requests sit on the hung process time out (after 1 s here) and reconnect, so the
+    # load can come back before, or without, the server replacing the process.
+    killed = (f"the hung process is killed after {gone:.1f} s" if gone is not None
+              else "the hung process is never killed")
+    if case.mode.fork_per_request:
+        # Processes come and go with every request, so a pid that vanished says nothing: the hung
+        # one is the extra process at the end.
+        gone = None
+        still = process_counts(observed)[-1][1] > baseline(observed)
+        killed = "the hung process is still there at the end" if still else "the hung process is gone by the end"
+    if record.recovery_s is not None and not record.requests_lost:
+        verdict = f"no request lost: the hung request holds one process of many; {killed}"
+    elif record.recovery_s is not None:
+        verdict = f"load back in {record.recovery_s:.1f} s; {killed}"
+    else:
+        verdict = f"never recovers; {killed}"
+    return dataclasses.replace(record, verdict=f"{verdict}; {record.requests_lost} lost",
+                               details={**record.details, "hung_process_gone_s": gone})
+
+
+def app_error(case: Case) -> FaultRecord:
+    with serve(case.settings, case.mode, (), case.log, case.env) as (target, argv):
+        def inject(t: Target) -> None:
+            t.notes["statuses"] = [poke(t.host, t.port, "/fault/error", 5.0) for _ in range(5)]
+
+        observed = under_load(case.settings, case.mode, target, inject, case.workdir)
+    record = load_record("error", case.mode, observed, case.settings.rate(case.mode), command=argv)
+    statuses = sorted(set(observed.notes["statuses"]))
+    # A process per request is new anyway; for the others, the same pids before and after is survival.
+    survived = pids_before(observed) <= pids_after(observed)
+    fate = ("a new process per request anyway" if case.mode.fork_per_request
+            else "the process survives" if survived else "the process is replaced")
+    verdict = (f"answers {', '.join(statuses)}; {fate}; "
+               f"{record.requests_lost} of the load lost")
+    return dataclasses.replace(record, verdict=verdict, details={
+        **record.details, "survived": survived, "process_per_request": case.mode.fork_per_request})
+
+
+def state_leak(case: Case) -> FaultRecord:
+    n = 20
+    with serve(case.settings, case.mode, (), case.log, case.env) as (target, argv):
+        answers = []
+        for i in range(n):
+            status, _, body = _get(target, f"/fault/state?set=request-{i}")
+            answers.append(json.loads(body) if status == "200" else {"status": status})
+    saw = sum(1 for a in answers if a.get("previous"))
+    pids = len({a.get("pid") for a in answers})
+    verdict = (f"leaks state: {saw} of {n} requests saw an earlier request's value ({pids} processes answered)"
+               if saw else f"isolated: no request saw another's value ({pids} processes answered)")
+    return FaultRecord(fault="state", mode=case.mode.name, status="ok", verdict=verdict, command=argv,
+                       details={"requests": n, "saw_earlier_state": saw, "processes": pids})
+
+
+def _get(target: Target, path: str) -> tuple[str, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection(target.host, target.port, timeout=10)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return str(resp.status), dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def _leak(recycle: bool) -> Fault:
+    fault = "leak+recycle" if recycle else "leak"
+
+    def run(case: Case) -> FaultRecord:
+        s, mode = case.settings, case.mode
+        flag = MAX_REQUESTS_FLAG.get(mode.name)
+        if recycle and not flag:
+            return not_applicable(case, fault, "the mode has no request-count recycling")
+        extra = (flag, str(s.max_requests)) if recycle and flag else ()
+        rate = s.leak_rate(mode)
+        duration = min(s.leak_requests / rate, s.leak_max_s)
+        with serve(s, mode, extra, case.log, case.env) as (target, argv):
+            observed = under_load(s, mode, target, lambda t: None, case.workdir, path="/fault/leak?kb=16",
+                                  rate=rate, duration=duration, pss=True)
+        return _leak_record(fault, case, observed, rate, argv, recycle)
+
+    return run
+
+
+def _leak_record(fault: str, case: Case, observed: Observed, rate: float, argv: tuple[str, ...],
+                 recycle: bool) -> FaultRecord:
+    tl = observed.result.timeline
+    step, ok = float(tl["step_s"]), tl["ok"]
+    pss = []  # (requests answered so far, PSS MB of the group)
+    for t, _, mem in observed.samples:
+        done = sum(ok[: max(0, int(t / step))])
+        if mem:
+            pss.append((done, round(mem / 2**20, 2)))
+    record = load_record(fault, case.mode, observed, rate, command=argv, details={
+        "pss": pss, "kb_per_request": 16, "max_requests": case.settings.max_requests if recycle else None})
+    first, last = (pss[0][1], pss[-1][1]) if pss else (0.0, 0.0)
+    peak = max((m for _, m in pss), default=0.0)
+    served = observed.result.ok
+    verdict = (f"PSS {first:.0f} -> {last:.0f} MB (peak {peak:.0f}) over {served} requests; "
+               f"p99 {observed.result.latency_ms.get('p99')} ms; {record.requests_lost} lost")
+    return dataclasses.replace(record, recovery_s=None, verdict=verdict)
+
+
+def reload(case: Case) -> FaultRecord:
+    sig = RELOAD_SIGNAL.get(case.mode.name)
+    if sig is None:
+        return not_applicable(case, "reload", "the mode has no reload signal (no long-lived workers to replace)")
+    with serve(case.settings, case.mode, (), case.log, case.env) as (target, argv):
+        observed = under_load(case.settings, case.mode, target, lambda t: send_signal(t, sig), case.workdir)
+    old = pids_before(observed) - {target.proc.pid}
+    replaced = old - pids_after(observed)
+    renewed = next((t for t, pids, _ in observed.samples if t >= observed.fault_at_s and not replaced & pids), None)
+    record = load_record("reload", case.mode, observed, case.settings.rate(case.mode), command=argv)
+    # "Every worker": as many replaced as the pool has (uvicorn's group also holds a helper process
+    # the reload keeps).
+    all_new = renewed is not None and len(replaced) >= case.settings.workers
+    took = f"every worker new after {renewed - observed.fault_at_s:.1f} s" if all_new and renewed is not None else (
+        f"{len(replaced)} of {len(old)} processes replaced")
+    return dataclasses.replace(record, verdict=f"{took}; {record.requests_lost} lost ({sig.name})", details={
+        **record.details, "signal": sig.name, "workers_replaced": len(replaced), "workers_before": len(old)})
+
+
+def shutdown(case: Case) -> FaultRecord:
+    s = case.settings
+
+    def inject(t: Target) -> None:
+        sent = time.monotonic()
+        send_signal(t, signal.SIGTERM)
+        try:
+            t.proc.wait(timeout=30)
+            t.notes["exit_s"] = round(time.monotonic() - sent, 3)
+            t.notes["exit_code"] = t.proc.returncode
+        except subprocess.TimeoutExpired:
+            t.notes["exit_s"] = None
+        t.notes["left_behind"] = len(live_members(t.proc.pid))
+
+    with serve(s, case.mode, (), case.log, case.env) as (target, argv):
+        # 150 ms requests at 10/s keep a sync pool of 2 about 75% busy, so SIGTERM finds requests in flight
+        # and queued without overload; cgi gets its own slow rate.
+        observed = under_load(s, case.mode, target, inject, case.workdir, path=f"/io?ms={SHUTDOWN_IO_MS}",
+                              rate=min(SHUTDOWN_RATE, s.rate(case.mode)))
+    record = load_record("shutdown", case.mode, observed, min(SHUTDOWN_RATE, s.rate(case.mode)), command=argv)
+    errors = observed.result.errors
+    cut = errors["read"] + errors["write"] + errors["timeout"]
+    tl = observed.result.timeline
+    first = int(observed.fault_at_s / float(tl["step_s"]))
+    completed_after = sum(tl["ok"][first:])
+    notes = observed.notes
+    exit_s = notes.get("exit_s")
+    exited = f"exits in {exit_s:.1f} s" if exit_s is not None else "does not exit in 30 s"
+    verdict = (f"{exited}; "
+               f"{completed_after} answered after SIGTERM, {cut} cut; {notes.get('left_behind')} processes left")
+    return dataclasses.replace(record, requests_lost=cut, recovery_s=None, verdict=verdict, details={
+        **record.details, "completed_after_sigterm": completed_after, "cut": cut,
+        "refused_after": errors["connect"]})
+
+
+class PgWatch:
+    """Counts the PostgreSQL server's connections whose application_name is ``app`` every 0.2 s."""
+
+    def __init__(self, url: str, app: str) -> None:
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.app = app
+        self.samples: list[tuple[float, int]] = []  # (monotonic, connections)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def count(self) -> int:
+        row = self.conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                                (self.app,)).fetchone()
+        n = int(row[0]) if row else 0
+        self.samples.append((time.monotonic(), n))
+        return n
+
+    def sessions(self) -> int:
+        """Sessions ever opened to the database (pg_stat_database.sessions, PostgreSQL 14+), this one included."""
+        self.conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = self.conn.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+                                ).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.count()
+
+    def __enter__(self) -> PgWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.conn.close()
+
+
+def until_zero(watch: PgWatch, deadline_s: float) -> float | None:
+    """Seconds until no connection of the app is left (None: some still open after ``deadline_s``)."""
+    start = time.monotonic()
+    while time.monotonic() - start < deadline_s:
+        if watch.count() == 0:
+            return round(time.monotonic() - start, 2)
+        time.sleep(0.05)
+    return None
+
+
+def cleanup(case: Case) -> FaultRecord:
+    """Server-side PostgreSQL connections (pg_stat_activity) before, during (with recycling and a reload where the
+    mode has them) and after a SIGTERM: does every exiting process close its connection?"""
+    s, mode = case.settings, case.mode
+    if not s.pg_url:
+        return not_applicable(case, "cleanup", "no PostgreSQL server (install postgresql's server binaries)")
+    from apps import db
+
+    app = f"workerbench-{mode.name}"
+    env = {**case.env, db.ENV_URL: f"{s.pg_url}?application_name={app}", db.ENV_STRATEGY: db.REUSE}
+    flag = MAX_REQUESTS_FLAG.get(mode.name)
+    extra = (flag, str(CLEANUP_MAX_REQUESTS)) if flag else ()
+    sig = RELOAD_SIGNAL.get(mode.name)
+    rate = min(CLEANUP_RATE, s.rate(mode))
+    with PgWatch(s.pg_url, app) as watch:
+        before, opened0 = watch.count(), watch.sessions()
+        with serve(s, mode, extra, case.log, env) as (target, argv):
+            observed = under_load(s, mode, target, (lambda t: send_signal(t, sig)) if sig else (lambda t: None),
+                                  case.workdir, path="/db", rate=rate)
+            at_end = watch.count()
+            send_signal(target, signal.SIGTERM)
+            target.proc.wait(timeout=30)
+            gone_s = until_zero(watch, 10.0)
+        # The statistics are flushed at most once a second per backend (PGSTAT_MIN_INTERVAL).
+        time.sleep(1.1)
+        opened = watch.sessions() - opened0
+    origin = float(observed.result.timeline["origin_monotonic"])
+    series = [(round(t - origin, 2), n) for t, n in watch.samples]
+    peak = max((n for _, n in series), default=0)
+    record = load_record("cleanup", mode, observed, rate, command=argv, details={
+        "connections": series, "before": before, "peak": peak, "at_end_of_load": at_end, "opened": opened,
+        "zero_after_exit_s": gone_s, "max_requests": CLEANUP_MAX_REQUESTS if flag else None,
+        "reload": sig.name if sig else None})
+    closed = (f"all closed {gone_s:.1f} s after exit" if gone_s is not None
+              else "connections still open 10 s after exit: leaked")
+    during = [f"recycling every {CLEANUP_MAX_REQUESTS} requests"] if flag else []
+    during += [sig.name] if sig else []
+    return dataclasses.replace(record, recovery_s=None, verdict=(
+        f"{before} -> peak {peak} -> {at_end} at the end of load ({', '.join(during) or 'no recycling or reload'}); "
+        f"{closed}; {opened} connections opened for {observed.result.ok} requests"))
+
+
+# --- slow clients (a minimal slowloris and non-readers of our own; scripts/slowclients.py is the full tool) ---
+
+
+SLOW_KINDS = ("slowloris", "nonreader")
+# Non-readers ask for this much and take none of it; their receive buffer is kept tiny, so the
+# server's send blocks (or queues) once its own send buffer is full.
+NONREADER_KB = 2048
+
+
+def open_slow(kind: str, host: str, port: int) -> socket.socket | None:
+    """One slow client: half a request line and headers (slowloris), or a full request it never reads."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if kind == "nonreader":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(1.0)
+        sock.connect((host, port))
+        if kind == "slowloris":
+            sock.sendall(f"GET /plaintext HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".encode())
+        else:
+            sock.sendall(f"GET /fault/big?kb={NONREADER_KB} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        return sock
+    except OSError:
+        # A server that stops accepting (its backlog full) is the measurement, not a harness failure.
+        sock.close()
+        return None
+
+
+def slow_level(case: Case, target: Target, kind: str, k: int, held: list[socket.socket]) -> dict[str, Any]:
+    """Bring the slow clients up to ``k`` and measure normal requests beside them."""
+    s = case.settings
+    opened = 0
+    while len(held) < k:
+        sock = open_slow(kind, target.host, target.port)
+        if sock is None:
+            break
+        held.append(sock)
+        opened += 1
+    observed = under_load(s, case.mode, target, lambda t: None, case.workdir / f"{kind}-{k}",
+                          duration=s.slow_duration)
+    r = observed.result
+    return {"k": k, "held": len(held), "success_pct": round(100.0 * r.ok / max(1, r.scheduled), 1),
+            "p99_ms": r.latency_ms.get("p99"), "errors": r.errors}
+
+
+def slow_clients(case: Case) -> FaultRecord:
+    s = case.settings
+    results: dict[str, list[dict[str, Any]]] = {}
+    argv: tuple[str, ...] = ()
+    for kind in SLOW_KINDS:
+        held: list[socket.socket] = []
+        try:
+            with serve(s, case.mode, (), case.log, case.env) as (target, argv):
+                target_lead = dataclasses.replace(s, lead_s=0.3)
+                sub = dataclasses.replace(case, settings=target_lead)
+                results[kind] = [slow_level(sub, target, kind, k, held) for k in s.slow_levels_for(case.mode)]
+                # Workers stuck on slow clients would hold a graceful stop for its whole grace period.
+                os.killpg(target.proc.pid, signal.SIGKILL)
+        finally:
+            for sock in held:
+                sock.close()
+    worst = {kind: min(r["success_pct"] for r in levels) for kind, levels in results.items()}
+    verdict = "; ".join(f"{kind}: " + ", ".join(f"K={r['k']} {r['success_pct']:g}%" for r in levels)
+                        for kind, levels in results.items())
+    return FaultRecord(fault="slow", mode=case.mode.name, status="ok", verdict=f"served {verdict}",
+                       offered_rate=s.rate(case.mode), command=argv,
+                       details={"levels": results, "worst_success_pct": worst})
+
+
+CLEANUP_MAX_REQUESTS = 100
+# A process per request also opens a PostgreSQL connection per request (~5-10 ms here): 50/s keeps
+# fork inside its capacity, so the counts compare modes rather than overload.
+CLEANUP_RATE = 50.0
+SHUTDOWN_IO_MS = 150
+SHUTDOWN_RATE = 10.0
+
+FAULTS: dict[str, Fault] = {
+    "crash": _crash("exit", "crash"),
+    "segv": _crash("segv", "segv"),
+    "hang": hang,
+    "error": app_error,
+    "state": state_leak,
+    "leak": _leak(recycle=False),
+    "leak+recycle": _leak(recycle=True),
+    "reload": reload,
+    "shutdown": shutdown,
+    "cleanup": cleanup,
+    "slow": slow_clients,
+}
+
+
+# --- the run ----------------------------------------------------------------------------------------------------------
+
+
+def run_case(fault: str, case: Case) -> FaultRecord:
+    """One fault against one mode; a harness failure becomes a failed record, never a stopped run."""
+    case.workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return FAULTS[fault](case)
+    except (RuntimeError, OSError, ValueError, KeyError, subprocess.TimeoutExpired, psycopg.Error) as exc:
+        return FaultRecord(fault=fault, mode=case.mode.name, status="failed",
+                           error=f"{type(exc).__name__}: {exc}".splitlines()[0], log_tail=log_tail(case.log))
+
+
+def write_records(path: Path, records: Sequence[FaultRecord], meta: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"schema": SCHEMA, **meta, "records": [dataclasses.asdict(r) for r in records]}))
+    os.replace(tmp, path)
+
+
+@contextmanager
+def postgres_if(wanted: bool) -> Iterator[str | None]:
+    """A throwaway, seeded PostgreSQL server when ``wanted`` and installed; else None (cleanup is then n/a)."""
+    from apps import db
+    from scripts import pg
+
+    if not wanted:
+        yield None
+        return
+    try:
+        pg.find_binaries()
+    except pg.PostgresUnavailable as exc:
+        print(f"faults: no PostgreSQL, the cleanup fault is not applicable: {exc}", flush=True)
+        yield None
+        return
+    with pg.postgres() as url:
+        db.seed_postgres(url)
+        yield url
+
+
+def run(settings: Settings, modes: Sequence[str], faults: Sequence[str]) -> list[FaultRecord]:
+    with postgres_if("cleanup" in faults) as url:
+        return _run(dataclasses.replace(settings, pg_url=url), modes, faults)
+
+
+def _run(settings: Settings, modes: Sequence[str], faults: Sequence[str]) -> list[FaultRecord]:
+    from apps import db
+
+    settings.out.mkdir(parents=True, exist_ok=True)
+    db_path = db.create(settings.out / "world.sqlite")
+    env = server_env(db_path)
+    records: list[FaultRecord] = []
+    started = time.monotonic()
+    try:
+        for fault in faults:
+            for name in modes:
+                case = Case(settings=settings, mode=servers.MODES[name], env=env,
+                            workdir=settings.out / "logs" / f"{fault}-{name}")
+                t0 = time.monotonic()
+                record = run_case(fault, case)
+                records.append(record)
+                print(f"faults: {fault:<13} {name:<14} {time.monotonic() - t0:5.1f} s  "
+                      f"{record.verdict or record.error}", flush=True)
+                write_records(settings.out / "faults.json", records, {"quick": settings.quick})
+    finally:
+        db_path.unlink(missing_ok=True)
+    print(f"faults: {len(records)} cases in {time.monotonic() - started:.0f} s", flush=True)
+    return records
+
+
+def _names(text: str | None, valid: Sequence[str], what: str) -> list[str]:
+    if not text:
+        return list(valid)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    wrong = [n for n in names if n not in valid]
+    if wrong:
+        raise SystemExit(f"faults: unknown {what} {', '.join(wrong)}; valid: {', '.join(valid)}")
+    return names
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scripts.faults", description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="short loads (about 4 minutes for everything)")
+    p.add_argument("--modes", help=f"comma-separated, default all: {', '.join(servers.MODES)}")
+    p.add_argument("--faults", help=f"comma-separated, default all: {', '.join(FAULTS)}")
+    p.add_argument("--out", type=Path, help="run folder (default results/faults-<UTC time>)")
+    args = p.parse_args(argv)
+    modes = _names(args.modes, list(servers.MODES), "mode")
+    faults = _names(args.faults, list(FAULTS), "fault")
+    out = args.out or ROOT / "results" / time.strftime("faults-%Y%m%dT%H%M%SZ", time.gmtime())
+    settings = Settings(quick=args.quick, out=out)
+    records = run(settings, modes, faults)
+    fault_report.render(out, records)
+    print(f"faults: wrote {out / 'faults.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
