@@ -13,7 +13,8 @@ from scripts.cpus import format_cpus
 from scripts.plan import Plan
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("locust", "gunicorn", "uvicorn", "starlette", "httptools", "uvloop", "psutil", "psycopg", "matplotlib")
+PACKAGES = ("locust", "gunicorn", "uvicorn", "uvicorn-worker", "granian", "hypercorn", "waitress", "starlette",
+            "httptools", "uvloop", "psutil", "psycopg", "matplotlib")
 
 
 def cpu_model() -> str | None:

@@ -10,11 +10,15 @@ so a mode needs no wrapper class. To add a mode, add one entry.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 Interface = Literal["wsgi", "asgi"]
+Family = Literal["hand-written", "wsgi", "asgi"]
+# The order families are shown in (charts, tables, --list): this project's servers, then the production
+# servers of each interface.
+FAMILIES: dict[Family, str] = {"hand-written": "hand-written", "wsgi": "WSGI servers", "asgi": "ASGI servers"}
 
 APPS: dict[Interface, str] = {"wsgi": "apps.wsgi:app", "asgi": "apps.asgi:app"}
 
@@ -27,6 +31,7 @@ class Launch:
     host: str
     port: int
     workers: int
+    threads: int = 8  # threads per worker, for the modes that have them
     python: str = sys.executable
 
 
@@ -46,9 +51,21 @@ class Mode:
     in_sweeps: bool = True
     only_scenarios: tuple[str, ...] = ()  # measured in these scenarios only (empty: all)
     start_s: float = 0.3  # rough start-up and shut-down time, for the run's time estimate only
+    hand_written: bool = False  # this project's own server (servers/), not a production one
+    # In the run without --modes: the process-model comparison. The other modes are in the named sets.
+    in_default_set: bool = True
+    threads: int | None = None  # threads per worker (None: the mode has no thread pool to size)
+    # A statement of fact about a mode's own defaults (keep-alive, backlog, threads), for --list and the README.
+    defaults: str = ""
+
+    @property
+    def family(self) -> Family:
+        return "hand-written" if self.hand_written else self.interface
 
     def argv(self, *, host: str, port: int, workers: int, python: str = sys.executable) -> list[str]:
-        return self.command(Launch(app=APPS[self.interface], host=host, port=port, workers=workers, python=python))
+        launch = Launch(app=APPS[self.interface], host=host, port=port, workers=workers,
+                        threads=self.threads or 1, python=python)
+        return self.command(launch)
 
 
 def _cgi(l: Launch) -> list[str]:  # noqa: E741
@@ -95,12 +112,74 @@ def _uvicorn(l: Launch) -> list[str]:  # noqa: E741
     ]
 
 
+def _gunicorn(l: Launch, worker_class: str) -> list[str]:  # noqa: E741
+    # gunicorn's own keep-alive default is 2 s; its sync workers ignore it.
+    return [
+        l.python, "-m", "gunicorn", l.app,
+        "--bind", f"{l.host}:{l.port}",
+        "--workers", str(l.workers),
+        "--worker-class", worker_class,
+        "--keep-alive", KEEPALIVE_S,
+        "--log-level", "warning",
+    ]
+
+
+def _gunicorn_gthread(l: Launch) -> list[str]:  # noqa: E741
+    return [*_gunicorn(l, "gthread"), "--threads", str(l.threads)]
+
+
+def _gunicorn_uvicorn(l: Launch) -> list[str]:  # noqa: E741
+    # uvicorn.workers is deprecated in favour of the uvicorn-worker package; the worker takes its keep-alive
+    # from gunicorn's --keep-alive and picks httptools and uvloop itself (loop and http "auto").
+    return _gunicorn(l, "uvicorn_worker.UvicornWorker")
+
+
+def _granian(l: Launch, interface: Interface) -> list[str]:  # noqa: E741
+    # Granian's default interface is rsgi, its own: the interface is always given. It has no idle timeout
+    # for HTTP/1 keep-alive (only --http1-header-read-timeout, 30 s), so KEEPALIVE_S cannot be applied.
+    return [
+        l.python, "-m", "granian", l.app,
+        "--interface", interface,
+        "--host", l.host,
+        "--port", str(l.port),
+        "--workers", str(l.workers),
+        "--http", "1",
+        "--no-access-log",
+        "--log-level", "warning",
+    ]
+
+
+def _hypercorn(l: Launch) -> list[str]:  # noqa: E741
+    # No --access-logfile: hypercorn then writes no access log.
+    return [
+        l.python, "-m", "hypercorn", l.app,
+        "--bind", f"{l.host}:{l.port}",
+        "--workers", str(l.workers),
+        "--worker-class", "uvloop",
+        "--keep-alive", KEEPALIVE_S,
+        "--log-level", "warning",
+    ]
+
+
+def _waitress(l: Launch) -> list[str]:  # noqa: E741
+    # One process: --workers does not apply. waitress closes idle connections only when its cleanup pass runs
+    # (every --cleanup-interval s, default 30), so the pass runs as often as the timeout is long.
+    return [
+        l.python, "-m", "waitress", f"--listen={l.host}:{l.port}",
+        f"--threads={l.threads}",
+        f"--channel-timeout={KEEPALIVE_S}",
+        f"--cleanup-interval={KEEPALIVE_S}",
+        l.app,
+    ]
+
+
 MODES: dict[str, Mode] = {
     m.name: m
     for m in (
         Mode(
             name="cgi",
             interface="wsgi",
+            hand_written=True,
             summary="classic CGI: fork and exec a fresh Python per request, which imports the app (wsgiref)",
             command=_cgi,
             uses_workers=False,
@@ -114,6 +193,7 @@ MODES: dict[str, Mode] = {
         Mode(
             name="fork",
             interface="wsgi",
+            hand_written=True,
             summary="hand-written fork-per-request server: the app is preloaded, each request gets a child",
             command=_fork,
             uses_workers=False,
@@ -122,6 +202,7 @@ MODES: dict[str, Mode] = {
         Mode(
             name="prefork",
             interface="wsgi",
+            hand_written=True,
             summary="hand-written pre-fork server: a master and a pool of long-lived workers on one socket",
             command=_prefork,
         ),
@@ -132,11 +213,92 @@ MODES: dict[str, Mode] = {
             command=_gunicorn_sync,
         ),
         Mode(
+            name="gunicorn-gthread",
+            interface="wsgi",
+            summary="gunicorn with gthread workers: a thread pool per worker, connections kept alive",
+            command=_gunicorn_gthread,
+            threads=8,
+            in_default_set=False,
+            defaults="8 threads per worker (`--threads`; gunicorn's default is 1); keep-alive 5 s "
+            "(gunicorn's default 2 s); backlog 2048; at most 1000 connections per worker",
+        ),
+        Mode(
+            name="waitress",
+            interface="wsgi",
+            summary="waitress: one process, an asyncore-style I/O thread and a pool of worker threads",
+            command=_waitress,
+            threads=8,
+            uses_workers=False,
+            in_default_set=False,
+            defaults="one process whatever `--workers` says; 8 threads (`--threads`; waitress's default is 4); "
+            "idle connections closed after 5-10 s (`--channel-timeout 5`, checked every 5 s; default 120 s, "
+            "checked every 30 s); backlog 1024; at most 100 connections (`--connection-limit`)",
+        ),
+        Mode(
+            name="granian-wsgi",
+            interface="wsgi",
+            summary="granian (Rust, tokio + hyper) serving the WSGI app from a pool of blocking threads",
+            command=lambda l: _granian(l, "wsgi"),  # noqa: E741
+            in_default_set=False,
+            start_s=1.0,
+            defaults="blocking threads per worker: half of backlog / workers (256 with 2 workers); "
+            "keep-alive on with no idle timeout to set (30 s to read a request's headers); backlog 1024",
+        ),
+        Mode(
             name="uvicorn",
             interface="asgi",
             summary="uvicorn with httptools and uvloop: one event loop per worker multiplexes connections",
             command=_uvicorn,
             start_s=2.0,  # --workers 2 runs a supervisor that spawns (not forks) its workers
         ),
+        Mode(
+            name="gunicorn-uvicorn",
+            interface="asgi",
+            summary="gunicorn's master with uvicorn workers (package uvicorn-worker): httptools and uvloop",
+            command=_gunicorn_uvicorn,
+            in_default_set=False,
+            start_s=1.0,
+            defaults="keep-alive 5 s (from gunicorn's `--keep-alive`); backlog 2048; "
+            "at most 1000 connections per worker",
+        ),
+        Mode(
+            name="granian-asgi",
+            interface="asgi",
+            summary="granian (Rust, tokio + hyper) with a Python event loop per worker for the ASGI app",
+            command=lambda l: _granian(l, "asgi"),  # noqa: E741
+            in_default_set=False,
+            start_s=1.0,
+            defaults="one runtime thread per worker; keep-alive on with no idle timeout to set "
+            "(30 s to read a request's headers); backlog 1024",
+        ),
+        Mode(
+            name="hypercorn",
+            interface="asgi",
+            summary="hypercorn with uvloop workers (h11 for HTTP/1.1, pure Python parsing)",
+            command=_hypercorn,
+            in_default_set=False,
+            start_s=1.0,
+            defaults="keep-alive 5 s (its default too); backlog 100",
+        ),
     )
 }
+
+
+def _ordered(modes: Iterable[Mode]) -> list[str]:
+    """Mode names by family, then in registry order within a family: the order every chart and table uses."""
+    rank = {family: position for position, family in enumerate(FAMILIES)}
+    return [m.name for m in sorted(modes, key=lambda m: rank[m.family])]
+
+
+def mode_sets(registry: dict[str, Mode]) -> dict[str, tuple[str, ...]]:
+    """Named sets for ``--modes``, derived from the entries, so a new mode joins them by being registered. The
+    default set is the process-model comparison."""
+    return {
+        "default": tuple(_ordered(m for m in registry.values() if m.in_default_set)),
+        "all": tuple(_ordered(registry.values())),
+        "wsgi": tuple(_ordered(m for m in registry.values() if m.interface == "wsgi")),
+        "asgi": tuple(_ordered(m for m in registry.values() if m.interface == "asgi")),
+    }
+
+
+MODE_SETS = mode_sets(MODES)
