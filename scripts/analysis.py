@@ -16,6 +16,7 @@ from typing import Literal
 from scripts import stats
 from scripts.records import Flag, OpenLoopRecord, References, Run, RunInfo
 from scripts.stats import FoldedCell
+from servers import FAMILIES, MODES, Mode
 
 Bound = Literal["floor", "ceiling", "open"]
 # When the knee is: the mode completed less than this share of the offered rate ...
@@ -73,14 +74,14 @@ class AnalysedRun:
 
     @property
     def modes(self) -> list[str]:
-        return ordered(f.mode for f in self.figures)
+        return by_family(f.mode for f in self.figures)
 
     @property
     def scenarios(self) -> list[str]:
         return ordered(f.scenario for f in self.figures)
 
     def modes_in(self, scenario: str) -> list[str]:
-        return ordered(f.mode for f in self.figures if f.scenario == scenario)
+        return by_family(f.mode for f in self.figures if f.scenario == scenario)
 
     def levels(self, scenario: str) -> list[int]:
         return sorted({f.concurrency for f in self.figures if f.scenario == scenario and f.concurrency is not None})
@@ -94,6 +95,35 @@ class AnalysedRun:
 def ordered(values: Iterable[str | None]) -> list[str]:
     """Distinct values in order of first appearance: records come in plan order, the order the reader chose."""
     return list(dict.fromkeys(v for v in values if v is not None))
+
+
+# modes -------------------------------------------------------------------------
+
+# A mode that is not in the registry (a test's, or one since removed) is shown after the registered families.
+OTHER_FAMILY = "other"
+FAMILY_LABELS: dict[str, str] = {family: label for family, label in (*FAMILIES.items(), (OTHER_FAMILY, "other"))}
+
+
+def family_of(mode: str, registry: Mapping[str, Mode] = MODES) -> str:
+    return registry[mode].family if mode in registry else OTHER_FAMILY
+
+
+def family_slot(mode: str, registry: Mapping[str, Mode] = MODES) -> int:
+    """The mode's place within its family in the registry: the same in every run, whichever modes it measured
+    (colours are derived from it). Unregistered modes share the last family and count from 0 by name."""
+    if mode not in registry:
+        return 0
+    return [name for name, m in registry.items() if m.family == registry[mode].family].index(mode)
+
+
+def by_family(modes: Iterable[str], registry: Mapping[str, Mode] = MODES) -> list[str]:
+    """Distinct modes grouped by family (hand-written, WSGI servers, ASGI servers, other), in registry order
+    within a family and in order of appearance outside the registry: every table and chart uses this order."""
+    rank = {family: position for position, family in enumerate(FAMILY_LABELS)}
+    names = list(registry)
+    seen = ordered(modes)
+    return sorted(seen, key=lambda m: (rank[family_of(m, registry)],
+                                       names.index(m) if m in registry else len(names) + seen.index(m)))
 
 
 def main_concurrency(figures: Sequence[FoldedCell], scenario: str) -> int | None:
@@ -125,7 +155,8 @@ def strategy_pairs(figures: Sequence[FoldedCell]) -> list[StrategyPair]:
         if f.db_strategy:
             by_key.setdefault((f.base_scenario or f.scenario, f.mode, f.concurrency), {})[f.db_strategy] = f
     pairs = []
-    for (scenario, mode, users), cells in by_key.items():
+    rank = {mode: position for position, mode in enumerate(by_family(mode for _, mode, _ in by_key))}
+    for (scenario, mode, users), cells in sorted(by_key.items(), key=lambda item: rank[item[0][1]]):
         if "reuse" not in cells or "per-request" not in cells:
             continue
         reuse = cells["reuse"].throughput_rps if cells["reuse"].ok else None
@@ -232,7 +263,7 @@ def knee(points: Sequence[OpenLoopRecord]) -> float | None:
 
 
 def knees(points: Sequence[OpenLoopRecord]) -> dict[str, float | None]:
-    return {mode: knee([p for p in points if p.mode == mode]) for mode in ordered(p.mode for p in points)}
+    return {mode: knee([p for p in points if p.mode == mode]) for mode in by_family(p.mode for p in points)}
 
 
 def reference_lines(refs: References) -> tuple[ReferenceLine, ...]:
