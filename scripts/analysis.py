@@ -16,7 +16,7 @@ from typing import Literal
 from scripts import stats
 from scripts.records import Flag, OpenLoopRecord, References, Run, RunInfo
 from scripts.stats import FoldedCell
-from servers import FAMILIES, MODES, Mode
+from servers import FAMILIES, FORK_LOOP, FORK_RATE, MODES, Mode
 
 Bound = Literal["floor", "ceiling", "open"]
 # When the knee is: the mode completed less than this share of the offered rate ...
@@ -215,31 +215,38 @@ class _Checks:
                                       generator_bound=a_bound or b_bound, bound=bound, users=fa.concurrency))
 
 
-def speed_checks(figures: Sequence[FoldedCell], references: References | None = None) -> list[SpeedCheck]:
-    """The ratios the hand-written servers are held to, each measured within this run."""
+def speed_checks(figures: Sequence[FoldedCell], references: References | None = None,
+                 registry: Mapping[str, Mode] = MODES) -> list[SpeedCheck]:
+    """The ratios the registry's modes are held to (``Mode.targets``), each measured within this run: against
+    other modes first, then against the machine's fork rate and the minimal fork loop, then connection reuse."""
     refs = references or References()
     c = _Checks(figures)
-    c.add("prefork / gunicorn-sync, new connection per request", ("prefork", "plaintext/close"), 3.0,
-          b=("gunicorn-sync", "plaintext/close"))
-    c.add("prefork / uvicorn, keep-alive", ("prefork", "plaintext"), 1.0, b=("uvicorn", "plaintext"))
+    targets = [(name, t) for name, mode in registry.items() for t in mode.targets]
+    for name, t in targets:
+        if t.against not in (FORK_RATE, FORK_LOOP):
+            c.add(t.check, (name, t.scenario), t.ratio, b=(t.against, t.scenario))
     fork, loop = refs.fork_rate, refs.fork_loop_rate
     if fork:
-        c.add("fork (new connection per request) / fork()+_exit+waitpid of a bare process",
-              ("fork", "plaintext/close"), 0.8, b_rate=fork)
+        for name, t in targets:
+            if t.against == FORK_RATE:
+                c.add(t.check, (name, t.scenario), t.ratio, b_rate=fork)
         if loop:
-            # Not a check of ours: how close the least any Python fork server can do comes to that target.
+            # Not a check of ours: how close the least any Python fork server can do comes to that rate.
             c.checks.append(SpeedCheck(check="minimal Python fork loop (canned reply) / fork()+_exit+waitpid",
                                        a=loop, b=fork, ratio=loop / fork, target=0.0, met=None,
                                        users=refs.fork_loop_connections))
-        c.add("cgi / fork()+_exit+waitpid of a bare process", ("cgi", "plaintext/close"), 0.0, b_rate=fork)
     if loop:
-        c.add("fork / minimal Python fork loop (canned reply)", ("fork", "plaintext/close"), 0.0, b_rate=loop)
+        for name, t in targets:
+            if t.against == FORK_LOOP:
+                c.add(t.check, (name, t.scenario), t.ratio, b_rate=loop)
     for pair in strategy_pairs(figures):
-        if pair.ratio is not None and pair.reuse and pair.per_request and pair.mode == "prefork":
-            target = 10.0 if pair.backend == "postgresql" else 0.0
-            c.checks.append(SpeedCheck(check=f"{pair.scenario} ({pair.backend}) reuse / per-request, prefork",
-                                       a=pair.reuse, b=pair.per_request, ratio=pair.ratio, target=target,
-                                       met=pair.ratio >= target, users=pair.users))
+        reuse_targets = dict(registry[pair.mode].reuse_targets) if pair.mode in registry else {}
+        if pair.ratio is None or not pair.reuse or not pair.per_request or not reuse_targets:
+            continue
+        target = reuse_targets.get(pair.backend or "", 0.0)
+        c.checks.append(SpeedCheck(check=f"{pair.scenario} ({pair.backend}) reuse / per-request, {pair.mode}",
+                                   a=pair.reuse, b=pair.per_request, ratio=pair.ratio, target=target,
+                                   met=pair.ratio >= target, users=pair.users))
     return c.checks
 
 

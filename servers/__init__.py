@@ -35,6 +35,23 @@ class Launch:
     python: str = sys.executable
 
 
+# Machine rates a target can be measured against: the bench measures them in the run when a fork-per-request mode
+# takes part (scripts/reference.py).
+FORK_RATE = "fork-rate"  # fork() + _exit() + waitpid() of a bare process
+FORK_LOOP = "fork-loop"  # the least a Python fork-per-request server can do: accept, fork, read, canned reply
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Target:
+    """A ratio of this mode's requests/s to another mode's (or to a machine rate) in one scenario, checked in every
+    run that measures both; ``ratio`` 0 reports it without holding the mode to a figure."""
+
+    check: str  # how the summary names it
+    scenario: str  # as reports label it: "plaintext", "plaintext/close"
+    against: str  # a mode's name, FORK_RATE or FORK_LOOP
+    ratio: float = 0.0
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Mode:
     name: str
@@ -57,6 +74,10 @@ class Mode:
     threads: int | None = None  # threads per worker (None: the mode has no thread pool to size)
     # A statement of fact about a mode's own defaults (keep-alive, backlog, threads), for --list and the README.
     defaults: str = ""
+    targets: tuple[Target, ...] = ()  # the speed checks this mode is held to
+    # Database backends on which the ratio of one connection per worker to one per request is checked for this
+    # mode, with the least ratio (0: reported only).
+    reuse_targets: tuple[tuple[str, float], ...] = ()
 
     @property
     def family(self) -> Family:
@@ -189,6 +210,8 @@ MODES: dict[str, Mode] = {
             min_duration_s=8.0,
             in_sweeps=False,
             only_scenarios=("plaintext",),
+            targets=(Target(check="cgi / fork()+_exit+waitpid of a bare process", scenario="plaintext/close",
+                            against=FORK_RATE),),
         ),
         Mode(
             name="fork",
@@ -198,6 +221,13 @@ MODES: dict[str, Mode] = {
             command=_fork,
             uses_workers=False,
             fork_per_request=True,
+            targets=(
+                # The price of the fork alone, measured on this machine: the child must cost little beyond it.
+                Target(check="fork (new connection per request) / fork()+_exit+waitpid of a bare process",
+                       scenario="plaintext/close", against=FORK_RATE, ratio=0.8),
+                Target(check="fork / minimal Python fork loop (canned reply)", scenario="plaintext/close",
+                       against=FORK_LOOP),
+            ),
         ),
         Mode(
             name="prefork",
@@ -205,6 +235,13 @@ MODES: dict[str, Mode] = {
             hand_written=True,
             summary="hand-written pre-fork server: a master and a pool of long-lived workers on one socket",
             command=_prefork,
+            targets=(
+                Target(check="prefork / gunicorn-sync, new connection per request", scenario="plaintext/close",
+                       against="gunicorn-sync", ratio=3.0),
+                Target(check="prefork / uvicorn, keep-alive", scenario="plaintext", against="uvicorn", ratio=1.0),
+            ),
+            # A connection per request costs a PostgreSQL backend process each; SQLite's open is cheap.
+            reuse_targets=(("postgresql", 10.0), ("sqlite", 0.0)),
         ),
         Mode(
             name="gunicorn-sync",
