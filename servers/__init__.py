@@ -314,7 +314,7 @@ MODES: dict[str, Mode] = {
             summary="hypercorn with uvloop workers (h11 for HTTP/1.1, pure Python parsing)",
             command=_hypercorn,
             in_default_set=False,
-            start_s=1.0,
+            start_s=2.5,  # spawns (not forks) its workers, and they poll for the shutdown signal
             defaults="keep-alive 5 s (its default too); backlog 100",
         ),
     )
