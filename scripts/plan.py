@@ -294,6 +294,8 @@ def build_parser(registry: dict[str, Mode], gens: dict[str, Generator] | None = 
 def print_list(registry: dict[str, Mode], gens: dict[str, Generator]) -> None:
     for name, mode in registry.items():
         print(f"mode      {name:<16} {mode.family:<12} {mode.summary}")
+        if mode.defaults:
+            print(f"{'':<30} settings: {mode.defaults}")
     for name, scenario in SCENARIOS.items():
         print(f"scenario  {name:<16} {scenario.summary}")
     for name, gen in gens.items():

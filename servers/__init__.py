@@ -203,6 +203,7 @@ MODES: dict[str, Mode] = {
             hand_written=True,
             summary="classic CGI: fork and exec a fresh Python per request, which imports the app (wsgiref)",
             command=_cgi,
+            defaults="no pool; at most 64 children; closes after every response",
             uses_workers=False,
             fork_per_request=True,
             # A fresh interpreter per request costs about 0.2 s of CPU here: 32 clients at once need
@@ -219,6 +220,7 @@ MODES: dict[str, Mode] = {
             hand_written=True,
             summary="hand-written fork-per-request server: the app is preloaded, each request gets a child",
             command=_fork,
+            defaults="no pool; at most 64 children at once, clients beyond that wait in the listen backlog",
             uses_workers=False,
             fork_per_request=True,
             targets=(
@@ -235,6 +237,7 @@ MODES: dict[str, Mode] = {
             hand_written=True,
             summary="hand-written pre-fork server: a master and a pool of long-lived workers on one socket",
             command=_prefork,
+            defaults="--workers; keep-alive 5 s",
             targets=(
                 Target(check="prefork / gunicorn-sync, new connection per request", scenario="plaintext/close",
                        against="gunicorn-sync", ratio=3.0),
@@ -248,6 +251,7 @@ MODES: dict[str, Mode] = {
             interface="wsgi",
             summary="gunicorn with sync workers (one request at a time per worker, no keep-alive)",
             command=_gunicorn_sync,
+            defaults="--workers; never keeps a connection alive; backlog 2048",
         ),
         Mode(
             name="gunicorn-gthread",
@@ -286,6 +290,7 @@ MODES: dict[str, Mode] = {
             interface="asgi",
             summary="uvicorn with httptools and uvloop: one event loop per worker multiplexes connections",
             command=_uvicorn,
+            defaults="--workers; keep-alive 5 s (its default); backlog 2048",
             start_s=2.0,  # --workers 2 runs a supervisor that spawns (not forks) its workers
         ),
         Mode(
