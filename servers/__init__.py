@@ -156,8 +156,9 @@ def _gunicorn_uvicorn(l: Launch) -> list[str]:  # noqa: E741
 
 
 def _granian(l: Launch, interface: Interface) -> list[str]:  # noqa: E741
-    # Granian's default interface is rsgi, its own: the interface is always given. It has no idle timeout
-    # for HTTP/1 keep-alive (only --http1-header-read-timeout, 30 s), so KEEPALIVE_S cannot be applied.
+    # Granian's default interface is rsgi, its own: the interface is always given. An idle keep-alive
+    # connection is closed when its next request's head does not arrive within the header read timeout (30 s
+    # by default, in ms): that timeout is granian's keep-alive, and is set to KEEPALIVE_S.
     return [
         l.python, "-m", "granian", l.app,
         "--interface", interface,
@@ -165,6 +166,7 @@ def _granian(l: Launch, interface: Interface) -> list[str]:  # noqa: E741
         "--port", str(l.port),
         "--workers", str(l.workers),
         "--http", "1",
+        "--http1-header-read-timeout", str(int(KEEPALIVE_S) * 1000),
         "--no-access-log",
         "--log-level", "warning",
     ]
@@ -282,8 +284,9 @@ MODES: dict[str, Mode] = {
             command=lambda l: _granian(l, "wsgi"),  # noqa: E741
             in_default_set=False,
             start_s=1.0,
-            defaults="blocking threads per worker: half of backlog / workers (256 with 2 workers); "
-            "keep-alive on with no idle timeout to set (30 s to read a request's headers); backlog 1024",
+            defaults="blocking threads per worker: its default, half of backlog / workers (256 with 2 workers); "
+            "idle connections closed after 5 s (`--http1-header-read-timeout 5000`, the time to read a request's "
+            "head; default 30 s); backlog 1024",
         ),
         Mode(
             name="uvicorn",
@@ -310,8 +313,8 @@ MODES: dict[str, Mode] = {
             command=lambda l: _granian(l, "asgi"),  # noqa: E741
             in_default_set=False,
             start_s=1.0,
-            defaults="one runtime thread per worker; keep-alive on with no idle timeout to set "
-            "(30 s to read a request's headers); backlog 1024",
+            defaults="one runtime thread per worker; idle connections closed after 5 s (as granian-wsgi); "
+            "backlog 1024",
         ),
         Mode(
             name="hypercorn",

@@ -189,3 +189,25 @@ def test_malformed_request_answer_is_the_corpus_or_a_recorded_difference(
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def test_an_idle_connection_is_kept_as_long_as_the_other_modes_keep_it(srv: Server,
+                                                                       request: pytest.FixtureRequest) -> None:
+    """KEEPALIVE_S (5 s) where the server lets us set it: kept past 2 s, closed well before its own default."""
+    mode = request.node.callspec.params["srv"]
+    with socket.create_connection((srv.host, srv.port), timeout=5) as sock:
+        sock.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_answer(sock) == 200
+        start = time.monotonic()
+        sock.settimeout(20)
+        try:
+            while sock.recv(65536):
+                pass  # the rest of the answer's body
+        except ConnectionResetError:
+            pass
+        idle = time.monotonic() - start
+    if mode == "gunicorn-sync":
+        assert idle < 1, "sync workers close after every response"
+    else:
+        # waitress looks for idle connections every 5 s, so it closes them after 5 to 10 s.
+        assert 2 < idle < 12, (mode, idle)
