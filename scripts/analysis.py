@@ -57,7 +57,6 @@ class ReferenceLine:
     label: str
     rate: float
     style: str  # a matplotlib line style: "--", ":"
-    side: Literal["left", "right"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -274,12 +273,11 @@ def knees(points: Sequence[OpenLoopRecord]) -> dict[str, float | None]:
 
 
 def reference_lines(refs: References) -> tuple[ReferenceLine, ...]:
-    # The two rates are close, so their labels go to opposite sides of the panel.
     lines = []
     if refs.fork_rate is not None:
-        lines.append(ReferenceLine(label="fork()+exit+wait", rate=refs.fork_rate, style="--", side="left"))
+        lines.append(ReferenceLine(label="fork()+exit+wait", rate=refs.fork_rate, style="--"))
     if refs.fork_loop_rate is not None:
-        lines.append(ReferenceLine(label="minimal fork loop", rate=refs.fork_loop_rate, style=":", side="right"))
+        lines.append(ReferenceLine(label="minimal fork loop", rate=refs.fork_loop_rate, style=":"))
     return tuple(lines)
 
 

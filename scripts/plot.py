@@ -52,6 +52,7 @@ _FAMILY_PALETTES: dict[str, tuple[str, ...]] = {
 _FAMILY_MARKERS = {"hand-written": "o", "wsgi": "s", "asgi": "^", "other": "D"}
 _NOTE_COLOR = "dimgray"
 _LEGEND_ENTRY_WIDTH_IN = 1.75  # fits a name as long as "gunicorn-uvicorn" at the default font size
+_LEGEND_ROW_IN = 0.3
 _FAMILY_GAP = 0.6  # extra space between two families' bars, in bar widths
 
 
@@ -335,9 +336,11 @@ def _concurrency_panel(ax: Axes, run: AnalysedRun, scenario: str, metric: str = 
         failed_at = [level for level, cell in zip(levels, cells, strict=True) if cell is not None and not cell.ok]
         if failed_at:
             any_failed = True
+            # At the foot of the axes, not at y=0: on the log-scale p99 panel, 0 is minus infinity.
             ax.plot(
                 failed_at,
                 [0] * len(failed_at),
+                transform=ax.get_xaxis_transform(),
                 linestyle="none",
                 marker="x",
                 markersize=8,
@@ -389,6 +392,8 @@ def _family_legend(figure: Figure, modes: Sequence[str], colors: dict[str, str],
                       ncols=_legend_columns(figure, len(flat)), frameon=False)
         return
     rows = max(len(column) for column in columns)
+    # Constrained layout makes room for a legend outside the axes only out of the figure's height: add its rows.
+    figure.set_figheight(figure.get_figheight() + _LEGEND_ROW_IN * rows)
     # matplotlib fills a legend column by column: pad each family to the same height so each keeps its column.
     flat = [entry for column in columns for entry in column + [(_blank(), "")] * (rows - len(column))]
     legend = figure.legend(handles=[h for h, _ in flat], labels=[label for _, label in flat],
@@ -446,13 +451,14 @@ def db_strategy_figure(run: AnalysedRun) -> Figure | None:
             ax.bar_label(bars, labels=["" if v is None else format_rps(v) for v in values], padding=2, fontsize=7)
         for x, p in zip(xs, rows, strict=True):
             if p.ratio is not None:
-                ax.annotate(f"{p.ratio:.1f}x", (x, 0), xytext=(0, -28), textcoords="offset points",
-                            ha="center", fontsize=8, fontweight="bold")
-        ax.set_title(f"{scenario} ({rows[0].backend or ''}){_at(users)}\nreuse (plain) vs per-request (hatched)",
-                     fontsize=10)
+                # Over the pair, above its value labels: under the axis it would run into the slanted mode names.
+                ax.annotate(f"{p.ratio:.1f}x", (x, max(p.reuse or 0.0, p.per_request or 0.0)), xytext=(0, 13),
+                            textcoords="offset points", ha="center", va="bottom", fontsize=8, fontweight="bold")
+        ax.set_title(f"{scenario} ({rows[0].backend or ''}){_at(users)}\n"
+                     "reuse (plain) vs per-request (hatched); in bold, reuse / per-request", fontsize=10)
         _mode_ticks(ax, [p.mode for p in rows], xs)
         ax.yaxis.set_major_formatter(FuncFormatter(_rps_axis_formatter))
-        _finish_value_axis(ax, [p.reuse for p in rows] + [p.per_request for p in rows])
+        _finish_value_axis(ax, [p.reuse for p in rows] + [p.per_request for p in rows], headroom=1.45)
     return figure
 
 
@@ -561,17 +567,24 @@ def openloop_figure(run: AnalysedRun) -> Figure | None:
     return figure
 
 
+_LINE_STYLE_NAMES = {"--": "dashed", ":": "dotted", "-.": "dash-dotted", "-": "solid"}
+
+
 def throughput_with_references(run: AnalysedRun) -> Figure:
     """The throughput chart with the machine's fork rates across its new-connection panels."""
     figure = throughput_figure(run)
+    if not run.reference_lines:
+        return figure
+    # Named in the title, not beside the lines: the rates are close together at the foot of a panel whose scale
+    # the fastest modes set, where labels would cover bars and each other.
+    key = "; ".join(f"{_LINE_STYLE_NAMES.get(line.style, line.style)}: {line.label} {format_rps(line.rate)}/s"
+                    for line in run.reference_lines)
     for ax in figure.axes:
         if "/close" not in ax.get_title().split("\n", 1)[0]:
             continue
         for line in run.reference_lines:
             ax.axhline(line.rate, color="black", linestyle=line.style, linewidth=0.9)
-            ax.annotate(f"{line.label}: {format_rps(line.rate)}/s", (0.01 if line.side == "left" else 0.99, line.rate),
-                        xycoords=("axes fraction", "data"), xytext=(0, 3), textcoords="offset points", fontsize=7,
-                        ha=line.side)
+        ax.set_title(f"{ax.get_title()}\n{key}", fontsize=10)
     return figure
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 from pathlib import Path
@@ -17,7 +18,7 @@ from matplotlib.patches import Rectangle
 import servers
 from scripts import analysis, plot, summary
 from scripts.formatting import format_rps, format_sig
-from scripts.records import load_cells
+from scripts.records import load_cells, references_from_json
 from tests.scripts.figures import figure_from, run_of
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -418,3 +419,23 @@ def test_many_modes_wrap_bar_charts_into_fewer_columns() -> None:
     figure = plot.throughput_figure(run_of(records))
     assert figure.get_figwidth() <= plot.MAX_WIDTH_IN
     assert len(figure.axes) == 6
+
+
+def test_a_failed_sweep_point_is_marked_without_breaking_the_log_scale_panel() -> None:
+    records = [ok_record(mode, "plaintext", users, 1000.0) for mode in ("prefork", "uvicorn") for users in (1, 8)]
+    records += [failed_record("prefork", "plaintext", 128), ok_record("uvicorn", "plaintext", 128, 900.0)]
+    figure = plot.concurrency_figure(run_of(records))
+    assert figure is not None
+    figure.savefig(io.BytesIO(), format="png")  # once, the marker at y=0 on the log axis collapsed the layout
+    assert figure.axes[1].get_yscale() == "log"
+
+
+def test_the_fork_rates_are_named_in_the_new_connection_panels_title() -> None:
+    records = [ok_record(mode, scenario, 32, 900.0) for mode in ("fork", "prefork") for scenario in
+               ("plaintext", "plaintext/close")]
+    run = run_of(records, references=references_from_json({"fork": {"rate": 800.0},
+                                                            "fork_loop": {"rate": 450.0, "connections": 32}}))
+    keepalive, close = plot.throughput_with_references(run).axes
+    assert close.get_title().endswith("dashed: fork()+exit+wait 800/s; dotted: minimal fork loop 450/s")
+    assert "fork()" not in keepalive.get_title()
+    assert len([line for line in close.get_lines() if line.get_linestyle() in ("--", ":")]) == 2
