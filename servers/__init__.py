@@ -2,9 +2,12 @@
 
 Every mode is one :class:`Mode` entry in :data:`MODES`. An entry is
 declarative: the interface it serves (WSGI or ASGI) and a function that turns a
-:class:`Launch` (app, address, worker count) into a command line. The harness
-starts that command in a process group of its own and stops the whole group,
-so a mode needs no wrapper class. To add a mode, add one entry.
+:class:`Launch` (app, address, worker and thread count) into a command line. The
+harness starts that command in a process group of its own and stops the whole
+group, so a mode needs no wrapper class, a production server included. To add a
+mode, add one entry: its family (this project's servers, WSGI servers, ASGI
+servers) decides where reports show it, and the named sets of ``--modes``
+(:func:`mode_sets`) take it in by its fields.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ APPS: dict[Interface, str] = {"wsgi": "apps.wsgi:app", "asgi": "apps.asgi:app"}
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Launch:
-    """Where and how big one server start is; the same for every mode in a run."""
+    """Where and how big one server start is: the same for every mode in a run, but for the threads (the mode's)."""
 
     app: str
     host: str
