@@ -76,6 +76,9 @@ def test_list_names_every_mode_and_scenario() -> None:
     assert result.returncode == 0
     for name in [*MODES, *SCENARIOS]:
         assert name in result.stdout
+    for name, modes in MODE_SETS.items():
+        assert f"mode set  {name:<16} {','.join(modes)}" in result.stdout
+    assert result.stdout.count("settings: ") == len(MODES)  # every mode states its keep-alive, threads, backlog
 
 
 def test_plan_puts_modes_side_by_side_and_sweeps_where_asked(tmp_path: Path) -> None:
