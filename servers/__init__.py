@@ -78,6 +78,7 @@ class Mode:
     # A statement of fact about a mode's own defaults (keep-alive, backlog, threads), for --list and the README.
     defaults: str = ""
     targets: tuple[Target, ...] = ()  # the speed checks this mode is held to
+    packages: tuple[str, ...] = ()  # the distributions it runs, whose versions every run records
     # Database backends on which the ratio of one connection per worker to one per request is checked for this
     # mode, with the least ratio (0: reported only).
     reuse_targets: tuple[tuple[str, float], ...] = ()
@@ -253,6 +254,7 @@ MODES: dict[str, Mode] = {
         ),
         Mode(
             name="gunicorn-sync",
+            packages=("gunicorn",),
             interface="wsgi",
             summary="gunicorn with sync workers (one request at a time per worker, no keep-alive)",
             command=_gunicorn_sync,
@@ -260,6 +262,7 @@ MODES: dict[str, Mode] = {
         ),
         Mode(
             name="gunicorn-gthread",
+            packages=("gunicorn",),
             interface="wsgi",
             summary="gunicorn with gthread workers: a thread pool per worker, connections kept alive",
             command=_gunicorn_gthread,
@@ -270,6 +273,7 @@ MODES: dict[str, Mode] = {
         ),
         Mode(
             name="waitress",
+            packages=("waitress",),
             interface="wsgi",
             summary="waitress: one process, an asyncore-style I/O thread and a pool of worker threads",
             command=_waitress,
@@ -282,6 +286,7 @@ MODES: dict[str, Mode] = {
         ),
         Mode(
             name="granian-wsgi",
+            packages=("granian",),
             interface="wsgi",
             summary="granian (Rust, tokio + hyper) serving the WSGI app from a pool of blocking threads",
             command=lambda l: _granian(l, "wsgi"),  # noqa: E741
@@ -293,6 +298,7 @@ MODES: dict[str, Mode] = {
         ),
         Mode(
             name="uvicorn",
+            packages=("uvicorn",),
             interface="asgi",
             summary="uvicorn with httptools and uvloop: one event loop per worker multiplexes connections",
             command=_uvicorn,
@@ -301,6 +307,7 @@ MODES: dict[str, Mode] = {
         ),
         Mode(
             name="gunicorn-uvicorn",
+            packages=("gunicorn", "uvicorn-worker", "uvicorn"),
             interface="asgi",
             summary="gunicorn's master with uvicorn workers (package uvicorn-worker): httptools and uvloop",
             command=_gunicorn_uvicorn,
@@ -311,6 +318,7 @@ MODES: dict[str, Mode] = {
         ),
         Mode(
             name="granian-asgi",
+            packages=("granian",),
             interface="asgi",
             summary="granian (Rust, tokio + hyper) with a Python event loop per worker for the ASGI app",
             command=lambda l: _granian(l, "asgi"),  # noqa: E741
@@ -321,6 +329,7 @@ MODES: dict[str, Mode] = {
         ),
         Mode(
             name="hypercorn",
+            packages=("hypercorn",),
             interface="asgi",
             summary="hypercorn with uvloop workers (h11 for HTTP/1.1, pure Python parsing)",
             command=_hypercorn,

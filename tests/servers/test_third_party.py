@@ -17,6 +17,7 @@ from typing import Final
 
 import pytest
 
+from scripts import environment
 from scripts.procs import free_port, get, running, wait_ready
 from servers import MODES
 from tests.conftest import HOST, ROOT, Server, server_env
@@ -161,6 +162,15 @@ def expected_outcome(mode: str, case: str, corpus_answer: set[int]) -> set[Outco
 def test_there_are_production_modes_of_both_interfaces() -> None:
     assert {MODES[m].interface for m in THIRD_PARTY} == {"wsgi", "asgi"}
     assert len(THIRD_PARTY) >= 8
+
+
+def test_every_production_mode_names_its_packages_and_they_are_installed_and_recorded() -> None:
+    versions = environment.package_versions()  # what every run's plan.json records
+    for name in THIRD_PARTY:
+        assert MODES[name].packages, name
+        for package in MODES[name].packages:
+            # pyproject.toml installs them all: a missing one is an error, not a skip.
+            assert versions[package], f"{name} needs {package}, which is not installed"
 
 
 def test_every_difference_names_a_real_mode_and_case_and_gives_a_reason() -> None:
