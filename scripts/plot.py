@@ -36,7 +36,7 @@ DPI = 110
 MAX_COLUMNS = 4
 MAX_WIDTH_IN = 22.0  # a figure wider than this gets fewer columns and more rows
 DRAWN_PERCENTILES = ("p50", "p90", "p99")
-LOG_LATENCY_RANGE = 50.0  # a latency panel whose highest bar passes this multiple of its median goes log scale
+LOG_LATENCY_RANGE = 10.0  # a latency panel whose highest bar passes this multiple of its median goes log scale
 # Percentiles share their mode's colour and differ in strength, so a group still reads as "this mode".
 _PERCENTILE_ALPHA = {"p50": 0.45, "p90": 0.72, "p99": 1.0}
 # A family is a range of hues, so a reader sees the family before the mode: warm for this project's servers,
@@ -285,7 +285,7 @@ def _latency_panel(ax: Axes, run: AnalysedRun, scenario: str) -> None:
     _mode_ticks(ax, modes, xs)
     positive = sorted(v for v in measured if v is not None and v > 0)
     if positive and positive[-1] > LOG_LATENCY_RANGE * positive[len(positive) // 2]:
-        # One mode far slower than the rest (cgi's seconds against milliseconds) would flatten every other bar.
+        # One mode far slower than the rest (fork's hundreds of ms, cgi's seconds) would flatten every other bar.
         ax.set_yscale("log")
         ax.set_ylabel("latency (ms, log scale)")
         ax.set_ylim(positive[0] / 2, positive[-1] * 4)
