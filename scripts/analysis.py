@@ -16,6 +16,7 @@ from typing import Literal
 from scripts import stats
 from scripts.records import Flag, OpenLoopRecord, References, Run, RunInfo
 from scripts.stats import FoldedCell
+from servers import FAMILIES, FORK_LOOP, FORK_RATE, MODES, Mode
 
 Bound = Literal["floor", "ceiling", "open"]
 # When the knee is: the mode completed less than this share of the offered rate ...
@@ -56,7 +57,6 @@ class ReferenceLine:
     label: str
     rate: float
     style: str  # a matplotlib line style: "--", ":"
-    side: Literal["left", "right"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -73,14 +73,14 @@ class AnalysedRun:
 
     @property
     def modes(self) -> list[str]:
-        return ordered(f.mode for f in self.figures)
+        return by_family(f.mode for f in self.figures)
 
     @property
     def scenarios(self) -> list[str]:
         return ordered(f.scenario for f in self.figures)
 
     def modes_in(self, scenario: str) -> list[str]:
-        return ordered(f.mode for f in self.figures if f.scenario == scenario)
+        return by_family(f.mode for f in self.figures if f.scenario == scenario)
 
     def levels(self, scenario: str) -> list[int]:
         return sorted({f.concurrency for f in self.figures if f.scenario == scenario and f.concurrency is not None})
@@ -94,6 +94,35 @@ class AnalysedRun:
 def ordered(values: Iterable[str | None]) -> list[str]:
     """Distinct values in order of first appearance: records come in plan order, the order the reader chose."""
     return list(dict.fromkeys(v for v in values if v is not None))
+
+
+# modes -------------------------------------------------------------------------
+
+# A mode that is not in the registry (a test's, or one since removed) is shown after the registered families.
+OTHER_FAMILY = "other"
+FAMILY_LABELS: dict[str, str] = {family: label for family, label in (*FAMILIES.items(), (OTHER_FAMILY, "other"))}
+
+
+def family_of(mode: str, registry: Mapping[str, Mode] = MODES) -> str:
+    return registry[mode].family if mode in registry else OTHER_FAMILY
+
+
+def family_slot(mode: str, registry: Mapping[str, Mode] = MODES) -> int:
+    """The mode's place within its family in the registry: the same in every run, whichever modes it measured
+    (colours are derived from it). Unregistered modes share the last family and count from 0 by name."""
+    if mode not in registry:
+        return 0
+    return [name for name, m in registry.items() if m.family == registry[mode].family].index(mode)
+
+
+def by_family(modes: Iterable[str], registry: Mapping[str, Mode] = MODES) -> list[str]:
+    """Distinct modes grouped by family (hand-written, WSGI servers, ASGI servers, other), in registry order
+    within a family and in order of appearance outside the registry: every table and chart uses this order."""
+    rank = {family: position for position, family in enumerate(FAMILY_LABELS)}
+    names = list(registry)
+    seen = ordered(modes)
+    return sorted(seen, key=lambda m: (rank[family_of(m, registry)],
+                                       names.index(m) if m in registry else len(names) + seen.index(m)))
 
 
 def main_concurrency(figures: Sequence[FoldedCell], scenario: str) -> int | None:
@@ -125,7 +154,8 @@ def strategy_pairs(figures: Sequence[FoldedCell]) -> list[StrategyPair]:
         if f.db_strategy:
             by_key.setdefault((f.base_scenario or f.scenario, f.mode, f.concurrency), {})[f.db_strategy] = f
     pairs = []
-    for (scenario, mode, users), cells in by_key.items():
+    rank = {mode: position for position, mode in enumerate(by_family(mode for _, mode, _ in by_key))}
+    for (scenario, mode, users), cells in sorted(by_key.items(), key=lambda item: rank[item[0][1]]):
         if "reuse" not in cells or "per-request" not in cells:
             continue
         reuse = cells["reuse"].throughput_rps if cells["reuse"].ok else None
@@ -184,31 +214,38 @@ class _Checks:
                                       generator_bound=a_bound or b_bound, bound=bound, users=fa.concurrency))
 
 
-def speed_checks(figures: Sequence[FoldedCell], references: References | None = None) -> list[SpeedCheck]:
-    """The ratios the hand-written servers are held to, each measured within this run."""
+def speed_checks(figures: Sequence[FoldedCell], references: References | None = None,
+                 registry: Mapping[str, Mode] = MODES) -> list[SpeedCheck]:
+    """The ratios the registry's modes are held to (``Mode.targets``), each measured within this run: against
+    other modes first, then against the machine's fork rate and the minimal fork loop, then connection reuse."""
     refs = references or References()
     c = _Checks(figures)
-    c.add("prefork / gunicorn-sync, new connection per request", ("prefork", "plaintext/close"), 3.0,
-          b=("gunicorn-sync", "plaintext/close"))
-    c.add("prefork / uvicorn, keep-alive", ("prefork", "plaintext"), 1.0, b=("uvicorn", "plaintext"))
+    targets = [(name, t) for name, mode in registry.items() for t in mode.targets]
+    for name, t in targets:
+        if t.against not in (FORK_RATE, FORK_LOOP):
+            c.add(t.check, (name, t.scenario), t.ratio, b=(t.against, t.scenario))
     fork, loop = refs.fork_rate, refs.fork_loop_rate
     if fork:
-        c.add("fork (new connection per request) / fork()+_exit+waitpid of a bare process",
-              ("fork", "plaintext/close"), 0.8, b_rate=fork)
+        for name, t in targets:
+            if t.against == FORK_RATE:
+                c.add(t.check, (name, t.scenario), t.ratio, b_rate=fork)
         if loop:
-            # Not a check of ours: how close the least any Python fork server can do comes to that target.
+            # Not a check of ours: how close the least any Python fork server can do comes to that rate.
             c.checks.append(SpeedCheck(check="minimal Python fork loop (canned reply) / fork()+_exit+waitpid",
                                        a=loop, b=fork, ratio=loop / fork, target=0.0, met=None,
                                        users=refs.fork_loop_connections))
-        c.add("cgi / fork()+_exit+waitpid of a bare process", ("cgi", "plaintext/close"), 0.0, b_rate=fork)
     if loop:
-        c.add("fork / minimal Python fork loop (canned reply)", ("fork", "plaintext/close"), 0.0, b_rate=loop)
+        for name, t in targets:
+            if t.against == FORK_LOOP:
+                c.add(t.check, (name, t.scenario), t.ratio, b_rate=loop)
     for pair in strategy_pairs(figures):
-        if pair.ratio is not None and pair.reuse and pair.per_request and pair.mode == "prefork":
-            target = 10.0 if pair.backend == "postgresql" else 0.0
-            c.checks.append(SpeedCheck(check=f"{pair.scenario} ({pair.backend}) reuse / per-request, prefork",
-                                       a=pair.reuse, b=pair.per_request, ratio=pair.ratio, target=target,
-                                       met=pair.ratio >= target, users=pair.users))
+        reuse_targets = dict(registry[pair.mode].reuse_targets) if pair.mode in registry else {}
+        if pair.ratio is None or not pair.reuse or not pair.per_request or not reuse_targets:
+            continue
+        target = reuse_targets.get(pair.backend or "", 0.0)
+        c.checks.append(SpeedCheck(check=f"{pair.scenario} ({pair.backend}) reuse / per-request, {pair.mode}",
+                                   a=pair.reuse, b=pair.per_request, ratio=pair.ratio, target=target,
+                                   met=pair.ratio >= target, users=pair.users))
     return c.checks
 
 
@@ -232,16 +269,15 @@ def knee(points: Sequence[OpenLoopRecord]) -> float | None:
 
 
 def knees(points: Sequence[OpenLoopRecord]) -> dict[str, float | None]:
-    return {mode: knee([p for p in points if p.mode == mode]) for mode in ordered(p.mode for p in points)}
+    return {mode: knee([p for p in points if p.mode == mode]) for mode in by_family(p.mode for p in points)}
 
 
 def reference_lines(refs: References) -> tuple[ReferenceLine, ...]:
-    # The two rates are close, so their labels go to opposite sides of the panel.
     lines = []
     if refs.fork_rate is not None:
-        lines.append(ReferenceLine(label="fork()+exit+wait", rate=refs.fork_rate, style="--", side="left"))
+        lines.append(ReferenceLine(label="fork()+exit+wait", rate=refs.fork_rate, style="--"))
     if refs.fork_loop_rate is not None:
-        lines.append(ReferenceLine(label="minimal fork loop", rate=refs.fork_loop_rate, style=":", side="right"))
+        lines.append(ReferenceLine(label="minimal fork loop", rate=refs.fork_loop_rate, style=":"))
     return tuple(lines)
 
 

@@ -9,7 +9,7 @@ from scripts.records import CellRecord, OpenLoopRecord
 
 
 def cell_line(record: CellRecord) -> str:
-    head = f"{record.mode:<14} {record.scenario:<22} c={record.concurrency!s:<4} r{record.repeat}"
+    head = f"{record.mode:<16} {record.scenario:<22} c={record.concurrency!s:<4} r{record.repeat}"
     if not record.ok:
         return f"{head} [red]FAILED[/red] {record.error}"
     lat, gen = record.latency_ms, record.generator_cpu
@@ -20,7 +20,7 @@ def cell_line(record: CellRecord) -> str:
 
 def ladder_line(record: OpenLoopRecord) -> str:
     lat = record.latency_ms
-    return (f"open loop {record.mode:<14} offered {record.offered_rate or 0:>8,.0f}/s  achieved "
+    return (f"open loop {record.mode:<16} offered {record.offered_rate or 0:>8,.0f}/s  achieved "
             f"{record.achieved_rate or 0:>8,.0f}/s  p50 {lat.get('p50', 0):.2f} ms  p99 {lat.get('p99', 0):.2f} ms")
 
 

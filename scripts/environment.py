@@ -11,9 +11,15 @@ from typing import Any
 
 from scripts.cpus import format_cpus
 from scripts.plan import Plan
+from servers import MODES
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("locust", "gunicorn", "uvicorn", "starlette", "httptools", "uvloop", "psutil", "psycopg", "matplotlib")
+# The harness's and the apps' packages; each mode adds the server packages it runs (Mode.packages).
+PACKAGES = ("locust", "starlette", "httptools", "uvloop", "psutil", "psycopg", "matplotlib")
+
+
+def packages() -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*(pkg for mode in MODES.values() for pkg in mode.packages), *PACKAGES]))
 
 
 def cpu_model() -> str | None:
@@ -28,7 +34,7 @@ def cpu_model() -> str | None:
 
 def package_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
-    for pkg in PACKAGES:
+    for pkg in packages():
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

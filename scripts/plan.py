@@ -10,7 +10,7 @@ import argparse
 import datetime as dt
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from loadtests.scenarios import SCENARIOS
 from scripts import generators, wrk
 from scripts.cpus import available, default_cpus, format_cpus, parse_cpus
 from scripts.generators import GENERATORS, Generator
-from servers import MODES, Mode
+from servers import MODES, Mode, mode_sets
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -196,6 +196,18 @@ def _names(kind: str, valid: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
+def _modes(registry: dict[str, Mode]) -> Callable[[str], tuple[str, ...]]:
+    """Mode names and named sets (all, wsgi, asgi, default), mixed freely; each mode once, in family order."""
+    sets = mode_sets(registry)
+    names = _names("mode or mode set", [*sets, *registry])
+
+    def parse(value: str) -> tuple[str, ...]:
+        chosen = {mode for name in names(value) for mode in sets.get(name, (name,))}
+        return tuple(m for m in sets["all"] if m in chosen)
+
+    return parse
+
+
 def _ints(value: str) -> tuple[int, ...]:
     try:
         levels = tuple(int(v) for v in value.split(",") if v.strip())
@@ -212,8 +224,10 @@ def _join(values: Sequence[object]) -> str:
 
 def _add_matrix_options(p: argparse.ArgumentParser, registry: dict[str, Mode]) -> None:
     scenarios = list(SCENARIOS)
-    p.add_argument("--modes", type=_names("mode", list(registry)),
-                   help=f"comma-separated; default all: {','.join(registry)}")
+    sets = mode_sets(registry)
+    p.add_argument("--modes", type=_modes(registry),
+                   help="comma-separated modes and sets of modes: " + "; ".join(
+                       f"{name} = {','.join(modes)}" for name, modes in sets.items()) + " (default: default)")
     p.add_argument("--scenarios", type=_names("scenario", scenarios),
                    help=f"comma-separated; default all: {','.join(SCENARIOS)}")
     p.add_argument("--concurrency", type=_ints,
@@ -232,6 +246,8 @@ def _add_matrix_options(p: argparse.ArgumentParser, registry: dict[str, Mode]) -
     p.add_argument("--duration", type=int, help=f"seconds of measured load per cell (default {DEFAULT_DURATION})")
     p.add_argument("--warmup", type=float, help=f"seconds of warm-up per cell (default {DEFAULT_WARMUP})")
     p.add_argument("--workers", type=int, default=2, help="workers for every pool-based mode (default %(default)s)")
+    p.add_argument("--threads", type=int, help="threads per worker for every threaded mode "
+                   "(default: each mode's own, 8 for gunicorn-gthread and waitress)")
     p.add_argument("--quick", action="store_true",
                    help=f"a short run of every mode and scenario: {QUICK_DURATION}s per cell, no sweep")
 
@@ -277,12 +293,16 @@ def build_parser(registry: dict[str, Mode], gens: dict[str, Generator] | None = 
 
 def print_list(registry: dict[str, Mode], gens: dict[str, Generator]) -> None:
     for name, mode in registry.items():
-        print(f"mode      {name:<14} {mode.interface}  {mode.summary}")
+        print(f"mode      {name:<16} {mode.family:<12} {mode.summary}")
+        if mode.defaults:
+            print(f"{'':<30} settings: {mode.defaults}")
     for name, scenario in SCENARIOS.items():
-        print(f"scenario  {name:<14} {scenario.summary}")
+        print(f"scenario  {name:<16} {scenario.summary}")
     for name, gen in gens.items():
         state = "" if gen.available() else f"  [not available: {gen.install_hint}]"
-        print(f"generator {name:<14} {gen.summary}{state}")
+        print(f"generator {name:<16} {gen.summary}{state}")
+    for name, modes in mode_sets(registry).items():
+        print(f"mode set  {name:<16} {','.join(modes)}")
 
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace, gens: dict[str, Generator]) -> None:
@@ -292,7 +312,7 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace, gens: dict
     if args.db_url and not args.db_url.startswith(("postgresql://", "postgres://")):
         parser.error(f"--db-url must be a postgresql:// URL, got {args.db_url.split('@')[-1]!r}")
     for option, value, least in (("--workers", args.workers, 1), ("--duration", args.duration, 1),
-                                 ("--repeats", args.repeats, 1)):
+                                 ("--repeats", args.repeats, 1), ("--threads", args.threads, 1)):
         if value is not None and value < least:
             parser.error(f"{option} must be at least {least}")
     chosen = gens.get(args.generator)
@@ -320,8 +340,10 @@ def _plan(args: argparse.Namespace, registry: dict[str, Mode], gens: dict[str, G
     close = () if args.no_close else (args.close_scenarios or (() if quick else DEFAULT_CLOSE_SCENARIOS))
     sweep = () if (args.no_sweep or (quick and args.sweep is None)) else (args.sweep or DEFAULT_SWEEP)
     rates = tuple(float(r) for r in args.open_loop_rates) if args.open_loop_rates else OPEN_LOOP_RATES
+    if args.threads:
+        registry = {name: replace(m, threads=args.threads) if m.threads else m for name, m in registry.items()}
     return Plan(
-        modes=args.modes or tuple(registry), scenarios=scenarios,
+        modes=args.modes or mode_sets(registry)["default"], scenarios=scenarios,
         concurrency=args.concurrency or (QUICK_CONCURRENCY if quick else DEFAULT_CONCURRENCY),
         sweep_scenarios=sweep, sweep_levels=args.sweep_levels or DEFAULT_SWEEP_LEVELS,
         duration=args.duration or (QUICK_DURATION if quick else DEFAULT_DURATION),

@@ -6,8 +6,9 @@ reference lines) comes computed. They build figures directly instead of through 
 figure registry to leak into and no interactive backend to pick; saving uses the Agg renderer. Only
 :func:`write_charts` touches the filesystem.
 
-Figures are expected in plan order: that order decides the order of scenarios (subplots) and modes (bars, lines).
-A mode keeps its colour in every figure, and the modes that ship with workerbench keep it across runs too.
+Scenarios (subplots) come in plan order; modes (bars, lines, legends) in family order (hand-written, WSGI servers,
+ASGI servers), registry order within a family, whatever order the run measured them in. A mode's colour follows from
+its family and its place in that family, so it is the same in every figure and every run.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullLocator
 
-from scripts.analysis import AnalysedRun, ordered
+from scripts.analysis import FAMILY_LABELS, AnalysedRun, by_family, family_of, family_slot
 from scripts.files import write_atomic
 from scripts.formatting import format_rps
 from scripts.records import Flag, OpenLoopRecord
@@ -32,31 +34,46 @@ from scripts.stats import FoldedCell
 
 DPI = 110
 MAX_COLUMNS = 4
+MAX_WIDTH_IN = 22.0  # a figure wider than this gets fewer columns and more rows
 DRAWN_PERCENTILES = ("p50", "p90", "p99")
+LOG_LATENCY_RANGE = 10.0  # a latency panel whose highest bar passes this multiple of its median goes log scale
 # Percentiles share their mode's colour and differ in strength, so a group still reads as "this mode".
 _PERCENTILE_ALPHA = {"p50": 0.45, "p90": 0.72, "p99": 1.0}
-# matplotlib's tab10, spelled out so that colours do not depend on the user's rc settings.
-_PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-)  # fmt: skip
-_KNOWN_MODE_COLORS = {"fork": _PALETTE[0], "prefork": _PALETTE[1], "gunicorn-sync": _PALETTE[2], "uvicorn": _PALETTE[3]}
+# A family is a range of hues, so a reader sees the family before the mode: warm for this project's servers,
+# greens for the WSGI servers, blues and purples for the ASGI servers, greys for modes outside the registry.
+# Spelled out (matplotlib's tab10 and tab20 among them) so that colours do not depend on the user's rc settings;
+# past a family's last colour they repeat, with the family's marker still telling modes apart on lines.
+_FAMILY_PALETTES: dict[str, tuple[str, ...]] = {
+    "hand-written": ("#8c564b", "#d62728", "#ff7f0e", "#e377c2"),
+    "wsgi": ("#2ca02c", "#bcbd22", "#17becf", "#0b6e4f", "#98df8a"),
+    "asgi": ("#1f77b4", "#9467bd", "#6baed6", "#393b79", "#c5b0d5"),
+    "other": ("#7f7f7f", "#4d4d4d", "#b0b0b0", "#262626"),
+}
+_FAMILY_MARKERS = {"hand-written": "o", "wsgi": "s", "asgi": "^", "other": "D"}
 _NOTE_COLOR = "dimgray"
-_LEGEND_ENTRY_WIDTH_IN = 1.6  # fits a name as long as "gunicorn-sync" at the default font size
+_LEGEND_ENTRY_WIDTH_IN = 1.75  # fits a name as long as "gunicorn-uvicorn" at the default font size
+_LEGEND_ROW_IN = 0.3
+_FAMILY_GAP = 0.6  # extra space between two families' bars, in bar widths
 
 
 # data -----------------------------------------------------------------------
 
 
 def mode_colors(modes: Sequence[str]) -> dict[str, str]:
-    """A colour per mode. Known modes have fixed colours so runs over different subsets of modes compare at a
-    glance; other modes prefer colours no known mode uses, and only past ten modes do colours repeat."""
-    colors = {mode: _KNOWN_MODE_COLORS[mode] for mode in modes if mode in _KNOWN_MODE_COLORS}
-    reserved = set(_KNOWN_MODE_COLORS.values())
-    spare = [c for c in _PALETTE if c not in reserved] + [c for c in _PALETTE if c in reserved - set(colors.values())]
-    unknown = [mode for mode in modes if mode not in colors]
-    for position, mode in enumerate(unknown):
-        colors[mode] = spare[position % len(spare)]
-    return {mode: colors[mode] for mode in modes}
+    """A colour per mode, from its family's palette at its place in the family (registered modes) or at its place
+    among the unregistered ones here (other modes)."""
+    others = [mode for mode in modes if family_of(mode) == "other"]
+    colors = {}
+    for mode in modes:
+        family = family_of(mode)
+        palette = _FAMILY_PALETTES[family]
+        slot = others.index(mode) if family == "other" else family_slot(mode)
+        colors[mode] = palette[slot % len(palette)]
+    return colors
+
+
+def mode_marker(mode: str) -> str:
+    return _FAMILY_MARKERS[family_of(mode)]
 
 
 def _throughput(figure: FoldedCell | None) -> float | None:
@@ -75,20 +92,22 @@ def _gap_label(figure: FoldedCell | None) -> str:
 
 
 def _colors(run: AnalysedRun) -> dict[str, str]:
-    return mode_colors(run.modes)
+    return mode_colors(by_family([*run.modes, *(p.mode for p in run.openloop)]))
 
 
 # layout ---------------------------------------------------------------------
 
 
-def _grid(panels: int) -> tuple[int, int]:
-    columns = min(MAX_COLUMNS, max(panels, 1))
+def _grid(panels: int, panel_width: float = 0.0) -> tuple[int, int]:
+    # Wide panels (many modes) take fewer columns, so the figure stays readable on a screen without zooming.
+    fit = max(1, int(MAX_WIDTH_IN // panel_width)) if panel_width else MAX_COLUMNS
+    columns = min(MAX_COLUMNS, fit, max(panels, 1))
     return max(1, math.ceil(panels / columns)), columns
 
 
 def _figure(panels: int, panel_size: tuple[float, float]) -> tuple[Figure, list[Axes]]:
-    rows, columns = _grid(panels)
     width, height = panel_size
+    rows, columns = _grid(panels, width)
     figure = Figure(figsize=(columns * width, rows * height), layout="constrained")
     axes = [figure.add_subplot(rows, columns, position + 1) for position in range(panels)]
     return figure, axes
@@ -101,12 +120,41 @@ def _empty_figure(message: str) -> Figure:
 
 
 def _bar_panel_width(modes: int, per_mode: float) -> float:
-    return max(3.6, 1.2 + per_mode * modes)
+    # The family gaps take up to two more bars' room.
+    return max(3.6, 1.2 + per_mode * (modes + (2 * _FAMILY_GAP if modes > 5 else 0)))
 
 
-def _mode_ticks(ax: Axes, modes: Sequence[str]) -> None:
-    # Slanted labels keep long names such as "gunicorn-sync" from running into each other.
-    ax.set_xticks(range(len(modes)), labels=[str(m) for m in modes], rotation=25, ha="right", rotation_mode="anchor")
+def _positions(modes: Sequence[str]) -> list[float]:
+    """Bar positions: one apart within a family, with a gap where the family changes."""
+    positions, x, previous = [], 0.0, None
+    for mode in modes:
+        family = family_of(mode)
+        if previous is not None and family != previous:
+            x += _FAMILY_GAP
+        positions.append(x)
+        x += 1.0
+        previous = family
+    return positions
+
+
+def _mode_ticks(ax: Axes, modes: Sequence[str], positions: Sequence[float] | None = None) -> None:
+    """Mode names under the bars, and each family named over its group with a thin rule between groups."""
+    xs = list(positions) if positions is not None else _positions(modes)
+    # Slanted labels keep long names such as "gunicorn-uvicorn" from running into each other.
+    ax.set_xticks(xs, labels=[str(m) for m in modes], rotation=30, ha="right", rotation_mode="anchor")
+    families = [family_of(m) for m in modes]
+    if len(set(families)) < 2:
+        return
+    start = 0
+    for i in range(1, len(modes) + 1):
+        if i < len(modes) and families[i] == families[start]:
+            continue
+        middle = (xs[start] + xs[i - 1]) / 2
+        ax.text(middle, 0.985, FAMILY_LABELS[families[start]], transform=ax.get_xaxis_transform(), ha="center",
+                va="top", fontsize=8, color=_NOTE_COLOR, fontstyle="italic")
+        if i < len(modes):
+            ax.axvline((xs[i - 1] + xs[i]) / 2, color=_NOTE_COLOR, linewidth=0.6, linestyle=":", alpha=0.7)
+        start = i
 
 
 def _note_gap(ax: Axes, x: float, label: str) -> None:
@@ -156,20 +204,22 @@ def _throughput_panel(ax: Axes, run: AnalysedRun, scenario: str) -> None:
     cells = [run.figure(mode, scenario, level) for mode in modes]
     values = [_throughput(cell) for cell in cells]
     bound = [_generator_bound(cell) for cell in cells]
-    bars = ax.bar(range(len(modes)), [v or 0.0 for v in values], color=[_colors(run)[m] for m in modes], width=0.7,
+    xs = _positions(modes)
+    bars = ax.bar(xs, [v or 0.0 for v in values], color=[_colors(run)[m] for m in modes], width=0.7,
                   hatch=["xx" if b else "" for b in bound], edgecolor=["black" if b else "none" for b in bound])
     low, high = _ci_errors(cells, values)
-    ax.errorbar(range(len(modes)), [v or 0.0 for v in values], yerr=[low, high], fmt="none", ecolor="black",
+    ax.errorbar(xs, [v or 0.0 for v in values], yerr=[low, high], fmt="none", ecolor="black",
                 capsize=3, linewidth=0.8)
     ax.bar_label(bars, labels=["" if v is None else format_rps(v) + ("\ngenerator-bound" if b else "")
                                for v, b in zip(values, bound, strict=True)], padding=2, fontsize=7)
-    for x, (cell, value) in enumerate(zip(cells, values, strict=True)):
+    for x, cell, value in zip(xs, cells, values, strict=True):
         if value is None:
             _note_gap(ax, x, _gap_label(cell))
     ax.set_title(f"{scenario}\nThroughput (requests/s){_at(level)}", fontsize=10)
-    _mode_ticks(ax, modes)
+    _mode_ticks(ax, modes, xs)
     ax.yaxis.set_major_formatter(FuncFormatter(_rps_axis_formatter))
-    _finish_value_axis(ax, values)
+    # Room over the tallest bar for its label and, above that, the family names.
+    _finish_value_axis(ax, values, headroom=1.3)
 
 
 def _generator_bound(figure: FoldedCell | None) -> bool:
@@ -197,7 +247,7 @@ def throughput_figure(run: AnalysedRun) -> Figure:
     """
     if not run.scenarios:
         return _empty_figure("no cells to plot")
-    width = _bar_panel_width(max(len(run.modes_in(s)) for s in run.scenarios), per_mode=0.75)
+    width = _bar_panel_width(max(len(run.modes_in(s)) for s in run.scenarios), per_mode=0.65)
     figure, axes = _figure(len(run.scenarios), (width, 3.8))
     for ax, scenario in zip(axes, run.scenarios, strict=True):
         _throughput_panel(ax, run, scenario)
@@ -213,11 +263,12 @@ def _latency_panel(ax: Axes, run: AnalysedRun, scenario: str) -> None:
     cells = [run.figure(mode, scenario, level) for mode in modes]
     colors = [_colors(run)[m] for m in modes]
     width = 0.8 / len(DRAWN_PERCENTILES)
+    xs = _positions(modes)
     measured: list[float | None] = []
     for offset, percentile in enumerate(DRAWN_PERCENTILES):
         values = [_latency(cell, percentile) for cell in cells]
         measured += values
-        positions = [x + (offset - (len(DRAWN_PERCENTILES) - 1) / 2) * width for x in range(len(modes))]
+        positions = [x + (offset - (len(DRAWN_PERCENTILES) - 1) / 2) * width for x in xs]
         ax.bar(
             positions,
             [v or 0.0 for v in values],
@@ -227,13 +278,22 @@ def _latency_panel(ax: Axes, run: AnalysedRun, scenario: str) -> None:
             edgecolor=colors,
             linewidth=0.8,
         )
-    for x, cell in enumerate(cells):
+    for x, cell in zip(xs, cells, strict=True):
         if all(_latency(cell, p) is None for p in DRAWN_PERCENTILES):
             _note_gap(ax, x, _gap_label(cell))
     ax.set_title(f"{scenario}\nLatency{_at(level)}", fontsize=10)
+    _mode_ticks(ax, modes, xs)
+    positive = sorted(v for v in measured if v is not None and v > 0)
+    if positive and positive[-1] > LOG_LATENCY_RANGE * positive[len(positive) // 2]:
+        # One mode far slower than the rest (fork's hundreds of ms, cgi's seconds) would flatten every other bar.
+        ax.set_yscale("log")
+        ax.set_ylabel("latency (ms, log scale)")
+        ax.set_ylim(positive[0] / 2, positive[-1] * 4)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+        return
     ax.set_ylabel("latency (ms)")
-    _mode_ticks(ax, modes)
-    _finish_value_axis(ax, measured, headroom=1.05)
+    _finish_value_axis(ax, measured, headroom=1.15 if len({family_of(m) for m in modes}) > 1 else 1.05)
 
 
 def _percentile_legend(figure: Figure) -> None:
@@ -248,7 +308,7 @@ def latency_figure(run: AnalysedRun) -> Figure:
     """One grouped bar chart per scenario: p50, p90 and p99 of each mode at the scenario's primary concurrency."""
     if not run.scenarios:
         return _empty_figure("no cells to plot")
-    width = _bar_panel_width(max(len(run.modes_in(s)) for s in run.scenarios), per_mode=0.85)
+    width = _bar_panel_width(max(len(run.modes_in(s)) for s in run.scenarios), per_mode=0.72)
     figure, axes = _figure(len(run.scenarios), (width, 3.8))
     for ax, scenario in zip(axes, run.scenarios, strict=True):
         _latency_panel(ax, run, scenario)
@@ -270,14 +330,17 @@ def _concurrency_panel(ax: Axes, run: AnalysedRun, scenario: str, metric: str = 
         values = [_throughput(cell) if metric == "throughput" else _latency(cell, "p99") for cell in cells]
         measured += values
         ax.plot(
-            levels, [math.nan if v is None else v for v in values], marker="o", color=_colors(run)[mode], label=mode
+            levels, [math.nan if v is None else v for v in values], marker=mode_marker(mode), markersize=5,
+            color=_colors(run)[mode], label=mode
         )
         failed_at = [level for level, cell in zip(levels, cells, strict=True) if cell is not None and not cell.ok]
         if failed_at:
             any_failed = True
+            # At the foot of the axes, not at y=0: on the log-scale p99 panel, 0 is minus infinity.
             ax.plot(
                 failed_at,
                 [0] * len(failed_at),
+                transform=ax.get_xaxis_transform(),
                 linestyle="none",
                 marker="x",
                 markersize=8,
@@ -309,15 +372,45 @@ def _legend_columns(figure: Figure, entries: int) -> int:
     return max(1, min(entries, int(figure.get_figwidth() // _LEGEND_ENTRY_WIDTH_IN)))
 
 
+def _family_legend(figure: Figure, modes: Sequence[str], colors: dict[str, str],
+                   extra: Sequence[Line2D] = (), marker: bool = True) -> None:
+    """A legend with one column per family, headed by the family's name, so 11 modes read as three groups."""
+    groups: dict[str, list[str]] = {}
+    for mode in by_family(modes):
+        groups.setdefault(family_of(mode), []).append(mode)
+    columns: list[list[tuple[Artist, str]]] = []
+    for family, members in groups.items():
+        column: list[tuple[Artist, str]] = [(_blank(), FAMILY_LABELS[family])] if len(groups) > 1 else []
+        column += [(Line2D([], [], color=colors[m], marker=mode_marker(m) if marker else None,
+                           linewidth=2 if not marker else None), m) for m in members]
+        columns.append(column)
+    if extra:
+        columns.append([(_blank(), "")] * (len(groups) > 1) + [(h, str(h.get_label())) for h in extra])
+    if len(groups) == 1:  # no families to tell apart: wrap the one column to the figure's width
+        flat = [entry for column in columns for entry in column]
+        figure.legend(handles=[h for h, _ in flat], labels=[label for _, label in flat], loc="outside upper center",
+                      ncols=_legend_columns(figure, len(flat)), frameon=False)
+        return
+    rows = max(len(column) for column in columns)
+    # Constrained layout makes room for a legend outside the axes only out of the figure's height: add its rows.
+    figure.set_figheight(figure.get_figheight() + _LEGEND_ROW_IN * rows)
+    # matplotlib fills a legend column by column: pad each family to the same height so each keeps its column.
+    flat = [entry for column in columns for entry in column + [(_blank(), "")] * (rows - len(column))]
+    legend = figure.legend(handles=[h for h, _ in flat], labels=[label for _, label in flat],
+                           loc="outside upper center", ncols=len(columns), frameon=False)
+    headers = set(FAMILY_LABELS.values())
+    for text in legend.get_texts():
+        if text.get_text() in headers:
+            text.set_fontweight("bold")
+
+
+def _blank() -> Artist:
+    return Patch(visible=False)
+
+
 def _mode_legend(figure: Figure, run: AnalysedRun, modes: Sequence[str], show_failed: bool) -> None:
-    handles: list[Line2D] = [Line2D([], [], color=_colors(run)[mode], marker="o", label=str(mode)) for mode in modes]
-    if show_failed:
-        handles.append(
-            Line2D([], [], color=_NOTE_COLOR, marker="x", markeredgewidth=2, linestyle="none", label="failed")
-        )
-    figure.legend(
-        handles=handles, loc="outside upper center", ncols=_legend_columns(figure, len(handles)), frameon=False
-    )
+    failed = [Line2D([], [], color=_NOTE_COLOR, marker="x", markeredgewidth=2, linestyle="none", label="failed")]
+    _family_legend(figure, modes, _colors(run), extra=failed if show_failed else ())
 
 
 def concurrency_figure(run: AnalysedRun) -> Figure | None:
@@ -350,7 +443,7 @@ def db_strategy_figure(run: AnalysedRun) -> Figure | None:
     figure, axes = _figure(len(scenarios), (width, 3.8))
     for ax, (scenario, users) in zip(axes, scenarios, strict=True):
         rows = [p for p in pairs if p.scenario == scenario and p.users == users]
-        xs = range(len(rows))
+        xs = _positions([p.mode for p in rows])
         for offset, values, hatch, label in ((-0.2, [p.reuse for p in rows], "", "reuse"),
                                              (0.2, [p.per_request for p in rows], "//", "per-request")):
             bars = ax.bar([x + offset for x in xs], [v or 0.0 for v in values], width=0.38, hatch=hatch,
@@ -358,13 +451,14 @@ def db_strategy_figure(run: AnalysedRun) -> Figure | None:
             ax.bar_label(bars, labels=["" if v is None else format_rps(v) for v in values], padding=2, fontsize=7)
         for x, p in zip(xs, rows, strict=True):
             if p.ratio is not None:
-                ax.annotate(f"{p.ratio:.1f}x", (x, 0), xytext=(0, -28), textcoords="offset points",
-                            ha="center", fontsize=8, fontweight="bold")
-        ax.set_title(f"{scenario} ({rows[0].backend or ''}){_at(users)}\nreuse (plain) vs per-request (hatched)",
-                     fontsize=10)
-        _mode_ticks(ax, [p.mode for p in rows])
+                # Over the pair, above its value labels: under the axis it would run into the slanted mode names.
+                ax.annotate(f"{p.ratio:.1f}x", (x, max(p.reuse or 0.0, p.per_request or 0.0)), xytext=(0, 13),
+                            textcoords="offset points", ha="center", va="bottom", fontsize=8, fontweight="bold")
+        ax.set_title(f"{scenario} ({rows[0].backend or ''}){_at(users)}\n"
+                     "reuse (plain) vs per-request (hatched); in bold, reuse / per-request", fontsize=10)
+        _mode_ticks(ax, [p.mode for p in rows], xs)
         ax.yaxis.set_major_formatter(FuncFormatter(_rps_axis_formatter))
-        _finish_value_axis(ax, [p.reuse for p in rows] + [p.per_request for p in rows])
+        _finish_value_axis(ax, [p.reuse for p in rows] + [p.per_request for p in rows], headroom=1.45)
     return figure
 
 
@@ -383,35 +477,54 @@ def _resource_rows(run: AnalysedRun) -> list[tuple[str, str, float | None, float
     return rows
 
 
+_RESOURCE_METRICS = ((2, "CPU ms per request (log scale)"), (3, "memory, mean PSS (MB)"))
+_RESOURCE_BAR_IN = 0.2  # inches per bar: thin, as there are modes x scenarios of them
+
+
+def _resource_panel(ax: Axes, run: AnalysedRun, rows: Sequence[tuple[str, str, float | None, float | None]],
+                    scenarios: Sequence[str], index: int, label: str) -> None:
+    modes = run.modes
+    width = 0.8 / max(1, len(modes))
+    for m, mode in enumerate(modes):
+        xs, ys = [], []
+        for x, scenario in enumerate(scenarios):
+            for row in rows:
+                value = row[index]
+                if row[0] == scenario and row[1] == mode and isinstance(value, float | int):
+                    xs.append(x + (m - (len(modes) - 1) / 2) * width)
+                    ys.append(value)
+        ax.bar(xs, ys, width=width, color=_colors(run)[mode])
+    ax.set_xticks(range(len(scenarios)), labels=[str(s) for s in scenarios])
+    ax.set_ylabel(label, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    if index == 2:
+        ax.set_yscale("log")
+
+
 def resources_figure(run: AnalysedRun) -> Figure | None:
-    """CPU time per request and memory per mode, for every scenario at its main concurrency."""
+    """CPU time per request and memory per mode, for every scenario at its main concurrency: a pair of panels
+    (CPU over memory) per group of scenarios, as many scenarios to a group as fit the width."""
     rows = _resource_rows(run)
     if not rows:
         return None
     scenarios = list(dict.fromkeys(r[0] for r in rows))
-    modes = run.modes
-    figure = Figure(figsize=(max(7.0, 1.1 * len(scenarios) * max(1, len(modes)) * 0.45 + 2), 7.2),
+    per_scenario = _RESOURCE_BAR_IN * max(1, len(run.modes)) + 0.5
+    fit = max(1, min(len(scenarios), int((MAX_WIDTH_IN - 1.5) // per_scenario)))
+    per_group = math.ceil(len(scenarios) / math.ceil(len(scenarios) / fit))  # groups of even size: 4 + 4, not 7 + 1
+    groups = [scenarios[i:i + per_group] for i in range(0, len(scenarios), per_group)]
+    figure = Figure(figsize=(max(7.0, per_group * per_scenario + 1.5), 3.0 * 2 * len(groups) + 0.8),
                     layout="constrained")
-    axes = figure.subplots(2, 1)
-    width = 0.8 / max(1, len(modes))
-    for panel, (ax, index, label) in enumerate(
-            ((axes[0], 2, "CPU ms per request (log scale)"), (axes[1], 3, "memory, mean PSS of all processes (MB)"))):
-        for m, mode in enumerate(modes):
-            xs, ys = [], []
-            for x, scenario in enumerate(scenarios):
-                for row in rows:
-                    value = row[index]
-                    if row[0] == scenario and row[1] == mode and isinstance(value, float | int):
-                        xs.append(x + (m - (len(modes) - 1) / 2) * width)
-                        ys.append(value)
-            ax.bar(xs, ys, width=width, color=_colors(run)[mode], label=str(mode) if panel == 0 else None)
-        ax.set_xticks(range(len(scenarios)), labels=[str(s) for s in scenarios], rotation=20, ha="right")
-        ax.set_ylabel(label)
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_axisbelow(True)
-        if index == 2:
-            ax.set_yscale("log")
-    figure.legend(loc="outside upper center", ncols=min(len(modes), 6), frameon=False)
+    axes = figure.subplots(2 * len(groups), 1, squeeze=False)[:, 0]
+    for g, group in enumerate(groups):
+        for m, (index, label) in enumerate(_RESOURCE_METRICS):
+            _resource_panel(axes[2 * g + m], run, rows, group, index, label)
+            axes[2 * g + m].set_xlim(-0.5, per_group - 0.5)  # the same bar width in every group
+    for m in range(len(_RESOURCE_METRICS)):  # and the same scale, so groups compare
+        limits = [axes[2 * g + m].get_ylim() for g in range(len(groups))]
+        for g in range(len(groups)):
+            axes[2 * g + m].set_ylim(min(lo for lo, _ in limits), max(hi for _, hi in limits))
+    _family_legend(figure, run.modes, _colors(run), marker=False)
     return figure
 
 
@@ -421,7 +534,7 @@ def resources_figure(run: AnalysedRun) -> Figure | None:
 def _openloop_lines(ax: Axes, run: AnalysedRun, mine: Sequence[OpenLoopRecord], key: str, color: str) -> None:
     xs = [p.offered_rate or math.nan for p in mine]
     ys = [p.latency_ms.get(key, math.nan) for p in mine]
-    ax.plot(xs, ys, marker="o", color=color, label=mine[0].mode)
+    ax.plot(xs, ys, marker=mode_marker(mine[0].mode), markersize=5, color=color, label=mine[0].mode)
     k = run.knees.get(mine[0].mode)
     if k is not None:
         ax.axvline(k, color=color, linestyle=":", linewidth=0.9)
@@ -435,8 +548,8 @@ def openloop_figure(run: AnalysedRun) -> Figure | None:
     ok = [p for p in run.openloop if p.ok and p.offered_rate]
     if not ok:
         return None
-    modes = ordered(p.mode for p in ok)
-    colors = mode_colors(modes)
+    modes = by_family(p.mode for p in ok)
+    colors = _colors(run)
     figure = Figure(figsize=(11.0, 4.4), layout="constrained")
     axes = figure.subplots(1, 2)
     for ax, key in zip(axes, ("p50", "p99"), strict=True):
@@ -450,22 +563,28 @@ def openloop_figure(run: AnalysedRun) -> Figure | None:
         ax.set_title(f"{key} against offered load" + (" (dashed: uncorrected)" if key == "p99" else "")
                      + "\ndotted line: the mode's knee", fontsize=10)
         ax.grid(alpha=0.3, which="both")
-    handles = [Line2D([], [], color=colors[mode], marker="o", label=str(mode)) for mode in modes]
-    figure.legend(handles=handles, loc="outside upper center", ncols=min(len(modes), 6), frameon=False)
+    _family_legend(figure, modes, colors)
     return figure
+
+
+_LINE_STYLE_NAMES = {"--": "dashed", ":": "dotted", "-.": "dash-dotted", "-": "solid"}
 
 
 def throughput_with_references(run: AnalysedRun) -> Figure:
     """The throughput chart with the machine's fork rates across its new-connection panels."""
     figure = throughput_figure(run)
+    if not run.reference_lines:
+        return figure
+    # Named in the title, not beside the lines: the rates are close together at the foot of a panel whose scale
+    # the fastest modes set, where labels would cover bars and each other.
+    key = "; ".join(f"{_LINE_STYLE_NAMES.get(line.style, line.style)}: {line.label} {format_rps(line.rate)}/s"
+                    for line in run.reference_lines)
     for ax in figure.axes:
         if "/close" not in ax.get_title().split("\n", 1)[0]:
             continue
         for line in run.reference_lines:
             ax.axhline(line.rate, color="black", linestyle=line.style, linewidth=0.9)
-            ax.annotate(f"{line.label}: {format_rps(line.rate)}/s", (0.01 if line.side == "left" else 0.99, line.rate),
-                        xycoords=("axes fraction", "data"), xytext=(0, 3), textcoords="offset points", fontsize=7,
-                        ha=line.side)
+        ax.set_title(f"{ax.get_title()}\n{key}", fontsize=10)
     return figure
 
 

@@ -2,32 +2,57 @@
 
 Every mode is one :class:`Mode` entry in :data:`MODES`. An entry is
 declarative: the interface it serves (WSGI or ASGI) and a function that turns a
-:class:`Launch` (app, address, worker count) into a command line. The harness
-starts that command in a process group of its own and stops the whole group,
-so a mode needs no wrapper class. To add a mode, add one entry.
+:class:`Launch` (app, address, worker and thread count) into a command line. The
+harness starts that command in a process group of its own and stops the whole
+group, so a mode needs no wrapper class, a production server included. To add a
+mode, add one entry: its family (this project's servers, WSGI servers, ASGI
+servers) decides where reports show it, and the named sets of ``--modes``
+(:func:`mode_sets`) take it in by its fields.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 Interface = Literal["wsgi", "asgi"]
+Family = Literal["hand-written", "wsgi", "asgi"]
+# The order families are shown in (charts, tables, --list): this project's servers, then the production
+# servers of each interface.
+FAMILIES: dict[Family, str] = {"hand-written": "hand-written", "wsgi": "WSGI servers", "asgi": "ASGI servers"}
 
 APPS: dict[Interface, str] = {"wsgi": "apps.wsgi:app", "asgi": "apps.asgi:app"}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Launch:
-    """Where and how big one server start is; the same for every mode in a run."""
+    """Where and how big one server start is: the same for every mode in a run, but for the threads (the mode's)."""
 
     app: str
     host: str
     port: int
     workers: int
+    threads: int = 8  # threads per worker, for the modes that have them
     python: str = sys.executable
+
+
+# Machine rates a target can be measured against: the bench measures them in the run when a fork-per-request mode
+# takes part (scripts/reference.py).
+FORK_RATE = "fork-rate"  # fork() + _exit() + waitpid() of a bare process
+FORK_LOOP = "fork-loop"  # the least a Python fork-per-request server can do: accept, fork, read, canned reply
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Target:
+    """A ratio of this mode's requests/s to another mode's (or to a machine rate) in one scenario, checked in every
+    run that measures both; ``ratio`` 0 reports it without holding the mode to a figure."""
+
+    check: str  # how the summary names it
+    scenario: str  # as reports label it: "plaintext", "plaintext/close"
+    against: str  # a mode's name, FORK_RATE or FORK_LOOP
+    ratio: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -46,9 +71,26 @@ class Mode:
     in_sweeps: bool = True
     only_scenarios: tuple[str, ...] = ()  # measured in these scenarios only (empty: all)
     start_s: float = 0.3  # rough start-up and shut-down time, for the run's time estimate only
+    hand_written: bool = False  # this project's own server (servers/), not a production one
+    # In the run without --modes: the process-model comparison. The other modes are in the named sets.
+    in_default_set: bool = True
+    threads: int | None = None  # threads per worker (None: the mode has no thread pool to size)
+    # A statement of fact about a mode's own defaults (keep-alive, backlog, threads), for --list and the README.
+    defaults: str = ""
+    targets: tuple[Target, ...] = ()  # the speed checks this mode is held to
+    packages: tuple[str, ...] = ()  # the distributions it runs, whose versions every run records
+    # Database backends on which the ratio of one connection per worker to one per request is checked for this
+    # mode, with the least ratio (0: reported only).
+    reuse_targets: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def family(self) -> Family:
+        return "hand-written" if self.hand_written else self.interface
 
     def argv(self, *, host: str, port: int, workers: int, python: str = sys.executable) -> list[str]:
-        return self.command(Launch(app=APPS[self.interface], host=host, port=port, workers=workers, python=python))
+        launch = Launch(app=APPS[self.interface], host=host, port=port, workers=workers,
+                        threads=self.threads or 1, python=python)
+        return self.command(launch)
 
 
 def _cgi(l: Launch) -> list[str]:  # noqa: E741
@@ -95,14 +137,79 @@ def _uvicorn(l: Launch) -> list[str]:  # noqa: E741
     ]
 
 
+def _gunicorn(l: Launch, worker_class: str) -> list[str]:  # noqa: E741
+    # gunicorn's own keep-alive default is 2 s; its sync workers ignore it.
+    return [
+        l.python, "-m", "gunicorn", l.app,
+        "--bind", f"{l.host}:{l.port}",
+        "--workers", str(l.workers),
+        "--worker-class", worker_class,
+        "--keep-alive", KEEPALIVE_S,
+        "--log-level", "warning",
+    ]
+
+
+def _gunicorn_gthread(l: Launch) -> list[str]:  # noqa: E741
+    return [*_gunicorn(l, "gthread"), "--threads", str(l.threads)]
+
+
+def _gunicorn_uvicorn(l: Launch) -> list[str]:  # noqa: E741
+    # uvicorn.workers is deprecated in favour of the uvicorn-worker package; the worker takes its keep-alive
+    # from gunicorn's --keep-alive and picks httptools and uvloop itself (loop and http "auto").
+    return _gunicorn(l, "uvicorn_worker.UvicornWorker")
+
+
+def _granian(l: Launch, interface: Interface) -> list[str]:  # noqa: E741
+    # Granian's default interface is rsgi, its own: the interface is always given. An idle keep-alive
+    # connection is closed when its next request's head does not arrive within the header read timeout (30 s
+    # by default, in ms): that timeout is granian's keep-alive, and is set to KEEPALIVE_S.
+    return [
+        l.python, "-m", "granian", l.app,
+        "--interface", interface,
+        "--host", l.host,
+        "--port", str(l.port),
+        "--workers", str(l.workers),
+        "--http", "1",
+        "--http1-header-read-timeout", str(int(KEEPALIVE_S) * 1000),
+        "--no-access-log",
+        "--log-level", "warning",
+    ]
+
+
+def _hypercorn(l: Launch) -> list[str]:  # noqa: E741
+    # No --access-logfile: hypercorn then writes no access log.
+    return [
+        l.python, "-m", "hypercorn", l.app,
+        "--bind", f"{l.host}:{l.port}",
+        "--workers", str(l.workers),
+        "--worker-class", "uvloop",
+        "--keep-alive", KEEPALIVE_S,
+        "--log-level", "warning",
+    ]
+
+
+def _waitress(l: Launch) -> list[str]:  # noqa: E741
+    # One process: --workers does not apply. waitress closes idle connections only when its cleanup pass runs
+    # (every --cleanup-interval s, default 30), so the pass runs as often as the timeout is long.
+    return [
+        l.python, "-m", "waitress", f"--listen={l.host}:{l.port}",
+        f"--threads={l.threads}",
+        f"--channel-timeout={KEEPALIVE_S}",
+        f"--cleanup-interval={KEEPALIVE_S}",
+        l.app,
+    ]
+
+
 MODES: dict[str, Mode] = {
     m.name: m
     for m in (
         Mode(
             name="cgi",
             interface="wsgi",
+            hand_written=True,
             summary="classic CGI: fork and exec a fresh Python per request, which imports the app (wsgiref)",
             command=_cgi,
+            defaults="no pool; at most 64 children; closes after every response",
             uses_workers=False,
             fork_per_request=True,
             # A fresh interpreter per request costs about 0.2 s of CPU here: 32 clients at once need
@@ -110,33 +217,145 @@ MODES: dict[str, Mode] = {
             min_duration_s=8.0,
             in_sweeps=False,
             only_scenarios=("plaintext",),
+            targets=(Target(check="cgi / fork()+_exit+waitpid of a bare process", scenario="plaintext/close",
+                            against=FORK_RATE),),
         ),
         Mode(
             name="fork",
             interface="wsgi",
+            hand_written=True,
             summary="hand-written fork-per-request server: the app is preloaded, each request gets a child",
             command=_fork,
+            defaults="no pool; at most 64 children at once, clients beyond that wait in the listen backlog",
             uses_workers=False,
             fork_per_request=True,
+            targets=(
+                # The price of the fork alone, measured on this machine: the child must cost little beyond it.
+                Target(check="fork (new connection per request) / fork()+_exit+waitpid of a bare process",
+                       scenario="plaintext/close", against=FORK_RATE, ratio=0.8),
+                Target(check="fork / minimal Python fork loop (canned reply)", scenario="plaintext/close",
+                       against=FORK_LOOP),
+            ),
         ),
         Mode(
             name="prefork",
             interface="wsgi",
+            hand_written=True,
             summary="hand-written pre-fork server: a master and a pool of long-lived workers on one socket",
             command=_prefork,
+            defaults="--workers; keep-alive 5 s",
+            targets=(
+                Target(check="prefork / gunicorn-sync, new connection per request", scenario="plaintext/close",
+                       against="gunicorn-sync", ratio=3.0),
+                Target(check="prefork / uvicorn, keep-alive", scenario="plaintext", against="uvicorn", ratio=1.0),
+            ),
+            # A connection per request costs a PostgreSQL backend process each; SQLite's open is cheap.
+            reuse_targets=(("postgresql", 10.0), ("sqlite", 0.0)),
         ),
         Mode(
             name="gunicorn-sync",
+            packages=("gunicorn",),
             interface="wsgi",
             summary="gunicorn with sync workers (one request at a time per worker, no keep-alive)",
             command=_gunicorn_sync,
+            defaults="--workers; never keeps a connection alive; backlog 2048",
+        ),
+        Mode(
+            name="gunicorn-gthread",
+            packages=("gunicorn",),
+            interface="wsgi",
+            summary="gunicorn with gthread workers: a thread pool per worker, connections kept alive",
+            command=_gunicorn_gthread,
+            threads=8,
+            in_default_set=False,
+            defaults="8 threads per worker (`--threads`; gunicorn's default is 1); keep-alive 5 s "
+            "(gunicorn's default 2 s); backlog 2048; at most 1000 connections per worker",
+        ),
+        Mode(
+            name="waitress",
+            packages=("waitress",),
+            interface="wsgi",
+            summary="waitress: one process, an asyncore-style I/O thread and a pool of worker threads",
+            command=_waitress,
+            threads=8,
+            uses_workers=False,
+            in_default_set=False,
+            defaults="one process whatever `--workers` says; 8 threads (`--threads`; waitress's default is 4); "
+            "idle connections closed after 5-10 s (`--channel-timeout 5`, checked every 5 s; default 120 s, "
+            "checked every 30 s); backlog 1024; at most 100 connections (`--connection-limit`)",
+        ),
+        Mode(
+            name="granian-wsgi",
+            packages=("granian",),
+            interface="wsgi",
+            summary="granian (Rust, tokio + hyper) serving the WSGI app from a pool of blocking threads",
+            command=lambda l: _granian(l, "wsgi"),  # noqa: E741
+            in_default_set=False,
+            start_s=1.0,
+            defaults="blocking threads per worker: its default, half of backlog / workers (256 with 2 workers); "
+            "idle connections closed after 5 s (`--http1-header-read-timeout 5000`, the time to read a request's "
+            "head; default 30 s); backlog 1024",
         ),
         Mode(
             name="uvicorn",
+            packages=("uvicorn",),
             interface="asgi",
             summary="uvicorn with httptools and uvloop: one event loop per worker multiplexes connections",
             command=_uvicorn,
+            defaults="--workers; keep-alive 5 s (its default); backlog 2048",
             start_s=2.0,  # --workers 2 runs a supervisor that spawns (not forks) its workers
+        ),
+        Mode(
+            name="gunicorn-uvicorn",
+            packages=("gunicorn", "uvicorn-worker", "uvicorn"),
+            interface="asgi",
+            summary="gunicorn's master with uvicorn workers (package uvicorn-worker): httptools and uvloop",
+            command=_gunicorn_uvicorn,
+            in_default_set=False,
+            start_s=1.0,
+            defaults="keep-alive 5 s (from gunicorn's `--keep-alive`); backlog 2048; "
+            "at most 1000 connections per worker",
+        ),
+        Mode(
+            name="granian-asgi",
+            packages=("granian",),
+            interface="asgi",
+            summary="granian (Rust, tokio + hyper) with a Python event loop per worker for the ASGI app",
+            command=lambda l: _granian(l, "asgi"),  # noqa: E741
+            in_default_set=False,
+            start_s=1.0,
+            defaults="one runtime thread per worker; idle connections closed after 5 s (as granian-wsgi); "
+            "backlog 1024",
+        ),
+        Mode(
+            name="hypercorn",
+            packages=("hypercorn",),
+            interface="asgi",
+            summary="hypercorn with uvloop workers (h11 for HTTP/1.1, pure Python parsing)",
+            command=_hypercorn,
+            in_default_set=False,
+            start_s=2.5,  # spawns (not forks) its workers, and they poll for the shutdown signal
+            defaults="keep-alive 5 s (its default too); backlog 100",
         ),
     )
 }
+
+
+def _ordered(modes: Iterable[Mode]) -> list[str]:
+    """Mode names by family, then in registry order within a family: the order every chart and table uses."""
+    rank = {family: position for position, family in enumerate(FAMILIES)}
+    return [m.name for m in sorted(modes, key=lambda m: rank[m.family])]
+
+
+def mode_sets(registry: dict[str, Mode]) -> dict[str, tuple[str, ...]]:
+    """Named sets for ``--modes``, derived from the entries, so a new mode joins them by being registered. The
+    default set is the process-model comparison."""
+    return {
+        "default": tuple(_ordered(m for m in registry.values() if m.in_default_set)),
+        "all": tuple(_ordered(registry.values())),
+        "wsgi": tuple(_ordered(m for m in registry.values() if m.interface == "wsgi")),
+        "asgi": tuple(_ordered(m for m in registry.values() if m.interface == "asgi")),
+    }
+
+
+MODE_SETS = mode_sets(MODES)

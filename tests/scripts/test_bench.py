@@ -22,7 +22,7 @@ from scripts.plan import plan_from_args
 from scripts.procs import running
 from scripts.verify import VerifyError, verify
 from scripts.wrk import find_wrk
-from servers import MODES, Launch, Mode
+from servers import MODE_SETS, MODES, Launch, Mode
 from tests.conftest import ROOT, StartServer
 
 DATA = Path(__file__).parent / "data"
@@ -36,8 +36,33 @@ def bench_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[st
 def test_unknown_mode_lists_the_valid_ones() -> None:
     result = bench_cli("--modes", "prefork,nginx")
     assert result.returncode == 2
-    assert "unknown mode 'nginx'" in result.stderr
-    assert f"valid: {', '.join(MODES)}" in result.stderr
+    assert "unknown mode or mode set 'nginx'" in result.stderr
+    assert f"valid: {', '.join([*MODE_SETS, *MODES])}" in result.stderr
+
+
+def test_named_mode_sets_mix_with_names_in_family_order(tmp_path: Path) -> None:
+    def modes(value: str) -> tuple[str, ...]:
+        plan = plan_from_args(["--modes", value, "--out", str(tmp_path)])
+        assert plan is not None
+        return plan.modes
+
+    assert modes("all") == tuple(MODES)
+    assert modes("asgi") == tuple(m for m in MODES if MODES[m].interface == "asgi") and len(modes("asgi")) >= 4
+    assert set(modes("wsgi")) == {m for m in MODES if MODES[m].interface == "wsgi"}
+    # A set and a name it already holds, in any order: each mode once, hand-written first.
+    assert modes("asgi,uvicorn,prefork") == ("prefork", *modes("asgi"))
+    assert modes("default") == ("cgi", "fork", "prefork", "gunicorn-sync", "uvicorn")
+    default = plan_from_args(["--out", str(tmp_path)])
+    assert default is not None and default.modes == MODE_SETS["default"]
+
+
+def test_threads_option_sizes_the_threaded_modes_only(tmp_path: Path) -> None:
+    plan = plan_from_args(["--modes", "all", "--threads", "3", "--out", str(tmp_path)])
+    assert plan is not None
+    argv = {name: plan.registry[name].argv(host="127.0.0.1", port=1, workers=2) for name in plan.modes}
+    assert argv["gunicorn-gthread"][-2:] == ["--threads", "3"]
+    assert "--threads=3" in argv["waitress"]
+    assert not any("thread" in arg for arg in argv["gunicorn-sync"] + argv["prefork"])
 
 
 def test_unknown_scenario_lists_the_valid_ones() -> None:
@@ -51,6 +76,9 @@ def test_list_names_every_mode_and_scenario() -> None:
     assert result.returncode == 0
     for name in [*MODES, *SCENARIOS]:
         assert name in result.stdout
+    for name, modes in MODE_SETS.items():
+        assert f"mode set  {name:<16} {','.join(modes)}" in result.stdout
+    assert result.stdout.count("settings: ") == len(MODES)  # every mode states its keep-alive, threads, backlog
 
 
 def test_plan_puts_modes_side_by_side_and_sweeps_where_asked(tmp_path: Path) -> None:
@@ -114,11 +142,12 @@ def test_cpu_lists_are_parsed_and_overlap_refused(tmp_path: Path) -> None:
 def test_quick_plan_covers_every_mode_and_scenario_briefly(tmp_path: Path) -> None:
     plan = plan_from_args(["--quick", "--out", str(tmp_path)])
     assert plan is not None
-    assert plan.modes == tuple(MODES) and plan.scenarios == tuple(SCENARIOS)
+    default = MODE_SETS["default"]
+    assert plan.modes == default and plan.scenarios == tuple(SCENARIOS)
     assert plan.sweep_scenarios == () and plan.repeats == 1 and plan.close_scenarios == ()
-    expected = sum(len(MODES[m].only_scenarios) or len(SCENARIOS) for m in MODES)
+    expected = sum(len(MODES[m].only_scenarios) or len(SCENARIOS) for m in default)
     assert len(plan.cells()) == expected
-    assert {c.mode for c in plan.cells()} == set(MODES) and {c.scenario for c in plan.cells()} == set(SCENARIOS)
+    assert {c.mode for c in plan.cells()} == set(default) and {c.scenario for c in plan.cells()} == set(SCENARIOS)
     assert plan.estimate_s() < 140  # leaves room for nox to build its environment within 3 minutes
 
 
@@ -188,8 +217,9 @@ def test_a_mode_that_fails_to_start_fails_its_cell_and_the_run_goes_on(tmp_path:
 def test_short_bench_writes_cells_summary_and_charts(tmp_path: Path) -> None:
     """A real run of every mode: a smoke test of the whole path, seconds per cell."""
     out = tmp_path / "run"
-    result = bench_cli("--quick", "--scenarios", "plaintext,db", "--concurrency", "8", "--sweep", "plaintext",
-                       "--sweep-levels", "2", "--duration", "1", "--warmup", "0.2", "--out", str(out), timeout=240)
+    result = bench_cli("--quick", "--modes", "all", "--scenarios", "plaintext,db", "--concurrency", "8", "--sweep",
+                       "plaintext", "--sweep-levels", "2", "--duration", "1", "--warmup", "0.2", "--out", str(out),
+                       timeout=280)
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
     swept = [m for m in MODES if MODES[m].in_sweeps]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 from pathlib import Path
@@ -14,14 +15,17 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+import servers
 from scripts import analysis, plot, summary
 from scripts.formatting import format_rps, format_sig
-from scripts.records import load_cells
+from scripts.records import load_cells, references_from_json
 from tests.scripts.figures import figure_from, run_of
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# Deliberately not alphabetical, so ordering by first appearance is told apart from sorting.
+# The records come in this order, deliberately neither alphabetical nor the family order ...
 MODES = ("prefork", "fork", "uvicorn")
+# ... and are shown in this one: families (hand-written, WSGI, ASGI), registry order within a family.
+SHOWN = ("fork", "prefork", "uvicorn")
 SCENARIOS = ("plaintext", "json")
 SWEEP = (32, 1, 8)  # out of order on purpose: tables and charts must sort levels numerically
 LOG_TAIL = "Traceback (most recent call last):\nImportError: no module named 'nope'"
@@ -172,8 +176,8 @@ def test_throughput_figure_shows_primary_level_values_and_failures(records: list
 
     plaintext, json_ax = figure.axes
     assert plaintext.get_title() == "plaintext\nThroughput (requests/s) at 32 users"
-    assert [t.get_text() for t in plaintext.get_xticklabels()] == list(MODES)
-    assert heights_of(plaintext) == [1032.0, 2032.0, 3032.0]
+    assert [t.get_text() for t in plaintext.get_xticklabels()] == list(SHOWN)
+    assert heights_of(plaintext) == [2032.0, 1032.0, 3032.0]
     json_texts = [t.get_text() for t in json_ax.texts]
     assert "12,345" in json_texts and "56.8" in json_texts
     assert "failed" in json_texts
@@ -183,7 +187,7 @@ def test_latency_figure_groups_percentiles_per_mode(records: list[dict[str, Any]
     figure = plot.latency_figure(run_of(records))
 
     json_ax = figure.axes[1]
-    assert json_ax.get_ylabel() == "latency (ms)"
+    assert json_ax.get_ylabel() == "latency (ms, log scale)"  # 1 to 123 ms: the top is over ten times the median
     heights = sorted(heights_of(json_ax))
     assert heights == [0.0, 0.0, 0.0, 1.0, 1.234, 2.0, 5.0, 12.34, 123.4]
     assert [t.get_text() for t in figure.legends[0].get_texts()] == ["p50", "p90", "p99"]
@@ -198,9 +202,9 @@ def test_concurrency_figure_plots_swept_scenarios_only(records: list[dict[str, A
     assert ax.get_title().startswith("plaintext: throughput")
     assert p99.get_title().startswith("plaintext: p99")
     lines = [line for line in ax.get_lines() if line.get_label() in MODES]
-    assert [line.get_label() for line in lines] == list(MODES)
+    assert [line.get_label() for line in lines] == list(SHOWN)
     assert np.asarray(lines[0].get_xdata()).tolist() == [1, 8, 32]
-    assert np.asarray(lines[0].get_ydata()).tolist() == [1001.0, 1008.0, 1032.0]
+    assert np.asarray(lines[0].get_ydata()).tolist() == [2001.0, 2008.0, 2032.0]
     assert np.asarray(p99.get_lines()[0].get_ydata()).tolist() == [5.0, 5.0, 5.0]
 
 
@@ -213,7 +217,7 @@ def test_a_mode_has_the_same_colour_in_every_figure(records: list[dict[str, Any]
 
     colours = plot.mode_colors(list(MODES))
     assert len(set(colours.values())) == len(MODES)
-    for position, mode in enumerate(MODES):
+    for position, mode in enumerate(SHOWN):
         expected = to_hex(colours[mode])
         assert to_hex(bars[position].get_facecolor()) == expected
         assert to_hex(latency_bars[position].get_facecolor()) == expected
@@ -255,14 +259,14 @@ def test_summary_tables(records: list[dict[str, Any]]) -> None:
               "MB/process | generator | flags |")
     assert markdown.count(header) == 2
     plaintext = table_rows(markdown, "plaintext")
-    assert [(row[0], row[1]) for row in plaintext] == [(mode, str(users)) for mode in MODES for users in (1, 8, 32)]
+    assert [(row[0], row[1]) for row in plaintext] == [(mode, str(users)) for mode in SHOWN for users in (1, 8, 32)]
     gen = "locust (50% CPU)"
-    assert plaintext[0] == ["prefork", "1", "1,001", "\u2014", "1", "5", "0/10,010", "0.260", "3,846", "75.0", "25.0",
+    assert plaintext[3] == ["prefork", "1", "1,001", "\u2014", "1", "5", "0/10,010", "0.260", "3,846", "75.0", "25.0",
                             gen, "\u2014"]
     assert table_rows(markdown, "json") == [
+        ["fork", "32", "56.8", "\u2014", "1", "5", "0/567"] + ["\u2014"] * 4 + [gen, "\u2014"],
         ["prefork", "32", "12,345", "\u2014", "1.23", "123", "3/123,454 (0.0024%)", "0.260", "3,846", "75.0", "25.0",
          gen, "\u2014"],
-        ["fork", "32", "56.8", "\u2014", "1", "5", "0/567"] + ["\u2014"] * 4 + [gen, "\u2014"],
         ["uvicorn", "32"] + ["\u2014"] * 9 + ["locust", "failed"],
     ]
 
@@ -367,3 +371,71 @@ def test_load_records_orders_by_index_and_skips_corrupt_files(
 
 def test_load_records_without_cells_folder(tmp_path: Path) -> None:
     assert load_cells(tmp_path) == []
+
+
+# eleven modes -------------------------------------------------------------------
+
+
+def test_colours_follow_family_and_place_whichever_modes_a_run_measured() -> None:
+    everything = plot.mode_colors(list(servers.MODES))
+    assert len(set(everything.values())) == len(servers.MODES)
+    subset = ["hypercorn", "prefork", "granian-wsgi"]
+    assert plot.mode_colors(subset) == {mode: everything[mode] for mode in subset}
+    toys = plot.mode_colors(["toy-a", "toy-b"])
+    assert len(set(toys.values())) == 2 and not set(toys.values()) & set(everything.values())
+
+
+def test_modes_are_shown_by_family_whatever_order_they_were_measured_in() -> None:
+    measured = ["hypercorn", "prefork", "waitress", "uvicorn", "fork", "toy"]
+    records = [ok_record(mode, "plaintext", users, 100.0 + rank) for rank, mode in enumerate(measured)
+               for users in (8, 32)]
+    run = run_of(records)
+    shown = ["fork", "prefork", "waitress", "uvicorn", "hypercorn", "toy"]
+    assert run.modes == shown
+    ax = plot.throughput_figure(run).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == shown
+    ticks = list(ax.get_xticks())
+    assert ticks[2] - ticks[1] > 1 and ticks[3] - ticks[2] > 1 and ticks[1] - ticks[0] == 1  # gaps between families
+    assert {"hand-written", "WSGI servers", "ASGI servers", "other"} <= {t.get_text() for t in ax.texts}
+    figure = plot.concurrency_figure(run)
+    assert figure is not None
+    legend = figure.legends[0]
+    headers = [t.get_text() for t in legend.get_texts() if t.get_fontweight() == "bold"]
+    assert headers == ["hand-written", "WSGI servers", "ASGI servers", "other"]
+    markers = {line.get_label(): line.get_marker() for line in figure.axes[0].get_lines()}
+    assert markers["fork"] == markers["prefork"] != markers["waitress"] != markers["uvicorn"]
+
+
+def test_a_latency_panel_spanning_orders_of_magnitude_goes_log_scale() -> None:
+    slow = ok_record("cgi", "plaintext", 32, 2.0, latency_ms={"p50": 6000.0, "p90": 6500.0, "p99": 7000.0})
+    fast = [ok_record(mode, "plaintext", 32, 10000.0) for mode in ("prefork", "uvicorn", "waitress")]
+    assert plot.latency_figure(run_of([slow, *fast])).axes[0].get_yscale() == "log"
+    assert plot.latency_figure(run_of(fast)).axes[0].get_yscale() == "linear"
+
+
+def test_many_modes_wrap_bar_charts_into_fewer_columns() -> None:
+    records = [ok_record(mode, scenario, 32, 1000.0) for mode in servers.MODES for scenario in SCENARIOS * 2]
+    records += [ok_record(mode, f"s{i}", 32, 1000.0) for mode in servers.MODES for i in range(4)]
+    figure = plot.throughput_figure(run_of(records))
+    assert figure.get_figwidth() <= plot.MAX_WIDTH_IN
+    assert len(figure.axes) == 6
+
+
+def test_a_failed_sweep_point_is_marked_without_breaking_the_log_scale_panel() -> None:
+    records = [ok_record(mode, "plaintext", users, 1000.0) for mode in ("prefork", "uvicorn") for users in (1, 8)]
+    records += [failed_record("prefork", "plaintext", 128), ok_record("uvicorn", "plaintext", 128, 900.0)]
+    figure = plot.concurrency_figure(run_of(records))
+    assert figure is not None
+    figure.savefig(io.BytesIO(), format="png")  # once, the marker at y=0 on the log axis collapsed the layout
+    assert figure.axes[1].get_yscale() == "log"
+
+
+def test_the_fork_rates_are_named_in_the_new_connection_panels_title() -> None:
+    records = [ok_record(mode, scenario, 32, 900.0) for mode in ("fork", "prefork") for scenario in
+               ("plaintext", "plaintext/close")]
+    run = run_of(records, references=references_from_json({"fork": {"rate": 800.0},
+                                                            "fork_loop": {"rate": 450.0, "connections": 32}}))
+    keepalive, close = plot.throughput_with_references(run).axes
+    assert close.get_title().endswith("dashed: fork()+exit+wait 800/s; dotted: minimal fork loop 450/s")
+    assert "fork()" not in keepalive.get_title()
+    assert len([line for line in close.get_lines() if line.get_linestyle() in ("--", ":")]) == 2

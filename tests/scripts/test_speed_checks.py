@@ -8,6 +8,7 @@ from scripts.analysis import SpeedCheck, speed_checks
 from scripts.records import References, references_from_json
 from scripts.stats import FoldedCell
 from scripts.summary import summary_markdown
+from servers import FORK_RATE, MODES, Launch, Mode, Target
 from tests.scripts.figures import figure_from, run_of
 
 
@@ -84,3 +85,24 @@ def test_the_minimal_fork_loop_is_reported_beside_the_fork_target() -> None:
     assert checks["fork / minimal Python fork loop (canned reply)"].ratio == 400 / 750
     text = markdown(records, refs)
     assert "0.75x" in text and "0.53x" in text
+
+
+def test_checks_come_from_the_registry_entries() -> None:
+    def serve(_: Launch) -> list[str]:
+        return ["true"]
+
+    registry = {
+        "a": Mode(name="a", interface="wsgi", summary="a", command=serve,
+                  targets=(Target(check="a / b, keep-alive", scenario="plaintext", against="b", ratio=2.0),
+                           Target(check="a / fork()", scenario="plaintext/close", against=FORK_RATE, ratio=0.5))),
+        "b": Mode(name="b", interface="asgi", summary="b", command=serve, reuse_targets=(("sqlite", 1.5),)),
+    }
+    records = [cell("a", "plaintext", 3000), cell("b", "plaintext", 1000), cell("a", "plaintext/close", 100),
+               cell("b", "db/reuse", 300, base_scenario="db", db_strategy="reuse", db_backend="sqlite"),
+               cell("b", "db/per-request", 100, base_scenario="db", db_strategy="per-request", db_backend="sqlite")]
+    checks = speed_checks(figures(records), references_from_json({"fork": {"rate": 400.0}}), registry)
+    assert [(c.check, c.ratio, c.target, c.met) for c in checks] == [
+        ("a / b, keep-alive", 3.0, 2.0, True), ("a / fork()", 0.25, 0.5, False),
+        ("db (sqlite) reuse / per-request, b", 3.0, 1.5, True)]
+    # The shipped registry holds the hand-written servers to their targets, and only them.
+    assert {name for name, mode in MODES.items() if mode.targets} == {"cgi", "fork", "prefork"}

@@ -1,0 +1,223 @@
+"""The malformed-request corpus against the production servers of the registry, with their differences on record.
+
+The hand-written servers must give the corpus's answer to every case (tests/servers/test_malformed.py). The
+production servers are not ours to fix, so this test holds each of them to the corpus except where
+:data:`DIFFERENCES` records, case by case, what it answers instead and why. An entry is a finding (the README
+summarises them), not a tolerance: the test fails when a server's answer changes either way, so a table that
+no longer matches the servers is noticed. After every case the server must still serve a normal request.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from scripts import environment
+from scripts.procs import free_port, get, running, wait_ready
+from servers import MODES
+from tests.conftest import HOST, ROOT, Server, server_env
+from tests.servers.malformed import CORPUS
+
+THIRD_PARTY = [name for name, mode in MODES.items() if not mode.hand_written]
+# What a server did instead of answering: it closed the connection, or kept it open and said nothing.
+CLOSED: Final = "closed without an answer"
+SILENT: Final = "no answer, connection kept open"
+SILENCE_S = 2.0  # how long a server may take to answer one small malformed request on loopback
+Outcome = int | str
+
+_GUNICORN = ("gunicorn-sync", "gunicorn-gthread")
+_GRANIAN = ("granian-wsgi", "granian-asgi")
+_HTTPTOOLS = ("uvicorn", "gunicorn-uvicorn")  # uvicorn's protocol on llhttp, under its own or gunicorn's master
+_LAX_REQUEST_LINE = ("request-line-over-8k",)
+_LAX_HEADERS = ("101-headers", "header-block-over-16k", "header-name-over-16k")
+_HOST = ("no-host-http11", "two-host-headers")
+_BOTH_LENGTHS = ("cl-and-te", "te-and-cl")
+_BROKEN_CHUNKS = ("chunk-size-not-hex", "chunk-size-negative", "chunk-size-overflow", "chunk-longer-than-size",
+                  "chunk-bare-lf", "chunk-space-in-size")
+
+# Why, in the words the README's summary uses. A 404 is the app's answer to "GET /" and a 200 its answer to
+# "POST /upload": the server took the request as valid and passed it on.
+WHY_HOST = "Host is not checked: an HTTP/1.1 request without one, or with two, is served (RFC 9112 says 400)"
+WHY_LIMITS = "larger limits than the corpus's 8 KiB request line and 16 KiB / 100 header lines; served"
+WHY_EXPECT = "an Expect other than 100-continue is ignored (RFC 9110 allows 417); served"
+WHY_NO_BODY_LIMIT = ("no body-size limit in the server: the app starts reading the 99,999,999,999 bytes announced "
+                     "and waits for them (the corpus wants 413 at once)")
+WHY_TE_WINS = ("Transfer-Encoding overrides Content-Length and the request is served (RFC 9112 allows it if the "
+               "connection is closed afterwards; rejecting is the safer choice the corpus asks for)")
+WHY_CODINGS = "a coding list ending in chunked, or chunked twice, is taken as chunked; served without the coding"
+WHY_LAZY_CHUNKS = ("a chunked body is parsed only as the app reads wsgi.input; the WSGI app reads no body without "
+                   "Content-Length (PEP 3333 has no chunked input), so the broken chunk is never seen")
+WHY_TOKEN_METHOD = "any token is a method, lowercase too (methods are case-sensitive tokens in RFC 9110); served"
+WHY_BARE_LF = "a bare LF is accepted as a line ending (RFC 9112 lets a recipient do so); served"
+WHY_OTHER_VERSIONS = "a request line with another HTTP version (or none: HTTP/0.9) is served"
+
+DIFFERENCES: dict[tuple[str, str], tuple[Outcome, str]] = {
+    **{(m, "no-host-http11"): (404, WHY_HOST) for m in _GUNICORN},
+    **{(m, "cl-over-limit"): (SILENT, WHY_NO_BODY_LIMIT) for m in _GUNICORN + _GRANIAN + _HTTPTOOLS},
+    **{(m, "te-gzip-chunked"): (200, WHY_CODINGS) for m in _GUNICORN + _GRANIAN + _HTTPTOOLS},
+    **{(m, case): (200, WHY_LAZY_CHUNKS) for m in (*_GUNICORN, "granian-wsgi") for case in _BROKEN_CHUNKS},
+    # waitress: a lenient parser that serves what it can read and waits for what it cannot.
+    **{("waitress", c): (404, WHY_OTHER_VERSIONS + " (waitress answers as HTTP/1.0)")
+       for c in ("http-0.9", "http-2.0", "http-9.9")},
+    **{("waitress", c): (SILENT, "a header block must end in CRLF CRLF: one ended by bare LFs never ends, and "
+                         "waitress waits for more") for c in ("bare-lf-everywhere", "bare-lf-after-header")},
+    ("waitress", "control-char-in-target"): (404, "control characters in the target are passed to the app"),
+    ("waitress", "obs-fold"): (404, "a folded header line is unfolded (RFC 9112 lets a recipient do so); served"),
+    **{("waitress", c): (404, WHY_LIMITS + " (waitress allows 256 KiB of headers)")
+       for c in (*_LAX_REQUEST_LINE, *_LAX_HEADERS)},
+    **{("waitress", c): (404, WHY_HOST) for c in _HOST},
+    ("waitress", "unsupported-expect"): (404, WHY_EXPECT),
+    **{("waitress", c): (200, WHY_TE_WINS) for c in _BOTH_LENGTHS},
+    ("waitress", "te-chunked-twice"): (200, WHY_CODINGS),
+    ("waitress", "te-http10"): (200, "chunked is accepted in an HTTP/1.0 request, which has no chunked coding"),
+    **{("waitress", c): (SILENT, "its chunk parser waits for a line end it never gets")
+       for c in ("chunk-size-overflow", "chunk-bare-lf")},
+    # granian: hyper's parser (httparse), lenient where RFC 9112 permits and with larger limits.
+    **{(m, "lowercase-method"): (404, WHY_TOKEN_METHOD) for m in _GRANIAN},
+    **{(m, c): (404, WHY_BARE_LF) for m in _GRANIAN for c in ("bare-lf-everywhere", "bare-lf-after-header")},
+    **{(m, c): (404, WHY_LIMITS + " (hyper reads up to about 400 KiB of head)")
+       for m in _GRANIAN for c in ("request-line-over-8k", "header-block-over-16k", "header-name-over-16k")},
+    **{(m, c): (404, WHY_HOST) for m in _GRANIAN for c in _HOST},
+    **{(m, "unsupported-expect"): (404, WHY_EXPECT) for m in _GRANIAN},
+    **{(m, c): (200, WHY_TE_WINS) for m in _GRANIAN for c in _BOTH_LENGTHS},
+    **{(m, "te-chunked-twice"): (200, WHY_CODINGS) for m in _GRANIAN},
+    **{("granian-asgi", c): (500, "the broken chunk reaches the app as an error from receive(): a 500 from the "
+                             "app instead of a 400 from the server") for c in _BROKEN_CHUNKS},
+    # uvicorn (httptools, llhttp): no limits on the head, and llhttp's lenient request line.
+    **{(m, c): (404, WHY_OTHER_VERSIONS) for m in _HTTPTOOLS for c in ("http-0.9", "http-2.0")},
+    **{(m, "double-space"): (404, "llhttp accepts two spaces between method and target; served") for m in _HTTPTOOLS},
+    **{(m, c): (404, WHY_LIMITS + " (uvicorn sets no limit on the head with httptools)")
+       for m in _HTTPTOOLS for c in (*_LAX_REQUEST_LINE, *_LAX_HEADERS)},
+    **{(m, c): (404, WHY_HOST) for m in _HTTPTOOLS for c in _HOST},
+    **{(m, "unsupported-expect"): (404, WHY_EXPECT) for m in _HTTPTOOLS},
+    **{(m, "te-http10"): (200, "chunked is accepted in an HTTP/1.0 request, which has no chunked coding")
+       for m in _HTTPTOOLS},
+    # hypercorn (h11): lenient where RFC 9112 permits, larger limits, and waits on broken chunk lines.
+    ("hypercorn", "lowercase-method"): (404, WHY_TOKEN_METHOD),
+    **{("hypercorn", c): (404, WHY_OTHER_VERSIONS) for c in ("http-2.0", "http-9.9")},
+    **{("hypercorn", c): (404, WHY_BARE_LF) for c in ("bare-lf-everywhere", "bare-lf-after-header")},
+    **{("hypercorn", c): (404, WHY_LIMITS + " (h11's limit is 64 KiB of head)")
+       for c in (*_LAX_REQUEST_LINE, *_LAX_HEADERS)},
+    ("hypercorn", "obs-fold"): (404, "a folded header line is unfolded (RFC 9112 lets a recipient do so); served"),
+    ("hypercorn", "unsupported-expect"): (404, WHY_EXPECT),
+    **{("hypercorn", c): (200, WHY_TE_WINS) for c in _BOTH_LENGTHS},
+    ("hypercorn", "cl-over-limit"): (SILENT, WHY_NO_BODY_LIMIT),
+    ("hypercorn", "te-http10"): (200, "chunked is accepted in an HTTP/1.0 request, which has no chunked coding"),
+    **{("hypercorn", c): (SILENT, "its chunk parser waits for a line end it never gets")
+       for c in ("chunk-size-overflow", "chunk-bare-lf")},
+}
+
+
+def _read_answer(sock: socket.socket) -> Outcome:
+    """The status of the first response, reading no further than its end; CLOSED or SILENT if there is none."""
+    sock.settimeout(SILENCE_S)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data and b"\n\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        if not data:
+            return SILENT
+    if not data.startswith(b"HTTP/1."):
+        return CLOSED if not data else f"not HTTP: {data[:40]!r}"
+    return int(data.split(b" ", 2)[1])
+
+
+def exchange(srv: Server, data: bytes) -> Outcome:
+    with socket.create_connection((srv.host, srv.port), timeout=5) as sock:
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass  # the server may answer and close before it has read everything
+        return _read_answer(sock)
+
+
+@pytest.fixture(scope="module", params=THIRD_PARTY)
+def srv(request: pytest.FixtureRequest, world_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    name = request.param
+    port = free_port(HOST)
+    log = tmp_path_factory.mktemp(name) / "server.log"
+    argv = MODES[name].argv(host=HOST, port=port, workers=2)
+    with running(argv, log_path=log, env=server_env(world_db), cwd=ROOT) as proc:
+        wait_ready(proc, HOST, port, log_path=log)
+        yield Server(HOST, port, proc, log)
+
+
+def expected_outcome(mode: str, case: str, corpus_answer: set[int]) -> set[Outcome]:
+    if (mode, case) in DIFFERENCES:
+        return {DIFFERENCES[(mode, case)][0]}
+    return set(corpus_answer)
+
+
+def test_there_are_production_modes_of_both_interfaces() -> None:
+    assert {MODES[m].interface for m in THIRD_PARTY} == {"wsgi", "asgi"}
+    assert len(THIRD_PARTY) >= 8
+
+
+def test_every_production_mode_names_its_packages_and_they_are_installed_and_recorded() -> None:
+    versions = environment.package_versions()  # what every run's plan.json records
+    for name in THIRD_PARTY:
+        assert MODES[name].packages, name
+        for package in MODES[name].packages:
+            # pyproject.toml installs them all: a missing one is an error, not a skip.
+            assert versions[package], f"{name} needs {package}, which is not installed"
+
+
+def test_every_difference_names_a_real_mode_and_case_and_gives_a_reason() -> None:
+    cases = {name for name, _, _ in CORPUS}
+    for (mode, case), (outcome, reason) in DIFFERENCES.items():
+        assert mode in THIRD_PARTY and case in cases, (mode, case)
+        assert reason.strip() and isinstance(outcome, int | str)
+        corpus = next(expected for name, _, expected in CORPUS if name == case)
+        assert outcome not in corpus, f"{mode} {case}: not a difference, the corpus accepts {outcome}"
+
+
+@pytest.mark.parametrize(("name", "data", "corpus_answer"), CORPUS, ids=[c[0] for c in CORPUS])
+def test_malformed_request_answer_is_the_corpus_or_a_recorded_difference(
+        srv: Server, request: pytest.FixtureRequest, name: str, data: bytes, corpus_answer: set[int]) -> None:
+    mode = request.node.callspec.params["srv"]
+    outcome = exchange(srv, data)
+    assert outcome in expected_outcome(mode, name, corpus_answer), (mode, name, outcome)
+    assert srv.proc.poll() is None, srv.log_text()[-2000:]
+    # The next client is served normally, whatever the last one sent (a worker may be restarting: retry briefly).
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            assert get(srv.host, srv.port, "/plaintext")[2] == b"Hello, World!"
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def test_an_idle_connection_is_kept_as_long_as_the_other_modes_keep_it(srv: Server,
+                                                                       request: pytest.FixtureRequest) -> None:
+    """KEEPALIVE_S (5 s) where the server lets us set it: kept past 2 s, closed well before its own default."""
+    mode = request.node.callspec.params["srv"]
+    with socket.create_connection((srv.host, srv.port), timeout=5) as sock:
+        sock.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_answer(sock) == 200
+        start = time.monotonic()
+        sock.settimeout(20)
+        try:
+            while sock.recv(65536):
+                pass  # the rest of the answer's body
+        except ConnectionResetError:
+            pass
+        idle = time.monotonic() - start
+    if mode == "gunicorn-sync":
+        assert idle < 1, "sync workers close after every response"
+    else:
+        # waitress looks for idle connections every 5 s, so it closes them after 5 to 10 s.
+        assert 2 < idle < 12, (mode, idle)
