@@ -16,7 +16,7 @@ from typing import Literal
 from scripts import stats
 from scripts.records import Flag, OpenLoopRecord, References, Run, RunInfo
 from scripts.stats import FoldedCell
-from servers import FAMILIES, FORK_LOOP, FORK_RATE, MODES, Mode
+from servers import FAMILIES, FORK_LOOP, FORK_RATE, MODES, STDLIB_FORK, Mode
 
 Bound = Literal["floor", "ceiling", "open"]
 # When the knee is: the mode completed less than this share of the offered rate ...
@@ -222,8 +222,12 @@ def speed_checks(figures: Sequence[FoldedCell], references: References | None = 
     c = _Checks(figures)
     targets = [(name, t) for name, mode in registry.items() for t in mode.targets]
     for name, t in targets:
-        if t.against not in (FORK_RATE, FORK_LOOP):
+        if t.against not in (FORK_RATE, FORK_LOOP, STDLIB_FORK):
             c.add(t.check, (name, t.scenario), t.ratio, b=(t.against, t.scenario))
+    if refs.stdlib_fork_rate:
+        for name, t in targets:
+            if t.against == STDLIB_FORK:
+                c.add(t.check, (name, t.scenario), t.ratio, b_rate=refs.stdlib_fork_rate)
     fork, loop = refs.fork_rate, refs.fork_loop_rate
     if fork:
         for name, t in targets:
@@ -278,6 +282,8 @@ def reference_lines(refs: References) -> tuple[ReferenceLine, ...]:
         lines.append(ReferenceLine(label="fork()+exit+wait", rate=refs.fork_rate, style="--"))
     if refs.fork_loop_rate is not None:
         lines.append(ReferenceLine(label="minimal fork loop", rate=refs.fork_loop_rate, style=":"))
+    if refs.stdlib_fork_rate is not None:
+        lines.append(ReferenceLine(label="stdlib fork server", rate=refs.stdlib_fork_rate, style="-."))
     return tuple(lines)
 
 

@@ -164,7 +164,7 @@ class Plan:
         ladder = len(self.open_loop_modes()) * (1.5 + 5 * (self.open_loop_duration + 1.2))
         refs = 0.0
         if self.measures_fork_references():
-            refs = 3 * (FORK_REF_S + 0.2) + ((FORK_LOOP_S + 1.5) if self.wrk else 0.0)
+            refs = 3 * (FORK_REF_S + 0.2) + (2 * (FORK_LOOP_S + 1.5) if self.wrk else 0.0)  # fork-loop, stdlib-fork
         return cells + ladder + refs
 
     def describe(self) -> dict[str, Any]:
