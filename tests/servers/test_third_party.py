@@ -34,16 +34,21 @@ _GUNICORN = ("gunicorn-sync", "gunicorn-gthread")
 _GRANIAN = ("granian-wsgi", "granian-asgi")
 _HTTPTOOLS = ("uvicorn", "gunicorn-uvicorn")  # uvicorn's protocol on llhttp, under its own or gunicorn's master
 _LAX_REQUEST_LINE = ("request-line-over-8k",)
-_LAX_HEADERS = ("101-headers", "header-block-over-16k", "header-name-over-16k")
-_HOST = ("no-host-http11", "two-host-headers")
+_LAX_HEADERS = ("101-headers", "header-block-over-16k", "header-name-over-16k", "header-value-over-8190",
+                "header-name-over-8190")
+_HOST = ("no-host-http11", "two-host-headers", "two-identical-hosts")
 _BOTH_LENGTHS = ("cl-and-te", "te-and-cl")
+_HOST_VALUES = ("host-with-space", "host-with-slash", "host-with-userinfo")
+_ASTERISK = ("asterisk-form-on-get", "asterisk-form-on-post")
+_TRAILERS = ("trailer-host", "trailer-content-type", "trailer-authorization")
 _BROKEN_CHUNKS = ("chunk-size-not-hex", "chunk-size-negative", "chunk-size-overflow", "chunk-longer-than-size",
                   "chunk-bare-lf", "chunk-space-in-size")
 
 # Why, in the words the README's summary uses. A 404 is the app's answer to "GET /" and a 200 its answer to
 # "POST /upload": the server took the request as valid and passed it on.
 WHY_HOST = "Host is not checked: an HTTP/1.1 request without one, or with two, is served (RFC 9112 says 400)"
-WHY_LIMITS = "larger limits than the corpus's 8 KiB request line and 16 KiB / 100 header lines; served"
+WHY_LIMITS = ("larger limits than the corpus's 8 KiB request line, 8,190-byte field and 16 KiB / 100 header lines; "
+              "served")
 WHY_EXPECT = "an Expect other than 100-continue is ignored (RFC 9110 allows 417); served"
 WHY_NO_BODY_LIMIT = ("no body-size limit in the server: the app starts reading the 99,999,999,999 bytes announced "
                      "and waits for them (the corpus wants 413 at once)")
@@ -55,18 +60,54 @@ WHY_LAZY_CHUNKS = ("a chunked body is parsed only as the app reads wsgi.input; t
 WHY_TOKEN_METHOD = "any token is a method, lowercase too (methods are case-sensitive tokens in RFC 9110); served"
 WHY_BARE_LF = "a bare LF is accepted as a line ending (RFC 9112 lets a recipient do so); served"
 WHY_OTHER_VERSIONS = "a request line with another HTTP version (or none: HTTP/0.9) is served"
+WHY_HOST_VALUE = "the Host value is not checked: one with a space, a slash or userinfo (not a uri-host) is served"
+WHY_ASTERISK = "the asterisk form is passed to the app on any method, not only OPTIONS (RFC 9112 3.2.4); served"
+WHY_AUTHORITY = "the authority form is passed to the app on a method other than CONNECT (RFC 9112 3.2.3); served"
+WHY_TRAILERS = ("trailer fields are read and dropped without a look: a Host, Content-Type or Authorization the "
+                "corpus refuses in a trailer never reaches the app, which is served the body")
+WHY_TRAILER_TE = ("a Transfer-Encoding trailer is dropped like any other trailer; served (httptools' uvicorn "
+                  "refuses it)")
+WHY_UPGRADE_BODY = ("an Upgrade with a body is served as a plain request and the Upgrade ignored (the corpus "
+                    "refuses: it cannot tell which bytes belong to the new protocol)")
+WHY_CONNECT = "CONNECT is passed to the app like any method (the corpus answers 501: no tunnels here)"
+WHY_CONNECT_LLHTTP = ("llhttp reads CONNECT as an upgrade and uvicorn refuses what follows with 400, not the "
+                      "corpus's 501")
+WHY_TE_IDENTITY = "Transfer-Encoding: identity is refused with 400 instead of the corpus's 501 (not implemented)"
+WHY_REPEATED_FIELD = "a repeated singleton field (two Content-Types) is passed to the app; served"
+WHY_EMPTY_LINES = "any number of empty lines before the request line is skipped (the corpus allows 4); served"
+WHY_SAME_CL = ("Content-Length repeated with the same value is taken as that value (RFC 9112 6.3 lets a recipient "
+               "do so); served")
 
 DIFFERENCES: dict[tuple[str, str], tuple[Outcome, str]] = {
     **{(m, "no-host-http11"): (404, WHY_HOST) for m in _GUNICORN},
     **{(m, "cl-over-limit"): (SILENT, WHY_NO_BODY_LIMIT) for m in _GUNICORN + _GRANIAN + _HTTPTOOLS},
     **{(m, "te-gzip-chunked"): (200, WHY_CODINGS) for m in _GUNICORN + _GRANIAN + _HTTPTOOLS},
     **{(m, case): (200, WHY_LAZY_CHUNKS) for m in (*_GUNICORN, "granian-wsgi") for case in _BROKEN_CHUNKS},
+    # every production server: trailers, Host values, Upgrade with a body.
+    **{(m, c): (200, WHY_TRAILERS) for m in THIRD_PARTY for c in _TRAILERS},
+    **{(m, "trailer-transfer-encoding"): (200, WHY_TRAILER_TE) for m in THIRD_PARTY if m not in _HTTPTOOLS},
+    **{(m, c): (404, WHY_HOST_VALUE) for m in THIRD_PARTY for c in _HOST_VALUES},
+    **{(m, "upgrade-with-body"): (200, WHY_UPGRADE_BODY) for m in THIRD_PARTY},
+    **{(m, "connect"): (404, WHY_CONNECT) for m in THIRD_PARTY if m not in _HTTPTOOLS},
+    **{(m, "connect"): (400, WHY_CONNECT_LLHTTP) for m in _HTTPTOOLS},
+    **{(m, "te-identity"): (400, WHY_TE_IDENTITY) for m in _GUNICORN + _GRANIAN + _HTTPTOOLS},
+    **{(m, c): (404, WHY_ASTERISK) for m in THIRD_PARTY if m not in _GUNICORN for c in _ASTERISK},
+    **{(m, "two-content-types"): (404, WHY_REPEATED_FIELD) for m in THIRD_PARTY if m not in _GUNICORN},
+    **{(m, "authority-form-on-get"): (404, WHY_AUTHORITY) for m in (*_GRANIAN, "waitress", "hypercorn")},
+    **{(m, "five-empty-lines-first"): (404, WHY_EMPTY_LINES) for m in (*_GRANIAN, *_HTTPTOOLS, "waitress")},
+    **{(m, "cl-repeated-same-value"): (200, WHY_SAME_CL) for m in (*_GRANIAN, "hypercorn")},
+    **{(m, "http-1.2"): (404, WHY_OTHER_VERSIONS) for m in _GUNICORN},
     # waitress: a lenient parser that serves what it can read and waits for what it cannot.
     **{("waitress", c): (404, WHY_OTHER_VERSIONS + " (waitress answers as HTTP/1.0)")
-       for c in ("http-0.9", "http-2.0", "http-9.9")},
+       for c in ("http-0.9", "http-2.0", "http-9.9", "http-1.2", "http-0.9-versioned")},
     **{("waitress", c): (SILENT, "a header block must end in CRLF CRLF: one ended by bare LFs never ends, and "
                          "waitress waits for more") for c in ("bare-lf-everywhere", "bare-lf-after-header")},
-    ("waitress", "control-char-in-target"): (404, "control characters in the target are passed to the app"),
+    **{("waitress", c): (404, "control characters (DEL too) in the target are passed to the app")
+       for c in ("control-char-in-target", "del-in-target")},
+    **{("waitress", c): (404, "the request line is split on runs of whitespace: a leading space, or one after the "
+                         "version, is dropped; served") for c in ("leading-space", "space-after-version")},
+    ("waitress", "whitespace-only-line-in-headers"): (404, "a whitespace-only line is taken as a folded "
+                                                      "continuation of the field before it and unfolded; served"),
     ("waitress", "obs-fold"): (404, "a folded header line is unfolded (RFC 9112 lets a recipient do so); served"),
     **{("waitress", c): (404, WHY_LIMITS + " (waitress allows 256 KiB of headers)")
        for c in (*_LAX_REQUEST_LINE, *_LAX_HEADERS)},
@@ -74,14 +115,18 @@ DIFFERENCES: dict[tuple[str, str], tuple[Outcome, str]] = {
     ("waitress", "unsupported-expect"): (404, WHY_EXPECT),
     **{("waitress", c): (200, WHY_TE_WINS) for c in _BOTH_LENGTHS},
     ("waitress", "te-chunked-twice"): (200, WHY_CODINGS),
+    ("waitress", "te-trailing-comma"): (200, "'chunked,' is taken as chunked: the empty list element is dropped "
+                                        "(RFC 9110 5.6.1 lets a recipient ignore it); served"),
     ("waitress", "te-http10"): (200, "chunked is accepted in an HTTP/1.0 request, which has no chunked coding"),
     **{("waitress", c): (SILENT, "its chunk parser waits for a line end it never gets")
        for c in ("chunk-size-overflow", "chunk-bare-lf")},
     # granian: hyper's parser (httparse), lenient where RFC 9112 permits and with larger limits.
-    **{(m, "lowercase-method"): (404, WHY_TOKEN_METHOD) for m in _GRANIAN},
+    **{(m, c): (404, WHY_TOKEN_METHOD) for m in _GRANIAN for c in ("lowercase-method", "mixed-case-method")},
+    **{(m, "raw-utf8-in-target"): (404, "raw UTF-8 in the target is passed to the app (a lone \\xff is refused)")
+       for m in _GRANIAN},
     **{(m, c): (404, WHY_BARE_LF) for m in _GRANIAN for c in ("bare-lf-everywhere", "bare-lf-after-header")},
     **{(m, c): (404, WHY_LIMITS + " (hyper reads up to about 400 KiB of head)")
-       for m in _GRANIAN for c in ("request-line-over-8k", "header-block-over-16k", "header-name-over-16k")},
+       for m in _GRANIAN for c in ("request-line-over-8k", *_LAX_HEADERS[1:])},
     **{(m, c): (404, WHY_HOST) for m in _GRANIAN for c in _HOST},
     **{(m, "unsupported-expect"): (404, WHY_EXPECT) for m in _GRANIAN},
     **{(m, c): (200, WHY_TE_WINS) for m in _GRANIAN for c in _BOTH_LENGTHS},
@@ -89,8 +134,9 @@ DIFFERENCES: dict[tuple[str, str], tuple[Outcome, str]] = {
     **{("granian-asgi", c): (500, "the broken chunk reaches the app as an error from receive(): a 500 from the "
                              "app instead of a 400 from the server") for c in _BROKEN_CHUNKS},
     # uvicorn (httptools, llhttp): no limits on the head, and llhttp's lenient request line.
-    **{(m, c): (404, WHY_OTHER_VERSIONS) for m in _HTTPTOOLS for c in ("http-0.9", "http-2.0")},
-    **{(m, "double-space"): (404, "llhttp accepts two spaces between method and target; served") for m in _HTTPTOOLS},
+    **{(m, c): (404, WHY_OTHER_VERSIONS) for m in _HTTPTOOLS for c in ("http-0.9", "http-2.0", "http-0.9-versioned")},
+    **{(m, c): (404, "llhttp accepts a run of spaces between method and target; served")
+       for m in _HTTPTOOLS for c in ("double-space", "spaces-then-split-line")},
     **{(m, c): (404, WHY_LIMITS + " (uvicorn sets no limit on the head with httptools)")
        for m in _HTTPTOOLS for c in (*_LAX_REQUEST_LINE, *_LAX_HEADERS)},
     **{(m, c): (404, WHY_HOST) for m in _HTTPTOOLS for c in _HOST},
@@ -98,12 +144,15 @@ DIFFERENCES: dict[tuple[str, str], tuple[Outcome, str]] = {
     **{(m, "te-http10"): (200, "chunked is accepted in an HTTP/1.0 request, which has no chunked coding")
        for m in _HTTPTOOLS},
     # hypercorn (h11): lenient where RFC 9112 permits, larger limits, and waits on broken chunk lines.
-    ("hypercorn", "lowercase-method"): (404, WHY_TOKEN_METHOD),
-    **{("hypercorn", c): (404, WHY_OTHER_VERSIONS) for c in ("http-2.0", "http-9.9")},
+    **{("hypercorn", c): (404, WHY_TOKEN_METHOD) for c in ("lowercase-method", "mixed-case-method")},
+    **{("hypercorn", c): (404, WHY_OTHER_VERSIONS) for c in ("http-2.0", "http-9.9", "http-1.2", "http-0.9-versioned")},
     **{("hypercorn", c): (404, WHY_BARE_LF) for c in ("bare-lf-everywhere", "bare-lf-after-header")},
     **{("hypercorn", c): (404, WHY_LIMITS + " (h11's limit is 64 KiB of head)")
        for c in (*_LAX_REQUEST_LINE, *_LAX_HEADERS)},
     ("hypercorn", "obs-fold"): (404, "a folded header line is unfolded (RFC 9112 lets a recipient do so); served"),
+    ("hypercorn", "whitespace-only-line-in-headers"): (404, "a whitespace-only line is taken as a folded "
+                                                       "continuation of the field before it and unfolded; served"),
+    ("hypercorn", "del-in-header-value"): (404, "h11 accepts DEL in a field value; served"),
     ("hypercorn", "unsupported-expect"): (404, WHY_EXPECT),
     **{("hypercorn", c): (200, WHY_TE_WINS) for c in _BOTH_LENGTHS},
     ("hypercorn", "cl-over-limit"): (SILENT, WHY_NO_BODY_LIMIT),
