@@ -10,10 +10,10 @@ moment in; keep loading; read the engine's per-0.1 s outcome timeline and the pr
 sampled beside it. Every fault becomes a :class:`FaultRecord`; :mod:`scripts.fault_report` turns
 the records into ``faults.md`` and charts.
 
-Everything is driven by :data:`servers.MODES`. Facts a fault needs that :class:`servers.Mode` does
-not declare yet (a worker timeout flag, a recycling flag, a reload signal) are in the capability
-tables below, keyed by mode name; a mode missing from a table lacks that capability, so a mode
-added later runs every fault that needs nothing more, and shows "not applicable" for the others.
+Everything is driven by :data:`servers.MODES`. The facts a fault needs beyond starting a mode are
+declared on each :class:`servers.Mode` (``worker_timeout_flag``, ``max_requests_flag``,
+``reload_signal``); a mode without one lacks that capability, so a mode added later runs every
+fault that needs nothing more, and shows "not applicable" for the others.
 """
 
 from __future__ import annotations
@@ -41,28 +41,13 @@ import psycopg
 
 import servers
 from apps import faults as app_faults
-from scripts import fault_report
+from scripts import fault_report, plan
 from scripts.fault_records import SCHEMA, FaultRecord
 from scripts.openloop import OpenLoopResult, openloop_command, parse_result
 from scripts.procs import free_port, group_members, log_tail, running, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-
-# --- capabilities Mode does not declare yet (the lead may fold these into servers.Mode) ------------------------------
-
-# A flag that makes the server kill a worker silent (hung) for N seconds. uvicorn's
-# --timeout-worker-healthcheck is NOT this: its supervisor pings a thread of the worker, which
-# answers while the event loop is blocked (measured: the hang fault never recovers under uvicorn).
-WORKER_TIMEOUT_FLAG: dict[str, str] = {"prefork": "--timeout", "gunicorn-sync": "--timeout"}
-# A flag that recycles a worker after N requests.
-MAX_REQUESTS_FLAG: dict[str, str] = {"prefork": "--max-requests", "gunicorn-sync": "--max-requests",
-                                     "uvicorn": "--limit-max-requests"}
-# The signal that makes the server replace its workers without dropping the listening socket.
-# fork and cgi have none: SIGHUP's default action would simply end them.
-RELOAD_SIGNAL: dict[str, signal.Signals] = {"prefork": signal.SIGHUP, "gunicorn-sync": signal.SIGHUP,
-                                            "uvicorn": signal.SIGHUP}
-
 
 # --- settings ---------------------------------------------------------------------------------------------------------
 
@@ -420,7 +405,7 @@ def _crash(how: str, fault: str) -> Fault:
 
 def hang(case: Case) -> FaultRecord:
     s = case.settings
-    flag = WORKER_TIMEOUT_FLAG.get(case.mode.name)
+    flag = case.mode.worker_timeout_flag
     extra = (flag, str(s.hang_timeout)) if flag else ()
     # Beyond the timeout: the server's grace before SIGKILL (prefork's --kill-grace is 2 s), and time
     # to see the load come back.
@@ -504,7 +489,7 @@ def _leak(recycle: bool) -> Fault:
 
     def run(case: Case) -> FaultRecord:
         s, mode = case.settings, case.mode
-        flag = MAX_REQUESTS_FLAG.get(mode.name)
+        flag = mode.max_requests_flag
         if recycle and not flag:
             return not_applicable(case, fault, "the mode has no request-count recycling")
         extra = (flag, str(s.max_requests)) if recycle and flag else ()
@@ -538,7 +523,7 @@ def _leak_record(fault: str, case: Case, observed: Observed, rate: float, argv: 
 
 
 def reload(case: Case) -> FaultRecord:
-    sig = RELOAD_SIGNAL.get(case.mode.name)
+    sig = case.mode.reload_signal
     if sig is None:
         return not_applicable(case, "reload", "the mode has no reload signal (no long-lived workers to replace)")
     with serve(case.settings, case.mode, (), case.log, case.env) as (target, argv):
@@ -649,9 +634,9 @@ def cleanup(case: Case) -> FaultRecord:
 
     app = f"workerbench-{mode.name}"
     env = {**case.env, db.ENV_URL: f"{s.pg_url}?application_name={app}", db.ENV_STRATEGY: db.REUSE}
-    flag = MAX_REQUESTS_FLAG.get(mode.name)
+    flag = mode.max_requests_flag
     extra = (flag, str(CLEANUP_MAX_REQUESTS)) if flag else ()
-    sig = RELOAD_SIGNAL.get(mode.name)
+    sig = mode.reload_signal
     rate = min(CLEANUP_RATE, s.rate(mode))
     with PgWatch(s.pg_url, app) as watch:
         before, opened0 = watch.count(), watch.sessions()
@@ -854,11 +839,13 @@ def _names(text: str | None, valid: Sequence[str], what: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.faults", description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="short loads (about 4 minutes for everything)")
-    p.add_argument("--modes", help=f"comma-separated, default all: {', '.join(servers.MODES)}")
+    p.add_argument("--modes", type=plan.modes_argument(servers.MODES), default=servers.MODE_SETS["default"],
+                   help="modes and mode sets (default, all, wsgi, asgi), comma-separated; default: "
+                        f"{', '.join(servers.MODE_SETS['default'])}")
     p.add_argument("--faults", help=f"comma-separated, default all: {', '.join(FAULTS)}")
     p.add_argument("--out", type=Path, help="run folder (default results/faults-<UTC time>)")
     args = p.parse_args(argv)
-    modes = _names(args.modes, list(servers.MODES), "mode")
+    modes = list(args.modes)
     faults = _names(args.faults, list(FAULTS), "fault")
     out = args.out or ROOT / "results" / time.strftime("faults-%Y%m%dT%H%M%SZ", time.gmtime())
     settings = Settings(quick=args.quick, out=out)

@@ -196,7 +196,7 @@ def _names(kind: str, valid: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
-def _modes(registry: dict[str, Mode]) -> Callable[[str], tuple[str, ...]]:
+def modes_argument(registry: dict[str, Mode]) -> Callable[[str], tuple[str, ...]]:
     """Mode names and named sets (all, wsgi, asgi, default), mixed freely; each mode once, in family order."""
     sets = mode_sets(registry)
     names = _names("mode or mode set", [*sets, *registry])
@@ -225,7 +225,7 @@ def _join(values: Sequence[object]) -> str:
 def _add_matrix_options(p: argparse.ArgumentParser, registry: dict[str, Mode]) -> None:
     scenarios = list(SCENARIOS)
     sets = mode_sets(registry)
-    p.add_argument("--modes", type=_modes(registry),
+    p.add_argument("--modes", type=modes_argument(registry),
                    help="comma-separated modes and sets of modes: " + "; ".join(
                        f"{name} = {','.join(modes)}" for name, modes in sets.items()) + " (default: default)")
     p.add_argument("--scenarios", type=_names("scenario", scenarios),

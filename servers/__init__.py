@@ -12,6 +12,7 @@ servers) decides where reports show it, and the named sets of ``--modes``
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -83,6 +84,13 @@ class Mode:
     # Database backends on which the ratio of one connection per worker to one per request is checked for this
     # mode, with the least ratio (0: reported only).
     reuse_targets: tuple[tuple[str, float], ...] = ()
+    # What the faults suite (scripts/faults.py) may use, None where the server has no such thing (or where
+    # it is not known to work): the option that kills a worker stuck in one request after N seconds, the
+    # option that recycles a worker after N requests, and the signal that replaces every worker while the
+    # listening socket stays open.
+    worker_timeout_flag: str | None = None
+    max_requests_flag: str | None = None
+    reload_signal: signal.Signals | None = None
 
     @property
     def family(self) -> Family:
@@ -245,6 +253,9 @@ MODES: dict[str, Mode] = {
         ),
         Mode(
             name="prefork",
+            worker_timeout_flag="--timeout",
+            max_requests_flag="--max-requests",
+            reload_signal=signal.SIGHUP,
             interface="wsgi",
             hand_written=True,
             summary="hand-written pre-fork server: a master and a pool of long-lived workers on one socket",
@@ -260,6 +271,9 @@ MODES: dict[str, Mode] = {
         ),
         Mode(
             name="gunicorn-sync",
+            worker_timeout_flag="--timeout",
+            max_requests_flag="--max-requests",
+            reload_signal=signal.SIGHUP,
             packages=("gunicorn",),
             interface="wsgi",
             summary="gunicorn with sync workers (one request at a time per worker, no keep-alive)",
@@ -268,6 +282,9 @@ MODES: dict[str, Mode] = {
         ),
         Mode(
             name="gunicorn-gthread",
+            worker_timeout_flag="--timeout",
+            max_requests_flag="--max-requests",
+            reload_signal=signal.SIGHUP,
             packages=("gunicorn",),
             interface="wsgi",
             summary="gunicorn with gthread workers: a thread pool per worker, connections kept alive",
@@ -304,6 +321,8 @@ MODES: dict[str, Mode] = {
         ),
         Mode(
             name="uvicorn",
+            max_requests_flag="--limit-max-requests",  # its supervisor has no per-request timeout
+            reload_signal=signal.SIGHUP,
             packages=("uvicorn",),
             interface="asgi",
             summary="uvicorn with httptools and uvloop: one event loop per worker multiplexes connections",
@@ -313,6 +332,9 @@ MODES: dict[str, Mode] = {
         ),
         Mode(
             name="gunicorn-uvicorn",
+            worker_timeout_flag="--timeout",
+            max_requests_flag="--max-requests",
+            reload_signal=signal.SIGHUP,
             packages=("gunicorn", "uvicorn-worker", "uvicorn"),
             interface="asgi",
             summary="gunicorn's master with uvicorn workers (package uvicorn-worker): httptools and uvloop",
