@@ -541,6 +541,9 @@ def reload(case: Case) -> FaultRecord:
         **record.details, "signal": sig.name, "workers_replaced": len(replaced), "workers_before": len(old)})
 
 
+LEFT_GRACE_S = 2.0  # how long a process may take to follow its exited master before it counts as left behind
+
+
 def shutdown(case: Case) -> FaultRecord:
     s = case.settings
 
@@ -553,6 +556,12 @@ def shutdown(case: Case) -> FaultRecord:
             t.notes["exit_code"] = t.proc.returncode
         except subprocess.TimeoutExpired:
             t.notes["exit_s"] = None
+        # A worker may still be on its way out when its master has gone (uvicorn's, seen here): count
+        # what outlives the master, and what is still there LEFT_GRACE_S later, which is left behind.
+        t.notes["left_at_exit"] = len(live_members(t.proc.pid))
+        until = time.monotonic() + LEFT_GRACE_S
+        while live_members(t.proc.pid) and time.monotonic() < until:
+            time.sleep(0.05)
         t.notes["left_behind"] = len(live_members(t.proc.pid))
 
     with serve(s, case.mode, (), case.log, case.env) as (target, argv):
@@ -569,8 +578,10 @@ def shutdown(case: Case) -> FaultRecord:
     notes = observed.notes
     exit_s = notes.get("exit_s")
     exited = f"exits in {exit_s:.1f} s" if exit_s is not None else "does not exit in 30 s"
-    verdict = (f"{exited}; "
-               f"{completed_after} answered after SIGTERM, {cut} cut; {notes.get('left_behind')} processes left")
+    outlived = notes.get("left_at_exit") or 0
+    verdict = (f"{exited}; {completed_after} answered after SIGTERM, {cut} cut; "
+               f"{notes.get('left_behind')} processes left"
+               + (f" ({outlived} still exiting as the master exited)" if outlived else ""))
     return dataclasses.replace(record, requests_lost=cut, recovery_s=None, verdict=verdict, details={
         **record.details, "completed_after_sigterm": completed_after, "cut": cut,
         "refused_after": errors["connect"]})
