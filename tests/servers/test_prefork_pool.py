@@ -54,8 +54,9 @@ def test_a_killed_worker_is_replaced_within_a_second_under_load(start_server: St
         took = wait_until(lambda: len(live_workers(srv)) == 2 and victim not in live_workers(srv), timeout=5)
         load.wait_for(load.total + 200)
     assert took < 1.0
-    # A sync worker has at most one request in flight: that one may fail, no other.
-    assert sum(load.failures.values()) <= 1, load.failures
+    # A worker holds at most its share of the clients' connections (4 clients, 2 workers): one in
+    # flight and the rest accepted and waiting for their turn. The SIGKILL may cut those, no other.
+    assert sum(load.failures.values()) <= 2, load.failures
     assert load.ok > 300
 
 
