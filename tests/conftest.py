@@ -20,6 +20,18 @@ ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 
 
+def live_children(leader: int, recursive: bool = False) -> set[int]:
+    """Pids of ``leader``'s children (or all descendants) that are running: not zombies, not gone while we looked."""
+    alive = set()
+    for child in psutil.Process(leader).children(recursive=recursive):
+        try:
+            if child.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                alive.add(child.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
 @dataclass
 class Server:
     host: str
@@ -32,14 +44,7 @@ class Server:
 
     def live_children(self) -> set[int]:
         """Pids of the server's children that are running (not zombies, not gone while we looked)."""
-        alive = set()
-        for child in psutil.Process(self.proc.pid).children():
-            try:
-                if child.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
-                    alive.add(child.pid)
-            except psutil.NoSuchProcess:
-                continue
-        return alive
+        return live_children(self.proc.pid)
 
     def exchange(self, data: bytes, timeout: float = 10.0) -> bytes:
         """Send raw bytes on a new connection and read until the server closes it."""

@@ -14,14 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psutil
 import pytest
 
 import servers
 from apps import faults, workloads
 from scripts.procs import free_port, get, running, wait_ready
 from tests.apps.test_workloads import call_asgi, call_wsgi
-from tests.conftest import HOST, ROOT
+from tests.conftest import HOST, ROOT, live_children
 
 FAULT_PATHS = [e.path for e in workloads.FAULT_ENDPOINTS]
 
@@ -80,22 +79,11 @@ def test_error_is_a_500_from_the_server(both: dict[str, int]) -> None:
         assert fetch(port, "/health")[0] == 200  # the process survived
 
 
-def live_children(leader: int) -> set[int]:
-    alive = set()
-    for child in psutil.Process(leader).children(recursive=True):
-        try:
-            if child.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
-                alive.add(child.pid)
-        except psutil.NoSuchProcess:
-            continue
-    return alive
-
-
 def wait_for_replacement(leader: int, before: set[int], deadline_s: float = 20.0) -> tuple[set[int], set[int]]:
     """(gone, new) once a process of ``before`` has died and as many run again."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
-        now = live_children(leader)
+        now = live_children(leader, recursive=True)
         if before - now and len(now) >= len(before):
             return before - now, now - before
         time.sleep(0.05)
@@ -107,7 +95,7 @@ def wait_for_replacement(leader: int, before: set[int], deadline_s: float = 20.0
 def test_crash_really_ends_the_process(mode: str, how: str, world_db: Path, tmp_path: Path) -> None:
     # Two workers: uvicorn with one runs without its supervisor, and a crash would end the server.
     with serving(mode, world_db, tmp_path, workers=2) as (port, leader):
-        before = live_children(leader)
+        before = live_children(leader, recursive=True)
         with pytest.raises(OSError):  # no answer: the connection closes under the request
             get(HOST, port, f"/fault/crash?how={how}", timeout=10)
         gone, new = wait_for_replacement(leader, before)
