@@ -79,7 +79,9 @@ def test_a_stopped_worker_is_killed_after_the_timeout_and_service_continues(star
     assert re.search(pattern, log), log
     assert f"worker {victim} ignored SIGTERM" in log  # a stopped process cannot act on SIGTERM
     assert f"worker {victim} exited (killed by SIGKILL)" in log
-    assert sum(load.failures.values()) <= 1, load.failures
+    # The stopped worker may hold a connection of each of the 4 clients (one in flight, the others
+    # accepted and waiting their turn); killing it cuts those, and no other.
+    assert sum(load.failures.values()) <= 4, load.failures
 
 
 def test_a_worker_stuck_in_one_request_is_caught(start_server: StartServer) -> None:
