@@ -181,6 +181,10 @@ def _rps_axis_formatter(value: float, _position: int) -> str:
     return "0" if value == 0 else format_rps(value)
 
 
+# An axis raised to fit the 95% intervals stops at this multiple of the tallest bar.
+MAX_INTERVAL_AXIS = 2.0
+
+
 def _finish_value_axis(ax: Axes, values: Iterable[float | None], headroom: float = 1.15) -> None:
     """Start the value axis at zero, with room above the highest value for its label."""
     measured = [value for value in values if value is not None]
@@ -220,6 +224,27 @@ def _throughput_panel(ax: Axes, run: AnalysedRun, scenario: str) -> None:
     ax.yaxis.set_major_formatter(FuncFormatter(_rps_axis_formatter))
     # Room over the tallest bar for its label and, above that, the family names.
     _finish_value_axis(ax, values, headroom=1.3)
+    _fit_intervals(ax, xs, values, high)
+
+
+def _fit_intervals(ax: Axes, xs: Sequence[float], values: Sequence[float | None], high: Sequence[float]) -> None:
+    """Raise the axis to the top of the 95% intervals, but not past twice the tallest bar: one wide interval (a noisy
+    cell of few repeats) would flatten every bar. An interval cut at the top is marked, with where it ends."""
+    measured = [v for v in values if v is not None]
+    if not measured:
+        return
+    tops = [(v or 0.0) + h for v, h in zip(values, high, strict=True)]
+    bottom, top = ax.get_ylim()
+    limit = max(measured) * MAX_INTERVAL_AXIS
+    wanted = min(limit, max(tops) * 1.08)
+    if wanted > top:
+        ax.set_ylim(bottom, wanted)
+        top = wanted
+    for x, reach in zip(xs, tops, strict=True):
+        if reach > top:
+            ax.annotate(f"95% CI to {format_rps(reach)}", (x, top), xytext=(3, -16), textcoords="offset points",
+                        ha="left", va="top", fontsize=6, rotation=90, clip_on=False)
+            ax.plot([x], [top], marker="^", color="black", markersize=4, clip_on=False)
 
 
 def _generator_bound(figure: FoldedCell | None) -> bool:

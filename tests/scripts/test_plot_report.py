@@ -439,3 +439,17 @@ def test_the_fork_rates_are_named_in_the_new_connection_panels_title() -> None:
     assert close.get_title().endswith("dashed: fork()+exit+wait 800/s; dotted: minimal fork loop 450/s")
     assert "fork()" not in keepalive.get_title()
     assert len([line for line in close.get_lines() if line.get_linestyle() in ("--", ":")]) == 2
+
+
+def test_the_throughput_axis_reaches_the_tops_of_the_intervals_within_reason() -> None:
+    # A wide interval (two of three repeats agreeing, one far off) must neither run out of the panel unmarked
+    # nor flatten the other bars: the axis rises to twice the tallest bar at most, and a cut interval is marked.
+    steady = ok_record("prefork", "plaintext", 32, 1000.0, throughput_ci95=[950.0, 1050.0], repeats=3)
+    wide = ok_record("uvicorn", "plaintext", 32, 900.0, throughput_ci95=[600.0, 1600.0], repeats=3)
+    wild = ok_record("waitress", "plaintext", 32, 500.0, throughput_ci95=[100.0, 9000.0], repeats=3)
+    ax = plot.throughput_figure(run_of([steady, wide])).axes[0]
+    assert ax.get_ylim()[1] >= 1600.0
+    assert not [t for t in ax.texts if t.get_text().startswith("95% CI to")]
+    ax = plot.throughput_figure(run_of([steady, wide, wild])).axes[0]
+    assert ax.get_ylim()[1] == pytest.approx(1000.0 * plot.MAX_INTERVAL_AXIS)
+    assert [t.get_text() for t in ax.texts if t.get_text().startswith("95% CI to")] == ["95% CI to " + format_rps(9000.0)]
