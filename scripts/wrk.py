@@ -14,13 +14,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.procs import tail
+from scripts.procs import running, tail
 from scripts.resources import run_traced
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,6 +150,34 @@ def parse_wrk_output(stdout: str) -> WrkResult:
     )
 
 
+def _prepare(*, host: str, port: int, path: str, method: str, body: bytes, close: bool, connections: int,
+             duration: int, workdir: Path, threads: int) -> tuple[list[str], dict[str, str], Path]:
+    """wrk's command line, its ``WB_*`` environment and its log's path, after the checks every run makes."""
+    check_loopback(host)
+    if find_wrk() is None:
+        raise WrkError(MISSING)
+    workdir.mkdir(parents=True, exist_ok=True)
+    argv = wrk_command(url=url_for(host, port, path), connections=connections, duration=duration, threads=threads)
+    return argv, wrk_env(method=method, body=body, close=close, workdir=workdir), workdir / "wrk.log"
+
+
+def warm_up(*, host: str, port: int, path: str, method: str = "GET", body: bytes = b"", close: bool = False,
+            connections: int, seconds: float, workdir: Path, cpus: set[int] | None = None) -> None:
+    """Load the server as :func:`run_wrk` would for ``seconds``, which may be under wrk's shortest run of one
+    second: wrk is stopped then, since a warm-up's figures are not read. (Rounding a 0.5 s warm-up up to
+    wrk's second cost half a second a cell, a minute and a half of a default run.)"""
+    argv, env, log = _prepare(host=host, port=port, path=path, method=method, body=body, close=close,
+                              connections=connections, duration=max(1, math.ceil(seconds)), workdir=workdir,
+                              threads=1)
+    with running(argv, log_path=log, cwd=ROOT, cpus=cpus, env={**os.environ, **env}) as proc:
+        try:
+            code = proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return  # still loading when the warm-up ends: as it should be
+    if code != 0:
+        raise WrkError(f"wrk exited with code {code} during the warm-up\n{tail(log.read_text(errors='replace'))}")
+
+
 def run_wrk(*, host: str, port: int, path: str, method: str = "GET", body: bytes = b"", close: bool = False,
             connections: int, duration: int, workdir: Path, cpus: set[int] | None = None,
             threads: int = 1) -> WrkResult:
@@ -156,15 +186,8 @@ def run_wrk(*, host: str, port: int, path: str, method: str = "GET", body: bytes
     wrk runs in a process group of its own (:func:`scripts.procs.running`), bounded to
     ``duration`` + 30 s, and is read back from ``workdir/wrk.log``.
     """
-    check_loopback(host)
-    url = url_for(host, port, path)
-    exe = find_wrk()
-    if exe is None:
-        raise WrkError(MISSING)
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = workdir / "wrk.log"
-    argv = wrk_command(url=url, connections=connections, duration=duration, threads=threads)
-    env = wrk_env(method=method, body=body, close=close, workdir=workdir)
+    argv, env, log = _prepare(host=host, port=port, path=path, method=method, body=body, close=close,
+                              connections=connections, duration=duration, workdir=workdir, threads=threads)
     limit = duration + WRK_MARGIN_S
     try:
         code, util = run_traced(argv, log=log, timeout=limit, cpus=cpus, cwd=ROOT, env=env)

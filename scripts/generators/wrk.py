@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from loadtests.scenarios import Scenario
@@ -41,8 +40,13 @@ class Wrk:
                           latency_histogram=distribution.histogram_from_spectrum(result.spectrum_ms, result.requests))
 
     def warm_up(self, load: Load) -> None:
-        # wrk's shortest run is one second.
-        self.run(dataclasses.replace(load, duration=max(1.0, load.duration)))
+        (probe,) = load.scenario.probes
+        try:
+            wrk.warm_up(host=load.host, port=load.port, path=probe.path, method=probe.method, body=probe.body,
+                        close=not load.keepalive, connections=load.connections, seconds=load.duration,
+                        workdir=load.workdir, cpus=set(load.cpus) if load.cpus else None)
+        except wrk.WrkError as exc:
+            raise LoadError(str(exc)) from None
 
 
 WRK = Wrk()

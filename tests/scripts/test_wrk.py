@@ -287,3 +287,15 @@ def test_keepalive_is_the_default(wrk_exe: str, tmp_path: Path) -> None:
         assert not any(line.lower().startswith(b"connection:") for line in lines)
         assert not any(line.lower().startswith(b"content-length:") for line in lines)
         assert body == b""
+
+
+def test_a_warm_up_shorter_than_a_second_loads_the_server_and_stops_wrk(wrk_exe: str, tmp_path: Path) -> None:
+    # wrk's shortest run is a second; a 0.3 s warm-up stops it before it ends, so it never prints its report.
+    with recording_server() as rec:
+        wrk.warm_up(host=HOST, port=rec.port, path="/plaintext", method="POST", body=b"x", close=True,
+                    connections=2, seconds=0.3, workdir=tmp_path)
+        served = rec.requests
+    assert served > 0
+    assert wrk.MARKER not in (tmp_path / "wrk.log").read_text()
+    head, body = rec.raw[0]
+    assert head.split(b"\r\n")[0] == b"POST /plaintext HTTP/1.1" and b"Connection: close" in head and body == b"x"
