@@ -57,6 +57,23 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def live_members(pgid: int) -> list[int]:
+    """The group's members that still run: a zombie has exited and holds nothing but its pid.
+
+    An orphaned zombie (a child that exited after its parent) waits to be reaped by PID 1, which in
+    some containers does that only every second or two: waiting for it cost 1.7 s a cell with
+    uvicorn and hypercorn, whose workers outlive the master by a moment.
+    """
+    alive = []
+    for pid in group_members(pgid):
+        try:
+            if psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
@@ -67,25 +84,25 @@ def _signal_group(pgid: int, sig: int) -> None:
 def stop_group(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_S) -> list[int]:
     """Stop ``proc`` and its whole process group; returns pids still alive (should be none)."""
     pgid = proc.pid
-    if proc.poll() is None or group_members(pgid):
+    if proc.poll() is None or live_members(pgid):
         _signal_group(pgid, signal.SIGTERM)
         try:
             proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             pass
     deadline = time.monotonic() + grace
-    while group_members(pgid) and time.monotonic() < deadline:
+    while live_members(pgid) and time.monotonic() < deadline:
         # The leader may be gone while its children still drain; give them the same grace.
-        time.sleep(0.05)
-    if group_members(pgid) or proc.poll() is None:
+        time.sleep(0.02)
+    if live_members(pgid) or proc.poll() is None:
         _signal_group(pgid, signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 5.0
-    left = group_members(pgid)
+    left = live_members(pgid)
     while left and time.monotonic() < deadline:
         _signal_group(pgid, signal.SIGKILL)
         time.sleep(0.05)
-        left = group_members(pgid)
+        left = live_members(pgid)
     return left
 
 

@@ -1,0 +1,44 @@
+"""Process groups: what counts as still running, and stopping a group whose children outlive its leader."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from scripts import procs
+
+# The leader forks a child that exits at once and is never reaped (a zombie), and one that keeps running.
+ZOMBIE_AND_SLEEPER = """
+import os, signal, time
+if os.fork() == 0:
+    os._exit(0)
+if os.fork() == 0:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # outlives the leader until SIGKILL
+    time.sleep(60)
+    os._exit(0)
+time.sleep(60)
+"""
+
+
+def _wait_for(condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
+    end = time.monotonic() + deadline_s
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.02)
+
+
+def test_a_zombie_is_a_member_of_its_group_but_not_a_live_one() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", ZOMBIE_AND_SLEEPER], start_new_session=True)
+    try:
+        _wait_for(lambda: len(procs.group_members(proc.pid)) == 3)
+        members = procs.group_members(proc.pid)
+        assert len(members) == 3
+        _wait_for(lambda: len(procs.live_members(proc.pid)) == 2)
+        live = procs.live_members(proc.pid)
+        assert len(live) == 2 and proc.pid in live
+    finally:
+        left = procs.stop_group(proc, grace=0.5)
+    # The child that ignored SIGTERM was killed: nothing that runs is left, zombies aside.
+    assert left == []
+    assert procs.live_members(proc.pid) == []
