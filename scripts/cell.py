@@ -30,6 +30,10 @@ from scripts.records import CellRecord
 from scripts.resources import Sampler, Usage
 from scripts.verify import VerifyError, verify
 
+# How long a server gets to stop after its cell: nothing is left to answer but what the generator abandoned when it
+# stopped. (cgi drained 64 such children for its whole 10 s graceful timeout under load, every cell.)
+CELL_STOP_GRACE_S = 3.0
+
 # What a failed cell may raise; anything else is a bug in the harness and stops the run.
 CELL_ERRORS = (StartError, VerifyError, LoadError, RuntimeError, OSError)
 
@@ -53,7 +57,7 @@ def serving(plan: Plan, argv: list[str], port: int, scenario: Scenario, log: Pat
             env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
     """A server started on the server CPUs, ready, its whole group pinned, and verified on ``scenario``
     (the primer); yields the process and how long it took to become ready. Stopped on any exit."""
-    with running(argv, log_path=log, env=env, cwd=ROOT, cpus=set(plan.server_cpus)) as proc:
+    with running(argv, log_path=log, env=env, cwd=ROOT, cpus=set(plan.server_cpus), grace=CELL_STOP_GRACE_S) as proc:
         ready = wait_ready(proc, plan.host, port, log_path=log, deadline_s=plan.start_timeout)
         pin_group(proc.pid, plan.server_cpus)
         verify(plan.host, port, scenario)  # every endpoint answers right before any load

@@ -95,6 +95,10 @@ class Plan:
     client_cpus: frozenset[int] = frozenset()
     db_strategies: tuple[str, ...] = (db.REUSE,)
     db_url: str | None = None
+    # Without --db-strategies, the per-request contrast is measured under the modes of the process-model
+    # comparison (the default set) and those held to a reuse ratio: for the production servers it shows the app's
+    # choice, the same under each, and it cost a minute and a half of a --modes all run.
+    per_request_everywhere: bool = False
     postgres: bool = False  # start a throwaway PostgreSQL for the run
     quick: bool = False
     open_loop: bool = False
@@ -139,6 +143,8 @@ class Plan:
                 # Sweep points beyond the main level are measured once: they draw a curve, not a figure.
                 repeats = self.repeats if users in self.concurrency else 1
                 modes = self._modes_at(scenario, users)
+                if strategy == db.PER_REQUEST and not self.per_request_everywhere:
+                    modes = tuple(m for m in modes if self.registry[m].in_default_set or self.registry[m].reuse_targets)
                 for repeat in range(repeats):
                     for mode in modes if repeat % 2 == 0 else tuple(reversed(modes)):
                         cells.append(Cell(index=len(cells), mode=mode, scenario=scenario, concurrency=users,
@@ -269,7 +275,8 @@ def _add_other_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="run folder (default: a new timestamped folder under results/)")
     p.add_argument("--db-strategies", type=_names("database strategy", list(db.STRATEGIES)),
                    help="connection strategies for the database scenarios: reuse (one connection per worker) "
-                   "and/or per-request (connect, query, close); default both, --quick: reuse")
+                   "and/or per-request (connect, query, close); default both (per-request under the default "
+                   "set's modes only; naming it measures it under every mode), --quick: reuse")
     p.add_argument("--db-url", default=os.environ.get(db.ENV_URL),
                    help=f"a postgresql:// URL to query instead of SQLite (default: ${db.ENV_URL}); "
                    "the bench seeds its world table")
@@ -350,6 +357,7 @@ def _plan(args: argparse.Namespace, registry: dict[str, Mode], gens: dict[str, G
         warmup=args.warmup if args.warmup is not None else (QUICK_WARMUP if quick else DEFAULT_WARMUP),
         workers=args.workers, out=(args.out or RESULTS / dt.datetime.now().strftime("%Y%m%d-%H%M%S")).resolve(),
         db_strategies=args.db_strategies or ((db.REUSE,) if quick else db.STRATEGIES),
+        per_request_everywhere=args.db_strategies is not None,
         db_url=args.db_url or None, postgres=args.postgres, quick=quick,
         repeats=args.repeats or (1 if quick else DEFAULT_REPEATS),
         close_scenarios=tuple(c for c in close if c in scenarios), generator=args.generator, wrk=wrk.find_wrk(),

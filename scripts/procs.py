@@ -114,8 +114,10 @@ def running(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     cpus: set[int] | None = None,
+    grace: float = STOP_GRACE_S,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``argv`` in a new process group, logging to ``log_path``; stop the group on exit."""
+    """Start ``argv`` in a new process group, logging to ``log_path``; stop the group on exit (SIGTERM, then
+    SIGKILL for what still runs ``grace`` seconds later)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -135,7 +137,7 @@ def running(
                 pass
         yield proc
     finally:
-        left = stop_group(proc)
+        left = stop_group(proc, grace)
         if left:
             raise RuntimeError(f"processes {left} of group {proc.pid} survived SIGKILL")
 

@@ -314,7 +314,7 @@ MODES: dict[str, Mode] = {
             summary="granian (Rust, tokio + hyper) serving the WSGI app from a pool of blocking threads",
             command=lambda l: _granian(l, "wsgi"),  # noqa: E741
             in_default_set=False,
-            start_s=1.0,
+            start_s=0.4,
             defaults="blocking threads per worker: its default, half of backlog / workers (256 with 2 workers); "
             "idle connections closed after 5 s (`--http1-header-read-timeout 5000`, the time to read a request's "
             "head; default 30 s); backlog 1024",
@@ -328,7 +328,7 @@ MODES: dict[str, Mode] = {
             summary="uvicorn with httptools and uvloop: one event loop per worker multiplexes connections",
             command=_uvicorn,
             defaults="--workers; keep-alive 5 s (its default); backlog 2048",
-            start_s=2.0,  # --workers 2 runs a supervisor that spawns (not forks) its workers
+            start_s=1.3,  # --workers 2 runs a supervisor that spawns (not forks) its workers
         ),
         Mode(
             name="gunicorn-uvicorn",
@@ -340,7 +340,7 @@ MODES: dict[str, Mode] = {
             summary="gunicorn's master with uvicorn workers (package uvicorn-worker): httptools and uvloop",
             command=_gunicorn_uvicorn,
             in_default_set=False,
-            start_s=1.0,
+            start_s=0.8,
             defaults="keep-alive 5 s (from gunicorn's `--keep-alive`); backlog 2048; "
             "at most 1000 connections per worker",
         ),
@@ -351,7 +351,7 @@ MODES: dict[str, Mode] = {
             summary="granian (Rust, tokio + hyper) with a Python event loop per worker for the ASGI app",
             command=lambda l: _granian(l, "asgi"),  # noqa: E741
             in_default_set=False,
-            start_s=1.0,
+            start_s=0.4,
             defaults="one runtime thread per worker; idle connections closed after 5 s (as granian-wsgi); "
             "backlog 1024",
         ),
@@ -362,7 +362,7 @@ MODES: dict[str, Mode] = {
             summary="hypercorn with uvloop workers (h11 for HTTP/1.1, pure Python parsing)",
             command=_hypercorn,
             in_default_set=False,
-            start_s=2.5,  # spawns (not forks) its workers, and they poll for the shutdown signal
+            start_s=1.0,  # spawns (not forks) its workers, and they poll for the shutdown signal
             defaults="keep-alive 5 s (its default too); backlog 100",
         ),
     )
