@@ -22,7 +22,7 @@ from scripts.plan import plan_from_args
 from scripts.procs import running
 from scripts.verify import VerifyError, verify
 from scripts.wrk import find_wrk
-from servers import MODE_SETS, MODES, Launch, Mode
+from servers import MODE_SETS, MODES, Launch, Mode, mode_sets
 from tests.conftest import ROOT, StartServer
 
 DATA = Path(__file__).parent / "data"
@@ -283,3 +283,14 @@ def test_open_loop_ladder_records_latency_against_offered_load(tmp_path: Path) -
     assert "## Latency against offered load (open loop)" in summary
     assert "- prefork: knee at 400 req/s offered" in summary
     assert "- uvicorn: kept up at every rate" in summary
+
+
+def test_per_request_cells_run_under_the_default_set_unless_named(tmp_path: Path) -> None:
+    def per_request_modes(*args: str) -> set[str]:
+        plan = plan_from_args(["--modes", "all", "--scenarios", "db", "--out", str(tmp_path), *args])
+        assert plan is not None
+        return {c.mode for c in plan.cells() if c.db_strategy == "per-request"}
+
+    default = set(mode_sets(MODES)["default"]) - {"cgi"}  # cgi serves plaintext only
+    assert per_request_modes() == default
+    assert per_request_modes("--db-strategies", "reuse,per-request") == set(mode_sets(MODES)["all"]) - {"cgi"}
