@@ -84,7 +84,7 @@ class Session:
 
     def close(self) -> None:
         self.sock.close()  # the worker holds the only descriptor, so this sends the FIN
-        self.conn.release()
+        self.conn.msg.release()
 
 
 def serve_connection(sock: socket.socket, peer: Any, app: WSGIApp, server: ServerInfo, limits: Limits) -> int:

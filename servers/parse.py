@@ -307,10 +307,6 @@ class Connection:
             self.deferred = exc
         return bool(msg.done) or msg.headers_complete or self.deferred is not None or self.closing
 
-    def release(self) -> None:
-        """The connection is closed: let go of its parser at once (see :meth:`_Message.release`)."""
-        self.msg.release()
-
     @property
     def started(self) -> bool:
         """Bytes of a request have arrived (a parked idle connection's next request has begun)."""
