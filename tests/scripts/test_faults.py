@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 import servers
-from scripts import fault_records, fault_report, faults, openloop
-from scripts.fault_records import FaultRecord
+from scripts import fault_report, faults, openloop, records
 from scripts.faults import Case, Settings
 from scripts.procs import free_port
+from scripts.records import FaultRecord
 from tests.conftest import HOST, StartServer
 
 
@@ -88,7 +88,7 @@ def test_leak_grows_pss_and_recycling_bounds_it(settings: Settings, env: dict[st
 
 def not_applicable_for_fork(settings: Settings, env: dict[str, str]) -> bool:
     record = run("leak+recycle", "fork", settings, env)
-    return record.status == "n/a" and "recycling" in record.verdict
+    return record.status == "n/a" and "nothing to recycle" in record.verdict
 
 
 @pytest.mark.parametrize("mode", ["prefork", "gunicorn-sync"])
@@ -107,11 +107,11 @@ def test_shutdown_exits_and_leaves_nothing(mode: str, settings: Settings, env: d
 
 
 def test_report_from_real_records(settings: Settings, env: dict[str, str], tmp_path: Path) -> None:
-    records = [run("crash", "prefork", settings, env), run("state", "fork", settings, env),
+    written = [run("crash", "prefork", settings, env), run("state", "fork", settings, env),
                run("reload", "fork", settings, env)]
-    faults.write_records(tmp_path / "faults.json", records, {"quick": True})
-    loaded = fault_records.load_records(tmp_path / "faults.json")
-    assert loaded == records
+    faults.write_records(tmp_path / "faults.json", written, {"quick": True})
+    loaded = records.load(tmp_path).faults
+    assert list(loaded) == written
     md = fault_report.render(tmp_path, loaded).read_text()
     assert "| prefork |" in md and "isolated" in md and "not applicable" in md
     # The caution x mode matrix: one row per fault, one column per mode, a few words per cell.
