@@ -961,9 +961,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     faults = _names(args.faults, list(FAULTS), "fault")
     out = args.out or ROOT / "results" / time.strftime("faults-%Y%m%dT%H%M%SZ", time.gmtime())
     settings = Settings(quick=args.quick, out=out)
-    records = run(settings, modes, faults)
-    fault_report.render(out, records)
-    print(f"faults: wrote {out / 'faults.md'}")
+    run(settings, modes, faults)
+    fault_report.render_run(out)
+    print(f"faults: wrote {out / 'faults.md'} and {out / 'faults.html'}")
     return 0
 
 
