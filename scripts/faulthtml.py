@@ -72,7 +72,8 @@ def _matrix_cell(r: FaultRecord | None) -> h.Cell:
     if r is None:
         return h.Cell(MISSING, css="muted")
     css = {"n/a": "muted", "not offered": "muted", "failed": "bad"}.get(r.status, "")
-    return h.Cell(fr.short(r), css=css)
+    tint = fr.tone(r)
+    return h.Cell(fr.short(r), css=f"{css} tone-{tint}" if tint else css)
 
 
 def matrix(records: Sequence[FaultRecord]) -> str:
@@ -87,7 +88,11 @@ def matrix(records: Sequence[FaultRecord]) -> str:
     return ('<section id="matrix"><h2>Each caution of the worker model, measured in every mode</h2>'
             f"<ul>{meanings}</ul>"
             '<p class="muted">A few words per case; the section of each fault has the numbers. "loris" and "no-read" '
-            "are the two kinds of slow client, K:share of ordinary requests answered.</p>"
+            "are the two kinds of slow client, K:share of ordinary requests answered. "
+            '<span class="tone-good">&nbsp;Green&nbsp;</span>: nothing lost, state isolated, everything closed. '
+            '<span class="tone-bad">&nbsp;Red&nbsp;</span>: state leaked, requests lost for good, processes or '
+            "connections left behind, most requests failing beside slow clients, or recycling that halves "
+            "throughput.</p>"
             + h.table(("caution", "fault", *modes), rows, sortable=False, attrs=' id="matrix-table"')
             + "</section>")
 

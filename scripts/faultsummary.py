@@ -112,6 +112,30 @@ def short(r: FaultRecord) -> str:
     return f"{lost_short(r)}, {recovery}"
 
 
+def tone(r: FaultRecord) -> str:
+    """good, bad or "" (neither, or not a judgement to make): how the caution x mode table tints a case, so a
+    reader sees at a glance where a model hurts. Bad: state seen by another request, requests lost for good,
+    processes left behind or connections left open, most ordinary requests refused beside slow clients,
+    recycling that halves throughput."""
+    d = r.details
+    if not r.ok:
+        return ""
+    if r.fault == "state":
+        return "bad" if d["saw_earlier_state"] else "good"
+    if r.fault in ("crash", "segv", "hang", "reload", "error"):
+        return "bad" if r.requests_lost and r.recovery_s is None else "" if r.requests_lost else "good"
+    if r.fault == "shutdown":
+        return "bad" if d.get("left_behind") or d.get("exit_s") is None else "" if d.get("cut") else "good"
+    if r.fault == "cleanup":
+        return "good" if d.get("zero_after_exit_s") is not None else "bad"
+    if r.fault == "slow":
+        worst = min(d["worst_success_pct"].values(), default=100.0)
+        return "bad" if worst < 50 else "good" if worst >= 90 else ""
+    if r.fault == "recycle":
+        return "bad" if d.get("ratio") is not None and d["ratio"] < 0.5 else ""
+    return ""
+
+
 def failure_split(r: FaultRecord) -> dict[str, int]:
     """The failed requests by how they ended (empty for a schema-1 record, which did not split them)."""
     return {k: int(n) for k, n in (r.details.get("failures") or {}).items() if n}
