@@ -367,10 +367,12 @@ def lost_text(record: FaultRecord) -> str:
 
 
 def describe_recovery(record: FaultRecord, never: str) -> str:
-    if record.recovery_s is None:
-        return never
+    # Nothing lost says more than a recovery time: a slow mode's (cgi's 2/s) window to judge recovery may not
+    # fit in a short run after the fault.
     if not record.requests_lost:
         return "no request lost"
+    if record.recovery_s is None:
+        return never
     return f"recovers in {record.recovery_s:.1f} s"
 
 

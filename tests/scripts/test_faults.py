@@ -46,6 +46,8 @@ def test_crash_kills_a_worker_and_the_pool_replaces_it(mode: str, settings: Sett
     assert record.processes[-1][1] == record.details["processes_before"] == 3
     assert record.recovery_s is not None and record.requests_lost is not None
     assert sum(record.timeline["ok"]) > 0 and record.verdict
+    # The replacement is a new pid, whether or not a 0.1 s sample caught the pool one short.
+    assert record.details["new_processes"] >= 1
 
 
 def test_hang_is_killed_by_the_prefork_timeout_but_not_by_uvicorn(settings: Settings, env: dict[str, str]) -> None:
@@ -57,7 +59,12 @@ def test_hang_is_killed_by_the_prefork_timeout_but_not_by_uvicorn(settings: Sett
     assert gone is not None and settings.hang_timeout <= gone < settings.hang_timeout + 5
     # uvicorn's supervisor pings a thread of the worker, which answers while the event loop is blocked.
     assert uvicorn.details["hung_process_gone_s"] is None
-    assert "never killed" in uvicorn.verdict
+    assert "never killed (the mode offers no worker timeout)" in uvicorn.verdict
+    # Requests queued behind the hung process end as timeouts (the clients give up after 1 s), or are cut when
+    # the timeout kills it: never refused, since the listener stays open.
+    for record in (prefork, uvicorn):
+        split = record.details["failures"]
+        assert sum(split.values()) == record.requests_lost and split["refused"] == 0
 
 
 @pytest.mark.parametrize("mode", ["prefork", "uvicorn"])
@@ -86,6 +93,13 @@ def test_leak_grows_pss_and_recycling_bounds_it(settings: Settings, env: dict[st
     assert not_applicable_for_fork(settings, env)
 
 
+def test_a_feature_the_server_lacks_is_not_offered(settings: Settings, env: dict[str, str]) -> None:
+    for fault in ("leak+recycle", "recycle", "reload"):
+        record = run(fault, "waitress", settings, env)
+        assert record.status == "not offered" and "waitress has no" in record.verdict, fault
+    assert run("recycle", "fork", settings, env).status == "n/a"
+
+
 def not_applicable_for_fork(settings: Settings, env: dict[str, str]) -> bool:
     record = run("leak+recycle", "fork", settings, env)
     return record.status == "n/a" and "nothing to recycle" in record.verdict
@@ -104,6 +118,9 @@ def test_shutdown_exits_and_leaves_nothing(mode: str, settings: Settings, env: d
     assert record.details["exit_s"] is not None and record.details["exit_s"] < 30
     assert record.details["left_behind"] == 0
     assert record.details["refused_after"] > 0  # the schedule went on against a closed port
+    split = record.details["failures"]
+    assert split["refused"] > 0 and record.details["cut"] == sum(split[k] for k in ("reset", "timeout", "5xx",
+                                                                                     "wrong"))
 
 
 def test_report_from_real_records(settings: Settings, env: dict[str, str], tmp_path: Path) -> None:
