@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from statistics import median
 
+import servers
 from scripts.records import FaultRecord
 
 SMOOTH_S = 0.5
@@ -90,7 +91,10 @@ def short(r: FaultRecord) -> str:
         return f"PSS {d['pss'][0][1]:.0f}->{d['pss'][-1][1]:.0f} MB, p99 {d['latency_ms'].get('p99', 0):.0f} ms"
     if r.fault == "hang":
         gone = d.get("hung_process_gone_s")
-        never = "never killed" if d.get("timeout_offered", True) else "no timeout offered"
+        mode = servers.MODES.get(r.mode)
+        # A process per request has no worker to time out: the hung one simply stays.
+        never = ("stays to the end" if mode and mode.fork_per_request
+                 else "never killed" if d.get("timeout_offered", True) else "no timeout offered")
         return f"{lost_short(r)}; " + (f"killed {gone:.1f} s" if gone is not None else never)
     if r.fault == "reload":
         return f"{d['workers_replaced']} new, {lost_short(r)}"
