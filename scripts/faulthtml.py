@@ -46,6 +46,8 @@ connection closed without an answer, as when the process holding it dies), <b>ti
 the request timeout: the request sits behind a stuck process), <b>5xx</b> (the server answered with an error),
 <b>wrong</b> (an answer neither 2xx nor 5xx, or not HTTP); <b>unsent</b>: scheduled but never sent by the end,
 because every connection was still waiting.</li>
+<li><b>new processes</b>: processes of the server first seen after the fault, such as a worker started to
+replace a dead one (&mdash; for a process per request, whose processes come and go anyway).</li>
 <li><b>recovery</b>: seconds from the fault until the offered load is answered in full again and stays so
 (&mdash;: not back by the end, or not measured).</li>
 <li><b>n/a</b>: the fault means nothing for this process model (recycling a process that serves one request
@@ -190,8 +192,9 @@ def slow_clients(records: Sequence[FaultRecord]) -> go.Figure | None:
     ks = sorted({lv["k"] for r in usable for levels in r.details["levels"].values() for lv in levels})
     fig.update_xaxes(type="log", tickvals=ks, ticktext=[str(k) for k in ks], title_text="slow clients (K)")
     fig.update_yaxes(title_text="ordinary requests answered 2xx (%)", range=[-5, 105], row=1, col=1)
-    fig.update_layout(**{**LAYOUT, "legend": LEGEND_RIGHT}, title="Slow clients: ordinary requests answered beside "
-                      "K slow ones", hovermode="x")
+    # The subplots' own titles sit at their top: the figure's title needs room above them.
+    fig.update_layout(**{**LAYOUT, "legend": LEGEND_RIGHT, "margin": {**MARGIN, "t": 100}},
+                      title="Slow clients: ordinary requests answered beside K slow ones", hovermode="x")
     return fig
 
 
@@ -225,7 +228,7 @@ def _load_row(r: FaultRecord) -> list[h.Cell | str]:
     known = "failures" in r.details  # schema-1 records did not split their failures
     counts = [h.num(str(split.get(k, 0)) if known else MISSING, split.get(k, 0) if known else None)
               for k in (*KINDS, "unsent")]
-    new = r.details.get("new_processes")
+    new = None if fr.per_request(r.mode) else r.details.get("new_processes")
     return [r.mode, h.num(h.esc(MISSING if r.requests_lost is None else r.requests_lost), r.requests_lost), *counts,
             h.num(MISSING if r.recovery_s is None else f"{r.recovery_s:.2f}", r.recovery_s),
             h.num(MISSING if new is None else str(new), new), _verdict(r)]

@@ -91,9 +91,8 @@ def short(r: FaultRecord) -> str:
         return f"PSS {d['pss'][0][1]:.0f}->{d['pss'][-1][1]:.0f} MB, p99 {d['latency_ms'].get('p99', 0):.0f} ms"
     if r.fault == "hang":
         gone = d.get("hung_process_gone_s")
-        mode = servers.MODES.get(r.mode)
         # A process per request has no worker to time out: the hung one simply stays.
-        never = ("stays to the end" if mode and mode.fork_per_request
+        never = ("stays to the end" if per_request(r.mode)
                  else "never killed" if d.get("timeout_offered", True) else "no timeout offered")
         return f"{lost_short(r)}; " + (f"killed {gone:.1f} s" if gone is not None else never)
     if r.fault == "reload":
@@ -116,6 +115,13 @@ def short(r: FaultRecord) -> str:
     return f"{lost_short(r)}, {recovery}"
 
 
+def per_request(mode: str) -> bool:
+    """A registered mode that forks a process per request: its processes come and go with the load, so new pids
+    say nothing about respawns, and a hung one is no worker to time out."""
+    entry = servers.MODES.get(mode)
+    return bool(entry and entry.fork_per_request)
+
+
 def tone(r: FaultRecord) -> str:
     """good, bad or "" (neither, or not a judgement to make): how the caution x mode table tints a case, so a
     reader sees at a glance where a model hurts. Bad: state seen by another request, requests lost for good,
@@ -126,6 +132,8 @@ def tone(r: FaultRecord) -> str:
         return ""
     if r.fault == "state":
         return "bad" if d["saw_earlier_state"] else "good"
+    if r.fault == "hang" and not r.requests_lost and d.get("hung_process_gone_s") is None and not per_request(r.mode):
+        return ""  # nothing lost, but a worker is stuck for good
     if r.fault in ("crash", "segv", "hang", "reload", "error"):
         return "bad" if r.requests_lost and r.recovery_s is None else "" if r.requests_lost else "good"
     if r.fault == "shutdown":
