@@ -169,6 +169,9 @@ def test_openloop_timeline_counts_every_outcome(start_server: StartServer, tmp_p
     # About 20 per 0.1 s step over the 2 s schedule: the answers are spread, not lumped.
     assert 18 <= len(r.timeline["ok"]) <= 22 and max(r.timeline["ok"]) <= 40
     assert sum(missing.timeline["failed"]) == missing.errors["status"] == 50  # a 404 is a failure
+    # ... of its own kind: an answer, neither 2xx nor the server's 5xx.
+    assert sum(missing.timeline["failed_by"]["wrong"]) == 50
+    assert not any(sum(missing.timeline["failed_by"][k]) for k in ("refused", "reset", "timeout", "5xx"))
 
 
 def test_openloop_timeline_counts_connect_errors(tmp_path: Path) -> None:
@@ -176,6 +179,7 @@ def test_openloop_timeline_counts_connect_errors(tmp_path: Path) -> None:
     r = openloop.run_openloop(f"http://{HOST}:{port}/", rate=50, duration=1, connections=4, timeout=2,
                               workdir=tmp_path)
     assert sum(r.timeline["failed"]) == r.errors["connect"] == 50 and sum(r.timeline["ok"]) == 0
+    assert sum(r.timeline["failed_by"]["refused"]) == 50
 
 
 @pytest.mark.parametrize("mode", ["prefork", "uvicorn"])
