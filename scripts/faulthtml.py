@@ -194,7 +194,7 @@ def slow_clients(records: Sequence[FaultRecord]) -> go.Figure | None:
     fig.update_yaxes(title_text="ordinary requests answered 2xx (%)", range=[-5, 105], row=1, col=1)
     # The subplots' own titles sit at their top: the figure's title needs room above them.
     fig.update_layout(**{**LAYOUT, "legend": LEGEND_RIGHT, "margin": {**MARGIN, "t": 100}},
-                      title="Slow clients: ordinary requests answered beside K slow ones", hovermode="x")
+                      title="Slow clients: ordinary requests answered beside K slow ones", hovermode="x", height=500)
     return fig
 
 
@@ -240,8 +240,41 @@ def _verdict(r: FaultRecord) -> h.Cell:
     return h.Cell(r.verdict, css="muted" if r.status in ("n/a", "not offered") else "")
 
 
+def slow_table(records: Sequence[FaultRecord], attrs: str) -> str:
+    """Share of ordinary requests answered per kind of slow client and K: one sortable column each."""
+    kinds = list(dict.fromkeys(kind for r in records for kind in r.details.get("levels", {})))
+    levels = sorted({(kind, lv["k"]) for r in records for kind, lvs in r.details.get("levels", {}).items()
+                     for lv in lvs}, key=lambda key: (kinds.index(key[0]), key[1]))
+    notes = any(not r.ok for r in records)  # a column for the cases the harness could not measure, if any
+    rows: list[list[h.Cell | str]] = []
+    for r in records:
+        found = {(kind, lv["k"]): lv["success_pct"] for kind, lvs in r.details.get("levels", {}).items() for lv in lvs}
+        cells = [h.num(MISSING if found.get(key) is None else f"{found[key]:g}%", found.get(key)) for key in levels]
+        rows.append([r.mode, *cells, *([_verdict(r) if not r.ok else ""] if notes else [])])
+    headers = ("mode", *(f"{fr.SLOW_SHORT.get(kind, kind)} K={k}" for kind, k in levels), *(["note"] if notes else []))
+    return h.table(headers, rows, numeric=(False, *([True] * len(levels)), *([False] if notes else [])), attrs=attrs)
+
+
+def recycle_table(records: Sequence[FaultRecord], attrs: str) -> str:
+    rows: list[list[h.Cell | str]] = []
+    for r in records:
+        d = r.details
+        if not r.ok:
+            rows.append([r.mode, *([h.num(MISSING, None)] * 4), _verdict(r)])
+            continue
+        without, with_, ratio = median(d["rps_without"]), median(d["rps_with"]), d.get("ratio")
+        rows.append([r.mode, h.num(format_rps(without), without), h.num(format_rps(with_), with_),
+                     h.num(MISSING if ratio is None else f"{100 * (ratio - 1):+.0f}%", ratio),
+                     h.num(", ".join(str(n) for n in d["processes_started"]), median(d["processes_started"])),
+                     _verdict(r)])
+    return h.table(("mode", "req/s without", "req/s recycled", "change", "processes started", "verdict"), rows,
+                   numeric=(False, True, True, True, True, False), attrs=attrs)
+
+
 def fault_table(fault: str, records: Sequence[FaultRecord]) -> str:
     attrs = f' id="table-{_anchor(fault)}" data-fault="{h.esc(fault)}"'
+    if fault in ("slow", "recycle"):
+        return (slow_table if fault == "slow" else recycle_table)(records, attrs)
     if any(fr.has_timeline(r) for r in records):
         numeric = (False, *([True] * (len(LOAD_COLUMNS) - 2)), False)
         return h.table(LOAD_COLUMNS, [_load_row(r) for r in records], numeric=numeric, attrs=attrs)
