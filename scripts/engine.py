@@ -50,6 +50,10 @@ import httptools
 from scripts.histogram import Histogram
 
 ERROR_KINDS = ("connect", "read", "write", "timeout", "status")
+# How a failed request ended, as the outcome timeline splits failures (a fault harness tells a refused
+# connection from a cut one, a timeout, the server's own 5xx, or an answer that is neither 2xx nor 5xx
+# or cannot be parsed).
+FAILURE_KINDS = ("refused", "reset", "timeout", "5xx", "wrong")
 # take() returns WAIT when the slot must wait for the schedule to hand it a request, STOP when
 # the schedule is over (NaN: a float like the due times, so take() needs no tuple or None).
 WAIT = -1.0
@@ -285,12 +289,13 @@ class Slot:
         self.served += 1
         engine = self.engine
         engine.completed += 1
-        if 200 <= parser.get_status_code() < 300:
+        status = parser.get_status_code()
+        if 200 <= status < 300:
             engine.ok += 1
             engine.outcome(done, True)
         else:
             engine.errors["status"] += 1
-            engine.outcome(done, False)
+            engine.outcome(done, False, "5xx" if status >= 500 else "wrong")
         if engine.open_loop:
             engine.corrected.record(int((done - self.due) * 1e6 + 0.5))
             engine.wait.record(int((self.start - self.due) * 1e6 + 0.5))
@@ -333,7 +338,7 @@ class Slot:
 
     def connect_failed(self) -> None:
         self.engine.errors["connect"] += 1
-        self.engine.outcome(monotonic(), False)
+        self.engine.outcome(monotonic(), False, "refused")
         self.drop()
         self.busy = False
         # Not next() from here: a refused connect can fail at once, and a closed loop would recurse.
@@ -425,9 +430,9 @@ class Slot:
         try:
             self.parser.feed_data(self.engine.view[:n])
         except httptools.HttpParserError:
-            self.lost()
+            self.lost(kind="wrong")
 
-    def lost(self, writing: bool = False) -> None:
+    def lost(self, writing: bool = False, kind: str = "reset") -> None:
         """The connection closed, failed, or answered what httptools cannot parse."""
         reused = self.served > 0 and not self.got_bytes
         self.drop()
@@ -441,7 +446,7 @@ class Slot:
             self.connect()
             return
         engine.errors["write" if writing else "read"] += 1
-        engine.outcome(monotonic(), False)
+        engine.outcome(monotonic(), False, kind)
         self.busy = False
         engine.loop.call_soon(self.next)
 
@@ -462,7 +467,7 @@ class Slot:
 
     def time_out(self) -> None:
         self.engine.errors["timeout" if self.connected else "connect"] += 1
-        self.engine.outcome(monotonic(), False)
+        self.engine.outcome(monotonic(), False, "timeout" if self.connected else "refused")
         self.drop()  # a late answer must not be read as the next request's
         self.finish()
 
@@ -523,6 +528,7 @@ class Engine:
         self.origin = monotonic() if origin is None else origin
         self.timeline_ok: list[int] = []
         self.timeline_failed: list[int] = []
+        self.timeline_kinds: dict[str, list[int]] = {kind: [] for kind in FAILURE_KINDS}
         self.finished: asyncio.Future[None] = self.loop.create_future()
         self.active = connections
         self.slots = [Slot(self) for _ in range(connections)]
@@ -567,8 +573,8 @@ class Engine:
             else:
                 slot.on_events(fd, mask)
 
-    def outcome(self, when: float, ok: bool) -> None:
-        """Count one request's outcome in the timeline bucket of ``when``."""
+    def outcome(self, when: float, ok: bool, kind: str = "") -> None:
+        """Count one request's outcome in the timeline bucket of ``when`` (a failure also under its ``kind``)."""
         i = int((when - self.origin) / TIMELINE_STEP_S)
         if i < 0:
             i = 0
@@ -576,13 +582,20 @@ class Engine:
         if i >= len(counts):
             counts.extend([0] * (i + 1 - len(counts)))
         counts[i] += 1
+        if not ok:
+            by_kind = self.timeline_kinds[kind]
+            if i >= len(by_kind):
+                by_kind.extend([0] * (i + 1 - len(by_kind)))
+            by_kind[i] += 1
 
     def timeline(self) -> dict[str, Any]:
-        """The outcome timeline as JSON: origin (monotonic s), step, and equal-length ok/failed counts."""
+        """The outcome timeline as JSON: origin (monotonic s), step, and equal-length ok/failed counts, the failures
+        also by kind (``failed_by``: FAILURE_KINDS -> counts; they add up to ``failed``)."""
         n = max(len(self.timeline_ok), len(self.timeline_failed))
         pad = [0] * n
         return {"origin_monotonic": self.origin, "step_s": TIMELINE_STEP_S,
-                "ok": (self.timeline_ok + pad)[:n], "failed": (self.timeline_failed + pad)[:n]}
+                "ok": (self.timeline_ok + pad)[:n], "failed": (self.timeline_failed + pad)[:n],
+                "failed_by": {kind: (counts + pad)[:n] for kind, counts in self.timeline_kinds.items()}}
 
     def fail(self, exc: BaseException) -> None:
         if not self.finished.done():

@@ -1,19 +1,21 @@
-"""Fault records -> ``faults.md`` and charts (pure functions of the records; nothing here measures).
+"""Fault records -> ``faults.md``, ``faults.html`` and charts (pure functions of the records; nothing here measures).
 
 Charts, where a person would rather look than read:
 
 * ``availability-<fault>.png``: per mode, the share of the offered load answered with a 2xx over
   time (a 0.5 s moving window, so modes at 2 and 200 requests/s share an axis), and failures per
-  second below it; time is relative to the fault, which is marked at 0.
+  second below it, one line per way of failing (refused, reset, timeout, 5xx, wrong answer: the
+  line's style); time is relative to the fault, which is marked at 0.
 * ``memory.png``: PSS of each mode's process tree against requests served, solid without
   recycling, dashed with it.
+
+The same figures, interactive, are in ``faults.html`` (:mod:`scripts.faulthtml`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -21,53 +23,35 @@ matplotlib.use("Agg")  # files only; no display on a server
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from scripts.fault_records import FaultRecord, load_records
+from scripts import faulthtml, index, records
+from scripts.faultsummary import CAUTIONS, SMOOTH_S, WHAT, failure_split, has_timeline, short, timelines
+from scripts.plot import mode_colors
+from scripts.records import FaultRecord
 
-SMOOTH_S = 0.5
-WHAT = {
-    "crash": "a request calls os._exit under steady load",
-    "segv": "a request dies of a real SIGSEGV (ctypes NULL read) under steady load",
-    "hang": "a request blocks for an hour under steady load (worker timeout set where the mode has one)",
-    "error": "5 requests raise inside the app under steady load",
-    "state": "20 requests in a row each store a token in a module-level variable and read the previous one",
-    "leak": "every request keeps 16 KiB, no recycling",
-    "leak+recycle": "every request keeps 16 KiB, workers recycled after N requests",
-    "reload": "the mode's reload signal under steady load",
-    "shutdown": "SIGTERM under steady load of 150 ms requests at 10/s",
-    "cleanup": "PostgreSQL connections (pg_stat_activity) while /db is loaded with recycling and a reload where the "
-               "mode has them, then after SIGTERM",
-    "slow": "K clients that send half a request and wait (slowloris), or ask for 2 MiB and never read it, beside "
-            "steady normal load",
-}
-
-
-def _smoothed(values: Sequence[int], width: int) -> list[float]:
-    """A trailing mean over ``width`` steps (the first steps divide by the full width: no spike at the start)."""
-    return [sum(values[max(0, i - width + 1): i + 1]) / width for i in range(len(values))]
+FAILURE_DASHES = {"refused": ":", "reset": "-", "timeout": "--", "5xx": "-.", "wrong": (0, (1, 3))}
 
 
 def availability_figure(fault: str, records: Sequence[FaultRecord]) -> Figure | None:
-    """Served share of the offered load and failures per second over time, one line per mode."""
-    usable = [r for r in records if r.timeline.get("ok") and r.offered_rate and r.fault_at_s is not None]
+    """Served share of the offered load and failures per second over time, one colour per mode."""
+    usable = [r for r in records if has_timeline(r)]
     if not usable:
         return None
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, height_ratios=(3, 1.4))
+    colors = mode_colors([r.mode for r in usable])
     for r in usable:
-        assert r.offered_rate is not None and r.fault_at_s is not None
-        step = float(r.timeline["step_s"])
-        # At least 4 expected requests per window: cgi's 2/s would otherwise jump between 0 and 200%.
-        width = max(1, round(max(SMOOTH_S, 4.0 / r.offered_rate) / step))
-        xs = [i * step - r.fault_at_s for i in range(len(r.timeline["ok"]))]
-        served = [100.0 * v / (r.offered_rate * step) for v in _smoothed(r.timeline["ok"], width)]
-        failed = [v / step for v in _smoothed(r.timeline["failed"], width)]
-        (line,) = top.plot(xs, served, label=f"{r.mode} ({r.offered_rate:g}/s)", linewidth=1.4)
-        bottom.plot(xs, failed, color=line.get_color(), linewidth=1.2)
+        xs, served, failed = timelines(r)
+        top.plot(xs, served, label=f"{r.mode} ({r.offered_rate:g}/s)", linewidth=1.4, color=colors[r.mode])
+        for kind, values in failed.items():
+            bottom.plot(xs, values, color=colors[r.mode], linewidth=1.2, linestyle=FAILURE_DASHES.get(kind, "-"),
+                        label=f"{r.mode} {kind}")
     for ax in (top, bottom):
         ax.axvline(0.0, color="black", linestyle=":", linewidth=1)
         ax.grid(alpha=0.3)
     top.set_ylabel("offered load answered 2xx (%)")
     top.set_ylim(bottom=0)
     bottom.set_ylabel("failures/s")
+    if bottom.get_legend_handles_labels()[0]:
+        bottom.legend(fontsize=7, loc="upper right", ncol=2)
     bottom.set_xlabel(f"seconds from the fault (trailing mean over {SMOOTH_S} s, or 4 requests' worth if longer)")
     top.set_title(f"{fault}: {WHAT.get(fault, '')}", fontsize=10)
     top.legend(fontsize=8, loc="best")
@@ -80,14 +64,13 @@ def memory_figure(records: Sequence[FaultRecord]) -> Figure | None:
     if not usable:
         return None
     fig, ax = plt.subplots(figsize=(9, 5))
-    colors: dict[str, Any] = {}
-    for r in sorted(usable, key=lambda r: (r.mode, r.fault)):
+    colors = mode_colors(list(dict.fromkeys(r.mode for r in usable)))
+    for r in usable:
         xs = [p[0] for p in r.details["pss"]]
         ys = [p[1] for p in r.details["pss"]]
         style = "--" if r.fault == "leak+recycle" else "-"
         label = f"{r.mode}{' recycled' if r.fault == 'leak+recycle' else ''}"
-        (line,) = ax.plot(xs, ys, style, label=label, color=colors.get(r.mode))
-        colors.setdefault(r.mode, line.get_color())
+        ax.plot(xs, ys, style, label=label, color=colors[r.mode])
     ax.set_xlabel("requests served (each keeps 16 KiB)")
     ax.set_ylabel("PSS of the process tree (MB)")
     ax.set_title("memory leak: with and without recycling (--max-requests)", fontsize=10)
@@ -103,6 +86,7 @@ def slow_figure(records: Sequence[FaultRecord]) -> Figure | None:
     if not usable:
         return None
     kinds = list(dict.fromkeys(k for r in usable for k in r.details["levels"]))
+    colors = mode_colors([r.mode for r in usable])
     fig, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 4.2), sharey=True, squeeze=False)
     for ax, kind in zip(axes[0], kinds, strict=True):
         for i, r in enumerate(usable):
@@ -110,7 +94,7 @@ def slow_figure(records: Sequence[FaultRecord]) -> Figure | None:
             # Modes often land on the same value (0% or 100%): a small shift in K keeps every line visible.
             shift = 1.0 + 0.03 * (i - len(usable) / 2)
             ax.plot([lv["k"] * shift for lv in levels], [lv["success_pct"] for lv in levels],
-                    marker="osD^v<>"[i % 7], label=r.mode, alpha=0.85)
+                    marker="osD^v<>"[i % 7], label=r.mode, alpha=0.85, color=colors[r.mode])
         ax.set_xscale("log", base=2)
         ax.set_xlabel(f"{kind} clients (K)")
         ax.set_title(kind, fontsize=10)
@@ -120,48 +104,6 @@ def slow_figure(records: Sequence[FaultRecord]) -> Figure | None:
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
     return fig
-
-
-CAUTIONS = (("state", ("state",)), ("errors", ("error", "crash", "segv")), ("leaks", ("leak", "leak+recycle")),
-            ("lifecycle", ("hang", "reload", "shutdown")), ("cleanup", ("cleanup",)), ("slow clients", ("slow",)))
-
-
-SLOW_SHORT = {"slowloris": "loris", "nonreader": "no-read"}
-
-
-def short(r: FaultRecord) -> str:
-    """A few words of outcome for the matrix: the verdict's numbers without its sentences."""
-    d = r.details
-    if r.status == "n/a":
-        return "n/a"
-    if r.status == "failed":
-        return "harness failed"
-    if r.fault == "state":
-        return f"leaks ({d['saw_earlier_state']}/{d['requests']})" if d["saw_earlier_state"] else "isolated"
-    if r.fault == "error":
-        fate = "new process each" if d.get("process_per_request") else "survives" if d["survived"] else "replaced"
-        return f"{'/'.join(sorted(set(d['statuses'])))}, {fate}"
-    if r.fault in ("leak", "leak+recycle") and d.get("pss"):
-        return f"PSS {d['pss'][0][1]:.0f}->{d['pss'][-1][1]:.0f} MB, p99 {d['latency_ms'].get('p99', 0):.0f} ms"
-    if r.fault == "hang":
-        gone = d.get("hung_process_gone_s")
-        return f"{r.requests_lost} lost; " + (f"killed {gone:.1f} s" if gone is not None else "never killed")
-    if r.fault == "reload":
-        return f"{d['workers_replaced']} new, {r.requests_lost} lost"
-    if r.fault == "shutdown":
-        exit_s = d.get("exit_s")
-        took = "no exit" if exit_s is None else f"exit {exit_s:.1f} s"
-        return f"{took}, {d['cut']} cut, {d.get('left_behind')} left"
-    if r.fault == "cleanup":
-        return f"{d['opened']} conns/{d['scheduled']} req, closed {d.get('zero_after_exit_s')} s"
-    if r.fault == "slow":
-        return "; ".join(f"{SLOW_SHORT.get(kind, kind)} " + " ".join(f"{lv['k']}:{lv['success_pct']:g}%"
-                                                                    for lv in levels)
-                         for kind, levels in d["levels"].items())
-    if r.requests_lost == 0:
-        return "0 lost"
-    recovery = "never back" if r.recovery_s is None else f"back in {r.recovery_s:.1f} s"
-    return f"{r.requests_lost} lost, {recovery}"
 
 
 def matrix(records: Sequence[FaultRecord]) -> list[str]:
@@ -184,22 +126,38 @@ def _cell(value: object) -> str:
 def markdown(records: Sequence[FaultRecord], charts: dict[str, str]) -> str:
     faults = list(dict.fromkeys(r.fault for r in records))
     lines = ["# Faults: what each server model costs when things go wrong", "",
-             "Lost: requests of the steady load without a 2xx answer. Recovery: seconds from the fault until "
-             "the offered load is answered in full again and stays so (— : not measured, or never).", "",
+             "Lost: requests of the steady load without a 2xx answer; how they failed: refused (could not "
+             "connect), reset (closed without an answer), timeout, 5xx, wrong (neither 2xx nor 5xx), unsent (never "
+             "sent by the end). Recovery: seconds from the fault until the offered load is answered in full again "
+             "and stays so (— : not measured, or never). n/a: meaningless for the process model; not offered: the "
+             "server has no such feature. The same, interactive: faults.html.", "",
              *matrix(records), ""]
     for fault in faults:
         lines += [f"## {fault}", "", WHAT.get(fault, ""), ""]
         if fault in charts:
             lines += [f"![{fault}]({charts[fault]})", ""]
-        lines += ["| mode | lost | recovery (s) | verdict |", "| --- | --- | --- | --- |"]
+        lines += ["| mode | lost | how they failed | recovery (s) | verdict |", "| --- | --- | --- | --- | --- |"]
         for r in (r for r in records if r.fault == fault):
             verdict = r.verdict if r.status != "failed" else f"harness failed: {r.error}"
-            lines.append(f"| {r.mode} | {_cell(r.requests_lost)} | {_cell(r.recovery_s)} | {_cell(verdict)} |")
+            split = ", ".join(f"{n} {k}" for k, n in failure_split(r).items()) or ("none" if r.requests_lost == 0
+                                                                                    else None)
+            lines.append(f"| {r.mode} | {_cell(r.requests_lost)} | {_cell(split)} | {_cell(r.recovery_s)} "
+                         f"| {_cell(verdict)} |")
         lines.append("")
     for name, title in (("memory", "memory over requests"), ("slow-clients", "slow clients against K")):
         if name in charts:
             lines += [f"## {title}", "", f"![{name}]({charts[name]})", ""]
     return "\n".join(lines)
+
+
+def render_run(out: Path) -> Path:
+    """Redraw a faults run folder from its ``faults.json``: charts, ``faults.md``, ``faults.html``, and the results
+    index when the run lives under results/; returns the markdown's path."""
+    run = records.load(out)
+    path = render(out, run.faults)
+    faulthtml.write_page(run.faults, out, run.faults_meta)
+    index.rebuild_for(out)
+    return path
 
 
 def render(out: Path, records: Sequence[FaultRecord]) -> Path:
@@ -227,5 +185,4 @@ def render(out: Path, records: Sequence[FaultRecord]) -> Path:
 if __name__ == "__main__":  # re-render a run folder: python -m scripts.fault_report RUN
     import sys
 
-    run = Path(sys.argv[1])
-    print(render(run, load_records(run / "faults.json")))
+    print(render_run(Path(sys.argv[1])))

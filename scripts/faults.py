@@ -7,13 +7,14 @@ polled), with ``WORKERBENCH_FAULTS=1`` so the app serves its fault endpoints (:m
 run steady open-loop load on ``/plaintext`` at a fixed, moderate rate (the project's engine, so a
 stall shows as failures and latency, not as a generator that politely waits); inject the fault a
 moment in; keep loading; read the engine's per-0.1 s outcome timeline and the process count
-sampled beside it. Every fault becomes a :class:`FaultRecord`; :mod:`scripts.fault_report` turns
-the records into ``faults.md`` and charts.
+sampled beside it. Every fault becomes a :class:`scripts.records.FaultRecord`; :mod:`scripts.fault_report`
+turns the records into ``faults.md``, ``faults.html`` and charts.
 
 Everything is driven by :data:`servers.MODES`. The facts a fault needs beyond starting a mode are
 declared on each :class:`servers.Mode` (``worker_timeout_flag``, ``max_requests_flag``,
 ``reload_signal``); a mode without one lacks that capability, so a mode added later runs every
-fault that needs nothing more, and shows "not applicable" for the others.
+fault that needs nothing more, and shows "not offered" for the others ("not applicable" is kept for a
+fault the process model makes meaningless, as recycling a process that serves one request anyway).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,13 @@ import psycopg
 
 import servers
 from apps import faults as app_faults
-from scripts import fault_report, plan
-from scripts.fault_records import SCHEMA, FaultRecord
-from scripts.openloop import OpenLoopResult, openloop_command, parse_result
+from scripts import cpus as cpu_sets
+from scripts import environment, fault_report, plan
+from scripts.files import write_text_atomic
+from scripts.loadgen import LoadError
+from scripts.openloop import OpenLoopResult, openloop_command, parse_result, run_openloop
 from scripts.procs import free_port, group_members, log_tail, running, wait_ready
+from scripts.records import FaultRecord, faults_to_json
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -86,6 +90,14 @@ class Settings:
     @property
     def slow_duration(self) -> float:  # seconds of normal load beside each level
         return 1.0 if self.quick else 3.0
+
+    @property
+    def recycle_duration(self) -> float:  # seconds of full-speed load per server, with or without recycling
+        return 2.0 if self.quick else 4.0
+
+    @property
+    def recycle_rounds(self) -> int:  # each round: one server without recycling, one with
+        return 1 if self.quick else 2
 
     @property
     def hang_timeout(self) -> int:  # the worker timeout given to modes that have one
@@ -228,11 +240,16 @@ class Observed:
 
 @contextmanager
 def serve(settings: Settings, mode: servers.Mode, extra: Sequence[str], log: Path,
-          env: dict[str, str]) -> Iterator[tuple[Target, tuple[str, ...]]]:
+          env: dict[str, str], cpus: frozenset[int] | None = None) -> Iterator[tuple[Target, tuple[str, ...]]]:
+    """The mode running with ``extra`` options, ready; on ``cpus`` if given (its whole group, once ready)."""
     port = free_port(settings.host)
     argv = [*mode.argv(host=settings.host, port=port, workers=settings.workers), *extra]
-    with running(argv, log_path=log, env=env, cwd=ROOT) as proc:
+    with running(argv, log_path=log, env=env, cwd=ROOT, cpus=set(cpus) if cpus else None) as proc:
         wait_ready(proc, settings.host, port, log_path=log, deadline_s=30)
+        if cpus:
+            for pid in group_members(proc.pid):
+                with suppress(OSError):  # a worker may exit meanwhile
+                    os.sched_setaffinity(pid, cpus)
         yield Target(host=settings.host, port=port, proc=proc), tuple(argv)
 
 
@@ -307,14 +324,31 @@ def process_counts(observed: Observed) -> list[tuple[float, int]]:
     return [(t, len(pids)) for t, pids, _ in observed.samples]
 
 
+def failures(result: OpenLoopResult) -> dict[str, int]:
+    """How the load's failed requests ended (engine.FAILURE_KINDS), and ``unsent``: scheduled, never sent by the
+    schedule's end (a server that stops accepting leaves the generator's connections busy)."""
+    by_kind = {kind: sum(counts) for kind, counts in result.timeline.get("failed_by", {}).items()}
+    unsent = lost(result) - sum(by_kind.values())
+    return {**by_kind, **({"unsent": unsent} if unsent > 0 else {})}
+
+
+def new_processes(observed: Observed) -> int:
+    """Processes first seen after the fault: respawns a process count sampled every 0.1 s can miss (a worker
+    replaced between two samples leaves the count unchanged, but not its pid)."""
+    before = frozenset().union(*(p for t, p, _ in observed.samples if t < observed.fault_at_s))
+    after = frozenset().union(*(p for t, p, _ in observed.samples if t >= observed.fault_at_s))
+    return len(after - before)
+
+
 def load_record(fault: str, mode: servers.Mode, observed: Observed, rate: float, **extra: Any) -> FaultRecord:
     result = observed.result
     return FaultRecord(
         fault=fault, mode=mode.name, status="ok", requests_lost=lost(result),
         recovery_s=recovery_s(observed, rate), offered_rate=rate, fault_at_s=observed.fault_at_s,
-        timeline={k: result.timeline[k] for k in ("step_s", "ok", "failed")},
-        processes=process_counts(observed),
+        timeline={k: result.timeline[k] for k in ("step_s", "ok", "failed", "failed_by") if k in result.timeline},
+        processes=tuple(process_counts(observed)),
         details={"scheduled": result.scheduled, "errors": result.errors, "latency_ms": result.latency_ms,
+                 "failures": failures(result), "new_processes": new_processes(observed),
                  **observed.notes, **extra.pop("details", {})},
         **extra)
 
@@ -325,11 +359,20 @@ def baseline(observed: Observed) -> int:
     return int(statistics.median(before))
 
 
+def lost_text(record: FaultRecord) -> str:
+    """``3 lost (2 reset, 1 timeout)``: the failed requests and how they ended."""
+    kinds = {k: n for k, n in record.details.get("failures", {}).items() if n}
+    split = f" ({', '.join(f'{n} {k}' for k, n in kinds.items())})" if kinds else ""
+    return f"{record.requests_lost} lost{split}"
+
+
 def describe_recovery(record: FaultRecord, never: str) -> str:
-    if record.recovery_s is None:
-        return never
+    # Nothing lost says more than a recovery time: a slow mode's (cgi's 2/s) window to judge recovery may not
+    # fit in a short run after the fault.
     if not record.requests_lost:
         return "no request lost"
+    if record.recovery_s is None:
+        return never
     return f"recovers in {record.recovery_s:.1f} s"
 
 
@@ -382,6 +425,12 @@ def not_applicable(case: Case, fault: str, why: str) -> FaultRecord:
     return FaultRecord(fault=fault, mode=case.mode.name, status="n/a", verdict=f"not applicable: {why}")
 
 
+def not_offered(case: Case, fault: str, what: str) -> FaultRecord:
+    """The server lacks what the fault exercises (as registered in servers.MODES): a fact about it, not a failure."""
+    return FaultRecord(fault=fault, mode=case.mode.name, status="not offered",
+                       verdict=f"not offered: {case.mode.name} has no {what} (as registered in servers.MODES)")
+
+
 def _crash(how: str, fault: str) -> Fault:
     def run(case: Case) -> FaultRecord:
         with serve(case.settings, case.mode, (), case.log, case.env) as (target, argv):
@@ -396,9 +445,10 @@ def _crash(how: str, fault: str) -> Fault:
                              details={"processes_before": before, "processes_min_after": after_min})
         never = "never recovers: capacity stays down until the end"
         own = observed.notes.get(f"/fault/crash?how={how}", "no outcome")
+        respawned = "" if case.mode.fork_per_request else f", {record.details['new_processes']} new"
         return dataclasses.replace(record, verdict=f"{describe_recovery(record, never)} (the crashing request: {own}); "
-                                   f"{record.requests_lost} of the load lost; processes {before} -> {after_min} "
-                                   f"-> {process_counts(observed)[-1][1]}")
+                                   f"{lost_text(record)} of the load; processes {before} -> {after_min} "
+                                   f"-> {process_counts(observed)[-1][1]}{respawned}")
 
     return run
 
@@ -424,7 +474,7 @@ def hang(case: Case) -> FaultRecord:
     # Clients whose requests sit on the hung process time out (after 1 s here) and reconnect, so the
     # load can come back before, or without, the server replacing the process.
     killed = (f"the hung process is killed after {gone:.1f} s" if gone is not None
-              else "the hung process is never killed")
+              else "the hung process is never killed" + ("" if flag else " (the mode offers no worker timeout)"))
     if case.mode.fork_per_request:
         # Processes come and go with every request, so a pid that vanished says nothing: the hung
         # one is the extra process at the end.
@@ -432,13 +482,14 @@ def hang(case: Case) -> FaultRecord:
         still = process_counts(observed)[-1][1] > baseline(observed)
         killed = "the hung process is still there at the end" if still else "the hung process is gone by the end"
     if record.recovery_s is not None and not record.requests_lost:
-        verdict = f"no request lost: the hung request holds one process of many; {killed}"
+        verdict = f"no request lost: the other processes or threads serve beside the hung request; {killed}"
     elif record.recovery_s is not None:
         verdict = f"load back in {record.recovery_s:.1f} s; {killed}"
     else:
         verdict = f"never recovers; {killed}"
-    return dataclasses.replace(record, verdict=f"{verdict}; {record.requests_lost} lost",
-                               details={**record.details, "hung_process_gone_s": gone})
+    return dataclasses.replace(record, verdict=f"{verdict}; {lost_text(record)}",
+                               details={**record.details, "hung_process_gone_s": gone,
+                                        "timeout_offered": flag is not None})
 
 
 def app_error(case: Case) -> FaultRecord:
@@ -490,8 +541,10 @@ def _leak(recycle: bool) -> Fault:
     def run(case: Case) -> FaultRecord:
         s, mode = case.settings, case.mode
         flag = mode.max_requests_flag
+        if recycle and mode.fork_per_request:
+            return not_applicable(case, fault, "a process serves one request and exits; nothing to recycle")
         if recycle and not flag:
-            return not_applicable(case, fault, "the mode has no request-count recycling")
+            return not_offered(case, fault, "request-count recycling (max-requests)")
         extra = (flag, str(s.max_requests)) if recycle and flag else ()
         rate = s.leak_rate(mode)
         duration = min(s.leak_requests / rate, s.leak_max_s)
@@ -524,8 +577,10 @@ def _leak_record(fault: str, case: Case, observed: Observed, rate: float, argv: 
 
 def reload(case: Case) -> FaultRecord:
     sig = case.mode.reload_signal
+    if sig is None and case.mode.fork_per_request:
+        return not_applicable(case, "reload", "no long-lived workers to replace")
     if sig is None:
-        return not_applicable(case, "reload", "the mode has no reload signal (no long-lived workers to replace)")
+        return not_offered(case, "reload", "reload signal that replaces every worker")
     with serve(case.settings, case.mode, (), case.log, case.env) as (target, argv):
         observed = under_load(case.settings, case.mode, target, lambda t: send_signal(t, sig), case.workdir)
     old = pids_before(observed) - {target.proc.pid}
@@ -537,7 +592,7 @@ def reload(case: Case) -> FaultRecord:
     all_new = renewed is not None and len(replaced) >= case.settings.workers
     took = f"every worker new after {renewed - observed.fault_at_s:.1f} s" if all_new and renewed is not None else (
         f"{len(replaced)} of {len(old)} processes replaced")
-    return dataclasses.replace(record, verdict=f"{took}; {record.requests_lost} lost ({sig.name})", details={
+    return dataclasses.replace(record, verdict=f"{took}; {lost_text(record)} ({sig.name})", details={
         **record.details, "signal": sig.name, "workers_replaced": len(replaced), "workers_before": len(old)})
 
 
@@ -570,8 +625,10 @@ def shutdown(case: Case) -> FaultRecord:
         observed = under_load(s, case.mode, target, inject, case.workdir, path=f"/io?ms={SHUTDOWN_IO_MS}",
                               rate=min(SHUTDOWN_RATE, s.rate(case.mode)))
     record = load_record("shutdown", case.mode, observed, min(SHUTDOWN_RATE, s.rate(case.mode)), command=argv)
-    errors = observed.result.errors
-    cut = errors["read"] + errors["write"] + errors["timeout"]
+    # Cut: requests the server had taken on (connected) and never answered. Refused and unsent ones came after
+    # the listener closed, which is the point of a shutdown, not a loss.
+    split = record.details["failures"]
+    cut = sum(split.get(k, 0) for k in ("reset", "timeout", "5xx", "wrong"))
     tl = observed.result.timeline
     first = int(observed.fault_at_s / float(tl["step_s"]))
     completed_after = sum(tl["ok"][first:])
@@ -579,12 +636,13 @@ def shutdown(case: Case) -> FaultRecord:
     exit_s = notes.get("exit_s")
     exited = f"exits in {exit_s:.1f} s" if exit_s is not None else "does not exit in 30 s"
     outlived = notes.get("left_at_exit") or 0
-    verdict = (f"{exited}; {completed_after} answered after SIGTERM, {cut} cut; "
+    how = ", ".join(f"{split[k]} {k}" for k in ("reset", "timeout", "5xx", "wrong") if split.get(k))
+    verdict = (f"{exited}; {completed_after} answered after SIGTERM, {cut} cut{f' ({how})' if how else ''}; "
                f"{notes.get('left_behind')} processes left"
                + (f" ({outlived} still exiting as the master exited)" if outlived else ""))
     return dataclasses.replace(record, requests_lost=cut, recovery_s=None, verdict=verdict, details={
         **record.details, "completed_after_sigterm": completed_after, "cut": cut,
-        "refused_after": errors["connect"]})
+        "refused_after": observed.result.errors["connect"]})
 
 
 class PgWatch:
@@ -677,6 +735,46 @@ def cleanup(case: Case) -> FaultRecord:
         f"{closed}; {opened} connections opened for {observed.result.ok} requests"))
 
 
+def _closed_loop_rps(case: Case, extra: Sequence[str], workdir: Path) -> tuple[float, int, tuple[str, ...]]:
+    """2xx answers per second at full speed (closed loop, 32 connections), server and generator on their own CPUs;
+    and how many processes the server started meanwhile (recycled workers)."""
+    s = case.settings
+    server_cpus, client_cpus = cpu_sets.default_cpus()
+    with serve(s, case.mode, extra, case.log, case.env, cpus=server_cpus) as (target, argv), \
+            GroupWatch(target.proc.pid, interval=0.1) as watch:
+        result = run_openloop(f"http://{target.host}:{target.port}/plaintext", duration=s.recycle_duration,
+                              workdir=workdir, closed_loop=True, connections=32, cpus=set(client_cpus))
+    started = frozenset().union(*(pids for _, pids, _ in watch.samples)) - watch.samples[0][1]
+    return result.ok / result.duration_s, len(started), argv
+
+
+def recycle_cost(case: Case) -> FaultRecord:
+    """Throughput at full speed with and without recycling every RECYCLE_EVERY requests, alternating."""
+    s, mode = case.settings, case.mode
+    if mode.fork_per_request:
+        return not_applicable(case, "recycle", "a process serves one request and exits; nothing to recycle")
+    flag = mode.max_requests_flag
+    if not flag:
+        return not_offered(case, "recycle", "request-count recycling (max-requests)")
+    rates: dict[str, list[float]] = {"without": [], "with": []}
+    restarts: list[int] = []
+    argv: tuple[str, ...] = ()
+    for i in range(s.recycle_rounds):
+        for label, extra in (("without", ()), ("with", (flag, str(RECYCLE_EVERY)))):
+            rps, started, argv = _closed_loop_rps(case, extra, case.workdir / f"{label}-{i}")
+            rates[label].append(round(rps, 1))
+            if label == "with":
+                restarts.append(started)
+    without, with_ = statistics.median(rates["without"]), statistics.median(rates["with"])
+    ratio = with_ / without if without else None
+    cost = f"{100 * (1 - ratio):.0f}% fewer" if ratio is not None else "no figure"
+    verdict = (f"{with_:,.0f} req/s recycling every {RECYCLE_EVERY:,} requests against {without:,.0f} without: "
+               f"{cost} ({statistics.median(restarts):.0f} processes started per {s.recycle_duration:g} s)")
+    return FaultRecord(fault="recycle", mode=mode.name, status="ok", verdict=verdict, command=argv, details={
+        "rps_without": rates["without"], "rps_with": rates["with"], "ratio": ratio, "every": RECYCLE_EVERY,
+        "processes_started": restarts, "duration_s": s.recycle_duration, "path": "/plaintext", "connections": 32})
+
+
 # --- slow clients (a minimal slowloris and non-readers of our own; scripts/slowclients.py is the full tool) ---
 
 
@@ -747,6 +845,9 @@ def slow_clients(case: Case) -> FaultRecord:
 
 
 CLEANUP_MAX_REQUESTS = 100
+# gunicorn's documentation suggests a max-requests in the thousands; 1,000 at the thousands of requests/s a
+# pool serves here recycles a worker several times a second, which is where a respawn's cost shows.
+RECYCLE_EVERY = 1_000
 # A process per request also opens a PostgreSQL connection per request (~5-10 ms here): 50/s keeps
 # fork inside its capacity, so the counts compare modes rather than overload.
 CLEANUP_RATE = 50.0
@@ -761,6 +862,7 @@ FAULTS: dict[str, Fault] = {
     "state": state_leak,
     "leak": _leak(recycle=False),
     "leak+recycle": _leak(recycle=True),
+    "recycle": recycle_cost,
     "reload": reload,
     "shutdown": shutdown,
     "cleanup": cleanup,
@@ -776,15 +878,13 @@ def run_case(fault: str, case: Case) -> FaultRecord:
     case.workdir.mkdir(parents=True, exist_ok=True)
     try:
         return FAULTS[fault](case)
-    except (RuntimeError, OSError, ValueError, KeyError, subprocess.TimeoutExpired, psycopg.Error) as exc:
+    except (RuntimeError, OSError, ValueError, KeyError, subprocess.TimeoutExpired, psycopg.Error, LoadError) as exc:
         return FaultRecord(fault=fault, mode=case.mode.name, status="failed",
                            error=f"{type(exc).__name__}: {exc}".splitlines()[0], log_tail=log_tail(case.log))
 
 
 def write_records(path: Path, records: Sequence[FaultRecord], meta: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"schema": SCHEMA, **meta, "records": [dataclasses.asdict(r) for r in records]}))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(faults_to_json(records, meta)))
 
 
 @contextmanager
@@ -820,6 +920,9 @@ def _run(settings: Settings, modes: Sequence[str], faults: Sequence[str]) -> lis
     env = server_env(db_path)
     records: list[FaultRecord] = []
     started = time.monotonic()
+    meta = {"quick": settings.quick, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "modes": list(modes), "faults": list(faults), "workers": settings.workers,
+            "environment": environment.environment()}
     try:
         for fault in faults:
             for name in modes:
@@ -830,7 +933,7 @@ def _run(settings: Settings, modes: Sequence[str], faults: Sequence[str]) -> lis
                 records.append(record)
                 print(f"faults: {fault:<13} {name:<14} {time.monotonic() - t0:5.1f} s  "
                       f"{record.verdict or record.error}", flush=True)
-                write_records(settings.out / "faults.json", records, {"quick": settings.quick})
+                write_records(settings.out / "faults.json", records, meta)
     finally:
         db_path.unlink(missing_ok=True)
     print(f"faults: {len(records)} cases in {time.monotonic() - started:.0f} s", flush=True)
@@ -860,9 +963,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     faults = _names(args.faults, list(FAULTS), "fault")
     out = args.out or ROOT / "results" / time.strftime("faults-%Y%m%dT%H%M%SZ", time.gmtime())
     settings = Settings(quick=args.quick, out=out)
-    records = run(settings, modes, faults)
-    fault_report.render(out, records)
-    print(f"faults: wrote {out / 'faults.md'}")
+    run(settings, modes, faults)
+    fault_report.render_run(out)
+    print(f"faults: wrote {out / 'faults.md'} and {out / 'faults.html'}")
     return 0
 
 

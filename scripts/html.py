@@ -44,6 +44,7 @@ details.chart-data summary, details.log summary { cursor: pointer; color: #555; 
 pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
 figure.chart { margin: 1em 0 1.6em; } figure.chart figcaption { color: #444; font-size: 0.92em; margin: 0.3em 0; }
 nav.toc a { margin-right: 0.9em; }
+.tone-good { background: #e6f4ea; } .tone-bad { background: #fce8ea; }
 """
 
 # Sorting: numbers by data-sort (missing values last in either direction), text by its content.

@@ -1,8 +1,10 @@
 """``results/index.html``: every run in a results folder, newest first, with date, commit, plan and headline.
 
-Rebuilt after every run under ``results/`` (:func:`rebuild_for`, called by :func:`scripts.report.render_run`),
-or by hand: ``python -m scripts.index [FOLDER]``. Each row links the run's report.html (or its summary.md when
-it has no report yet), and a run folder that cannot be read is listed with the reason instead of hidden.
+Rebuilt after every run under ``results/`` (:func:`rebuild_for`, called by :func:`scripts.report.render_run` and
+:func:`scripts.fault_report.render_run`), or by hand: ``python -m scripts.index [FOLDER]``. Bench runs and faults
+runs (``nox -s faults``) are listed together. Each row links the run's report.html or faults.html (or its
+markdown when it has no page yet), and a run folder that cannot be read is listed with the reason instead of
+hidden.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ MARKER = "<!-- workerbench results index -->"
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RunEntry:
     path: Path
+    kind: str  # bench or faults
     started: str
     commit: str
     plan: str
@@ -37,10 +40,12 @@ class RunEntry:
 
 
 def run_folders(folder: Path) -> list[Path]:
-    """Subfolders that hold a run (a cells/ folder); ``latest`` and other links are not runs of their own."""
+    """Subfolders that hold a run (a cells/ folder, or a faults run's faults.json); ``latest`` and other links are
+    not runs of their own."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and (p / "cells").is_dir())
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()
+                  and ((p / "cells").is_dir() or (p / records.FAULTS_NAME).is_file()))
 
 
 def _headline(run: analysis.AnalysedRun) -> str:
@@ -64,30 +69,51 @@ def _plan(info: records.RunInfo | None, run: analysis.AnalysedRun) -> str:
     return text
 
 
+def fault_entry(run: records.Run) -> RunEntry:
+    meta, faults = run.faults_meta, run.faults
+    env = meta.get("environment") or {}
+    commit = str(env.get("git_commit") or MISSING)[:10] + (" (dirty)" if env.get("git_dirty") else "")
+    modes = list(dict.fromkeys(r.mode for r in faults))
+    kinds = list(dict.fromkeys(r.fault for r in faults))
+    counts = {status: sum(r.status == status for r in faults) for status in records.FAULT_STATUSES}
+    cases = f"{counts['ok']} ok" + (f", {counts['failed']} failed" if counts["failed"] else "")
+    cases += f", {counts['n/a'] + counts['not offered']} n/a or not offered" if counts["n/a"] + counts["not offered"] \
+        else ""
+    losing = [(f, sum(1 for r in faults if r.fault == f and r.ok and r.requests_lost)) for f in kinds]
+    headline = "; ".join(f"{f}: {n} of {len(modes)} modes lose requests" for f, n in losing if n)
+    report = next((n for n in ("faults.html", "faults.md") if (run.path / n).exists()), None)
+    plan = f"faults: {len(kinds)} faults x {len(modes)} modes" + (", quick" if meta.get("quick") else "")
+    return RunEntry(path=run.path, kind="faults", started=_when(meta.get("started")), commit=commit, plan=plan,
+                    cells=cases, headline=headline or "no mode lost a request", report=report)
+
+
 def entry(path: Path) -> RunEntry:
     # A run's unreadable records are its report's business; the index only counts what loads.
     with contextlib.redirect_stderr(io.StringIO()):
         run = records.load(path)
+    if run.faults and not run.cells:
+        return fault_entry(run)
     analysed = analysis.analyse(run)
     env = run.info.environment if run.info else {}
     started = min((c.started_at for c in run.cells if c.started_at), default=None)
     failed = sum(not c.ok for c in run.cells)
     commit = str(env.get("git_commit") or MISSING)[:10] + (" (dirty)" if env.get("git_dirty") else "")
     report = next((name for name in ("report.html", "summary.md") if (path / name).exists()), None)
-    return RunEntry(path=path, started=_when(started), commit=commit, plan=_plan(run.info, analysed),
+    return RunEntry(path=path, kind="bench", started=_when(started), commit=commit, plan=_plan(run.info, analysed),
                     cells=f"{len(run.cells) - failed} ok" + (f", {failed} failed" if failed else ""),
                     headline=_headline(analysed), report=report)
 
 
-def _when(iso: str | None) -> str:
+def _when(iso: object) -> str:
     """``2026-11-29 09:04`` from the record's ISO time in UTC: sorts as text and reads at a glance."""
-    return iso.replace("T", " ")[:16] if iso else MISSING
+    return iso.replace("T", " ")[:16] if isinstance(iso, str) and iso else MISSING
 
 
 def _row(e: RunEntry, latest: Path | None) -> list[h.Cell | str]:
     name = h.esc(e.path.name) + (" <b>(latest)</b>" if latest is not None and e.path == latest else "")
     link = h.Cell(f'<a href="{h.esc(e.path.name)}/{e.report}">{name}</a>' if e.report else name, raw_html=True)
-    return [link, h.Cell(e.started, css="nowrap"), h.Cell(e.commit, css="nowrap"), e.plan, e.cells, e.headline]
+    return [link, e.kind, h.Cell(e.started, css="nowrap"), h.Cell(e.commit, css="nowrap"), e.plan, e.cells,
+            e.headline]
 
 
 def render(folder: Path) -> h.Page:
@@ -96,14 +122,15 @@ def render(folder: Path) -> h.Page:
         try:
             entries.append(entry(path))
         except (OSError, records.RecordError) as exc:
-            entries.append(RunEntry(path=path, started=MISSING, commit=MISSING, plan=f"unreadable: {exc}",
+            entries.append(RunEntry(path=path, kind=MISSING, started=MISSING, commit=MISSING, plan=f"unreadable: {exc}",
                                     cells=MISSING, headline=MISSING, report=None))
     entries.sort(key=lambda e: (e.started, e.path.name), reverse=True)
     latest = (folder / "latest").resolve() if (folder / "latest").exists() else None
     count = f"{len(entries)} run{'s' if len(entries) != 1 else ''}"
     page = h.Page(title="workerbench runs", subtitle=f"{count} in {h.esc(folder)}; newest first. "
                   "Compare two with <code>nox -s compare -- RUN_A RUN_B</code>.")
-    page.add(MARKER, h.table(("run", "started (UTC)", "commit", "plan", "cells", "leader per scenario (req/s)"),
+    page.add(MARKER, h.table(("run", "kind", "started (UTC)", "commit", "plan", "cells or cases",
+                              "leader per scenario (req/s), or what the faults cost"),
                              [_row(e, latest) for e in entries]))
     return page
 

@@ -2,12 +2,14 @@
 
 ``cells/*.json`` hold one :class:`CellRecord` per measured cell (each repeat), ``openloop/*.json`` one
 :class:`OpenLoopRecord` per rate of the open-loop ladder, ``plan.json`` the :class:`RunInfo` and
-``reference.json`` the machine's :class:`References`. Every record carries ``schema``; :func:`load`
+``reference.json`` the machine's :class:`References`; a faults run (:mod:`scripts.faults`) writes
+``faults.json``, one :class:`FaultRecord` per fault and mode. Every record carries ``schema``; :func:`load`
 checks it, upgrades older versions in :func:`_migrate` and refuses anything it cannot read with a
 message that says what and why, as pyperf's ``_bench.py`` does, instead of letting a renderer trip
 over a missing key three modules later.
 
 Schema history: 1 (before this module) stored PSS under ``resources.rss_*``; 2 names it ``memory_*``.
+Fault records of schema 1 read as 2: their timelines only lack the failures by kind (``failed_by``).
 """
 
 from __future__ import annotations
@@ -167,6 +169,42 @@ class References:
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
+FaultStatus = Literal["ok", "failed", "n/a", "not offered"]
+FAULT_STATUSES: tuple[FaultStatus, ...] = ("ok", "failed", "n/a", "not offered")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FaultRecord:
+    """One fault against one mode (:mod:`scripts.faults`).
+
+    ``status``: ok; failed (the harness could not measure); n/a (the process model makes the fault meaningless,
+    as a reload of a server with no long-lived workers); not offered (the server lacks the feature the fault
+    exercises, as a worker timeout or request-count recycling). ``details`` differ per fault.
+    """
+
+    fault: str
+    mode: str
+    status: FaultStatus
+    schema: int = SCHEMA_VERSION
+    kind: Literal["fault"] = "fault"
+    verdict: str = ""
+    requests_lost: int | None = None
+    recovery_s: float | None = None  # from the fault until full capacity is back; None: never, or n/a
+    offered_rate: float | None = None
+    fault_at_s: float | None = None  # on the timeline
+    # The engine's outcome timeline: step_s, ok, failed, and failed_by (kind -> counts) from schema 2 on.
+    timeline: Mapping[str, Any] = field(default_factory=dict)
+    processes: tuple[tuple[float, int], ...] = ()  # (s on the timeline, processes in the group)
+    details: Mapping[str, Any] = field(default_factory=dict)
+    command: tuple[str, ...] = ()
+    error: str | None = None
+    log_tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
 # writing --------------------------------------------------------------------
 
 
@@ -179,6 +217,13 @@ def to_json(record: CellRecord | OpenLoopRecord | RunInfo) -> JSON:
         data["command"] = list(record.command)
         data["latency_histogram"] = distribution.to_json(record.latency_histogram)
     return data
+
+
+def faults_to_json(faults: Sequence[FaultRecord], meta: Mapping[str, Any]) -> JSON:
+    """``faults.json``: the run's ``meta`` (quick, started, environment) and every fault record."""
+    return {"schema": SCHEMA_VERSION, "kind": "faults", **meta,
+            "records": [{**asdict(r), "command": list(r.command), "processes": [list(p) for p in r.processes]}
+                        for r in faults]}
 
 
 def references_to_json(refs: Mapping[str, Any]) -> JSON:
@@ -329,6 +374,32 @@ def references_from_json(raw: Mapping[str, Any], where: str = "reference.json") 
                       raw={k: v for k, v in data.items() if k != "schema"})
 
 
+def fault_from_json(raw: Mapping[str, Any], where: str = "fault record") -> FaultRecord:
+    data = _migrate(dict(raw), where)
+    if data.get("kind", "fault") != "fault":
+        raise RecordError(f"{where}: not a fault record (kind {data.get('kind')!r})")
+    for key in ("fault", "mode"):
+        if not isinstance(data.get(key), str):
+            raise RecordError(f"{where}: {key} must be a string, got {data.get(key)!r}")
+    status = data.get("status")
+    if status not in FAULT_STATUSES:
+        raise RecordError(f"{where}: status must be one of {', '.join(FAULT_STATUSES)}, got {status!r}")
+    timeline, details = data.get("timeline") or {}, data.get("details") or {}
+    if not isinstance(timeline, Mapping) or not isinstance(details, Mapping):
+        raise RecordError(f"{where}: timeline and details must be objects")
+    try:
+        processes = tuple((float(t), int(n)) for t, n in data.get("processes") or ())
+    except (TypeError, ValueError):
+        raise RecordError(f"{where}: processes must be [seconds, count] pairs") from None
+    return FaultRecord(
+        fault=data["fault"], mode=data["mode"], status=cast(FaultStatus, status),
+        verdict=str(data.get("verdict") or ""), requests_lost=_typed(data, "requests_lost", int, where),
+        **{k: _typed(data, k, NUMBER, where) for k in ("recovery_s", "offered_rate", "fault_at_s")},
+        timeline=timeline, processes=processes, details=details,
+        command=tuple(str(a) for a in data.get("command") or ()), error=_typed(data, "error", str, where),
+        log_tail=str(data.get("log_tail") or ""))
+
+
 def read_json(path: Path) -> JSON:
     """The JSON object in ``path``; :class:`RecordError` for an unreadable file or anything but an object."""
     try:
@@ -352,6 +423,8 @@ class Run:
     openloop: tuple[OpenLoopRecord, ...] = ()
     info: RunInfo | None = None
     references: References = field(default_factory=References)
+    faults: tuple[FaultRecord, ...] = ()
+    faults_meta: Mapping[str, Any] = field(default_factory=dict)  # faults.json's own fields: quick, started, ...
 
 
 def _load_folder(folder: Path, parse: Any) -> list[Any]:
@@ -389,11 +462,35 @@ def _optional(path: Path, parse: Any) -> Any:
         return None
 
 
+FAULTS_NAME = "faults.json"
+
+
+def load_faults(run_dir: Path) -> tuple[list[FaultRecord], JSON]:
+    """``run_dir/faults.json``: its records (an unreadable one skipped with a warning) and its other fields.
+    RecordError when the file itself cannot be read or is from a newer workerbench."""
+    path = run_dir / FAULTS_NAME
+    doc = _migrate(read_json(path), str(path))
+    items = doc.pop("records", None)
+    if not isinstance(items, list):
+        raise RecordError(f"{path}: records must be a list")
+    loaded = []
+    for i, item in enumerate(items):
+        try:
+            if not isinstance(item, Mapping):
+                raise RecordError(f"{path} record {i}: not an object")
+            loaded.append(fault_from_json(item, f"{path} record {i}"))
+        except RecordError as exc:
+            print(f"warning: skipping record: {exc}", file=sys.stderr)
+    return loaded, doc
+
+
 def load(run_dir: Path) -> Run:
     """The run in ``run_dir``: the one entry point renderers and tools read results through."""
+    faults, meta = load_faults(run_dir) if (run_dir / FAULTS_NAME).exists() else ([], {})
     return Run(path=run_dir, cells=tuple(load_cells(run_dir)), openloop=tuple(load_openloop(run_dir)),
                info=_optional(run_dir / "plan.json", run_info_from_json),
-               references=_optional(run_dir / "reference.json", references_from_json) or References())
+               references=_optional(run_dir / "reference.json", references_from_json) or References(),
+               faults=tuple(faults), faults_meta=meta)
 
 
 def flags_of(values: Sequence[str]) -> tuple[Flag, ...]:

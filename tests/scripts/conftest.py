@@ -8,6 +8,12 @@ import pytest
 
 from scripts import wrk
 
+# The browser fixtures, registered once for every test module here: a session-scoped fixture imported into two
+# modules would be two fixtures, and a second playwright would start inside the first one's event loop.
+from tests.scripts.browser import browser, visit
+
+__all__ = ["browser", "visit"]
+
 
 @pytest.fixture(scope="session")
 def wrk_exe() -> str:

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 import servers
-from scripts import fault_records, fault_report, faults, openloop
-from scripts.fault_records import FaultRecord
+from scripts import fault_report, faults, openloop, records
 from scripts.faults import Case, Settings
 from scripts.procs import free_port
+from scripts.records import FaultRecord
 from tests.conftest import HOST, StartServer
 
 
@@ -46,6 +46,8 @@ def test_crash_kills_a_worker_and_the_pool_replaces_it(mode: str, settings: Sett
     assert record.processes[-1][1] == record.details["processes_before"] == 3
     assert record.recovery_s is not None and record.requests_lost is not None
     assert sum(record.timeline["ok"]) > 0 and record.verdict
+    # The replacement is a new pid, whether or not a 0.1 s sample caught the pool one short.
+    assert record.details["new_processes"] >= 1
 
 
 def test_hang_is_killed_by_the_prefork_timeout_but_not_by_uvicorn(settings: Settings, env: dict[str, str]) -> None:
@@ -57,7 +59,12 @@ def test_hang_is_killed_by_the_prefork_timeout_but_not_by_uvicorn(settings: Sett
     assert gone is not None and settings.hang_timeout <= gone < settings.hang_timeout + 5
     # uvicorn's supervisor pings a thread of the worker, which answers while the event loop is blocked.
     assert uvicorn.details["hung_process_gone_s"] is None
-    assert "never killed" in uvicorn.verdict
+    assert "never killed (the mode offers no worker timeout)" in uvicorn.verdict
+    # Requests queued behind the hung process end as timeouts (the clients give up after 1 s), or are cut when
+    # the timeout kills it: never refused, since the listener stays open.
+    for record in (prefork, uvicorn):
+        split = record.details["failures"]
+        assert sum(split.values()) == record.requests_lost and split["refused"] == 0
 
 
 @pytest.mark.parametrize("mode", ["prefork", "uvicorn"])
@@ -86,9 +93,16 @@ def test_leak_grows_pss_and_recycling_bounds_it(settings: Settings, env: dict[st
     assert not_applicable_for_fork(settings, env)
 
 
+def test_a_feature_the_server_lacks_is_not_offered(settings: Settings, env: dict[str, str]) -> None:
+    for fault in ("leak+recycle", "recycle", "reload"):
+        record = run(fault, "waitress", settings, env)
+        assert record.status == "not offered" and "waitress has no" in record.verdict, fault
+    assert run("recycle", "fork", settings, env).status == "n/a"
+
+
 def not_applicable_for_fork(settings: Settings, env: dict[str, str]) -> bool:
     record = run("leak+recycle", "fork", settings, env)
-    return record.status == "n/a" and "recycling" in record.verdict
+    return record.status == "n/a" and "nothing to recycle" in record.verdict
 
 
 @pytest.mark.parametrize("mode", ["prefork", "gunicorn-sync"])
@@ -104,14 +118,17 @@ def test_shutdown_exits_and_leaves_nothing(mode: str, settings: Settings, env: d
     assert record.details["exit_s"] is not None and record.details["exit_s"] < 30
     assert record.details["left_behind"] == 0
     assert record.details["refused_after"] > 0  # the schedule went on against a closed port
+    split = record.details["failures"]
+    assert split["refused"] > 0 and record.details["cut"] == sum(split[k] for k in ("reset", "timeout", "5xx",
+                                                                                     "wrong"))
 
 
 def test_report_from_real_records(settings: Settings, env: dict[str, str], tmp_path: Path) -> None:
-    records = [run("crash", "prefork", settings, env), run("state", "fork", settings, env),
+    written = [run("crash", "prefork", settings, env), run("state", "fork", settings, env),
                run("reload", "fork", settings, env)]
-    faults.write_records(tmp_path / "faults.json", records, {"quick": True})
-    loaded = fault_records.load_records(tmp_path / "faults.json")
-    assert loaded == records
+    faults.write_records(tmp_path / "faults.json", written, {"quick": True})
+    loaded = records.load(tmp_path).faults
+    assert list(loaded) == written
     md = fault_report.render(tmp_path, loaded).read_text()
     assert "| prefork |" in md and "isolated" in md and "not applicable" in md
     # The caution x mode matrix: one row per fault, one column per mode, a few words per cell.
@@ -152,6 +169,9 @@ def test_openloop_timeline_counts_every_outcome(start_server: StartServer, tmp_p
     # About 20 per 0.1 s step over the 2 s schedule: the answers are spread, not lumped.
     assert 18 <= len(r.timeline["ok"]) <= 22 and max(r.timeline["ok"]) <= 40
     assert sum(missing.timeline["failed"]) == missing.errors["status"] == 50  # a 404 is a failure
+    # ... of its own kind: an answer, neither 2xx nor the server's 5xx.
+    assert sum(missing.timeline["failed_by"]["wrong"]) == 50
+    assert not any(sum(missing.timeline["failed_by"][k]) for k in ("refused", "reset", "timeout", "5xx"))
 
 
 def test_openloop_timeline_counts_connect_errors(tmp_path: Path) -> None:
@@ -159,6 +179,7 @@ def test_openloop_timeline_counts_connect_errors(tmp_path: Path) -> None:
     r = openloop.run_openloop(f"http://{HOST}:{port}/", rate=50, duration=1, connections=4, timeout=2,
                               workdir=tmp_path)
     assert sum(r.timeline["failed"]) == r.errors["connect"] == 50 and sum(r.timeline["ok"]) == 0
+    assert sum(r.timeline["failed_by"]["refused"]) == 50
 
 
 @pytest.mark.parametrize("mode", ["prefork", "uvicorn"])

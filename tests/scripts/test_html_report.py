@@ -18,9 +18,7 @@ import pytest
 from scripts import comparehtml, comparison, index
 from scripts.report import render_run
 from tests.conftest import ROOT
-from tests.scripts.browser import browser, check_charts, check_sorting, screenshot, visit
-
-__all__ = ["browser", "visit"]  # fixtures, used by name
+from tests.scripts.browser import check_charts, check_sorting, screenshot
 
 STORED = Path(__file__).parent / "data" / "run-v1"
 
