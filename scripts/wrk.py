@@ -17,6 +17,7 @@ import math
 import re
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +103,8 @@ def wrk_command(*, url: str, connections: int, duration: int, threads: int = 1, 
     ]
 
 
-def wrk_env(*, method: str, body: bytes, close: bool, workdir: Path) -> dict[str, str]:
+def wrk_env(*, method: str, body: bytes, close: bool, workdir: Path,
+            headers: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
     """The ``WB_*`` variables the Lua script reads (all three always set, so none leaks in from outside).
 
     The body goes through a file in ``workdir`` because environment values cannot hold
@@ -116,7 +118,8 @@ def wrk_env(*, method: str, body: bytes, close: bool, workdir: Path) -> dict[str
         path = workdir / BODY_FILE_NAME
         path.write_bytes(body)
         body_file = str(path.resolve())
-    return {"WB_METHOD": method, "WB_BODY_FILE": body_file, "WB_CLOSE": "1" if close else "0"}
+    return {"WB_METHOD": method, "WB_BODY_FILE": body_file, "WB_CLOSE": "1" if close else "0",
+            "WB_HEADERS": "\n".join(f"{name}: {value}" for name, value in headers)}
 
 
 def parse_wrk_output(stdout: str) -> WrkResult:
@@ -150,7 +153,7 @@ def parse_wrk_output(stdout: str) -> WrkResult:
 
 def run_wrk(*, host: str, port: int, path: str, method: str = "GET", body: bytes = b"", close: bool = False,
             connections: int, duration: int, workdir: Path, cpus: set[int] | None = None,
-            threads: int = 1) -> WrkResult:
+            threads: int = 1, headers: Sequence[tuple[str, str]] = ()) -> WrkResult:
     """Run wrk against ``host:port`` for ``duration`` s with ``connections`` closed-loop connections.
 
     wrk runs in a process group of its own (:func:`scripts.procs.running`), bounded to
@@ -164,7 +167,7 @@ def run_wrk(*, host: str, port: int, path: str, method: str = "GET", body: bytes
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir / "wrk.log"
     argv = wrk_command(url=url, connections=connections, duration=duration, threads=threads)
-    env = wrk_env(method=method, body=body, close=close, workdir=workdir)
+    env = wrk_env(method=method, body=body, close=close, workdir=workdir, headers=headers)
     limit = duration + WRK_MARGIN_S
     try:
         code, util = run_traced(argv, log=log, timeout=limit, cpus=cpus, cwd=ROOT, env=env)

@@ -30,7 +30,8 @@ class Wrk:
         (probe,) = load.scenario.probes
         try:
             result = wrk.run_wrk(host=load.host, port=load.port, path=probe.path, method=probe.method,
-                                 body=probe.body, close=not load.keepalive, connections=load.connections,
+                                 body=probe.body, headers=probe.headers, close=not load.keepalive,
+                                 connections=load.connections,
                                  duration=max(1, round(load.duration)), workdir=load.workdir,
                                  cpus=set(load.cpus) if load.cpus else None)
         except wrk.WrkError as exc:

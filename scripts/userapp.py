@@ -1,0 +1,165 @@
+"""A user's own app under every mode: ``--app``/``--asgi-app``, ``--app-dir``, ``--env``, its scenarios.
+
+The sample apps (``servers.APPS``) are what a mode serves by default. With a user's app, each mode serves
+the user's callable of the mode's interface; a mode whose interface the user gave no app for is "not
+applicable", with the reason, in the console, plan.json and summary.md (never silently dropped). The
+scenarios come from ``--scenario-file`` and/or ``--paths`` (:mod:`loadtests.scenario_file`), each request
+with what a correct answer is, checked under every mode before load (:mod:`scripts.verify`).
+
+What only makes sense for the sample apps does not run for a user's app: the fork references (the rates a
+fork-per-request server is held to with the sample plaintext), the database strategies, and the open-loop
+ladder, which is tuned to the sample ``io`` endpoint's 20 ms wait; ``--open-loop-path`` runs it on a path
+of the user's app instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtests.scenario_file import ScenarioFileError, load_scenario_file, paths_scenarios
+from loadtests.scenarios import Expect, Probe, Scenario
+from servers import Interface, Mode
+
+_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*(\(\))?")
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+OPEN_LOOP_USER_SCENARIO = "open-loop"  # the ladder's scenario for a user's app (--open-loop-path)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UserApp:
+    """The user's app as every server of the run gets it."""
+
+    wsgi: str | None = None  # MODULE:CALLABLE
+    asgi: str | None = None
+    app_dir: Path | None = None  # put first on every server's PYTHONPATH
+    env: tuple[tuple[str, str], ...] = ()  # set in every server's environment
+    health_path: str | None = None  # polled until 200; None: the first request, any answer
+    scenario_file: Path | None = None
+
+    def spec_for(self, interface: Interface) -> str | None:
+        return self.wsgi if interface == "wsgi" else self.asgi
+
+    def not_applicable(self, mode: Mode) -> str | None:
+        """Why ``mode`` cannot serve this app, or None when it can."""
+        if self.spec_for(mode.interface) is not None:
+            return None
+        given = "WSGI (--app)" if self.wsgi else "ASGI (--asgi-app)"
+        option = "--asgi-app" if mode.interface == "asgi" else "--app"
+        return f"serves {mode.interface.upper()} apps; the app given is {given} only (give {option} too)"
+
+    def describe(self) -> dict[str, object]:
+        return {"wsgi": self.wsgi, "asgi": self.asgi, "app_dir": str(self.app_dir) if self.app_dir else None,
+                "env": sorted(k for k, _ in self.env),  # names only: values may be secrets
+                "health_path": self.health_path,
+                "scenario_file": str(self.scenario_file) if self.scenario_file else None}
+
+
+def ready_probe(app: UserApp, scenarios: Mapping[str, Scenario]) -> tuple[str, bool]:
+    """The path polled until the server is up, and whether it must answer 200 (a health path must; the first
+    request of the first scenario only has to answer, since verification judges its answer)."""
+    if app.health_path:
+        return app.health_path, True
+    return next(iter(scenarios.values())).probes[0].path, False
+
+
+def import_hint(app: UserApp, log_text: str) -> str:
+    """One line for a user's app that failed to start or answered 500, from what its server logged."""
+    if not re.search(r"Traceback|Error|error", log_text):
+        return ""
+    where = f"--app-dir {app.app_dir}" if app.app_dir else "no --app-dir"
+    keys = ", ".join(k for k, _ in app.env) or "none"
+    return (f"hint: does the app import and start outside the bench? Its module is looked up on the project root "
+            f"({where}); --app-dir DIR adds the folder it lives in; settings it reads go in with --env KEY=VALUE "
+            f"(given: {keys}).")
+
+
+# command line ---------------------------------------------------------------
+
+
+def app_spec(value: str) -> str:
+    if not _SPEC.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"expected MODULE:CALLABLE (for example examples.flaskapp:app), "
+                                         f"got {value!r}")
+    return value
+
+
+def env_pair(value: str) -> tuple[str, str]:
+    key, sep, val = value.partition("=")
+    if not sep or not _ENV_KEY.fullmatch(key):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY a variable name, got {value!r}")
+    return key, val
+
+
+def _path(value: str) -> str:
+    if not value.startswith("/") or any(c.isspace() for c in value):
+        raise argparse.ArgumentTypeError(f"expected a path starting with / and holding no spaces, got {value!r}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of a user's app, in one group (also parsed before the full command line: see :func:`early`)."""
+    g = p.add_argument_group("your own app (see README: Benchmark your own app)")
+    g.add_argument("--app", type=app_spec, metavar="MODULE:CALLABLE", help="a WSGI app to serve instead of the "
+                   "sample app, under every WSGI mode")
+    g.add_argument("--asgi-app", type=app_spec, metavar="MODULE:CALLABLE", help="an ASGI app, under every ASGI mode")
+    g.add_argument("--app-dir", type=Path, help="folder put first on every server's import path (default: the "
+                   "project root only)")
+    g.add_argument("--env", type=env_pair, action="append", default=[], metavar="KEY=VALUE",
+                   help="set in every server's environment; repeatable")
+    g.add_argument("--scenario-file", type=Path, metavar="FILE.toml", help="the app's requests and what a correct "
+                   "answer is (see examples/flaskapp.toml)")
+    g.add_argument("--paths", metavar="/A,/B?X=1", help="GET these paths, each must answer 200: a scenario each")
+    g.add_argument("--health-path", type=_path, help="polled until it answers 200 before a cell starts (default: "
+                   "the file's health, else the first request, any answer)")
+    g.add_argument("--open-loop-path", type=_path, help="run the open-loop ladder on GET PATH of your app (off for "
+                   "your app without it)")
+
+
+def early(argv: list[str] | None) -> argparse.Namespace:
+    """The user-app options alone, read before the full parser is built (its scenario names depend on them)."""
+    p = argparse.ArgumentParser(add_help=False)
+    add_arguments(p)
+    args, _ = p.parse_known_args(argv)
+    return args
+
+
+def scenarios_of(args: argparse.Namespace) -> tuple[dict[str, Scenario], str | None]:
+    """The user's scenarios (file first, then --paths) and the file's health path; raises ScenarioFileError."""
+    scenarios: dict[str, Scenario] = {}
+    health = None
+    if args.scenario_file is not None:
+        scenarios, health = load_scenario_file(args.scenario_file)
+    if args.paths is not None:
+        for name, scenario in paths_scenarios(args.paths).items():
+            if name in scenarios:
+                raise ScenarioFileError(f"--paths: scenario {name!r} is also in {args.scenario_file}")
+            scenarios[name] = scenario
+    return scenarios, health
+
+
+def from_args(args: argparse.Namespace) -> tuple[UserApp, dict[str, Scenario]] | None:
+    """The user's app and scenarios, or None for the sample apps; raises ValueError for what cannot run."""
+    wants = args.scenario_file or args.paths or args.app_dir or args.env or args.open_loop_path or args.health_path
+    if not (args.app or args.asgi_app):
+        if wants:
+            raise ValueError("--scenario-file, --paths, --app-dir, --env, --health-path and --open-loop-path "
+                             "go with --app MODULE:CALLABLE or --asgi-app MODULE:CALLABLE")
+        return None
+    if not (args.scenario_file or args.paths):
+        raise ValueError("your app needs requests to send: --scenario-file FILE.toml and/or --paths /a,/b")
+    if args.app_dir is not None and not args.app_dir.is_dir():
+        raise ValueError(f"--app-dir {args.app_dir}: no such folder")
+    scenarios, health = scenarios_of(args)
+    if args.open_loop_path:
+        probe = Probe(method="GET", path=args.open_loop_path, expect=Expect(), name=OPEN_LOOP_USER_SCENARIO)
+        scenarios[OPEN_LOOP_USER_SCENARIO] = Scenario(name=OPEN_LOOP_USER_SCENARIO, summary=f"GET "
+                                                      f"{args.open_loop_path} (open-loop ladder)", probes=(probe,))
+    app = UserApp(wsgi=args.app, asgi=args.asgi_app,
+                  app_dir=args.app_dir.resolve() if args.app_dir else None, env=tuple(args.env),
+                  health_path=args.health_path or health,
+                  scenario_file=args.scenario_file.resolve() if args.scenario_file else None)
+    return app, scenarios
