@@ -317,12 +317,13 @@ def build_parser(registry: dict[str, Mode], gens: dict[str, Generator] | None = 
     return p
 
 
-def print_list(registry: dict[str, Mode], gens: dict[str, Generator]) -> None:
+def print_list(registry: dict[str, Mode], gens: dict[str, Generator],
+               catalog: dict[str, Scenario] | None = None) -> None:
     for name, mode in registry.items():
         print(f"mode      {name:<16} {mode.family:<12} {mode.summary}")
         if mode.defaults:
             print(f"{'':<30} settings: {mode.defaults}")
-    for name, scenario in SCENARIOS.items():
+    for name, scenario in (SCENARIOS if catalog is None else catalog).items():
         print(f"scenario  {name:<16} {scenario.summary}")
     for name, gen in gens.items():
         state = "" if gen.available() else f"  [not available: {gen.install_hint}]"
@@ -396,7 +397,7 @@ def plan_from_args(argv: Sequence[str] | None = None, registry: dict[str, Mode] 
     parser = build_parser(registry, gens, user[1] if user else None)
     args = parser.parse_args(argv)
     if args.list:
-        print_list(registry, gens)
+        print_list(registry, gens, user[1] if user else None)
         return None
     _check(parser, args, gens)
     plan = _plan(args, registry, gens, _cpu_sets(parser, args))
