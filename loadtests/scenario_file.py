@@ -85,7 +85,8 @@ class _Reader:
 def _typed(r: _Reader, table: Mapping[str, Any], key: str, kind: type, scenario: str, default: Any) -> Any:
     value = table.get(key, default)
     if value is not default and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
-        raise r.fail(f"{key} must be a {kind.__name__}, got {value!r}", key, scenario)
+        kinds = {int: "an integer", str: "a string", list: "a list"}
+        raise r.fail(f"{key} must be {kinds.get(kind, kind.__name__)}, got {value!r}", key, scenario)
     return value
 
 

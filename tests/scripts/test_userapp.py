@@ -45,7 +45,7 @@ def test_a_wsgi_app_runs_under_the_wsgi_modes_and_the_asgi_ones_are_not_applicab
     assert bench.run(plan) == 0
     cells = _cells(plan)
     assert set(cells) == {(m, s) for m in plan.modes for s in ("home", "create", "browse")}
-    for (mode, scenario), r in cells.items():
+    for r in cells.values():
         assert r["status"] == "ok", r
         # The app answers 400 to a POST without its JSON content type: no failure means the header and the body
         # went out with every request, from wrk (create) and from locust (browse).
@@ -152,9 +152,9 @@ BAD_FILES = {
     "bad value": ("health = \"/health\"\n[scenarios.home]\npath = \"/\"\nmethod = \"FETCH\"\n",
                   "line 4", "method 'FETCH'", "valid methods: GET, POST"),
     "bad expectation": ("[scenarios.home]\npath = \"/\"\nexpect = { status = \"ok\" }\n", "line 3",
-                        "status must be a int", ""),
-    "unknown key in a mix": ("[scenarios.mix]\nrequests = [\n  { path = \"/\" },\n  { path = \"/b\", wieght = 2 },\n]\n",
-                             "line 4", "unknown key 'wieght'", "valid keys:"),
+                        "status must be an integer", ""),
+    "unknown key in a mix": ("[scenarios.mix]\nrequests = [\n  { path = \"/\" },\n  { path = \"/b\", wieght = 2 },"
+                             "\n]\n", "line 4", "unknown key 'wieght'", "valid keys:"),
 }
 
 
