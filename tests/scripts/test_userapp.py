@@ -13,6 +13,7 @@ import pytest
 from loadtests.scenario_file import ScenarioFileError, load_scenario_file
 from scripts import bench
 from scripts.plan import Plan, plan_from_args
+from servers import MODE_SETS
 from tests.conftest import ROOT
 
 FLASK = ["--app", "examples.flaskapp:app"]
@@ -144,6 +145,38 @@ def test_sample_only_parts_do_not_run_for_a_user_app(tmp_path: Path) -> None:
                              "--out", str(tmp_path / "run2")])
     assert ladder is not None and ladder.open_loop_modes() == ("prefork",)
     assert ladder.scenarios == ("root",)
+
+
+def test_modes_all_lists_every_asgi_mode_as_not_applicable_for_a_wsgi_app(tmp_path: Path) -> None:
+    plan = plan_from_args([*FLASK, "--paths", "/", "--modes", "all", "--out", str(tmp_path / "run")])
+    assert plan is not None
+    assert plan.modes == MODE_SETS["wsgi"]
+    assert [m for m, _ in plan.not_applicable] == list(MODE_SETS["asgi"])
+    both = plan_from_args([*FLASK, "--asgi-app", "examples.asgiapp:app", "--paths", "/", "--modes", "all",
+                           "--out", str(tmp_path / "run2")])
+    assert both is not None and both.modes == MODE_SETS["all"] and both.not_applicable == ()
+    assert both.app_for("uvicorn") == "examples.asgiapp:app" and both.app_for("prefork") == "examples.flaskapp:app"
+
+
+PER_SERVER = """
+def app(environ, start_response):
+    # A content type that depends on the server: what the modes' comparison is there to catch.
+    kind = "text/plain" if environ.get("SERVER_SOFTWARE", "").startswith("gunicorn") else "text/html"
+    start_response("200 OK", [("Content-Type", kind), ("Content-Length", "2")])
+    return [b"ok"]
+"""
+
+
+def test_modes_that_answer_differently_are_shown_in_the_summary(tmp_path: Path) -> None:
+    (tmp_path / "perserver.py").write_text(PER_SERVER)
+    plan = _plan(tmp_path, "--app", "perserver:app", "--app-dir", str(tmp_path), "--paths", "/",
+                 "--modes", "prefork,gunicorn-sync")
+    assert bench.run(plan) == 0
+    answers = {r["mode"]: r["answers"]["root"] for r in _cells(plan).values()}
+    assert answers == {"prefork": "200 text/html", "gunicorn-sync": "200 text/plain"}
+    summary = (plan.out / "summary.md").read_text()
+    assert "The modes disagree on 1 of 1 requests: root." in summary
+    assert "| root | 200 text/html | 200 text/plain | **differs** |" in summary
 
 
 BAD_FILES = {
