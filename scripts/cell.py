@@ -49,6 +49,7 @@ def server_env(plan: Plan, db_path: Path, strategy: str | None) -> dict[str, str
         if plan.app.app_dir:
             env["PYTHONPATH"] = os.pathsep.join((str(plan.app.app_dir), str(ROOT)))
         env.update(plan.app.env)
+        env.update(plan.app.adapted_env())
     return env
 
 

@@ -415,9 +415,10 @@ def _for_user_app(plan: Plan, args: argparse.Namespace, app: userapp.UserApp,
     """The plan for a user's app: the modes that can serve it, its scenarios, none of the sample-only parts."""
     asked = [(m, app.not_applicable(plan.registry[m])) for m in plan.modes]
     scenarios = args.scenarios or tuple(n for n in catalog if n != userapp.OPEN_LOOP_USER_SCENARIO)
+    serving = userapp.adapted_modes(app, plan.registry, tuple(m for m, why in asked if why is None))
     return replace(
         plan, app=app, scenario_registry=catalog, scenarios=scenarios,
-        modes=tuple(m for m, why in asked if why is None),
+        modes=tuple(serving), registry={**plan.registry, **serving},
         not_applicable=tuple((m, why) for m, why in asked if why is not None),
         sweep_scenarios=tuple(s for s in args.sweep or () if not args.no_sweep),
         close_scenarios=tuple(s for s in args.close_scenarios or () if not args.no_close and s in scenarios),

@@ -15,18 +15,23 @@ of the user's app instead.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from apps.adapted import ENV as ADAPTED_ENV
 from loadtests.scenario_file import ScenarioFileError, load_scenario_file, paths_scenarios
 from loadtests.scenarios import Expect, Probe, Scenario
 from servers import Interface, Mode
 
-_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*(\(\))?")
+_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 OPEN_LOOP_USER_SCENARIO = "open-loop"  # the ladder's scenario for a user's app (--open-loop-path)
+# --adapt: what the other interface's servers serve, and the suffix that names such a mode in every table.
+ADAPTED: dict[Interface, str] = {"wsgi": "apps.adapted:wsgi", "asgi": "apps.adapted:asgi"}
+ADAPTED_SUFFIX = "+a2wsgi"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -39,9 +44,20 @@ class UserApp:
     env: tuple[tuple[str, str], ...] = ()  # set in every server's environment
     health_path: str | None = None  # polled until 200; None: the first request, any answer
     scenario_file: Path | None = None
+    adapt: bool = False  # serve the app under the other interface's modes too, through a2wsgi
+
+    def own(self, interface: Interface) -> str | None:
+        return self.wsgi if interface == "wsgi" else self.asgi
+
+    def adapted(self, interface: Interface) -> bool:
+        return self.adapt and self.own(interface) is None
 
     def spec_for(self, interface: Interface) -> str | None:
-        return self.wsgi if interface == "wsgi" else self.asgi
+        return ADAPTED[interface] if self.adapted(interface) else self.own(interface)
+
+    def adapted_env(self) -> dict[str, str]:
+        """What apps.adapted reads: the one app given, to wrap for the other interface."""
+        return {ADAPTED_ENV: self.wsgi or self.asgi or ""} if self.adapt else {}
 
     def not_applicable(self, mode: Mode) -> str | None:
         """Why ``mode`` cannot serve this app, or None when it can."""
@@ -49,13 +65,28 @@ class UserApp:
             return None
         given = "WSGI (--app)" if self.wsgi else "ASGI (--asgi-app)"
         option = "--asgi-app" if mode.interface == "asgi" else "--app"
-        return f"serves {mode.interface.upper()} apps; the app given is {given} only (give {option} too)"
+        return (f"serves {mode.interface.upper()} apps; the app given is {given} only (give {option} too, or "
+                f"--adapt to run it through a2wsgi)")
 
     def describe(self) -> dict[str, object]:
         return {"wsgi": self.wsgi, "asgi": self.asgi, "app_dir": str(self.app_dir) if self.app_dir else None,
                 "env": sorted(k for k, _ in self.env),  # names only: values may be secrets
                 "health_path": self.health_path,
-                "scenario_file": str(self.scenario_file) if self.scenario_file else None}
+                "scenario_file": str(self.scenario_file) if self.scenario_file else None, "adapt": self.adapt}
+
+
+def adapted_modes(app: UserApp, registry: Mapping[str, Mode], modes: tuple[str, ...]) -> dict[str, Mode]:
+    """The run's registry entries for ``modes``: a mode that serves the app through a2wsgi becomes an entry of its
+    own, MODE+a2wsgi, so every table and chart names the adapter; the others are as registered."""
+    entries = {}
+    for name in modes:
+        mode = registry[name]
+        if app.adapted(mode.interface):
+            name = name + ADAPTED_SUFFIX
+            mode = replace(mode, name=name, summary=f"{mode.summary}; the app wrapped by a2wsgi", targets=(),
+                           reuse_targets=())
+        entries[name] = mode
+    return entries
 
 
 def ready_probe(app: UserApp, scenarios: Mapping[str, Scenario]) -> tuple[str, bool]:
@@ -115,6 +146,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--paths", metavar="/A,/B?X=1", help="GET these paths, each must answer 200: a scenario each")
     g.add_argument("--health-path", type=_path, help="polled until it answers 200 before a cell starts (default: "
                    "the file's health, else the first request, any answer)")
+    g.add_argument("--adapt", action="store_true", help="also run the app under the modes of the other interface, "
+                   f"wrapped by a2wsgi; those modes are named MODE{ADAPTED_SUFFIX} in every table")
     g.add_argument("--open-loop-path", type=_path, help="run the open-loop ladder on GET PATH of your app (off for "
                    "your app without it)")
 
@@ -143,12 +176,17 @@ def scenarios_of(args: argparse.Namespace) -> tuple[dict[str, Scenario], str | N
 
 def from_args(args: argparse.Namespace) -> tuple[UserApp, dict[str, Scenario]] | None:
     """The user's app and scenarios, or None for the sample apps; raises ValueError for what cannot run."""
-    wants = args.scenario_file or args.paths or args.app_dir or args.env or args.open_loop_path or args.health_path
+    wants = (args.scenario_file or args.paths or args.app_dir or args.env or args.open_loop_path
+             or args.health_path or args.adapt)
     if not (args.app or args.asgi_app):
         if wants:
-            raise ValueError("--scenario-file, --paths, --app-dir, --env, --health-path and --open-loop-path "
-                             "go with --app MODULE:CALLABLE or --asgi-app MODULE:CALLABLE")
+            raise ValueError("--scenario-file, --paths, --app-dir, --env, --health-path, --open-loop-path and "
+                             "--adapt go with --app MODULE:CALLABLE or --asgi-app MODULE:CALLABLE")
         return None
+    if args.adapt and args.app and args.asgi_app:
+        raise ValueError("--adapt: every mode has an app of its interface already (--app and --asgi-app)")
+    if args.adapt and importlib.util.find_spec("a2wsgi") is None:
+        raise ValueError("--adapt needs a2wsgi: pip install a2wsgi (or the project's adapters extra)")
     if not (args.scenario_file or args.paths):
         raise ValueError("your app needs requests to send: --scenario-file FILE.toml and/or --paths /a,/b")
     if args.app_dir is not None and not args.app_dir.is_dir():
@@ -161,5 +199,5 @@ def from_args(args: argparse.Namespace) -> tuple[UserApp, dict[str, Scenario]] |
     app = UserApp(wsgi=args.app, asgi=args.asgi_app,
                   app_dir=args.app_dir.resolve() if args.app_dir else None, env=tuple(args.env),
                   health_path=args.health_path or health,
-                  scenario_file=args.scenario_file.resolve() if args.scenario_file else None)
+                  scenario_file=args.scenario_file.resolve() if args.scenario_file else None, adapt=args.adapt)
     return app, scenarios

@@ -158,6 +158,25 @@ def test_modes_all_lists_every_asgi_mode_as_not_applicable_for_a_wsgi_app(tmp_pa
     assert both.app_for("uvicorn") == "examples.asgiapp:app" and both.app_for("prefork") == "examples.flaskapp:app"
 
 
+def test_adapt_serves_the_app_under_the_other_interface_named_as_adapted(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, *FLASK, "--paths", "/api/items/1", "--adapt", "--modes", "prefork,uvicorn",
+                 "--generator", "native")
+    assert plan.modes == ("prefork", "uvicorn+a2wsgi") and plan.not_applicable == ()
+    assert plan.app_for("uvicorn+a2wsgi") == "apps.adapted:asgi" and plan.app_for("prefork") == "examples.flaskapp:app"
+    assert bench.run(plan) == 0
+    cells = {mode: r for (mode, _), r in _cells(plan).items()}
+    assert cells["uvicorn+a2wsgi"]["status"] == "ok" and cells["uvicorn+a2wsgi"]["failures"] == 0
+    assert "apps.adapted:asgi" in cells["uvicorn+a2wsgi"]["command"]
+    summary = (plan.out / "summary.md").read_text()
+    assert "| uvicorn+a2wsgi | 4 |" in summary and "Every mode answered all 1 requests alike." in summary
+    # The other way round: an ASGI app under a WSGI server.
+    back = _plan(tmp_path / "back", "--asgi-app", "examples.asgiapp:app", "--paths", "/", "--adapt", "--modes",
+                 "gunicorn-sync", "--generator", "native")
+    assert back.modes == ("gunicorn-sync+a2wsgi",) and bench.run(back) == 0
+    (record,) = _cells(back).values()
+    assert record["status"] == "ok" and record["answers"] == {"root": "200 application/json"}
+
+
 PER_SERVER = """
 def app(environ, start_response):
     # A content type that depends on the server: what the modes' comparison is there to catch.
