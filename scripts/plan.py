@@ -126,11 +126,13 @@ class Plan:
 
     def _modes_at(self, scenario: str, users: int) -> tuple[str, ...]:
         modes = tuple(m for m in self.modes if self.registry[m].in_sweeps or users in self.concurrency)
-        # A mode held to a few sample scenarios (cgi: plaintext) runs the first of a user's instead.
-        first = next(iter(self.scenarios), scenario)
-        return tuple(m for m in modes if scenario in (
-            (self.registry[m].only_scenarios and self.app and (first,)) or self.registry[m].only_scenarios
-            or (scenario,)))
+        return tuple(m for m in modes if scenario in (self._only(m) or (scenario,)))
+
+    def _only(self, mode: str) -> tuple[str, ...]:
+        """The scenarios ``mode`` is held to (empty: all). One held to sample scenarios (cgi: plaintext) runs the
+        first of a user's instead."""
+        only = self.registry[mode].only_scenarios
+        return self.scenarios[:1] if only and self.app else only
 
     def _variants(self, scenario: str) -> list[tuple[str | None, bool, int]]:
         """(strategy, keep-alive, users) of one scenario, in plan order."""
