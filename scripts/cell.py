@@ -132,7 +132,7 @@ def run_cell(plan: Plan, cell: Cell, run_dir: Path, db_path: Path) -> CellRecord
         tail = log_tail(server_log)
         if isinstance(exc, LoadError):
             tail += f"\n--- {cell.generator} ---\n" + str(exc)
-        if plan.app and (hint := userapp.import_hint(plan.app, tail)):
-            tail += "\n" + hint
+        if plan.app and (note := userapp.failure_note(plan.app, server_log)):
+            tail += "\n" + note
         record = dataclasses.replace(record, error=f"{type(exc).__name__}: {exc}".splitlines()[0], log_tail=tail)
     return dataclasses.replace(record, finished_at=now(), answers=answers)

@@ -97,13 +97,26 @@ def ready_probe(app: UserApp, scenarios: Mapping[str, Scenario]) -> tuple[str, b
     return next(iter(scenarios.values())).probes[0].path, False
 
 
-def import_hint(app: UserApp, log_text: str) -> str:
-    """One line for a user's app that failed to start or answered 500, from what its server logged."""
-    if not re.search(r"Traceback|Error|error", log_text):
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception)(?::.*)?$")
+LOG_SCAN_BYTES = 256 * 1024  # enough for the first worker's traceback; a log can be long
+
+
+def failure_note(app: UserApp, log_path: Path) -> str:
+    """What to add to the log's tail for a user's app that failed to start or answered an error: the first
+    exception the server logged (a server's own traceback can push the app's out of the tail, as gunicorn's
+    "Worker failed to boot" does) and a one-line hint."""
+    try:
+        with log_path.open("rb") as f:
+            text = f.read(LOG_SCAN_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    first = next((ln.strip() for ln in text.splitlines() if _EXCEPTION.match(ln.strip())), None)
+    if first is None:
         return ""
     where = f"--app-dir {app.app_dir}" if app.app_dir else "no --app-dir"
     keys = ", ".join(k for k, _ in app.env) or "none"
-    return (f"hint: does the app import and start outside the bench? Its module is looked up on the project root "
+    return (f"first error in the server log: {first}\n"
+            f"hint: does the app import and start outside the bench? Its module is looked up on the project root "
             f"({where}); --app-dir DIR adds the folder it lives in; settings it reads go in with --env KEY=VALUE "
             f"(given: {keys}).")
 

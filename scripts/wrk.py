@@ -105,7 +105,7 @@ def wrk_command(*, url: str, connections: int, duration: int, threads: int = 1, 
 
 def wrk_env(*, method: str, body: bytes, close: bool, workdir: Path,
             headers: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
-    """The ``WB_*`` variables the Lua script reads (all three always set, so none leaks in from outside).
+    """The ``WB_*`` variables the Lua script reads (every one always set, so none leaks in from outside).
 
     The body goes through a file in ``workdir`` because environment values cannot hold
     arbitrary bytes and are limited in size.

@@ -49,14 +49,14 @@ def test_a_wsgi_app_runs_under_the_wsgi_modes_and_the_asgi_ones_are_not_applicab
     for r in cells.values():
         assert r["status"] == "ok", r
         # The app answers 400 to a POST without its JSON content type: no failure means the header and the body
-        # went out with every request, from wrk (create) and from locust (browse).
+        # went out with every request, from wrk (create) and from locust (browse's "add").
         assert r["requests"] > 0 and r["failures"] == 0, r
         assert "examples.flaskapp:app" in r["command"]
     assert cells[("prefork", "create")]["answers"] == {"create": "201 application/json"}
     assert cells[("gunicorn-sync", "browse")]["generator"] == "locust"
     summary = (plan.out / "summary.md").read_text()
     assert "## Your app" in summary and "uvicorn: serves ASGI apps" in summary
-    assert "Every mode answered all 5 requests alike." in summary
+    assert "Every mode answered all 6 requests alike." in summary
     assert (plan.out / "report.html").stat().st_size > 0
     info = json.loads((plan.out / "plan.json").read_text())["plan"]
     assert info["app"]["wsgi"] == "examples.flaskapp:app" and "uvicorn" in info["not_applicable"]
