@@ -42,7 +42,7 @@ def _answers_table(cells: Sequence[CellRecord]) -> list[str]:
     lines = ["| request | " + " | ".join(modes) + " | modes agree |",
              "| --- | " + " | ".join("---" for _ in modes) + " | --- |"]
     for request in requests:
-        row = [table[m].get(request, "no answer (did not start)") for m in modes]
+        row = [table[m].get(request, "—") for m in modes]
         lines.append(f"| {request} | " + " | ".join(row) + f" | {DISAGREE if request in differ else 'yes'} |")
     verdict = (f"The modes disagree on {len(differ)} of {len(requests)} requests: " + ", ".join(sorted(differ)) + "."
                if differ else f"Every mode answered all {len(requests)} requests alike.")
@@ -63,6 +63,8 @@ def section(run: Run) -> list[str]:
         lines += ["Not applicable (asked for, not run):", "", *(f"- {m}: {why}" for m, why in skipped.items()), ""]
     lines += ["### Answers during verification", "",
               "Each request's status and content type under each mode, checked before any load. A request "
-              "that fails its expectations (a 404 or 500 included) fails its cell and is not measured.", "",
+              "that fails its expectations (a 404 or 500 included) fails its cell and is not measured. — : the "
+              "mode did not run that request's scenario (cgi runs the first only), or its server did not start "
+              "(see Failed cells).", "",
               *_answers_table(run.cells), ""]
     return lines
