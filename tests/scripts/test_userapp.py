@@ -198,6 +198,18 @@ def test_modes_that_answer_differently_are_shown_in_the_summary(tmp_path: Path) 
     assert "| root | 200 text/html | 200 text/plain | **differs** |" in summary
 
 
+def test_the_open_loop_ladder_climbs_on_the_path_the_user_names(tmp_path: Path) -> None:
+    plan = plan_from_args([*FLASK, "--paths", "/", "--open-loop-path", "/api/items/1", "--open-loop-rates", "50,100",
+                           "--modes", "prefork", "--concurrency", "4", "--no-sweep", "--repeats", "1", "--duration",
+                           "1", "--warmup", "0", "--out", str(tmp_path / "run")])
+    assert plan is not None and plan.open_loop_modes() == ("prefork",)
+    assert bench.run(plan) == 0
+    points = [json.loads(p.read_text()) for p in sorted((plan.out / "openloop").glob("*.json"))]
+    assert [p["offered_rate"] for p in points] == [50, 100]
+    assert all(p["status"] == "ok" and p["path"] == "/api/items/1" and p["ok"] > 0 for p in points), points
+    assert "open-loop" in json.loads((plan.out / "plan.json").read_text())["plan"]["open_loop_scenario"]
+
+
 BAD_FILES = {
     "unknown key": ("[scenarios.home]\npath = \"/\"\n\n[scenarios.item]\npath = \"/a\"\nexpekt = { status = 200 }\n",
                     "line 6", "unknown key 'expekt'", "valid keys: method, path, headers"),
