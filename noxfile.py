@@ -12,7 +12,8 @@ nox.options.reuse_venv = "yes"
 @nox.session
 def bench(session: nox.Session) -> None:
     """Run the comparison; arguments after `--` go to scripts.bench (try `-- --help`)."""
-    session.install("-e", ".")
+    # The README's "Benchmark your own app": its Flask example and --adapt's a2wsgi run in this environment.
+    session.install("-e", ".[examples,adapters]")
     session.run("python", "-m", "scripts.bench", *session.posargs)
 
 

@@ -6,7 +6,9 @@ Usable on its own, with the web UI::
 
 The harness runs it headless as a subprocess and reads the JSON file it writes; it
 never imports locust itself (locust monkey-patches the standard library
-through gevent).
+through gevent). With ``WB_SCENARIO_SOURCE`` set (a user's scenario file, or a
+``--paths`` list: see :mod:`loadtests.scenario_file`), the classes are that
+source's scenarios instead of the sample ones.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from locust import FastHttpUser, between, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from loadtests.scenario_file import from_source
 from loadtests.scenarios import SCENARIOS, Probe, Scenario
 
 # WB_CLOSE=1 (set by the harness for its keep-alive-off cells): a new connection per request.
@@ -27,15 +30,17 @@ HEADERS = {"Connection": "close"} if os.environ.get("WB_CLOSE") == "1" else None
 
 
 def _task(probe: Probe) -> Any:
+    headers = {**dict(probe.headers), **(HEADERS or {})} or None
+    name = probe.name or probe.path
     if probe.method == "GET":
         def run(user: FastHttpUser) -> None:
-            user.client.get(probe.path, name=probe.path, headers=HEADERS)
+            user.client.get(probe.path, name=name, headers=headers)
     else:
         def run(user: FastHttpUser) -> None:
             # locust annotates data as str or dict, but geventhttpclient sends bytes as they are, and the
             # upload must be byte-exact.
             user.client.request(probe.method, probe.path, data=probe.body,  # type: ignore[arg-type]
-                                name=probe.path, headers=HEADERS)
+                                name=name, headers=headers)
     run.__name__ = f"{probe.method.lower()}_{probe.path.strip('/').split('?')[0] or 'root'}"
     return task(probe.weight)(run)
 
@@ -49,11 +54,14 @@ def _user_class(scenario: Scenario) -> type[FastHttpUser]:
         "network_timeout": 30.0,
         "connection_timeout": 30.0,
     }
-    for probe in scenario.probes:
+    for i, probe in enumerate(scenario.probes):
         fn = _task(probe)
+        if fn.__name__ in namespace:  # two requests to one path in a user's mix: both must stay tasks
+            fn.__name__ += f"_{i}"
         namespace[fn.__name__] = fn
     return type(scenario.user_class, (FastHttpUser,), namespace)
 
 
-for _scenario in SCENARIOS.values():
+_SOURCE = os.environ.get("WB_SCENARIO_SOURCE", "")
+for _scenario in (from_source(_SOURCE) if _SOURCE else SCENARIOS).values():
     globals()[_scenario.user_class] = _user_class(_scenario)

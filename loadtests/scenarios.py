@@ -19,11 +19,25 @@ UPLOAD_BODY = bytes(range(256)) * 64  # 16 KiB, the same bytes on every run
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Expect:
+    """What a correct answer to a user's request is (the sample apps' answers are computed, not declared)."""
+
+    status: int = 200
+    # Compared by media type ("text/html" matches "text/html; charset=utf-8") unless it names parameters too.
+    content_type: str | None = None
+    body_regex: str | None = None  # searched in the body, decoded as UTF-8
+    json_keys: tuple[str, ...] = ()  # the body is a JSON object holding at least these keys
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Probe:
     method: str
     path: str  # path and query string
     body: bytes = b""
     weight: int = 1
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every request, after the generator's own
+    expect: Expect | None = None  # None: a sample-app request, checked against apps.workloads
+    name: str = ""  # how reports name the request (a user's scenario file names each one)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -34,6 +48,9 @@ class Scenario:
     db_strategies: bool = False  # measured once per database connection strategy (reuse, per-request)
     generator: str = "wrk"  # "wrk" needs exactly one probe; "locust" runs anything
     think_s: tuple[float, float] = (0.0, 0.0)  # a user's pause between requests, uniform in this range
+    # Where a user's scenario came from (loadtests.scenario_file.from_source rebuilds it in another process);
+    # empty for the sample scenarios.
+    source: str = ""
 
     @property
     def user_class(self) -> str:

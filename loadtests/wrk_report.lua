@@ -8,6 +8,8 @@
 --   WB_METHOD     request method (default GET)
 --   WB_BODY_FILE  path of a file whose bytes are the request body (empty or unset: no body)
 --   WB_CLOSE      "1": send "Connection: close", so every request opens a new connection
+--   WB_HEADERS    extra header fields, one "Name: value" per line (a user's scenario); they override the
+--                 Content-Type set for a body
 --
 -- response() is deliberately not defined: when it is nil wrk skips collecting headers
 -- and bodies, which is what lets it reach its full request rate. Status errors
@@ -28,6 +30,21 @@ if body_file ~= nil and body_file ~= "" then
    wrk.body = f:read("*a")
    f:close()
    wrk.headers["Content-Type"] = "application/octet-stream"
+end
+
+local extra = os.getenv("WB_HEADERS")
+if extra ~= nil and extra ~= "" then
+   for line in extra:gmatch("[^\n]+") do
+      local name, value = line:match("^([^:]+):%s*(.*)$")
+      if name ~= nil then
+         for key in pairs(wrk.headers) do  -- one field per name, whatever its case
+            if key:lower() == name:lower() then
+               wrk.headers[key] = nil
+            end
+         end
+         wrk.headers[name] = value
+      end
+   end
 end
 
 if os.getenv("WB_CLOSE") == "1" then

@@ -27,7 +27,6 @@ from typing import Any
 from rich.console import Console
 
 from apps import db
-from loadtests.scenarios import SCENARIOS
 from scripts import console as out
 from scripts import reference, report, wrk
 from scripts.cell import run_cell
@@ -83,7 +82,7 @@ def prepare(plan: Plan, console: Console) -> Path:
     if env["busy"]:
         console.print(f"[yellow]warning: the machine is busy before the run (load average {env['load_average'][0]:.2f}"
                       f" on {env['cpu_count']} CPUs); figures will be noisier[/yellow]")
-    if not plan.wrk and any(single_request(SCENARIOS[s]) for s in plan.scenarios):
+    if not plan.wrk and any(single_request(plan.scenario_registry[s]) for s in plan.scenarios):
         wrk.warn_missing_once()
     db_path = db.create(run_dir / "world.sqlite")
     if plan.db_url:
@@ -97,6 +96,8 @@ def measure_cells(plan: Plan, db_path: Path, console: Console) -> int:
     """Every cell of the plan, each written as soon as it is measured; returns how many failed."""
     cells = plan.cells()
     console.print(f"workerbench: {len(cells)} cells, about {plan.estimate_s() / 60:.1f} min -> {plan.out}")
+    for mode, why in plan.not_applicable:
+        console.print(f"[yellow]{mode}: not applicable: {why}[/yellow]", highlight=False)
     failed = 0
     with out.progress(console) as progress:
         task = progress.add_task("starting", total=len(cells))

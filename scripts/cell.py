@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from apps import db
-from loadtests.scenarios import SCENARIOS, Scenario
-from scripts import distribution
+from loadtests.scenarios import Scenario
+from scripts import distribution, userapp
 from scripts.cpus import format_cpus
 from scripts.generators import Load, LoadError, LoadResult
 from scripts.plan import ROOT, Cell, Plan
@@ -49,18 +49,29 @@ def server_env(plan: Plan, db_path: Path, strategy: str | None) -> dict[str, str
     if plan.db_url:
         env[db.ENV_URL] = plan.db_url
     env[db.ENV_STRATEGY] = strategy or db.REUSE
+    if plan.app:  # the user's folder first, so its modules win over ours; then its settings
+        if plan.app.app_dir:
+            env["PYTHONPATH"] = os.pathsep.join((str(plan.app.app_dir), str(ROOT)))
+        env.update(plan.app.env)
+        env.update(plan.app.adapted_env())
     return env
 
 
 @contextmanager
 def serving(plan: Plan, argv: list[str], port: int, scenario: Scenario, log: Path,
-            env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
+            env: dict[str, str], answers: dict[str, str] | None = None
+            ) -> Iterator[tuple[subprocess.Popen[bytes], float]]:
     """A server started on the server CPUs, ready, its whole group pinned, and verified on ``scenario``
-    (the primer); yields the process and how long it took to become ready. Stopped on any exit."""
-    with running(argv, log_path=log, env=env, cwd=ROOT, cpus=set(plan.server_cpus), grace=CELL_STOP_GRACE_S) as proc:
-        ready = wait_ready(proc, plan.host, port, log_path=log, deadline_s=plan.start_timeout)
+    (the primer; a user's requests' answers go into ``answers``); yields the process and how long it took to
+    become ready. Stopped on any exit."""
+    path, must_be_200 = ("/health", True) if plan.app is None else userapp.ready_probe(plan.app,
+                                                                                        plan.scenario_registry)
+    with running(argv, log_path=log, env=env, cwd=ROOT, cpus=set(plan.server_cpus),
+                 grace=CELL_STOP_GRACE_S) as proc:
+        ready = wait_ready(proc, plan.host, port, log_path=log, deadline_s=plan.start_timeout, path=path,
+                           any_answer=not must_be_200)
         pin_group(proc.pid, plan.server_cpus)
-        verify(plan.host, port, scenario)  # every endpoint answers right before any load
+        verify(plan.host, port, scenario, answers)  # every endpoint answers right before any load
         yield proc, ready
 
 
@@ -91,7 +102,7 @@ def _measured(record: CellRecord, load: LoadResult, usage: Usage) -> CellRecord:
 
 
 def _load(plan: Plan, cell: Cell, port: int, workdir: Path, duration: float) -> Load:
-    return Load(scenario=SCENARIOS[cell.scenario], host=plan.host, port=port, connections=cell.concurrency,
+    return Load(scenario=plan.scenario_registry[cell.scenario], host=plan.host, port=port, connections=cell.concurrency,
                 duration=duration, workdir=workdir, cpus=plan.client_cpus, keepalive=cell.keepalive)
 
 
@@ -102,11 +113,13 @@ def run_cell(plan: Plan, cell: Cell, run_dir: Path, db_path: Path) -> CellRecord
     cell_dir = run_dir / "logs" / cell.slug
     server_log = cell_dir / "server.log"
     port = free_port(plan.host)
-    argv = plan.registry[cell.mode].argv(host=plan.host, port=port, workers=plan.workers)
+    argv = plan.registry[cell.mode].argv(host=plan.host, port=port, workers=plan.workers,
+                                         app=plan.app_for(cell.mode))
     record = dataclasses.replace(record, command=tuple(argv))
+    answers: dict[str, str] = {}
     try:
-        with serving(plan, argv, port, SCENARIOS[cell.scenario], server_log,
-                     server_env(plan, db_path, cell.db_strategy)) as (proc, ready):
+        with serving(plan, argv, port, plan.scenario_registry[cell.scenario], server_log,
+                     server_env(plan, db_path, cell.db_strategy), answers) as (proc, ready):
             record = dataclasses.replace(record, ready_s=round(ready, 3),
                                          server_affinity=format_cpus(group_affinity(proc.pid)))
             if plan.warmup > 0:
@@ -124,5 +137,7 @@ def run_cell(plan: Plan, cell: Cell, run_dir: Path, db_path: Path) -> CellRecord
         tail = log_tail(server_log)
         if isinstance(exc, LoadError):
             tail += f"\n--- {cell.generator} ---\n" + str(exc)
+        if plan.app and (note := userapp.failure_note(plan.app, server_log)):
+            tail += "\n" + note
         record = dataclasses.replace(record, error=f"{type(exc).__name__}: {exc}".splitlines()[0], log_tail=tail)
-    return dataclasses.replace(record, finished_at=now())
+    return dataclasses.replace(record, finished_at=now(), answers=answers)

@@ -12,12 +12,11 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from loadtests.scenarios import SCENARIOS
 from scripts.cell import CELL_ERRORS, server_env, serving
 from scripts.cpus import format_cpus
 from scripts.files import write_json_atomic
 from scripts.generators import OPEN_LOOP_NAME, Load, LoadResult
-from scripts.plan import OPEN_LOOP_SCENARIO, Plan
+from scripts.plan import Plan
 from scripts.procs import free_port, log_tail
 from scripts.records import OpenLoopRecord, to_json
 
@@ -40,17 +39,18 @@ def _point(base: OpenLoopRecord, rate: float, result: LoadResult) -> OpenLoopRec
 def ladder(plan: Plan, mode_name: str, run_dir: Path, db_path: Path,
            report: Callable[[OpenLoopRecord], None]) -> list[OpenLoopRecord]:
     """One record per rate climbed against ``mode_name`` (or one failed record); ``report`` sees each as it comes."""
-    mode, scenario = plan.registry[mode_name], SCENARIOS[OPEN_LOOP_SCENARIO]
+    mode, scenario = plan.registry[mode_name], plan.scenario_registry[plan.open_loop_scenario]
     port = free_port(plan.host)
     logs = run_dir / "logs" / f"openloop-{mode_name}"
-    base = OpenLoopRecord(mode=mode_name, status="failed", scenario=OPEN_LOOP_SCENARIO,
+    base = OpenLoopRecord(mode=mode_name, status="failed", scenario=plan.open_loop_scenario,
                           path=scenario.probes[0].path, connections=CONNECTIONS, duration_s=plan.open_loop_duration,
                           workers=plan.workers if mode.uses_workers else None,
                           server_cpus=format_cpus(plan.server_cpus), client_cpus=format_cpus(plan.client_cpus))
     generator = plan.generators[OPEN_LOOP_NAME]
     points: list[OpenLoopRecord] = []
     try:
-        with serving(plan, mode.argv(host=plan.host, port=port, workers=plan.workers), port, scenario,
+        with serving(plan, mode.argv(host=plan.host, port=port, workers=plan.workers, app=plan.app_for(mode_name)),
+                     port, scenario,
                      logs / "server.log", server_env(plan, db_path, None)):
             for rate in plan.open_loop_rates:
                 result = generator.run(Load(scenario=scenario, host=plan.host, port=port, connections=CONNECTIONS,

@@ -173,14 +173,19 @@ def parse_target(url: str) -> Target:
     return Target(url=url, address=LOOPBACK_HOSTS[host], port=port, host_header=f"{bracketed}:{port}", path=path)
 
 
-def build_request(target: Target, method: str, body: bytes, close: bool) -> bytes:
-    """The request's bytes, built once: every request of a run is identical."""
+def build_request(target: Target, method: str, body: bytes, close: bool,
+                  headers: Sequence[tuple[str, str]] = ()) -> bytes:
+    """The request's bytes, built once: every request of a run is identical. ``headers`` (a user's scenario)
+    replace the defaults of the same name."""
     lines = [f"{method} {target.path} HTTP/1.1", f"Host: {target.host_header}", "User-Agent: workerbench-openloop",
              "Accept: */*"]
     if close:
         lines.append("Connection: close")
     if body or method not in ("GET", "HEAD"):
         lines += ["Content-Type: application/octet-stream", f"Content-Length: {len(body)}"]
+    given = {name.lower() for name, _ in headers} - {"host", "content-length", "connection"}
+    lines = [ln for ln in lines if ln.split(":", 1)[0].lower() not in given]
+    lines += [f"{name}: {value}" for name, value in headers if name.lower() in given]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
@@ -197,6 +202,7 @@ class Config:
     body: bytes
     close: bool
     timeout: float
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 async def generate(cfg: Config) -> dict[str, Any]:
@@ -226,7 +232,7 @@ async def _run(cfg: Config) -> dict[str, Any]:
     else:
         schedule = ClosedSchedule(end)
     engine = Engine(address=cfg.target.address, port=cfg.target.port,
-                    payload=build_request(cfg.target, cfg.method, cfg.body, cfg.close),
+                    payload=build_request(cfg.target, cfg.method, cfg.body, cfg.close, cfg.headers),
                     connections=cfg.connections, close=cfg.close, timeout=cfg.timeout, schedule=schedule,
                     open_loop=cfg.rate is not None, origin=t0)
     loop = asyncio.get_running_loop()
@@ -339,6 +345,13 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
     return parse
 
 
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip() or any(c in text for c in "\r\n\0"):
+        raise argparse.ArgumentTypeError(f"expected 'NAME: VALUE', not {text!r}")
+    return name.strip(), value.strip()
+
+
 def arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scripts.openloop", description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--url", required=True, help="http://127.0.0.1:PORT/path (loopback only)")
@@ -346,7 +359,9 @@ def arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=_positive(float), required=True, help="seconds of schedule")
     p.add_argument("--connections", type=_positive(int), default=DEFAULT_CONNECTIONS,
                    help="connection pool size (default %(default)s)")
-    p.add_argument("--method", choices=["GET", "POST"], default="GET")
+    p.add_argument("--method", choices=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], default="GET")
+    p.add_argument("--header", action="append", default=[], type=_header, metavar="'NAME: VALUE'",
+                   help="an extra header field (repeatable); replaces a default of the same name")
     p.add_argument("--body-file", type=Path, help="request body, sent as application/octet-stream")
     p.add_argument("--close", action="store_true", help="send Connection: close: a new connection per request")
     p.add_argument("--timeout", type=_positive(float), default=DEFAULT_TIMEOUT_S,
@@ -370,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("give either --rate (open loop) or --closed-loop")
     body = args.body_file.read_bytes() if args.body_file else b""
     cfg = Config(target=target, rate=args.rate, duration=args.duration, connections=args.connections,
-                 method=args.method, body=body, close=args.close, timeout=args.timeout)
+                 method=args.method, body=body, close=args.close, timeout=args.timeout, headers=tuple(args.header))
     # Last-resort bound: if the loop ever wedges, SIGALRM's default action ends the process.
     signal.alarm(math.ceil(cfg.duration + 2 * cfg.timeout + 10))
     result = uvloop.run(generate(cfg))
@@ -463,7 +478,7 @@ def parse_result(path: Path) -> OpenLoopResult:
 def openloop_command(url: str, *, duration: float, out: Path, rate: float | None = None,
                      connections: int = DEFAULT_CONNECTIONS, method: str = "GET", body_file: Path | None = None,
                      close: bool = False, timeout: float = DEFAULT_TIMEOUT_S, closed_loop: bool = False,
-                     python: str = sys.executable) -> list[str]:
+                     python: str = sys.executable, headers: Sequence[tuple[str, str]] = ()) -> list[str]:
     if closed_loop == (rate is not None):
         raise ValueError("give either rate (open loop) or closed_loop=True")
     argv = [python, "-m", "scripts.openloop", "--url", url, "--duration", repr(float(duration)),
@@ -472,6 +487,8 @@ def openloop_command(url: str, *, duration: float, out: Path, rate: float | None
     argv += ["--closed-loop"] if closed_loop else ["--rate", repr(float(cast(float, rate)))]
     if body_file is not None:
         argv += ["--body-file", str(body_file)]
+    for name, value in headers:
+        argv += ["--header", f"{name}: {value}"]
     if close:
         argv.append("--close")
     return argv
@@ -480,7 +497,7 @@ def openloop_command(url: str, *, duration: float, out: Path, rate: float | None
 def run_openloop(url: str, *, duration: float, workdir: Path, rate: float | None = None,
                  connections: int = DEFAULT_CONNECTIONS, method: str = "GET", body: bytes = b"",
                  close: bool = False, timeout: float = DEFAULT_TIMEOUT_S, closed_loop: bool = False,
-                 cpus: set[int] | None = None) -> OpenLoopResult:
+                 cpus: set[int] | None = None, headers: Sequence[tuple[str, str]] = ()) -> OpenLoopResult:
     """Run the generator as a subprocess (own process group, optionally pinned to ``cpus``) and parse its result.
 
     Files go to ``workdir``: ``openloop.json``, ``openloop.log`` and the body, if any.
@@ -496,7 +513,8 @@ def run_openloop(url: str, *, duration: float, workdir: Path, rate: float | None
         body_file = workdir / "openloop-body.bin"
         body_file.write_bytes(body)
     argv = openloop_command(url, duration=duration, out=out, rate=rate, connections=connections, method=method,
-                            body_file=body_file, close=close, timeout=timeout, closed_loop=closed_loop)
+                            body_file=body_file, close=close, timeout=timeout, closed_loop=closed_loop,
+                            headers=headers)
     limit = duration + timeout + MARGIN_S
     with running(argv, log_path=log, cwd=ROOT, cpus=cpus) as proc:
         try:

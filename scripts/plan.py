@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from apps import db
-from loadtests.scenarios import SCENARIOS
-from scripts import generators, wrk
+from loadtests.scenario_file import ScenarioFileError
+from loadtests.scenarios import SCENARIOS, Scenario
+from scripts import generators, userapp, wrk
 from scripts.cpus import available, default_cpus, format_cpus, parse_cpus
 from scripts.generators import GENERATORS, Generator
 from servers import MODES, Mode, mode_sets
@@ -108,6 +109,12 @@ class Plan:
     host: str = HOST
     registry: dict[str, Mode] = field(default_factory=lambda: dict(MODES), repr=False, compare=False)
     generators: dict[str, Generator] = field(default_factory=lambda: dict(GENERATORS), repr=False, compare=False)
+    # The scenarios this run can name: the sample ones, or a user's (scripts.userapp) for their own app.
+    scenario_registry: dict[str, Scenario] = field(default_factory=lambda: dict(SCENARIOS), repr=False,
+                                                   compare=False)
+    app: userapp.UserApp | None = None  # None: every mode serves the sample app of its interface
+    not_applicable: tuple[tuple[str, str], ...] = ()  # (mode, why) asked for but unable to serve the user's app
+    open_loop_scenario: str = OPEN_LOOP_SCENARIO
 
     def levels(self, scenario: str) -> tuple[int, ...]:
         if scenario in self.sweep_scenarios:
@@ -115,15 +122,26 @@ class Plan:
         return self.concurrency
 
     def generator_for(self, scenario: str) -> str:
-        return generators.choose(SCENARIOS[scenario], self.generator, self.generators)
+        return generators.choose(self.scenario_registry[scenario], self.generator, self.generators)
+
+    def app_for(self, mode: str) -> str | None:
+        """What ``mode`` serves: the user's app of its interface, or None for the sample app."""
+        return self.app.spec_for(self.registry[mode].interface) if self.app else None
 
     def _modes_at(self, scenario: str, users: int) -> tuple[str, ...]:
         modes = tuple(m for m in self.modes if self.registry[m].in_sweeps or users in self.concurrency)
-        return tuple(m for m in modes if scenario in (self.registry[m].only_scenarios or (scenario,)))
+        return tuple(m for m in modes if scenario in (self._only(m) or (scenario,)))
+
+    def _only(self, mode: str) -> tuple[str, ...]:
+        """The scenarios ``mode`` is held to (empty: all). One held to sample scenarios (cgi: plaintext) runs the
+        first of a user's instead."""
+        only = self.registry[mode].only_scenarios
+        return self.scenarios[:1] if only and self.app else only
 
     def _variants(self, scenario: str) -> list[tuple[str | None, bool, int]]:
         """(strategy, keep-alive, users) of one scenario, in plan order."""
-        strategies: tuple[str | None, ...] = self.db_strategies if SCENARIOS[scenario].db_strategies else (None,)
+        strategies: tuple[str | None, ...] = (self.db_strategies if self.scenario_registry[scenario].db_strategies
+                                              else (None,))
         keepalives = (True, False) if scenario in self.close_scenarios else (True,)
         variants = []
         for strategy in strategies:
@@ -156,12 +174,14 @@ class Plan:
         return max(float(self.duration), self.registry[mode].min_duration_s)
 
     def open_loop_modes(self) -> tuple[str, ...]:
-        if not self.open_loop or OPEN_LOOP_SCENARIO not in self.scenarios:
+        if not self.open_loop or self.open_loop_scenario not in (
+                self.scenario_registry if self.app else self.scenarios):
             return ()
         return tuple(m for m in self.modes if self.registry[m].in_sweeps)
 
     def measures_fork_references(self) -> bool:
-        return any(self.registry[m].fork_per_request for m in self.modes)
+        # The references are rates of the sample plaintext: a user's app has nothing to hold against them.
+        return self.app is None and any(self.registry[m].fork_per_request for m in self.modes)
 
     def estimate_s(self) -> float:
         cells = sum(self.duration_for(c.mode) + self.warmup + self.generators[c.generator].cell_overhead_s
@@ -175,8 +195,13 @@ class Plan:
 
     def describe(self) -> dict[str, Any]:
         data = asdict(self)
-        for private in ("registry", "generators", "db_url"):  # db_url may hold a password
+        for private in ("registry", "generators", "db_url", "scenario_registry"):  # db_url may hold a password
             data.pop(private)
+        for key in ("app", "not_applicable", "open_loop_scenario"):
+            data.pop(key)
+        if self.app:  # only a user's run names these, so a sample run's plan.json reads as before
+            data.update(app=self.app.describe(), not_applicable=dict(self.not_applicable),
+                        open_loop_scenario=self.open_loop_scenario if self.open_loop_modes() else None)
         data["out"] = str(self.out)
         data["db_backend"] = "postgresql" if (self.db_url or self.postgres) else "sqlite"
         data["server_cpus"] = format_cpus(self.server_cpus)
@@ -228,14 +253,15 @@ def _join(values: Sequence[object]) -> str:
     return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
-def _add_matrix_options(p: argparse.ArgumentParser, registry: dict[str, Mode]) -> None:
-    scenarios = list(SCENARIOS)
+def _add_matrix_options(p: argparse.ArgumentParser, registry: dict[str, Mode],
+                        catalog: dict[str, Scenario] | None = None) -> None:
+    scenarios = list(SCENARIOS if catalog is None else catalog)
     sets = mode_sets(registry)
     p.add_argument("--modes", type=modes_argument(registry),
                    help="comma-separated modes and sets of modes: " + "; ".join(
                        f"{name} = {','.join(modes)}" for name, modes in sets.items()) + " (default: default)")
     p.add_argument("--scenarios", type=_names("scenario", scenarios),
-                   help=f"comma-separated; default all: {','.join(SCENARIOS)}")
+                   help=f"comma-separated; default all: {','.join(scenarios)}")
     p.add_argument("--concurrency", type=_ints,
                    help=f"concurrent users for every scenario (default {_join(DEFAULT_CONCURRENCY)})")
     p.add_argument("--sweep", type=_names("scenario", scenarios),
@@ -287,23 +313,26 @@ def _add_other_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list", action="store_true", help="list modes, scenarios and generators and exit")
 
 
-def build_parser(registry: dict[str, Mode], gens: dict[str, Generator] | None = None) -> argparse.ArgumentParser:
+def build_parser(registry: dict[str, Mode], gens: dict[str, Generator] | None = None,
+                 catalog: dict[str, Scenario] | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m scripts.bench",
         description="Serve identical apps under each server mode and compare them under the same load.",
     )
-    _add_matrix_options(p, registry)
+    _add_matrix_options(p, registry, catalog)
     _add_load_options(p, GENERATORS if gens is None else gens)
     _add_other_options(p)
+    userapp.add_arguments(p)
     return p
 
 
-def print_list(registry: dict[str, Mode], gens: dict[str, Generator]) -> None:
+def print_list(registry: dict[str, Mode], gens: dict[str, Generator],
+               catalog: dict[str, Scenario] | None = None) -> None:
     for name, mode in registry.items():
         print(f"mode      {name:<16} {mode.family:<12} {mode.summary}")
         if mode.defaults:
             print(f"{'':<30} settings: {mode.defaults}")
-    for name, scenario in SCENARIOS.items():
+    for name, scenario in (SCENARIOS if catalog is None else catalog).items():
         print(f"scenario  {name:<16} {scenario.summary}")
     for name, gen in gens.items():
         state = "" if gen.available() else f"  [not available: {gen.install_hint}]"
@@ -371,10 +400,38 @@ def plan_from_args(argv: Sequence[str] | None = None, registry: dict[str, Mode] 
     """The plan the command line asks for, or None when it only asked for ``--list``."""
     registry = dict(MODES) if registry is None else registry
     gens = dict(GENERATORS) if gens is None else gens
-    parser = build_parser(registry, gens)
+    try:  # the user's app first: its scenarios are the names --scenarios, --sweep and --close may use
+        user = userapp.from_args(userapp.early(None if argv is None else list(argv)))
+    except (ScenarioFileError, ValueError) as exc:
+        build_parser(registry, gens).error(str(exc))
+    parser = build_parser(registry, gens, user[1] if user else None)
     args = parser.parse_args(argv)
     if args.list:
-        print_list(registry, gens)
+        print_list(registry, gens, user[1] if user else None)
         return None
     _check(parser, args, gens)
-    return _plan(args, registry, gens, _cpu_sets(parser, args))
+    plan = _plan(args, registry, gens, _cpu_sets(parser, args))
+    if user is None:
+        return plan
+    plan = _for_user_app(plan, args, *user)
+    if not plan.modes:
+        parser.error("no mode asked for can serve your app: " + "; ".join(f"{m} {why}" for m, why in
+                                                                          plan.not_applicable))
+    return plan
+
+
+def _for_user_app(plan: Plan, args: argparse.Namespace, app: userapp.UserApp,
+                  catalog: dict[str, Scenario]) -> Plan:
+    """The plan for a user's app: the modes that can serve it, its scenarios, none of the sample-only parts."""
+    asked = [(m, app.not_applicable(plan.registry[m])) for m in plan.modes]
+    scenarios = args.scenarios or tuple(n for n in catalog if n != userapp.OPEN_LOOP_USER_SCENARIO)
+    serving = userapp.adapted_modes(app, plan.registry, tuple(m for m, why in asked if why is None))
+    return replace(
+        plan, app=app, scenario_registry=catalog, scenarios=scenarios,
+        modes=tuple(serving), registry={**plan.registry, **serving},
+        not_applicable=tuple((m, why) for m, why in asked if why is not None),
+        sweep_scenarios=tuple(s for s in args.sweep or () if not args.no_sweep),
+        close_scenarios=tuple(s for s in args.close_scenarios or () if not args.no_close and s in scenarios),
+        db_strategies=(db.REUSE,),
+        open_loop=plan.open_loop and userapp.OPEN_LOOP_USER_SCENARIO in catalog,
+        open_loop_scenario=userapp.OPEN_LOOP_USER_SCENARIO)

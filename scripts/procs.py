@@ -143,11 +143,11 @@ def running(
 
 
 def get(host: str, port: int, path: str, *, method: str = "GET", body: bytes | None = None,
-        timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+        timeout: float = 5.0, headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
     """One request on a fresh connection: (status, lower-cased headers, body)."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request(method, path, body=body)
+        conn.request(method, path, body=body, headers=dict(headers or {}))
         resp = conn.getresponse()
         data = resp.read()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
@@ -156,8 +156,9 @@ def get(host: str, port: int, path: str, *, method: str = "GET", body: bytes | N
 
 
 def wait_ready(proc: subprocess.Popen[bytes], host: str, port: int, *, log_path: Path,
-               deadline_s: float = 30.0, path: str = "/health") -> float:
-    """Poll ``path`` until it answers 200; returns seconds waited. Raises :class:`StartError`."""
+               deadline_s: float = 30.0, path: str = "/health", any_answer: bool = False) -> float:
+    """Poll ``path`` until it answers 200 (any status with ``any_answer``); returns seconds waited. Raises
+    :class:`StartError`."""
     start = time.monotonic()
     delay = 0.01
     while True:
@@ -166,7 +167,7 @@ def wait_ready(proc: subprocess.Popen[bytes], host: str, port: int, *, log_path:
             raise StartError(f"server exited with code {code} before it was ready\n{log_tail(log_path)}")
         try:
             status, _, _ = get(host, port, path, timeout=1.0)
-            if status == 200:
+            if status == 200 or any_answer:
                 return time.monotonic() - start
         except (OSError, http.client.HTTPException):
             pass

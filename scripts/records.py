@@ -108,6 +108,9 @@ class CellRecord:
     # latency (ms) -> count where the generator gives a distribution (scripts.distribution); on disk a list of
     # [latency, count] pairs. Optional: records without it (every schema 1 record) read as {}.
     latency_histogram: Mapping[float, int] = field(default_factory=dict)
+    # A user's app (scripts.userapp): what this mode answered each request of the scenario during verification,
+    # request name -> "STATUS CONTENT-TYPE", so the modes can be compared. Empty for the sample apps.
+    answers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -330,7 +333,7 @@ def cell_from_json(raw: Mapping[str, Any], where: str = "cell record") -> CellRe
         keepalive=bool(data.get("keepalive", True)), repeat=_typed(data, "repeat", int, where) or 0,
         log_tail=str(data.get("log_tail") or ""), command=tuple(str(a) for a in command),
         latency_ms=_number_map(data, "latency_ms", where), resources=_resources(data, where),
-        latency_histogram=histogram,
+        latency_histogram=histogram, answers={str(k): str(v) for k, v in (data.get("answers") or {}).items()},
     )
 
 

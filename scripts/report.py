@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scripts import analysis, export, htmlreport, index, plot, records, summary
+from scripts import analysis, export, htmlreport, index, plot, records, summary, userapp_report
 
 
 def render_run(run_dir: Path) -> Path:
@@ -22,7 +22,8 @@ def render_run(run_dir: Path) -> Path:
     run = records.load(run_dir)
     analysed = analysis.analyse(run)
     charts = plot.write_charts(analysed, run_dir)
-    written = summary.write_summary(analysed, run_dir, charts=[c.name for c in charts])
+    written = summary.write_summary(analysed, run_dir, charts=[c.name for c in charts],
+                                    extra=userapp_report.section(run))
     htmlreport.write_report(analysed, run_dir, started=min((c.started_at for c in run.cells if c.started_at),
                                                            default=None))
     index.rebuild_for(run_dir)

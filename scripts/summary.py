@@ -231,11 +231,13 @@ def _charts_section(charts: Sequence[str]) -> list[str]:
 # public API -----------------------------------------------------------------
 
 
-def summary_markdown(run: AnalysedRun, *, charts: Sequence[str] = ()) -> str:
-    """The whole report as Markdown; figures in plan order, which decides the order of scenarios and modes."""
+def summary_markdown(run: AnalysedRun, *, charts: Sequence[str] = (), extra: Sequence[str] = ()) -> str:
+    """The whole report as Markdown; figures in plan order, which decides the order of scenarios and modes.
+    ``extra``: lines of sections rendered elsewhere (a user's app: scripts.userapp_report), after the plan."""
     lines = ["# workerbench results", "", _overview(run.figures), ""]
     if run.info and run.info.plan:
         lines += _plan_section(run.info.plan)
+    lines += extra
     for scenario in run.scenarios:
         lines += _scenario_section(run, scenario)
     lines += _flags_section(run.figures)
@@ -248,10 +250,10 @@ def summary_markdown(run: AnalysedRun, *, charts: Sequence[str] = ()) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def write_summary(run: AnalysedRun, out_dir: Path, *, charts: Sequence[str] = ()) -> Path:
+def write_summary(run: AnalysedRun, out_dir: Path, *, charts: Sequence[str] = (), extra: Sequence[str] = ()) -> Path:
     """Write ``out_dir/summary.md`` atomically, so a reader never sees half a report; returns its path."""
     target = out_dir / "summary.md"
-    write_text_atomic(target, summary_markdown(run, charts=charts))
+    write_text_atomic(target, summary_markdown(run, charts=charts, extra=extra))
     return target
 
 

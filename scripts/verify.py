@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 from urllib.parse import urlsplit
 
 from apps import db, workloads
-from loadtests.scenarios import Probe, Scenario
+from loadtests.scenarios import Expect, Probe, Scenario
 from scripts.procs import get
 
 
@@ -71,6 +72,53 @@ def check(host: str, port: int, probe: Probe) -> None:
         raise VerifyError(f"{where}: body {body[:80]!r}, expected {want.body[:80]!r}")
 
 
-def verify(host: str, port: int, scenario: Scenario) -> None:
+def _media(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
+
+
+def _judge(where: str, want: Expect, status: int, content_type: str, body: bytes) -> None:
+    """Raise VerifyError unless the answer is what ``want`` declares."""
+    if status != want.status:
+        never = " (a path answering 404 or 5xx is never measured)" if status == 404 or status >= 500 else ""
+        raise VerifyError(f"{where}: status {status}, expected {want.status}{never}")
+    if want.content_type is not None:
+        match = (content_type.lower() == want.content_type.lower() if ";" in want.content_type
+                 else _media(content_type) == _media(want.content_type))
+        if not match:
+            raise VerifyError(f"{where}: content type {content_type!r}, expected {want.content_type!r}")
+    if want.body_regex is not None and not re.search(want.body_regex, body.decode("utf-8", "replace")):
+        raise VerifyError(f"{where}: body does not match {want.body_regex!r}: {body[:80]!r}")
+    if want.json_keys:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise VerifyError(f"{where}: body is not JSON: {body[:80]!r}") from None
+        missing = [k for k in want.json_keys if not isinstance(data, dict) or k not in data]
+        if missing:
+            raise VerifyError(f"{where}: JSON body lacks {', '.join(missing)}: {body[:80]!r}")
+
+
+def check_declared(host: str, port: int, probe: Probe, answers: dict[str, str]) -> None:
+    """Check a user's request against its declared expectations. Its answer ("STATUS CONTENT-TYPE", what the
+    modes are compared on) goes into ``answers`` first, so a mode that answers wrongly still shows what it said."""
+    assert probe.expect is not None
+    name = probe.name or probe.path
+    where = f"{name} ({probe.method} {probe.path})"
+    try:
+        status, headers, body = get(host, port, probe.path, method=probe.method, body=probe.body or None,
+                                    headers=dict(probe.headers), timeout=15.0)
+    except (OSError, http.client.HTTPException) as exc:
+        answers[name] = "no answer"
+        raise VerifyError(f"{where}: no answer ({exc})") from exc
+    answers[name] = f"{status} {headers.get('content-type', '-')}"
+    _judge(where, probe.expect, status, headers.get("content-type", ""), body)
+
+
+def verify(host: str, port: int, scenario: Scenario, answers: dict[str, str] | None = None) -> None:
+    """Check every request of ``scenario``: the sample app's against what it computes, a user's against what
+    the scenario declares (their answers go into ``answers``, name -> "STATUS CONTENT-TYPE")."""
     for probe in scenario.probes:
-        check(host, port, probe)
+        if probe.expect is None:
+            check(host, port, probe)
+        else:
+            check_declared(host, port, probe, {} if answers is None else answers)

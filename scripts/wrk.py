@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,8 +105,9 @@ def wrk_command(*, url: str, connections: int, duration: int, threads: int = 1, 
     ]
 
 
-def wrk_env(*, method: str, body: bytes, close: bool, workdir: Path) -> dict[str, str]:
-    """The ``WB_*`` variables the Lua script reads (all three always set, so none leaks in from outside).
+def wrk_env(*, method: str, body: bytes, close: bool, workdir: Path,
+            headers: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
+    """The ``WB_*`` variables the Lua script reads (every one always set, so none leaks in from outside).
 
     The body goes through a file in ``workdir`` because environment values cannot hold
     arbitrary bytes and are limited in size.
@@ -118,7 +120,8 @@ def wrk_env(*, method: str, body: bytes, close: bool, workdir: Path) -> dict[str
         path = workdir / BODY_FILE_NAME
         path.write_bytes(body)
         body_file = str(path.resolve())
-    return {"WB_METHOD": method, "WB_BODY_FILE": body_file, "WB_CLOSE": "1" if close else "0"}
+    return {"WB_METHOD": method, "WB_BODY_FILE": body_file, "WB_CLOSE": "1" if close else "0",
+            "WB_HEADERS": "\n".join(f"{name}: {value}" for name, value in headers)}
 
 
 def parse_wrk_output(stdout: str) -> WrkResult:
@@ -151,24 +154,27 @@ def parse_wrk_output(stdout: str) -> WrkResult:
 
 
 def _prepare(*, host: str, port: int, path: str, method: str, body: bytes, close: bool, connections: int,
-             duration: int, workdir: Path, threads: int) -> tuple[list[str], dict[str, str], Path]:
+             duration: int, workdir: Path, threads: int, headers: Sequence[tuple[str, str]] = ()
+             ) -> tuple[list[str], dict[str, str], Path]:
     """wrk's command line, its ``WB_*`` environment and its log's path, after the checks every run makes."""
     check_loopback(host)
     if find_wrk() is None:
         raise WrkError(MISSING)
     workdir.mkdir(parents=True, exist_ok=True)
     argv = wrk_command(url=url_for(host, port, path), connections=connections, duration=duration, threads=threads)
-    return argv, wrk_env(method=method, body=body, close=close, workdir=workdir), workdir / "wrk.log"
+    env = wrk_env(method=method, body=body, close=close, workdir=workdir, headers=headers)
+    return argv, env, workdir / "wrk.log"
 
 
 def warm_up(*, host: str, port: int, path: str, method: str = "GET", body: bytes = b"", close: bool = False,
-            connections: int, seconds: float, workdir: Path, cpus: set[int] | None = None) -> None:
+            connections: int, seconds: float, workdir: Path, cpus: set[int] | None = None,
+            headers: Sequence[tuple[str, str]] = ()) -> None:
     """Load the server as :func:`run_wrk` would for ``seconds``, which may be under wrk's shortest run of one
     second: wrk is stopped then, since a warm-up's figures are not read. (Rounding a 0.5 s warm-up up to
     wrk's second cost half a second a cell, a minute and a half of a default run.)"""
     argv, env, log = _prepare(host=host, port=port, path=path, method=method, body=body, close=close,
                               connections=connections, duration=max(1, math.ceil(seconds)), workdir=workdir,
-                              threads=1)
+                              threads=1, headers=headers)
     with running(argv, log_path=log, cwd=ROOT, cpus=cpus, env={**os.environ, **env}) as proc:
         try:
             code = proc.wait(timeout=seconds)
@@ -180,14 +186,15 @@ def warm_up(*, host: str, port: int, path: str, method: str = "GET", body: bytes
 
 def run_wrk(*, host: str, port: int, path: str, method: str = "GET", body: bytes = b"", close: bool = False,
             connections: int, duration: int, workdir: Path, cpus: set[int] | None = None,
-            threads: int = 1) -> WrkResult:
+            threads: int = 1, headers: Sequence[tuple[str, str]] = ()) -> WrkResult:
     """Run wrk against ``host:port`` for ``duration`` s with ``connections`` closed-loop connections.
 
     wrk runs in a process group of its own (:func:`scripts.procs.running`), bounded to
     ``duration`` + 30 s, and is read back from ``workdir/wrk.log``.
     """
     argv, env, log = _prepare(host=host, port=port, path=path, method=method, body=body, close=close,
-                              connections=connections, duration=duration, workdir=workdir, threads=threads)
+                              connections=connections, duration=duration, workdir=workdir, threads=threads,
+                              headers=headers)
     limit = duration + WRK_MARGIN_S
     try:
         code, util = run_traced(argv, log=log, timeout=limit, cpus=cpus, cwd=ROOT, env=env)

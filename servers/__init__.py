@@ -96,8 +96,10 @@ class Mode:
     def family(self) -> Family:
         return "hand-written" if self.hand_written else self.interface
 
-    def argv(self, *, host: str, port: int, workers: int, python: str = sys.executable) -> list[str]:
-        launch = Launch(app=APPS[self.interface], host=host, port=port, workers=workers,
+    def argv(self, *, host: str, port: int, workers: int, python: str = sys.executable,
+             app: str | None = None) -> list[str]:
+        """The command line serving ``app`` (MODULE:CALLABLE of this mode's interface; default the sample app)."""
+        launch = Launch(app=app or APPS[self.interface], host=host, port=port, workers=workers,
                         threads=self.threads or 1, python=python)
         return self.command(launch)
 

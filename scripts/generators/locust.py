@@ -147,7 +147,7 @@ class Locust:
         prefix, log = load.workdir / "locust", load.workdir / "locust.log"
         argv = locust_command(load.scenario, f"http://{load.host}:{load.port}", load.connections, load.duration,
                               prefix)
-        env = {"WB_CLOSE": "0" if load.keepalive else "1"}
+        env = {"WB_CLOSE": "0" if load.keepalive else "1", "WB_SCENARIO_SOURCE": load.scenario.source}
         try:
             code, util = run_traced(argv, log=log, timeout=load.duration + LOCUST_MARGIN_S,
                                     cpus=set(load.cpus) if load.cpus else None, cwd=ROOT, env=env)

@@ -38,7 +38,8 @@ class Native:
         (probe,) = load.scenario.probes
         result = openloop.run_openloop(
             wrk.url_for(load.host, load.port, probe.path), duration=load.duration, workdir=load.workdir,
-            connections=load.connections, method=probe.method, body=probe.body, close=not load.keepalive,
+            connections=load.connections, method=probe.method, body=probe.body, headers=probe.headers,
+            close=not load.keepalive,
             timeout=load.timeout, closed_loop=True, cpus=set(load.cpus) if load.cpus else None)
         return LoadResult(
             generator=self.name, requests=result.requests, failures=result.non_2xx + result.socket_errors,

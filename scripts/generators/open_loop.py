@@ -36,7 +36,8 @@ class OpenLoop:
         (probe,) = load.scenario.probes
         r = openloop.run_openloop(
             wrk.url_for(load.host, load.port, probe.path), rate=load.rate, duration=load.duration,
-            connections=load.connections, method=probe.method, body=probe.body, close=not load.keepalive,
+            connections=load.connections, method=probe.method, body=probe.body, headers=probe.headers,
+            close=not load.keepalive,
             timeout=load.timeout, workdir=load.workdir, cpus=set(load.cpus) if load.cpus else None)
         schedule = Schedule(offered_rate=load.rate, sent=r.sent, completed=r.completed, ok=r.ok, errors=r.errors,
                             latency_uncorrected_ms=r.latency_uncorrected_ms, kept_up=r.generator_kept_up,

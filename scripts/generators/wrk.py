@@ -29,7 +29,8 @@ class Wrk:
         (probe,) = load.scenario.probes
         try:
             result = wrk.run_wrk(host=load.host, port=load.port, path=probe.path, method=probe.method,
-                                 body=probe.body, close=not load.keepalive, connections=load.connections,
+                                 body=probe.body, headers=probe.headers, close=not load.keepalive,
+                                 connections=load.connections,
                                  duration=max(1, round(load.duration)), workdir=load.workdir,
                                  cpus=set(load.cpus) if load.cpus else None)
         except wrk.WrkError as exc:
@@ -43,8 +44,8 @@ class Wrk:
         (probe,) = load.scenario.probes
         try:
             wrk.warm_up(host=load.host, port=load.port, path=probe.path, method=probe.method, body=probe.body,
-                        close=not load.keepalive, connections=load.connections, seconds=load.duration,
-                        workdir=load.workdir, cpus=set(load.cpus) if load.cpus else None)
+                        headers=probe.headers, close=not load.keepalive, connections=load.connections,
+                        seconds=load.duration, workdir=load.workdir, cpus=set(load.cpus) if load.cpus else None)
         except wrk.WrkError as exc:
             raise LoadError(str(exc)) from None
 

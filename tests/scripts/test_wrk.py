@@ -85,8 +85,11 @@ def test_env_writes_the_body_to_a_file(tmp_path: Path) -> None:
     assert env["WB_METHOD"] == "POST" and env["WB_CLOSE"] == "1"
     assert Path(env["WB_BODY_FILE"]).read_bytes() == UPLOAD_BODY
     assert wrk.wrk_env(method="GET", body=b"", close=False, workdir=tmp_path / "empty") == {
-        "WB_METHOD": "GET", "WB_BODY_FILE": "", "WB_CLOSE": "0"}
+        "WB_METHOD": "GET", "WB_BODY_FILE": "", "WB_CLOSE": "0", "WB_HEADERS": ""}
     assert not (tmp_path / "empty").exists()
+    headers = (("Content-Type", "application/json"), ("X-Token", "a: b"))
+    assert wrk.wrk_env(method="GET", body=b"", close=False, workdir=tmp_path, headers=headers)["WB_HEADERS"] == (
+        "Content-Type: application/json\nX-Token: a: b")
     with pytest.raises(ValueError, match="method"):
         wrk.wrk_env(method="GET /x HTTP/1.1\r\n", body=b"", close=False, workdir=tmp_path)
 

@@ -1,0 +1,1 @@
+"""Apps to point workerbench at: see the README's "Benchmark your own app"."""
