@@ -16,7 +16,7 @@ from typing import Any
 
 from apps import db
 from loadtests.scenarios import SCENARIOS
-from scripts import generators, wrk
+from scripts import generators, target, wrk
 from scripts.cpus import available, default_cpus, format_cpus, parse_cpus
 from scripts.generators import GENERATORS, Generator
 from servers import MODES, Mode, mode_sets
@@ -102,6 +102,8 @@ class Plan:
     open_loop_duration: float = 2.0
     start_timeout: float = 30.0
     host: str = HOST
+    target: str | None = None  # http://HOST:PORT of a server the bench does not start (scripts.target)
+    target_status: str | None = None  # its status endpoint or file (python -m scripts.serve)
     registry: dict[str, Mode] = field(default_factory=lambda: dict(MODES), repr=False, compare=False)
     generators: dict[str, Generator] = field(default_factory=lambda: dict(GENERATORS), repr=False, compare=False)
 
@@ -288,6 +290,7 @@ def build_parser(registry: dict[str, Mode], gens: dict[str, Generator] | None = 
     _add_matrix_options(p, registry)
     _add_load_options(p, GENERATORS if gens is None else gens)
     _add_other_options(p)
+    target.add_arguments(p)
     return p
 
 
@@ -369,4 +372,7 @@ def plan_from_args(argv: Sequence[str] | None = None, registry: dict[str, Mode] 
         print_list(registry, gens)
         return None
     _check(parser, args, gens)
+    target.check(parser, args)
+    if args.target:  # the server's CPUs are on its own host: this one is the generator's
+        return target.remote_plan(_plan(args, registry, gens, (frozenset(), args.client_cpus or available())), args)
     return _plan(args, registry, gens, _cpu_sets(parser, args))

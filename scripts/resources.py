@@ -53,6 +53,34 @@ def _memory(proc: psutil.Process) -> tuple[int, str]:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Snapshot:
+    """A process group's totals at one moment: what ``python -m scripts.serve``'s status endpoint reports."""
+
+    cpu_seconds: float
+    memory_mb: float
+    memory_kind: str
+    processes: int
+
+
+def _group_memory(procs: list[psutil.Process], kind: str = "rss") -> tuple[int, str]:
+    """Bytes summed over ``procs`` and the kind of figure ("pss" or "rss"); processes gone meanwhile count 0."""
+    total = 0
+    for proc in procs:
+        try:
+            amount, kind = _memory(proc)
+        except psutil.Error:
+            continue
+        total += amount
+    return total, kind
+
+
+def snapshot(pgid: int) -> Snapshot:
+    procs = _processes(pgid)
+    memory, kind = _group_memory(procs)
+    return Snapshot(cpu_seconds=cpu_total(pgid), memory_mb=memory / 2**20, memory_kind=kind, processes=len(procs))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Usage:
     cpu_seconds: float
     elapsed_s: float
@@ -100,14 +128,8 @@ class Sampler:
         self._thread.start()
 
     def _sample(self) -> None:
-        total = 0
         procs = _processes(self.pgid)
-        for proc in procs:
-            try:
-                amount, self._kind = _memory(proc)
-            except psutil.Error:
-                continue
-            total += amount
+        total, self._kind = _group_memory(procs, self._kind)
         self._memory.append(total / 2**20)
         self._procs.append(len(procs))
 
