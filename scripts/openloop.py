@@ -90,11 +90,11 @@ from urllib.parse import urlsplit
 
 import uvloop
 
-from scripts.target import address_of, allowed
 from scripts.engine import ClosedSchedule, Engine, OpenSchedule
 from scripts.histogram import PERCENTILES, Histogram, nearest_rank
 from scripts.loadgen import LoadError
 from scripts.procs import log_tail, running
+from scripts.target import address_of, allowed
 
 ROOT = Path(__file__).resolve().parent.parent
 
