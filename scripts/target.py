@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from apps import db
-from scripts.cpus import available
+from scripts.cpus import default_cpus
 from servers import Mode
 
 if TYPE_CHECKING:
@@ -102,12 +102,13 @@ def remote_mode(label: str, url: str) -> Mode:
 
 
 def remote_plan(plan: Plan, args: argparse.Namespace) -> Plan:
-    """``plan`` turned toward the target: one mode (the label), its host, no references, no ladder."""
+    """``plan`` turned toward the target: one mode (the label), its host, no references, no ladder. The generator
+    keeps the CPUs it has locally (the second half by default), so its headroom flag reads the same."""
     host, _ = parse_target(args.target)
     return replace(plan, modes=(args.label,), registry={args.label: remote_mode(args.label, args.target)},
                    host=host, target=args.target, target_status=args.target_status, open_loop=False,
                    db_strategies=args.db_strategies or (db.REUSE,),
-                   server_cpus=frozenset(), client_cpus=args.client_cpus or available())
+                   server_cpus=frozenset(), client_cpus=args.client_cpus or default_cpus()[1])
 
 
 def read_status(source: str) -> dict[str, Any]:
