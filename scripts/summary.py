@@ -86,7 +86,7 @@ def _row(f: FoldedCell) -> str:
     generator = f.generator or MISSING
     if f.generator_cpu is not None:
         generator += f" ({f.generator_cpu:.0%} CPU)"
-    cells = (
+    cells: tuple[str, ...] = (
         f.mode, MISSING if f.concurrency is None else str(f.concurrency), format_rps(f.throughput_rps),
         format_interval(f), format_sig(f.latency_ms.get("p50")), format_sig(f.latency_ms.get("p99")),
         format_errors(f), format_sig(res.cpu_ms_per_request if res else None),
