@@ -19,6 +19,7 @@ from loadtests.scenarios import SCENARIOS
 from scripts import generators, target, wrk
 from scripts.cpus import available, default_cpus, format_cpus, parse_cpus
 from scripts.generators import GENERATORS, Generator
+from scripts.generators import locust as locust_generator
 from servers import MODES, Mode, mode_sets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,6 +105,7 @@ class Plan:
     host: str = HOST
     target: str | None = None  # http://HOST:PORT of a server the bench does not start (scripts.target)
     target_status: str | None = None  # its status endpoint or file (python -m scripts.serve)
+    locust: locust_generator.Distribution | None = None  # locust as a master and workers (None: one process)
     registry: dict[str, Mode] = field(default_factory=lambda: dict(MODES), repr=False, compare=False)
     generators: dict[str, Generator] = field(default_factory=lambda: dict(GENERATORS), repr=False, compare=False)
 
@@ -291,6 +293,7 @@ def build_parser(registry: dict[str, Mode], gens: dict[str, Generator] | None = 
     _add_load_options(p, GENERATORS if gens is None else gens)
     _add_other_options(p)
     target.add_arguments(p)
+    locust_generator.add_arguments(p)
     return p
 
 
@@ -373,6 +376,9 @@ def plan_from_args(argv: Sequence[str] | None = None, registry: dict[str, Mode] 
         return None
     _check(parser, args, gens)
     target.check(parser, args)
+    dist = locust_generator.distribution_from_args(parser, args)
+    gens = locust_generator.distributed(gens, dist)
     if args.target:  # the server's CPUs are on its own host: this one is the generator's
-        return target.remote_plan(_plan(args, registry, gens, (frozenset(), args.client_cpus or available())), args)
-    return _plan(args, registry, gens, _cpu_sets(parser, args))
+        return replace(target.remote_plan(_plan(args, registry, gens, (frozenset(), args.client_cpus or available())),
+                                          args), locust=dist)
+    return replace(_plan(args, registry, gens, _cpu_sets(parser, args)), locust=dist)
