@@ -222,8 +222,8 @@ class Locust:
         text = log.read_text(errors="replace") if log.exists() else ""
         if dist is not None and "Gave up waiting for workers" in text:
             return (f"locust: {joined(text)} of {dist.expected} workers joined the master within {dist.join_wait_s}s "
-                    f"({dist.local} started here, {dist.remote} expected from other hosts; master at {dist.bind}:{port}); "
-                    f"no load was sent\n{log_tail(log)}")
+                    f"({dist.local} started here, {dist.remote} expected from other hosts; "
+                    f"master at {dist.bind}:{port}); no load was sent\n{log_tail(log)}")
         return f"locust wrote no statistics (exit {code})\n{log_tail(log)}"
 
     def warm_up(self, load: Load) -> None:
