@@ -140,3 +140,22 @@ def test_a_quick_run_goes_across_two_network_namespaces(netns: NetnsPair, tmp_pa
         assert (tmp_path / "run" / name).stat().st_size > 0
     # From the client's namespace the server is reachable only through the veth pair, never on its loopback.
     assert netns.client_cannot_reach(f"{HOST}:8000")
+
+
+@pytest.mark.slow
+def test_a_locust_worker_on_another_host_joins_the_benchs_master(netns: NetnsPair, tmp_path: Path) -> None:
+    """The README's three-host recipe on two namespaces: the worker runs beside the server (a third host stands
+    there), dials the master the bench starts on the client host, and its requests are counted in the cell."""
+    bind = f"{netns.server_address}:8000"
+    worker = [*netns.exec_server, sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py", "--worker",
+              "--master-host", netns.client_address, "--master-port", "5557"]
+    with serve(tmp_path, "prefork", "--bind", bind, prefix=netns.exec_server) as (info, _), \
+            running(worker, log_path=tmp_path / "worker.log", cwd=ROOT):
+        run = bench("--target", info["url"], "--label", "across", "--quick", "--scenarios", "mixed",
+                    "--locust-expect-workers", "1", "--locust-master-bind", f"{netns.client_address}:5557",
+                    "--out", str(tmp_path / "run"), prefix=netns.exec_client)
+    assert run.returncode == 0, run.stdout + run.stderr
+    (cell,) = load_cells(tmp_path / "run")
+    assert cell.ok and cell.requests and cell.failures == 0 and cell.resources is None
+    master_log = next((tmp_path / "run" / "logs").glob("*mixed*/locust.log")).read_text()
+    assert "1 workers connected" in master_log
