@@ -18,6 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
+from scripts.plan import plan_from_args
 from scripts.procs import free_port, group_members, running
 from scripts.records import load_cells
 from servers import MODES
@@ -159,3 +160,31 @@ def test_a_locust_worker_on_another_host_joins_the_benchs_master(netns: NetnsPai
     assert cell.ok and cell.requests and cell.failures == 0 and cell.resources is None
     master_log = next((tmp_path / "run" / "logs").glob("*mixed*/locust.log")).read_text()
     assert "1 workers connected" in master_log
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--label", "x"], "--label needs --target"),
+    (["--target", "http://127.0.0.1:8000"], "--target needs --label NAME"),
+    (["--target", "https://127.0.0.1:8000", "--label", "x"], "expected http://HOST:PORT"),
+    (["--target", "http://127.0.0.1:8000/app", "--label", "x"], "expected http://HOST:PORT"),
+    (["--target", "http://127.0.0.1:8000", "--label", "a/b"], "a label is 1-64 letters"),
+    (["--target", "http://127.0.0.1:8000", "--label", "x", "--modes", "prefork"], "--modes does not apply"),
+    (["--target", "http://127.0.0.1:8000", "--label", "x", "--db-strategies", "reuse,per-request"],
+     "one database strategy"),
+])
+def test_target_options_are_refused_with_the_reason(argv: list[str], message: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        plan_from_args(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_target_plan_measures_one_labelled_mode_without_references_or_ladder(tmp_path: Path) -> None:
+    plan = plan_from_args(["--target", "http://198.18.0.1:8000", "--label", "far", "--scenarios", "plaintext,io",
+                           "--out", str(tmp_path)])
+    assert plan is not None
+    assert plan.modes == ("far",) and plan.host == "198.18.0.1" and plan.target == "http://198.18.0.1:8000"
+    assert not plan.measures_fork_references() and not plan.open_loop_modes()
+    assert {c.mode for c in plan.cells()} == {"far"}
+    assert plan.describe()["target"] == "http://198.18.0.1:8000"
