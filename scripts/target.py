@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from apps import db
@@ -29,7 +29,10 @@ from scripts.cpus import default_cpus
 from servers import Mode
 
 if TYPE_CHECKING:
-    from scripts.plan import Plan
+    from _typeshed import DataclassInstance
+
+# scripts.plan's Plan, which this module cannot import: plan imports it, and so do the generators plan imports.
+P = TypeVar("P", bound="DataclassInstance")
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 STATUS_KEYS = ("cpu_seconds", "memory_mb", "memory_kind", "processes")
@@ -101,7 +104,7 @@ def remote_mode(label: str, url: str) -> Mode:
                 command=command, in_default_set=False, start_s=0.0)
 
 
-def remote_plan(plan: Plan, args: argparse.Namespace) -> Plan:
+def remote_plan(plan: P, args: argparse.Namespace) -> P:
     """``plan`` turned toward the target: one mode (the label), its host, no references, no ladder. The generator
     keeps the CPUs it has locally (the second half by default), so its headroom flag reads the same."""
     host, _ = parse_target(args.target)
