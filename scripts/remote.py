@@ -19,13 +19,14 @@ from typing import Any
 from loadtests.scenarios import SCENARIOS
 from scripts import target
 from scripts.cell import CELL_ERRORS, _blank, _load, _measured, now
-from scripts.generators import LoadError
+from scripts.generators import LoadError, LoadResult
 from scripts.plan import Cell, Plan
 from scripts.procs import StartError, get
 from scripts.records import CellRecord
 from scripts.resources import Usage
 from scripts.target import StatusError, parse_target, read_status
 from scripts.verify import verify
+from servers import MODES
 
 # A server that is already running answers at once or not at all; a short retry covers a restart in progress.
 REACH_S = 5.0
@@ -102,11 +103,13 @@ def _check_status(plan: Plan, cell: Cell) -> dict[str, Any]:
     return status
 
 
-def _measure(plan: Plan, cell: Cell, port: int, cell_dir: Path) -> tuple[float, Any, Usage | None]:
+def _measure(plan: Plan, cell: Cell, port: int,
+             cell_dir: Path) -> tuple[float, LoadResult, Usage | None, dict[str, Any]]:
+    """Seconds to reach the target, the load's result, the server's usage (None: no status source) and the
+    status read before the load (empty without one)."""
     generator = plan.generators[cell.generator]
     ready = reach(plan.host, port, min(REACH_S, plan.start_timeout))
-    if plan.target_status:
-        _check_status(plan, cell)
+    status = _check_status(plan, cell) if plan.target_status else {}
     verify(plan.host, port, SCENARIOS[cell.scenario])  # every endpoint answers right before any load
     if plan.warmup > 0:
         generator.warm_up(_load(plan, cell, port, cell_dir / "warmup", plan.warmup))
@@ -117,7 +120,7 @@ def _measure(plan: Plan, cell: Cell, port: int, cell_dir: Path) -> tuple[float, 
         load = generator.run(_load(plan, cell, port, cell_dir, plan.duration_for(cell.mode)))
     finally:
         usage = sampler.stop() if sampler else None
-    return ready, load, usage
+    return ready, load, usage, status
 
 
 def run_remote_cell(plan: Plan, cell: Cell, run_dir: Path, db_path: Path | None = None) -> CellRecord:
@@ -129,8 +132,10 @@ def run_remote_cell(plan: Plan, cell: Cell, run_dir: Path, db_path: Path | None 
                                  command=("target", plan.target))
     try:
         with target.loading(plan.host):
-            ready, load, usage = _measure(plan, cell, port, run_dir / "logs" / cell.slug)
-        record = dataclasses.replace(record, ready_s=round(ready, 3))
+            ready, load, usage, status = _measure(plan, cell, port, run_dir / "logs" / cell.slug)
+        mode, workers = MODES.get(str(status.get("mode"))), status.get("workers")
+        record = dataclasses.replace(record, ready_s=round(ready, 3), interface=mode.interface if mode else None,
+                                     workers=workers if isinstance(workers, int) else None)
         if usage is None:  # not measured: the summary says so, rather than showing zero
             record = dataclasses.replace(_measured(record, load, _NO_USAGE), resources=None)
         else:

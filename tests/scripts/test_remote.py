@@ -136,6 +136,7 @@ def test_a_quick_run_goes_across_two_network_namespaces(netns: NetnsPair, tmp_pa
     for cell in cells.values():
         assert cell.ok and cell.mode == "across" and cell.requests and cell.failures == 0
         assert cell.resources is not None and cell.resources.cpu_seconds and cell.resources.processes_peak == 3
+        assert cell.workers == 2 and cell.interface == "wsgi"  # as the status endpoint reports the server
     assert cells["plaintext"].generator == "wrk" and cells["mixed"].generator == "locust"
     for name in ("summary.md", "report.html", "throughput.png"):
         assert (tmp_path / "run" / name).stat().st_size > 0
