@@ -189,3 +189,20 @@ def test_a_target_plan_measures_one_labelled_mode_without_references_or_ladder(t
     assert not plan.measures_fork_references() and not plan.open_loop_modes()
     assert {c.mode for c in plan.cells()} == {"far"}
     assert plan.describe()["target"] == "http://198.18.0.1:8000"
+
+
+@pytest.mark.slow
+def test_a_status_file_gives_the_resources_and_a_strategy_mismatch_fails_its_cell(tmp_path: Path) -> None:
+    """The status read from a file (serve --status-file); the server runs per-request, the run asks for reuse."""
+    port, path = free_port(HOST), tmp_path / "status.json"
+    with serve(tmp_path, "prefork", "--bind", f"{HOST}:{port}", "--status-file", str(path), "--db-strategy",
+               "per-request") as (info, _):
+        run = bench("--target", info["url"], "--label", "filed", "--target-status", str(path), "--quick",
+                    "--scenarios", "plaintext,db", "--out", str(tmp_path / "run"))
+    assert run.returncode == 1, run.stderr
+    cells = {c.scenario: c for c in load_cells(tmp_path / "run")}
+    plaintext, database = cells["plaintext"], cells["db"]
+    assert plaintext.ok and plaintext.resources is not None and plaintext.resources.processes_peak == 3
+    assert plaintext.resources.cpu_seconds is not None and plaintext.resources.cpu_seconds > 0
+    assert not database.ok and database.error is not None
+    assert "the target serves database strategy 'per-request', the cell measures 'reuse'" in database.error
