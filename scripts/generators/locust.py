@@ -35,7 +35,7 @@ from loadtests.scenarios import Scenario
 from scripts.generators.base import Generator, Load, LoadError, LoadResult
 from scripts.loadgen import PERCENTILES
 from scripts.procs import free_port, get, log_tail
-from scripts.resources import run_traced
+from scripts.resources import run_tracing
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
@@ -153,6 +153,16 @@ def parse_locust_json(path: Path) -> LoadResult:
                       latency_histogram=histogram)
 
 
+def measured_window(path: Path) -> tuple[float, float] | None:
+    """The wall-clock interval of locust's counted requests (first start to last request), from its JSON."""
+    entries = json.loads(path.read_text())
+    spans = [(float(e["start_time"]), float(e["last_request_timestamp"])) for e in entries
+             if isinstance(e, dict) and e.get("num_requests") and e.get("last_request_timestamp")]
+    if not spans:
+        return None
+    return min(s for s, _ in spans), max(e for _, e in spans)
+
+
 def warm_up_threads(scenario: Scenario, host: str, port: int, seconds: float, threads: int = 4,
                     request: Callable[..., object] = get) -> int:
     """Send the scenario's requests from a few threads for ``seconds``; returns how many were sent.
@@ -208,13 +218,19 @@ class Locust:
             timeout += dist.join_wait_s
         env = {"WB_CLOSE": "0" if load.keepalive else "1"}
         try:
-            code, util = run_traced(argv, log=log, timeout=timeout, cpus=set(load.cpus) if load.cpus else None,
-                                    cwd=ROOT, env=env)
+            code, trace = run_tracing(argv, log=log, timeout=timeout, cpus=set(load.cpus) if load.cpus else None,
+                                      cwd=ROOT, env=env)
         except TimeoutError as exc:
             raise LoadError(str(exc)) from None
         stats = Path(f"{prefix}.json")
         if not stats.exists():
             raise LoadError(self._no_stats(code, log, port))
+        # Over the interval locust measured: a master waiting for its workers, and every process importing and
+        # spawning users, are idle or busy in ways the measured interval is not.
+        window = measured_window(stats)
+        util = trace.utilization_between(*window) if window else None
+        if util is None:
+            util = trace.utilization()
         return dataclasses.replace(parse_locust_json(stats), generator_cpu=util)
 
     def _no_stats(self, code: int, log: Path, port: int) -> str:
