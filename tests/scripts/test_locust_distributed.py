@@ -16,6 +16,7 @@ from scripts.generators.locust import LOCUST, Distribution, Locust, joined
 from scripts.plan import plan_from_args
 from scripts.procs import free_port
 from scripts.records import load_cells
+from scripts.resources import run_tracing
 from tests.conftest import ROOT, StartServer
 
 PREFORK = [sys.executable, "-m", "servers.prefork", "apps.wsgi:app", "--workers", "2"]
@@ -103,3 +104,20 @@ def test_a_worker_that_never_joins_fails_the_cell_naming_how_many_joined(start_s
     assert cells["json"].ok and cells["json"].requests
     assert not cells["mixed"].ok and cells["mixed"].error is not None
     assert "1 of 2 workers joined the master within 2s" in cells["mixed"].error
+
+
+def test_the_cpu_trace_reads_a_wall_clock_window(tmp_path: Path) -> None:
+    """A process busy for its first 1.5 s and idle for the next 1.5 s: the trace tells the halves apart by the
+    wall-clock times the process itself wrote, as locust's JSON gives its measured interval."""
+    marks = tmp_path / "marks"
+    code = ("import time, sys\nt0 = time.time()\nwhile time.time() < t0 + 1.5: pass\nt1 = time.time()\n"
+            "time.sleep(1.5)\nopen(sys.argv[1], 'w').write(f'{t0} {t1} {time.time()}')\n")
+    exit_code, trace = run_tracing([sys.executable, "-c", code, str(marks)], log=tmp_path / "log", timeout=30,
+                                   cpus=None, cwd=ROOT)
+    assert exit_code == 0
+    t0, t1, t2 = map(float, marks.read_text().split())
+    busy, idle = trace.utilization_between(t0, t1), trace.utilization_between(t1, t2)
+    assert busy is not None and idle is not None
+    # Relative, not absolute: on a busy shared machine the loop may get a fifth of a core.
+    assert idle * trace.cpus < 0.1 and busy > max(0.05, 5 * idle), (busy, idle)
+    assert trace.utilization_between(t2 + 10, t2 + 20) is None
