@@ -8,9 +8,9 @@ short run is most of it.) One locust process tops out near 4,400 requests/s on o
 the default only for scenarios the single-request generators cannot express.
 
 Distributed (``--locust-workers N``, ``--locust-expect-workers M``): the run becomes a master plus N worker
-processes forked on this host (locust's ``--processes``, so they share the master's process group and the CPU
-trace sees them all) and M workers started by hand on other hosts (``locust --worker --master-host ...``, see
-the README's "Two machines"). The master waits for all N + M to join, at most ``--locust-join-wait`` seconds;
+processes on this host (in the master's process group, so the CPU trace sees them all: :meth:`Distribution.command`)
+and M workers started by hand on other hosts (``locust --worker --master-host ...``, see the README's "Two
+machines"). The master waits for all N + M to join, at most ``--locust-join-wait`` seconds;
 past that it gives up, and the cell fails naming how many joined. Results come from the master's JSON, which
 sums every worker's counts and histograms.
 """
