@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -198,11 +198,14 @@ def _serve_ready(args: argparse.Namespace, pid: int, ready: float, log: Path,
                  report: Callable[[], dict[str, Any]], stop: threading.Event,
                  poll: Callable[[], int | None]) -> int:
     host, port = args.bind
-    if args.status_file is not None:
-        status_cm = status_file(args.status_file, report, threading.Event())
-    else:
-        status_cm = status_endpoint(args.status_bind or host, args.status_port, report)
-    with status_cm as status:
+    with ExitStack() as stack:
+        try:
+            status = stack.enter_context(
+                status_file(args.status_file, report, threading.Event()) if args.status_file is not None
+                else status_endpoint(args.status_bind or host, args.status_port, report))
+        except OSError as exc:  # the port taken, the folder missing: say which; the caller stops the server
+            print(f"error: status {args.status_file or f'port {args.status_port}'}: {exc}", file=sys.stderr)
+            return USAGE
         url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
         _announce({"event": "ready", "mode": args.mode, "pid": pid, "url": url, "status": status,
                    "ready_s": round(ready, 3), "log": str(log)})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -206,3 +207,17 @@ def test_a_status_file_gives_the_resources_and_a_strategy_mismatch_fails_its_cel
     assert plaintext.resources.cpu_seconds is not None and plaintext.resources.cpu_seconds > 0
     assert not database.ok and database.error is not None
     assert "the target serves database strategy 'per-request', the cell measures 'reuse'" in database.error
+
+
+def test_serve_with_its_status_port_taken_says_so_and_stops_the_server(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        status_port, port = taken.getsockname()[1], free_port(HOST)
+        result = subprocess.run([sys.executable, "-m", "scripts.serve", "prefork", "--bind", f"{HOST}:{port}",
+                                 "--status-port", str(status_port)], cwd=ROOT, capture_output=True, text=True,
+                                timeout=60, check=False)
+    assert result.returncode == 2
+    assert f"error: status port {status_port}: [Errno 98]" in result.stderr
+    with socket.socket() as probe:  # the server it had started is gone with it
+        assert probe.connect_ex((HOST, port)) != 0
