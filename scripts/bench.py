@@ -37,6 +37,7 @@ from scripts.ladder import run_ladders
 from scripts.plan import FORK_LOOP_S, FORK_REF_S, RESULTS, Plan, plan_from_args
 from scripts.procs import StartError
 from scripts.records import RunInfo, references_to_json, to_json
+from scripts.remote import run_remote_cell
 
 
 def point_latest(run_dir: Path) -> None:
@@ -103,7 +104,7 @@ def measure_cells(plan: Plan, db_path: Path, console: Console) -> int:
         task = progress.add_task("starting", total=len(cells))
         for cell in cells:
             progress.update(task, description=f"{cell.mode} {cell.label} c={cell.concurrency}")
-            record = run_cell(plan, cell, plan.out, db_path)
+            record = (run_remote_cell if plan.target else run_cell)(plan, cell, plan.out, db_path)
             write_json_atomic(plan.out / "cells" / f"{cell.slug}.json", to_json(record))
             failed += not record.ok
             progress.console.print(f"[{cell.index + 1}/{len(cells)}] {out.cell_line(record)}", highlight=False,

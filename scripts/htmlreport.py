@@ -78,7 +78,7 @@ def verdict(run: AnalysedRun) -> str:
 def _row(f: FoldedCell) -> list[h.Cell | str]:
     res, lat = f.resources, f.latency_ms
     cpu = f.generator_cpu
-    return [
+    row: list[h.Cell | str] = [
         f.mode, h.num(MISSING if f.concurrency is None else str(f.concurrency), f.concurrency),
         h.num(format_rps(f.throughput_rps), f.throughput_rps), h.Cell(format_interval(f), css="nowrap"),
         h.Cell(format_flags(f), css="bad nowrap" if not f.ok else "nowrap"),
@@ -89,6 +89,9 @@ def _row(f: FoldedCell) -> list[h.Cell | str]:
         h.num(format_mb(res.memory_mean_mb if res else None), res and res.memory_mean_mb),
         h.num(format_mb(res.memory_per_process_mb if res else None), res and res.memory_per_process_mb),
     ]
+    if f.ok and res is None:  # a server the bench did not start, without a status source (scripts.target)
+        row[-4:] = [h.Cell("not measured", css="muted")] * 4
+    return row
 
 
 def scenario_tables(run: AnalysedRun) -> str:

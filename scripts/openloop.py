@@ -94,6 +94,7 @@ from scripts.engine import ClosedSchedule, Engine, OpenSchedule
 from scripts.histogram import PERCENTILES, Histogram, nearest_rank
 from scripts.loadgen import LoadError
 from scripts.procs import log_tail, running
+from scripts.target import address_of, allowed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -157,7 +158,7 @@ def parse_target(url: str) -> Target:
     if parts.scheme != "http":
         raise ValueError(f"only http:// URLs are supported, not {url!r}")
     host = (parts.hostname or "").lower()
-    if host not in LOOPBACK_HOSTS:
+    if host not in LOOPBACK_HOSTS and not allowed(host):
         # Checked on the literal name, before any resolution: nothing leaves the machine.
         raise ValueError(f"refusing host {host!r}: the generator only loads loopback "
                          f"({', '.join(LOOPBACK_HOSTS)})")
@@ -170,7 +171,8 @@ def parse_target(url: str) -> Target:
         path += "?" + parts.query
     bracketed = f"[{host}]" if ":" in host else host
     # localhost is pinned to 127.0.0.1 rather than resolved, so a hosts file cannot send us elsewhere.
-    return Target(url=url, address=LOOPBACK_HOSTS[host], port=port, host_header=f"{bracketed}:{port}", path=path)
+    address = LOOPBACK_HOSTS.get(host) or address_of(host)
+    return Target(url=url, address=address, port=port, host_header=f"{bracketed}:{port}", path=path)
 
 
 def build_request(target: Target, method: str, body: bytes, close: bool,

@@ -17,9 +17,10 @@ from typing import Any
 from apps import db
 from loadtests.scenario_file import ScenarioFileError
 from loadtests.scenarios import SCENARIOS, Scenario
-from scripts import generators, userapp, wrk
+from scripts import generators, target, userapp, wrk
 from scripts.cpus import available, default_cpus, format_cpus, parse_cpus
 from scripts.generators import GENERATORS, Generator
+from scripts.generators import locust as locust_generator
 from servers import MODES, Mode, mode_sets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,6 +108,9 @@ class Plan:
     open_loop_duration: float = 2.0
     start_timeout: float = 30.0
     host: str = HOST
+    target: str | None = None  # http://HOST:PORT of a server the bench does not start (scripts.target)
+    target_status: str | None = None  # its status endpoint or file (python -m scripts.serve)
+    locust: locust_generator.Distribution | None = None  # locust as a master and workers (None: one process)
     registry: dict[str, Mode] = field(default_factory=lambda: dict(MODES), repr=False, compare=False)
     generators: dict[str, Generator] = field(default_factory=lambda: dict(GENERATORS), repr=False, compare=False)
     # The scenarios this run can name: the sample ones, or a user's (scripts.userapp) for their own app.
@@ -323,6 +327,8 @@ def build_parser(registry: dict[str, Mode], gens: dict[str, Generator] | None = 
     _add_load_options(p, GENERATORS if gens is None else gens)
     _add_other_options(p)
     userapp.add_arguments(p)
+    target.add_arguments(p)
+    locust_generator.add_arguments(p)
     return p
 
 
@@ -410,7 +416,16 @@ def plan_from_args(argv: Sequence[str] | None = None, registry: dict[str, Mode] 
         print_list(registry, gens, user[1] if user else None)
         return None
     _check(parser, args, gens)
-    plan = _plan(args, registry, gens, _cpu_sets(parser, args))
+    target.check(parser, args)
+    if user is not None and args.target:
+        parser.error("--target measures a server already running elsewhere; --app/--asgi-app start your app "
+                     "under each mode here: use one or the other")
+    dist = locust_generator.distribution_from_args(parser, args)
+    gens = locust_generator.distributed(gens, dist)
+    if args.target:  # the server's CPUs are on its own host: this one is the generator's
+        return replace(target.remote_plan(_plan(args, registry, gens, (frozenset(), args.client_cpus or available())),
+                                          args), locust=dist)
+    plan = replace(_plan(args, registry, gens, _cpu_sets(parser, args)), locust=dist)
     if user is None:
         return plan
     plan = _for_user_app(plan, args, *user)

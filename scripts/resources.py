@@ -53,6 +53,34 @@ def _memory(proc: psutil.Process) -> tuple[int, str]:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Snapshot:
+    """A process group's totals at one moment: what ``python -m scripts.serve``'s status endpoint reports."""
+
+    cpu_seconds: float
+    memory_mb: float
+    memory_kind: str
+    processes: int
+
+
+def _group_memory(procs: list[psutil.Process], kind: str = "rss") -> tuple[int, str]:
+    """Bytes summed over ``procs`` and the kind of figure ("pss" or "rss"); processes gone meanwhile count 0."""
+    total = 0
+    for proc in procs:
+        try:
+            amount, kind = _memory(proc)
+        except psutil.Error:
+            continue
+        total += amount
+    return total, kind
+
+
+def snapshot(pgid: int) -> Snapshot:
+    procs = _processes(pgid)
+    memory, kind = _group_memory(procs)
+    return Snapshot(cpu_seconds=cpu_total(pgid), memory_mb=memory / 2**20, memory_kind=kind, processes=len(procs))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Usage:
     cpu_seconds: float
     elapsed_s: float
@@ -100,14 +128,8 @@ class Sampler:
         self._thread.start()
 
     def _sample(self) -> None:
-        total = 0
         procs = _processes(self.pgid)
-        for proc in procs:
-            try:
-                amount, self._kind = _memory(proc)
-            except psutil.Error:
-                continue
-            total += amount
+        total, self._kind = _group_memory(procs, self._kind)
         self._memory.append(total / 2**20)
         self._procs.append(len(procs))
 
@@ -146,6 +168,9 @@ class CpuTrace:
         self.cpus = max(1, cpus)
         self.interval = interval
         self.samples: list[tuple[float, float]] = []
+        # Wall-clock time minus monotonic time: generators that log wall-clock times (locust) can name their
+        # measured interval, and utilization_between() finds it among the samples.
+        self.wall_offset = time.time() - time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-trace", daemon=True)
 
@@ -180,6 +205,17 @@ class CpuTrace:
         return max(0.0, (c1 - c0) / (t1 - t0) / self.cpus)
 
 
+    def utilization_between(self, start_wall: float, end_wall: float) -> float | None:
+        """CPU seconds per second per CPU between two wall-clock times (None when fewer than two samples fall
+        in that window, e.g. a window shorter than the sampling interval)."""
+        start, end = start_wall - self.wall_offset, end_wall - self.wall_offset
+        window = [(t, c) for t, c in self.samples if start <= t <= end]
+        if len(window) < 2 or window[-1][0] <= window[0][0]:
+            return None
+        (t0, c0), (t1, c1) = window[0], window[-1]
+        return max(0.0, (c1 - c0) / (t1 - t0) / self.cpus)
+
+
 def run_traced(argv: list[str], *, log: Path, timeout: float, cpus: set[int] | None, cwd: Path,
                env: dict[str, str] | None = None) -> tuple[int, float | None]:
     """Run a load generator to completion within ``timeout``; its exit code and CPU utilization.
@@ -188,6 +224,13 @@ def run_traced(argv: list[str], *, log: Path, timeout: float, cpus: set[int] | N
     while it runs, to tell a server's limit from the generator's own. Raises TimeoutError
     (with the log's tail) if it does not finish in time; the group is stopped either way.
     """
+    code, trace = run_tracing(argv, log=log, timeout=timeout, cpus=cpus, cwd=cwd, env=env)
+    return code, trace.utilization()
+
+
+def run_tracing(argv: list[str], *, log: Path, timeout: float, cpus: set[int] | None, cwd: Path,
+                env: dict[str, str] | None = None) -> tuple[int, CpuTrace]:
+    """:func:`run_traced`, returning the CPU trace itself, for a caller that knows its measured interval."""
     full_env = {**os.environ, **(env or {})}
     with running(argv, log_path=log, cwd=cwd, cpus=cpus, env=full_env) as proc, \
             CpuTrace(proc.pid, len(cpus) if cpus else (os.cpu_count() or 1)) as trace:
@@ -195,4 +238,4 @@ def run_traced(argv: list[str], *, log: Path, timeout: float, cpus: set[int] | N
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise TimeoutError(f"{Path(argv[0]).name} did not finish within {timeout:.0f}s\n{log_tail(log)}") from None
-    return code, trace.utilization()
+    return code, trace

@@ -23,6 +23,7 @@ COLUMNS = ("mode", "users", "req/s", "95% CI", "p50 ms", "p99 ms", "errors", "CP
            "MB/process", "generator", "flags")
 # Numbers right-aligned so that magnitudes line up when the Markdown is rendered.
 _ALIGNMENT = ("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---", "---")
+NOT_MEASURED = "not measured"
 # The plan's headline settings first; whatever else it holds follows in its own order.
 _PLAN_KEY_ORDER = ("modes", "scenarios", "concurrency", "duration_s", "duration", "workers")
 
@@ -85,13 +86,15 @@ def _row(f: FoldedCell) -> str:
     generator = f.generator or MISSING
     if f.generator_cpu is not None:
         generator += f" ({f.generator_cpu:.0%} CPU)"
-    cells = (
+    cells: tuple[str, ...] = (
         f.mode, MISSING if f.concurrency is None else str(f.concurrency), format_rps(f.throughput_rps),
         format_interval(f), format_sig(f.latency_ms.get("p50")), format_sig(f.latency_ms.get("p99")),
         format_errors(f), format_sig(res.cpu_ms_per_request if res else None),
         format_rps(res.requests_per_cpu_second if res else None), format_mb(res.memory_mean_mb if res else None),
         format_mb(res.memory_per_process_mb if res else None), generator, format_flags(f),
     )
+    if f.ok and res is None:  # a server the bench did not start, without a status source (scripts.target)
+        cells = (*cells[:7], *([NOT_MEASURED] * 4), *cells[11:])
     return "| " + " | ".join(_table_cell(cell) for cell in cells) + " |"
 
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts import target
 from scripts.procs import running, tail
 from scripts.resources import run_traced
 
@@ -74,9 +75,11 @@ def warn_missing_once() -> None:
 
 
 def check_loopback(host: str) -> None:
-    """Refuse any host but loopback: the harness must never load a machine it does not own."""
-    if host not in LOOPBACK_HOSTS:
-        raise ValueError(f"wrk only targets loopback ({', '.join(sorted(LOOPBACK_HOSTS))}), not {host!r}")
+    """Refuse any host but loopback and the one the user named with ``--target``: the harness must never load a
+    machine it does not own."""
+    if host not in LOOPBACK_HOSTS and not target.allowed(host):
+        raise ValueError(f"wrk only targets loopback ({', '.join(sorted(LOOPBACK_HOSTS))}) or the bench's --target, "
+                         f"not {host!r}")
 
 
 def url_for(host: str, port: int, path: str) -> str:

@@ -264,7 +264,8 @@ def test_summary_tables(records: list[dict[str, Any]]) -> None:
     assert plaintext[3] == ["prefork", "1", "1,001", "\u2014", "1", "5", "0/10,010", "0.260", "3,846", "75.0", "25.0",
                             gen, "\u2014"]
     assert table_rows(markdown, "json") == [
-        ["fork", "32", "56.8", "\u2014", "1", "5", "0/567"] + ["\u2014"] * 4 + [gen, "\u2014"],
+        # Measured, but without the server's CPU and memory (as against a --target without a status source).
+        ["fork", "32", "56.8", "\u2014", "1", "5", "0/567"] + ["not measured"] * 4 + [gen, "\u2014"],
         ["prefork", "32", "12,345", "\u2014", "1.23", "123", "3/123,454 (0.0024%)", "0.260", "3,846", "75.0", "25.0",
          gen, "\u2014"],
         ["uvicorn", "32"] + ["\u2014"] * 9 + ["locust", "failed"],
