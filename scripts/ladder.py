@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+from scripts import distribution
 from scripts.cell import CELL_ERRORS, server_env, serving
 from scripts.cpus import format_cpus
 from scripts.files import write_json_atomic
@@ -33,7 +34,7 @@ def _point(base: OpenLoopRecord, rate: float, result: LoadResult) -> OpenLoopRec
         sent=s.sent, completed=s.completed, ok_count=s.ok, errors=dict(s.errors), latency_ms=dict(result.latency_ms),
         latency_uncorrected_ms=dict(s.latency_uncorrected_ms), generator_kept_up=s.kept_up,
         generator_cpu=None if result.generator_cpu is None else round(result.generator_cpu, 3),
-        generator_behind_s=s.behind_s)
+        generator_behind_s=s.behind_s, latency_histogram=distribution.of_generator(result.latency_histogram))
 
 
 def ladder(plan: Plan, mode_name: str, run_dir: Path, db_path: Path,

@@ -145,6 +145,9 @@ class OpenLoopRecord:
     generator_behind_s: float | None = None
     error: str | None = None
     log_tail: str = ""
+    # The step's latency (ms) -> count, from each request's intended send time as latency_ms (the same shape as
+    # CellRecord.latency_histogram; on disk [latency, count] pairs). Records written before it read as {}.
+    latency_histogram: Mapping[float, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -218,6 +221,7 @@ def to_json(record: CellRecord | OpenLoopRecord | RunInfo) -> JSON:
         data["ok"] = data.pop("ok_count")
     if isinstance(record, CellRecord):
         data["command"] = list(record.command)
+    if isinstance(record, CellRecord | OpenLoopRecord):
         data["latency_histogram"] = distribution.to_json(record.latency_histogram)
     return data
 
@@ -311,6 +315,13 @@ def _resources(data: Mapping[str, Any], where: str) -> Resources | None:
                      processes_peak=_typed(raw, "processes_peak", int, where))
 
 
+def _histogram(data: Mapping[str, Any], where: str) -> dict[float, int]:
+    try:
+        return distribution.from_json(data.get("latency_histogram"))
+    except ValueError as exc:
+        raise RecordError(f"{where}: latency_histogram: {exc}") from None
+
+
 def cell_from_json(raw: Mapping[str, Any], where: str = "cell record") -> CellRecord:
     """A :class:`CellRecord` from its JSON object, migrated to the current schema."""
     data = _migrate(dict(raw), where)
@@ -324,16 +335,13 @@ def cell_from_json(raw: Mapping[str, Any], where: str = "cell record") -> CellRe
     floats = {k: _typed(data, k, NUMBER, where) for k in ("duration_s", "warmup_s", "ready_s", "throughput_rps",
                                                            "generator_cpu")}
     command = data.get("command") or ()
-    try:
-        histogram = distribution.from_json(data.get("latency_histogram"))
-    except ValueError as exc:
-        raise RecordError(f"{where}: latency_histogram: {exc}") from None
     return CellRecord(
         mode=data["mode"], scenario=data["scenario"], status=_status(data), **text, **ints, **floats,
         keepalive=bool(data.get("keepalive", True)), repeat=_typed(data, "repeat", int, where) or 0,
         log_tail=str(data.get("log_tail") or ""), command=tuple(str(a) for a in command),
         latency_ms=_number_map(data, "latency_ms", where), resources=_resources(data, where),
-        latency_histogram=histogram, answers={str(k): str(v) for k, v in (data.get("answers") or {}).items()},
+        latency_histogram=_histogram(data, where),
+        answers={str(k): str(v) for k, v in (data.get("answers") or {}).items()},
     )
 
 
@@ -354,6 +362,7 @@ def openloop_from_json(raw: Mapping[str, Any], where: str = "open-loop record") 
         latency_ms=_number_map(data, "latency_ms", where),
         latency_uncorrected_ms=_number_map(data, "latency_uncorrected_ms", where),
         generator_kept_up=_typed(data, "generator_kept_up", bool, where), log_tail=str(data.get("log_tail") or ""),
+        latency_histogram=_histogram(data, where),
     )
 
 
