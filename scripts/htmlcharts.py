@@ -9,16 +9,18 @@ returns None where the run has nothing to draw.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 
 import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from scripts import distribution
 from scripts.analysis import AnalysedRun, ordered
 from scripts.formatting import MISSING, format_rps, format_sig
 from scripts.plot import DRAWN_PERCENTILES, mode_colors
-from scripts.records import Flag
+from scripts.records import Flag, OpenLoopRecord
 from scripts.stats import FoldedCell
 
 MARGIN = {"l": 70, "r": 20, "t": 60, "b": 60}
@@ -133,6 +135,28 @@ def spectrum_label(x: float) -> str:
     return f"{100.0 * (1.0 - 1.0 / x):.6g}%" if x > 0 else MISSING
 
 
+def _spectrum_figure(title: str) -> go.Figure:
+    return _figure(title, xaxis={"type": "log", "title": "percentile (log of 1 / (1 - p): the tail spread out)",
+                                 "tickvals": list(SPECTRUM_TICKS),
+                                 "ticktext": [spectrum_label(t) for t in SPECTRUM_TICKS]})
+
+
+def spectrum_trace(name: str, histogram: Mapping[float, int], color: str, text: Callable[[float, float], str],
+                   meta: str | None = None) -> go.Scatter:
+    """One line of a spectrum chart: ``histogram``'s latency at every percentile; hovering a point shows
+    ``text(percentile, ms)``."""
+    count = sum(histogram.values())
+    points = distribution.spectrum(histogram)
+    return go.Scatter(name=name, meta=meta, x=[spectrum_x(level, count) for level, _ in points],
+                      y=[ms for _, ms in points], mode="lines+markers", marker={"size": 4},
+                      line={"color": color, "shape": "hv"}, customdata=[[text(level, ms)] for level, ms in points],
+                      hovertemplate=HOVER)
+
+
+def _cell_hover(f: FoldedCell, level: float, ms: float) -> str:
+    return hover(f, f"p{level:g}: {format_sig(ms)} ms")
+
+
 def spectra(run: AnalysedRun) -> list[tuple[str, go.Figure]]:
     """Per scenario with distributions: latency against percentile, one line per mode (log-log)."""
     colors = mode_colors(run.modes)
@@ -141,19 +165,55 @@ def spectra(run: AnalysedRun) -> list[tuple[str, go.Figure]]:
         cells = [f for f in _main(run, scenario) if f.ok and f.latency_histogram]
         if not cells:
             continue
-        fig = _figure(f"{scenario}: latency by percentile (repeats merged)",
-                      xaxis={"type": "log", "title": "percentile", "tickvals": list(SPECTRUM_TICKS),
-                             "ticktext": [spectrum_label(t) for t in SPECTRUM_TICKS]})
+        fig = _spectrum_figure(f"{scenario}: latency by percentile (repeats merged)")
         for f in cells:
-            count = sum(f.latency_histogram.values())
-            points = distribution.spectrum(f.latency_histogram)
-            fig.add_trace(go.Scatter(
-                name=f.mode, x=[spectrum_x(level, count) for level, _ in points], y=[ms for _, ms in points],
-                mode="lines+markers", marker={"size": 4}, line={"color": colors[f.mode], "shape": "hv"},
-                customdata=[[hover(f, f"p{level:g}: {format_sig(ms)} ms")] for level, ms in points],
-                hovertemplate=HOVER))
+            fig.add_trace(spectrum_trace(f.mode, f.latency_histogram, colors[f.mode], partial(_cell_hover, f)))
         fig.update_layout(yaxis=log_axis([y for trace in fig.data for y in trace.y], "ms"))
         out.append((scenario, fig))
+    return out
+
+
+OPENLOOP_SPECTRA_INTRO = (
+    "One chart per mode, one line per step of the open-loop ladder. At each step the generator sent requests at a "
+    "fixed offered rate whatever the server did, and timed each from the moment it was due, so time spent queued "
+    "counts (no coordinated omission). Read a line left to right: the median, then p90, p99, p99.9, each one step "
+    "further into the slowest requests; the last point is the slowest request. While the server keeps up the lines "
+    "lie together, low and flat. The first rate whose line lifts at the right is where the tail breaks (some "
+    "requests queue); a line lifted all along is past the server's capacity (every request queues). Both axes are "
+    "logarithmic, and every mode's chart has the same latency scale.")
+
+
+def rate_colors(rates: Sequence[float]) -> list[str]:
+    """A colour per offered rate, dark (low) to light (high) on viridis: the order reads without the legend.
+    Its last, yellow fifth is left out, too pale on white."""
+    if len(rates) < 2:
+        return list(sample_colorscale("Viridis", [0.0]))[: len(rates)]
+    return list(sample_colorscale("Viridis", [0.85 * i / (len(rates) - 1) for i in range(len(rates))]))
+
+
+def _step_hover(p: OpenLoopRecord, level: float, ms: float) -> str:
+    return (f"<b>{p.mode}</b> offered {format_rps(p.offered_rate)} req/s (achieved {format_rps(p.achieved_rate)})"
+            f"<br>p{level:g}: {format_sig(ms)} ms<br>{sum(p.latency_histogram.values()):,} answers; generator kept "
+            f"up: {p.generator_kept_up}")
+
+
+def openloop_spectra(run: AnalysedRun) -> list[tuple[str, go.Figure]]:
+    """Per mode of the open-loop ladder: latency against percentile, one line per offered rate (log-log), every
+    mode on the same latency axis so that modes compare by eye."""
+    steps = [p for p in run.openloop if p.ok and p.offered_rate and p.latency_histogram]
+    shown = [ms for p in steps for ms in p.latency_histogram]
+    out = []
+    for mode in ordered(p.mode for p in steps):
+        mine = sorted((p for p in steps if p.mode == mode), key=lambda p: p.offered_rate or 0.0)
+        fig = _spectrum_figure(f"{mode}: open-loop latency by percentile, one line per offered rate")
+        for p, color in zip(mine, rate_colors([p.offered_rate or 0.0 for p in mine]), strict=True):
+            fig.add_trace(spectrum_trace(f"{format_rps(p.offered_rate)} req/s", p.latency_histogram, color,
+                                         partial(_step_hover, p),
+                                         meta=f"{mode} {format_rps(p.offered_rate)} req/s"))
+        axis = log_axis(shown, "ms from intended send")
+        axis["range"] = [math.log10(min(shown)) - 0.05, math.log10(max(shown)) + 0.05]
+        fig.update_layout(yaxis=axis, legend_title_text="offered")
+        out.append((mode, fig))
     return out
 
 

@@ -220,6 +220,12 @@ def charts_section(run: AnalysedRun) -> str:
                                                        "for every request.")):
         if fig is not None:
             parts.append(h.chart(fig, f"chart-{name}", caption))
+    openloop_spectra = htmlcharts.openloop_spectra(run)
+    if openloop_spectra:
+        parts.append(f'<h3 id="openloop-distributions">Open-loop latency distributions</h3>'
+                     f'<p class="muted">{h.esc(htmlcharts.OPENLOOP_SPECTRA_INTRO)}</p>')
+    parts += [h.chart(fig, f"chart-openloop-spectrum-{i}", f"{mode}: open-loop latency by percentile per offered rate.")
+              for i, (mode, fig) in enumerate(openloop_spectra)]
     if run.openloop:
         parts.append('<h3 id="openloop">Open-loop ladder</h3>' + openloop_table(run))
     return "".join(parts) + "</section>"
