@@ -179,8 +179,10 @@ OPENLOOP_SPECTRA_INTRO = (
     "counts (no coordinated omission). Read a line left to right: the median, then p90, p99, p99.9, each one step "
     "further into the slowest requests; the last point is the slowest request. While the server keeps up the lines "
     "lie together, low and flat. The first rate whose line lifts at the right is where the tail breaks (some "
-    "requests queue); a line lifted all along is past the server's capacity (every request queues). Both axes are "
-    "logarithmic, and every mode's chart has the same latency scale.")
+    "requests queue); a line lifted all along is past the server's capacity (every request queues). Requests that "
+    "failed or timed out are not in the lines (hover a point for how many; the table below counts them). A dotted "
+    "line is a step where the generator fell behind its schedule: part of its latency is the generator's. Both axes "
+    "are logarithmic, and every mode's chart has the same latency scale.")
 
 
 def rate_colors(rates: Sequence[float]) -> list[str]:
@@ -192,14 +194,23 @@ def rate_colors(rates: Sequence[float]) -> list[str]:
 
 
 def _step_hover(p: OpenLoopRecord, level: float, ms: float) -> str:
-    return (f"<b>{p.mode}</b> offered {format_rps(p.offered_rate)} req/s (achieved {format_rps(p.achieved_rate)})"
-            f"<br>p{level:g}: {format_sig(ms)} ms<br>{sum(p.latency_histogram.values()):,} answers; generator kept "
-            f"up: {p.generator_kept_up}")
+    failed = sum(n for kind, n in p.errors.items() if kind != "status")
+    return (f"<b>{p.mode}</b> offered {_rate(p.offered_rate)} req/s (achieved {format_rps(p.achieved_rate)})"
+            f"<br>p{level:g}: {format_sig(ms)} ms<br>{sum(p.latency_histogram.values()):,} answers drawn, "
+            f"{failed:,} failed (not drawn)<br>generator kept up: {_yes_no(p.generator_kept_up)}")
+
+
+def _rate(rate: float | None) -> str:
+    return MISSING if rate is None else f"{rate:,g}"
+
+
+def _yes_no(value: bool | None) -> str:
+    return MISSING if value is None else "yes" if value else "no (dotted line)"
 
 
 def openloop_spectra(run: AnalysedRun) -> list[tuple[str, go.Figure]]:
     """Per mode of the open-loop ladder: latency against percentile, one line per offered rate (log-log), every
-    mode on the same latency axis so that modes compare by eye."""
+    mode on the same latency axis so that modes compare by eye. A step whose generator fell behind is dotted."""
     steps = [p for p in run.openloop if p.ok and p.offered_rate and p.latency_histogram]
     shown = [ms for p in steps for ms in p.latency_histogram]
     out = []
@@ -207,9 +218,11 @@ def openloop_spectra(run: AnalysedRun) -> list[tuple[str, go.Figure]]:
         mine = sorted((p for p in steps if p.mode == mode), key=lambda p: p.offered_rate or 0.0)
         fig = _spectrum_figure(f"{mode}: open-loop latency by percentile, one line per offered rate")
         for p, color in zip(mine, rate_colors([p.offered_rate or 0.0 for p in mine]), strict=True):
-            fig.add_trace(spectrum_trace(f"{format_rps(p.offered_rate)} req/s", p.latency_histogram, color,
-                                         partial(_step_hover, p),
-                                         meta=f"{mode} {format_rps(p.offered_rate)} req/s"))
+            trace = spectrum_trace(f"{_rate(p.offered_rate)} req/s", p.latency_histogram, color,
+                                   partial(_step_hover, p), meta=f"{mode} {_rate(p.offered_rate)} req/s")
+            if p.generator_kept_up is False:
+                trace.line.dash = "dot"
+            fig.add_trace(trace)
         axis = log_axis(shown, "ms from intended send")
         axis["range"] = [math.log10(min(shown)) - 0.05, math.log10(max(shown)) + 0.05]
         fig.update_layout(yaxis=axis, legend_title_text="offered")

@@ -224,7 +224,8 @@ def charts_section(run: AnalysedRun) -> str:
     if openloop_spectra:
         parts.append(f'<h3 id="openloop-distributions">Open-loop latency distributions</h3>'
                      f'<p class="muted">{h.esc(htmlcharts.OPENLOOP_SPECTRA_INTRO)}</p>')
-    parts += [h.chart(fig, f"chart-openloop-spectrum-{i}", f"{mode}: open-loop latency by percentile per offered rate.")
+    parts += [h.chart(fig, f"chart-openloop-spectrum-{i}", f"{mode}: open-loop latency by percentile per offered rate; "
+                      + (f"knee at {format_rps(run.knees[mode])} req/s." if run.knees.get(mode) else "no knee."))
               for i, (mode, fig) in enumerate(openloop_spectra)]
     if run.openloop:
         parts.append('<h3 id="openloop">Open-loop ladder</h3>' + openloop_table(run))
