@@ -126,8 +126,9 @@ def latency(run: AnalysedRun) -> go.Figure:
 
 
 def spectrum_x(level: float, count: int) -> float:
-    """The x of a percentile on the spectrum's axis; 100% (the maximum) one rank past the last level."""
-    return float(count) if level >= 100.0 else 1.0 / (1.0 - level / 100.0)
+    """The x of a percentile on the spectrum's axis; 100% (the maximum) one halving past the highest level there
+    can be (100% less one rank, at x = count), so it never lands on the last level's x."""
+    return 2.0 * count if level >= 100.0 else 1.0 / (1.0 - level / 100.0)
 
 
 def spectrum_label(x: float) -> str:
@@ -153,8 +154,12 @@ def spectrum_trace(name: str, histogram: Mapping[float, int], color: str, text: 
                       hovertemplate=HOVER)
 
 
+def _level(level: float) -> str:
+    return "max (the slowest)" if level >= 100.0 else f"p{level:g}"
+
+
 def _cell_hover(f: FoldedCell, level: float, ms: float) -> str:
-    return hover(f, f"p{level:g}: {format_sig(ms)} ms")
+    return hover(f, f"{_level(level)}: {format_sig(ms)} ms")
 
 
 def spectra(run: AnalysedRun) -> list[tuple[str, go.Figure]]:
@@ -196,7 +201,7 @@ def rate_colors(rates: Sequence[float]) -> list[str]:
 def _step_hover(p: OpenLoopRecord, level: float, ms: float) -> str:
     failed = sum(n for kind, n in p.errors.items() if kind != "status")
     return (f"<b>{p.mode}</b> offered {_rate(p.offered_rate)} req/s (achieved {format_rps(p.achieved_rate)})"
-            f"<br>p{level:g}: {format_sig(ms)} ms<br>{sum(p.latency_histogram.values()):,} answers drawn, "
+            f"<br>{_level(level)}: {format_sig(ms)} ms<br>{sum(p.latency_histogram.values()):,} answers drawn, "
             f"{failed:,} failed (not drawn)<br>generator kept up: {_yes_no(p.generator_kept_up)}")
 
 
