@@ -91,6 +91,13 @@ def histogram_from_spectrum(points: Sequence[tuple[float, float]], count: int) -
     return dict(sorted(out.items()))
 
 
+def compact(histogram: Histogram) -> dict[float, int]:
+    """``histogram`` cut down to its spectrum's points: the same count and the same spectrum (so the same chart and
+    percentiles), in about a hundred pairs instead of one per microsecond bucket. Only for a histogram that is not
+    merged later: merging two compacted ones is only as fine as their spectra."""
+    return histogram_from_spectrum(spectrum(histogram), sum(histogram.values()))
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None

@@ -34,7 +34,9 @@ def _point(base: OpenLoopRecord, rate: float, result: LoadResult) -> OpenLoopRec
         sent=s.sent, completed=s.completed, ok_count=s.ok, errors=dict(s.errors), latency_ms=dict(result.latency_ms),
         latency_uncorrected_ms=dict(s.latency_uncorrected_ms), generator_kept_up=s.kept_up,
         generator_cpu=None if result.generator_cpu is None else round(result.generator_cpu, 3),
-        generator_behind_s=s.behind_s, latency_histogram=distribution.of_generator(result.latency_histogram))
+        generator_behind_s=s.behind_s,
+        # Its spectrum is all a step's distribution is read for: kept as that, it is a few KB, not one per bucket.
+        latency_histogram=distribution.compact(distribution.of_generator(result.latency_histogram)))
 
 
 def ladder(plan: Plan, mode_name: str, run_dir: Path, db_path: Path,

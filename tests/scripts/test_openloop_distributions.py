@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,8 @@ import pytest
 
 from scripts import distribution, htmlcharts, records
 from scripts.analysis import analyse, analyse_figures
+from scripts.generators.native import histogram_ms
+from scripts.histogram import Histogram
 from scripts.records import OpenLoopRecord, RecordError, openloop_from_json, to_json
 from scripts.report import render_run
 from tests.conftest import ROOT
@@ -44,6 +47,18 @@ def test_a_step_keeps_its_histogram_through_the_round_trip() -> None:
         on_disk = json.loads(json.dumps(to_json(record)))
         assert on_disk["latency_histogram"] == [[ms, n] for ms, n in sorted(record.latency_histogram.items())]
         assert openloop_from_json(on_disk) == record
+
+
+def test_a_compacted_histogram_keeps_count_and_spectrum_in_few_pairs() -> None:
+    rng = random.Random(13)
+    engine = Histogram()
+    for _ in range(6400):  # 3,200 req/s for 2 s, the default ladder's top step: a 20 ms sleep and a queue's tail
+        engine.record_seconds(0.020 + rng.expovariate(1 / 0.004) + (rng.random() < 0.02) * rng.uniform(0.1, 2.0))
+    full = distribution.of_generator(histogram_ms(engine))
+    small = distribution.compact(full)
+    assert sum(small.values()) == sum(full.values()) == 6400
+    assert distribution.spectrum(small) == distribution.spectrum(full)
+    assert len(small) <= len(distribution.spectrum(full)) < len(full) / 10
 
 
 def test_a_step_written_before_histograms_loads_without_one() -> None:
