@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
+from scripts.formatting import MISSING
+
 Histogram = Mapping[float, int]
 Spectrum = tuple[tuple[float, float], ...]  # (percentile 0..100, latency ms)
 TICKS_PER_HALF = 5
@@ -29,6 +31,8 @@ TICKS_PER_HALF = 5
 NAMED_LEVELS = (50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 99.999)
 MAX_LEVELS = 400
 HDR_FORMAT = "workerbench-histogram/1"  # scripts/histogram.py's JSON document
+# The spectrum's x axis: 1 / (1 - percentile), so 90%, 99%, 99.9% sit one decade apart (HdrHistogram's plot).
+SPECTRUM_TICKS = (1.0, 2.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
 
 
 def levels(count: int, ticks_per_half: int = TICKS_PER_HALF) -> list[float]:
@@ -68,6 +72,17 @@ def spectrum(histogram: Histogram) -> Spectrum:
     cumulative = list(accumulate(n for _, n in items))
     count = cumulative[-1]
     return tuple((level, values[bisect_left(cumulative, rank(level, count))]) for level in levels(count))
+
+
+def spectrum_x(level: float, count: int) -> float:
+    """The x of a percentile on the spectrum's axis; 100% (the maximum) one halving past the highest level there
+    can be (100% less one rank, at x = count), so it never lands on the last level's x."""
+    return 2.0 * count if level >= 100.0 else 1.0 / (1.0 - level / 100.0)
+
+
+def spectrum_label(x: float) -> str:
+    """The percentile an x of the spectrum's axis stands for."""
+    return f"{100.0 * (1.0 - 1.0 / x):.6g}%" if x > 0 else MISSING
 
 
 def histogram_from_spectrum(points: Sequence[tuple[float, float]], count: int) -> dict[float, int]:

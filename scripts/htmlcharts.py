@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 
 from scripts import distribution
 from scripts.analysis import AnalysedRun, ordered
+from scripts.distribution import SPECTRUM_TICKS, spectrum_label, spectrum_x
 from scripts.formatting import MISSING, format_rps, format_sig
 from scripts.plot import DRAWN_PERCENTILES, mode_colors
 from scripts.records import Flag, OpenLoopRecord
@@ -35,8 +36,6 @@ SCALE_BUTTONS = [{"type": "buttons", "direction": "right", "x": 0, "xanchor": "l
                   "pad": {"b": 4}, "showactive": True,
                   "buttons": [{"label": "linear", "method": "relayout", "args": [{"yaxis.type": "linear"}]},
                               {"label": "log", "method": "relayout", "args": [{"yaxis.type": "log"}]}]}]
-# The spectrum's x axis: 1 / (1 - percentile), so 90%, 99%, 99.9% sit one decade apart (HdrHistogram's plot).
-SPECTRUM_TICKS = (1.0, 2.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
 
 
 def _interval(f: FoldedCell) -> str:
@@ -123,17 +122,6 @@ def latency(run: AnalysedRun) -> go.Figure:
                 hovertemplate=HOVER))
     fig.update_layout(yaxis=log_axis(shown, "ms"))
     return fig
-
-
-def spectrum_x(level: float, count: int) -> float:
-    """The x of a percentile on the spectrum's axis; 100% (the maximum) one halving past the highest level there
-    can be (100% less one rank, at x = count), so it never lands on the last level's x."""
-    return 2.0 * count if level >= 100.0 else 1.0 / (1.0 - level / 100.0)
-
-
-def spectrum_label(x: float) -> str:
-    """The percentile an x of the spectrum's axis stands for."""
-    return f"{100.0 * (1.0 - 1.0 / x):.6g}%" if x > 0 else MISSING
 
 
 def _spectrum_figure(title: str) -> go.Figure:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
+from matplotlib import colormaps
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -26,7 +27,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullLocator
 
+from scripts import distribution
 from scripts.analysis import FAMILY_LABELS, AnalysedRun, by_family, family_of, family_slot
+from scripts.distribution import SPECTRUM_TICKS, spectrum_label
 from scripts.files import write_atomic
 from scripts.formatting import format_rps
 from scripts.records import Flag, OpenLoopRecord
@@ -592,6 +595,48 @@ def openloop_figure(run: AnalysedRun) -> Figure | None:
     return figure
 
 
+def _spectrum_axis(ax: Axes, right: float) -> None:
+    """The x axis the spectra share with report.html: 1 / (1 - percentile) on a log scale, labelled in percent, up
+    to ``right``. No 50% label: at a PNG panel's width it would overlap 0%."""
+    ax.set_xscale("log")
+    ticks = [t for t in SPECTRUM_TICKS if t != 2.0 and t <= right]
+    ax.set_xticks(ticks, [spectrum_label(t) for t in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(0.9, right * 1.3)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.10g}"))
+    ax.grid(alpha=0.3, which="both")
+
+
+def openloop_spectra_figure(run: AnalysedRun) -> Figure | None:
+    """Per mode, latency by percentile at each offered rate of the ladder (dark: low, light: high; dotted: the
+    generator fell behind), every panel on one latency scale: where the tail breaks as load grows."""
+    steps = [p for p in run.openloop if p.ok and p.offered_rate and p.latency_histogram]
+    if not steps:
+        return None
+    modes = by_family(p.mode for p in steps)
+    figure, axes = _figure(len(modes), (5.5, 3.6))
+    figure.suptitle("Open loop: latency by percentile at each offered rate (dotted: the generator fell behind "
+                    "its schedule)", fontsize=10)
+    shown = [ms for p in steps for ms in p.latency_histogram]
+    right = max(distribution.spectrum_x(100.0, sum(p.latency_histogram.values())) for p in steps)
+    for ax, mode in zip(axes, modes, strict=True):
+        mine = sorted((p for p in steps if p.mode == mode), key=lambda p: p.offered_rate or 0.0)
+        for i, p in enumerate(mine):
+            count = sum(p.latency_histogram.values())
+            points = distribution.spectrum(p.latency_histogram)
+            ax.plot([distribution.spectrum_x(level, count) for level, _ in points], [ms for _, ms in points],
+                    drawstyle="steps-post", linewidth=1.3, linestyle=":" if p.generator_kept_up is False else "-",
+                    color=colormaps["viridis"](0.85 * i / max(1, len(mine) - 1)), label=f"{p.offered_rate:,g}/s")
+        _spectrum_axis(ax, right)
+        ax.set_ylim(min(shown) / 1.2, max(shown) * 1.2)
+        ax.set_title(mode, fontsize=10)
+        ax.set_xlabel("percentile")
+        ax.set_ylabel("ms from intended send")
+        ax.legend(fontsize=7, title="offered", title_fontsize=7, loc="best")
+    return figure
+
+
 _LINE_STYLE_NAMES = {"--": "dashed", ":": "dotted", "-.": "dash-dotted", "-": "solid"}
 
 
@@ -623,6 +668,7 @@ CHARTS: tuple[tuple[str, Callable[[AnalysedRun], Figure | None]], ...] = (
     ("db_strategies.png", db_strategy_figure),
     ("resources.png", resources_figure),
     ("openloop.png", openloop_figure),
+    ("openloop_spectra.png", openloop_spectra_figure),
 )
 
 

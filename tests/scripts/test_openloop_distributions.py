@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from scripts import distribution, htmlcharts, records
+from scripts import distribution, htmlcharts, plot, records
 from scripts.analysis import analyse, analyse_figures
 from scripts.generators.native import histogram_ms
 from scripts.histogram import Histogram
@@ -94,7 +94,7 @@ def test_the_chart_draws_each_steps_spectrum_one_line_per_rate() -> None:
             count = sum(p.latency_histogram.values())
             points = distribution.spectrum(p.latency_histogram)
             assert list(trace.y) == [ms for _, ms in points]
-            assert list(trace.x) == [htmlcharts.spectrum_x(level, count) for level, _ in points]
+            assert list(trace.x) == [distribution.spectrum_x(level, count) for level, _ in points]
             assert trace.line.dash == (None if p.generator_kept_up else "dot")
             assert f"offered {p.offered_rate:g} req/s" in trace.customdata[0][0]
     # One latency scale for every mode, spanning every step's fastest and slowest answer.
@@ -102,6 +102,17 @@ def test_the_chart_draws_each_steps_spectrum_one_line_per_rate() -> None:
     assert len(ranges) == 1
     low, high = ranges.pop()
     assert 10**low < 0.3 and 10**high > 180.5
+
+
+def test_the_png_draws_the_same_spectra() -> None:
+    figure = plot.openloop_spectra_figure(analyse_figures([], openloop=STEPS))
+    assert figure is not None
+    for ax, mode in zip(figure.axes, ("prefork", "uvicorn"), strict=True):
+        mine = [p for p in STEPS if p.mode == mode]
+        assert [line.get_label() for line in ax.get_lines()] == [f"{p.offered_rate:g}/s" for p in mine]
+        for line, p in zip(ax.get_lines(), mine, strict=True):
+            assert list(line.get_ydata()) == [ms for _, ms in distribution.spectrum(p.latency_histogram)]
+    assert plot.openloop_spectra_figure(analyse_figures([])) is None
 
 
 @pytest.mark.slow
