@@ -1,4 +1,4 @@
-"""Fault records -> ``faults.md``, ``faults.html`` and charts (pure functions of the records; nothing here measures).
+"""Fault records -> ``faults.md``, ``report.html`` and charts (pure functions of the records; nothing here measures).
 
 Charts, where a person would rather look than read:
 
@@ -9,7 +9,7 @@ Charts, where a person would rather look than read:
 * ``memory.png``: PSS of each mode's process tree against requests served, solid without
   recycling, dashed with it.
 
-The same figures, interactive, are in ``faults.html`` (:mod:`scripts.faulthtml`).
+The same figures, interactive, are in the run's ``report.html`` (:mod:`scripts.faulthtml`).
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def markdown(records: Sequence[FaultRecord], charts: dict[str, str]) -> str:
              "connect), reset (closed without an answer), timeout, 5xx, wrong (neither 2xx nor 5xx), unsent (never "
              "sent by the end). Recovery: seconds from the fault until the offered load is answered in full again "
              "and stays so (— : not measured, or never). n/a: meaningless for the process model; not offered: the "
-             "server has no such feature. The same, interactive: faults.html.", "",
+             "server has no such feature. The same, interactive: report.html.", "",
              *matrix(records), ""]
     for fault in faults:
         lines += [f"## {fault}", "", WHAT.get(fault, ""), ""]
@@ -151,7 +151,7 @@ def markdown(records: Sequence[FaultRecord], charts: dict[str, str]) -> str:
 
 
 def render_run(out: Path) -> Path:
-    """Redraw a faults run folder from its ``faults.json``: charts, ``faults.md``, ``faults.html``, and the results
+    """Redraw a faults run folder from its ``faults.json``: charts, ``faults.md``, ``report.html``, and the results
     index when the run lives under results/; returns the markdown's path."""
     run = records.load(out)
     path = render(out, run.faults)

@@ -1,4 +1,7 @@
-"""``faults.html``: a faults run as one self-contained page, in report.html's shell and style (:mod:`scripts.html`).
+"""A faults run's ``report.html``: one self-contained page, in the bench report's shell and style (:mod:`scripts.html`).
+
+Every run, bench or faults, writes its page as ``report.html`` (a faults run wrote ``faults.html`` before: a
+re-render removes that old name, so a folder never holds two pages of one run).
 
 For a reader who has not seen the suite before, in the order they ask: what was done and how to read it, the
 caution x mode table (each caution of the long-lived worker model, the fault that measures it, each mode's
@@ -25,7 +28,8 @@ from scripts.htmlcharts import LAYOUT, MARGIN
 from scripts.plot import mode_colors
 from scripts.records import FaultRecord
 
-PAGE_NAME = "faults.html"
+PAGE_NAME = "report.html"
+OLD_PAGE_NAME = "faults.html"  # what faults runs before 2026-11-29 wrote; results/index.html still links it
 KINDS = ("refused", "reset", "timeout", "5xx", "wrong")
 DASHES = {"refused": "dot", "reset": "solid", "timeout": "dash", "5xx": "dashdot", "wrong": "longdashdot",
           "failed": "solid", "unsent": "dot"}
@@ -379,5 +383,7 @@ def render(records: Sequence[FaultRecord], run_dir: Path, meta: Mapping[str, Any
 
 
 def write_page(records: Sequence[FaultRecord], run_dir: Path, meta: Mapping[str, Any]) -> Path:
-    """Write ``run_dir/faults.html`` atomically; returns its path."""
-    return render(records, run_dir, meta).write(run_dir / PAGE_NAME)
+    """Write ``run_dir/report.html`` atomically (and drop an older run's ``faults.html``); returns its path."""
+    path = render(records, run_dir, meta).write(run_dir / PAGE_NAME)
+    (run_dir / OLD_PAGE_NAME).unlink(missing_ok=True)
+    return path

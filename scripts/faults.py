@@ -8,7 +8,7 @@ run steady open-loop load on ``/plaintext`` at a fixed, moderate rate (the proje
 stall shows as failures and latency, not as a generator that politely waits); inject the fault a
 moment in; keep loading; read the engine's per-0.1 s outcome timeline and the process count
 sampled beside it. Every fault becomes a :class:`scripts.records.FaultRecord`; :mod:`scripts.fault_report`
-turns the records into ``faults.md``, ``faults.html`` and charts.
+turns the records into ``faults.md``, ``report.html`` and charts.
 
 Everything is driven by :data:`servers.MODES`. The facts a fault needs beyond starting a mode are
 declared on each :class:`servers.Mode` (``worker_timeout_flag``, ``max_requests_flag``,
@@ -43,7 +43,7 @@ import psycopg
 import servers
 from apps import faults as app_faults
 from scripts import cpus as cpu_sets
-from scripts import environment, fault_report, plan
+from scripts import environment, fault_report, faulthtml, plan
 from scripts.files import write_text_atomic
 from scripts.loadgen import LoadError
 from scripts.openloop import OpenLoopResult, openloop_command, parse_result, run_openloop
@@ -965,7 +965,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(quick=args.quick, out=out)
     run(settings, modes, faults)
     fault_report.render_run(out)
-    print(f"faults: wrote {out / 'faults.md'} and {out / 'faults.html'}")
+    print(f"faults: wrote {out / 'faults.md'} and {out / faulthtml.PAGE_NAME}")
     return 0
 
 

@@ -1,5 +1,5 @@
 """What a fault record reduces to, in words and numbers: shared by faults.md (:mod:`scripts.fault_report`),
-faults.html (:mod:`scripts.faulthtml`) and the results index (:mod:`scripts.index`).
+the faults run's report.html (:mod:`scripts.faulthtml`) and the results index (:mod:`scripts.index`).
 
 Each fault's description, the cautions of the worker model and the faults that measure them, a few words of
 outcome per record, the failures split by how they ended, and a record's timeline smoothed for drawing.

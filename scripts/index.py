@@ -2,9 +2,9 @@
 
 Rebuilt after every run under ``results/`` (:func:`rebuild_for`, called by :func:`scripts.report.render_run` and
 :func:`scripts.fault_report.render_run`), or by hand: ``python -m scripts.index [FOLDER]``. Bench runs and faults
-runs (``nox -s faults``) are listed together. Each row links the run's report.html or faults.html (or its
-markdown when it has no page yet), and a run folder that cannot be read is listed with the reason instead of
-hidden.
+runs (``nox -s faults``) are listed together. Each row links the run's report.html (an older faults run's
+faults.html, or the run's markdown when it has no page yet), and a run folder that cannot be read is listed
+with the reason instead of hidden.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def fault_entry(run: records.Run) -> RunEntry:
         else ""
     losing = [(f, sum(1 for r in faults if r.fault == f and r.ok and r.requests_lost)) for f in kinds]
     headline = "; ".join(f"{f}: {n} of {len(modes)} modes lose requests" for f, n in losing if n)
-    report = next((n for n in ("faults.html", "faults.md") if (run.path / n).exists()), None)
+    report = next((n for n in ("report.html", "faults.html", "faults.md") if (run.path / n).exists()), None)
     plan = f"faults: {len(kinds)} faults x {len(modes)} modes" + (", quick" if meta.get("quick") else "")
     return RunEntry(path=run.path, kind="faults", started=_when(meta.get("started")), commit=commit, plan=plan,
                     cells=cases, headline=headline or "no mode lost a request", report=report)
