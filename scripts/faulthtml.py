@@ -299,10 +299,11 @@ EXTRA_CHARTS = {
 }
 
 
-def fault_section(fault: str, records: Sequence[FaultRecord], everything: Sequence[FaultRecord]) -> str:
+def fault_section(fault: str, records: Sequence[FaultRecord], everything: Sequence[FaultRecord],
+                  meta: Mapping[str, Any]) -> str:
     """One fault: what was done, its timeline, any chart of its own (drawn from ``everything``: the memory chart
     spans both leak faults and sits under the second), and its table."""
-    parts = [f'<section id="fault-{_anchor(fault)}"><h2>{h.esc(fault)}</h2><p>{h.esc(fr.WHAT.get(fault, ""))}</p>']
+    parts = [f'<section id="fault-{_anchor(fault)}"><h2>{h.esc(fault)}</h2><p>{h.esc(fr.what(fault, meta))}</p>']
     figure = availability(fault, records) if not fault.startswith("leak") else None
     if figure is not None:
         parts.append(h.chart(figure, f"chart-availability-{_anchor(fault)}",
@@ -319,6 +320,27 @@ def fault_section(fault: str, records: Sequence[FaultRecord], everything: Sequen
 
 
 # the page ---------------------------------------------------------------------------------------------------------
+
+
+def your_app_section(meta: Mapping[str, Any]) -> str:
+    """A user's app: what was served and loaded, the faults that need the sample app and why, the modes that cannot
+    serve it; empty for the sample app."""
+    app = fr.your_app(meta)
+    if app is None:
+        return ""
+    parts = ['<section id="your-app"><h2>Your app</h2>',
+             f"<p>Served: <code>{h.esc(app.served)}</code>. Every fault's steady load sends your request, "
+             f"<code>{h.esc(app.request)}</code>, checked against its expectations before each fault.</p>"]
+    if app.needs_sample_app:
+        rows: list[list[h.Cell | str]] = [[f, h.Cell(n, css="muted")] for f, n in app.needs_sample_app.items()]
+        parts.append("<h3>Needs the sample app</h3><p>Not run: these faults are requests to the sample app's fault "
+                     "endpoints (<code>apps/faults.py</code>), which your app does not have.</p>"
+                     + h.table(("fault", "what it needs"), rows, sortable=False, attrs=' id="needs-sample-app"'))
+    if app.not_applicable:
+        rows = [[m, h.Cell(why, css="muted")] for m, why in app.not_applicable.items()]
+        parts.append("<h3>Not applicable</h3><p>Modes asked for that cannot serve your app.</p>"
+                     + h.table(("mode", "why"), rows, sortable=False, attrs=' id="not-applicable"'))
+    return "".join(parts) + "</section>"
 
 
 def failures_section(records: Sequence[FaultRecord]) -> str:
@@ -373,11 +395,13 @@ def render(records: Sequence[FaultRecord], run_dir: Path, meta: Mapping[str, Any
         return page
     order = [f for _, faults in fr.CAUTIONS for f in faults] + [r.fault for r in records]
     faults = [f for f in dict.fromkeys(order) if any(r.fault == f for r in records)]
-    sections = [fault_section(f, [r for r in records if r.fault == f], records) for f in faults]
+    sections = [fault_section(f, [r for r in records if r.fault == f], records, meta) for f in faults]
+    mine = your_app_section(meta)
     toc = " ".join(f'<a href="#{a}">{label}</a>' for a, label in (("how-to-read", "How to read"),
+                                                                  *([("your-app", "Your app")] if mine else []),
                                                                   ("matrix", "Cautions x modes")))
     toc += " · " + " ".join(f'<a href="#fault-{_anchor(f)}">{h.esc(f)}</a>' for f in faults)
-    page.add(f'<nav class="toc">{toc} · <a href="#environment">Environment</a></nav>', INTRO, matrix(records),
+    page.add(f'<nav class="toc">{toc} · <a href="#environment">Environment</a></nav>', INTRO, mine, matrix(records),
              *sections, failures_section(records), environment_section(meta))
     return page
 

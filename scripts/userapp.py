@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -87,6 +88,26 @@ def adapted_modes(app: UserApp, registry: Mapping[str, Mode], modes: tuple[str, 
                            reuse_targets=())
         entries[name] = mode
     return entries
+
+
+def server_env(app: UserApp, env: dict[str, str], root: Path) -> dict[str, str]:
+    """``env`` (a server's environment) for the user's app: its folder first on the import path, so its modules win
+    over ours, then the project root; then its settings, and what apps.adapted reads under --adapt."""
+    env = dict(env)
+    if app.app_dir:
+        env["PYTHONPATH"] = os.pathsep.join((str(app.app_dir), str(root)))
+    env.update(app.env)
+    env.update(app.adapted_env())
+    return env
+
+
+def load_request(scenarios: Mapping[str, Scenario]) -> Scenario:
+    """The one request a steady load sends to the user's app (the faults suite): the --open-loop-path GET if given,
+    else the first request of the first scenario (the scenario file's, then --paths'), as a scenario of its own so
+    it can be verified alone."""
+    chosen = scenarios.get(OPEN_LOOP_USER_SCENARIO) or next(iter(scenarios.values()))
+    probe = chosen.probes[0]
+    return Scenario(name=probe.name or chosen.name, summary=f"{probe.method} {probe.path}", probes=(probe,))
 
 
 def ready_probe(app: UserApp, scenarios: Mapping[str, Scenario]) -> tuple[str, bool]:
