@@ -322,19 +322,24 @@ def fault_section(fault: str, records: Sequence[FaultRecord], everything: Sequen
 # the page ---------------------------------------------------------------------------------------------------------
 
 
-def your_app_section(meta: Mapping[str, Any]) -> str:
+def your_app_section(meta: Mapping[str, Any], records: Sequence[FaultRecord]) -> str:
     """A user's app: what was served and loaded, the faults that need the sample app and why, the modes that cannot
     serve it; empty for the sample app."""
     app = fr.your_app(meta)
     if app is None:
         return ""
+    ran = {r.fault for r in records}
+    unmeasured = [c for c, faults in fr.CAUTIONS if not ran & set(faults)]
     parts = ['<section id="your-app"><h2>Your app</h2>',
              f"<p>Served: <code>{h.esc(app.served)}</code>. Every fault's steady load sends your request, "
              f"<code>{h.esc(app.request)}</code>, checked against its expectations before each fault.</p>"]
     if app.needs_sample_app:
         rows: list[list[h.Cell | str]] = [[f, h.Cell(n, css="muted")] for f, n in app.needs_sample_app.items()]
+        rowless = (f" So the cautions they measure ({h.esc(', '.join(unmeasured))}) have no row in the table below; "
+                   "run <code>python -m scripts.faults</code> without <code>--app</code> to see them on the sample app."
+                   if unmeasured else "")
         parts.append("<h3>Needs the sample app</h3><p>Not run: these faults are requests to the sample app's fault "
-                     "endpoints (<code>apps/faults.py</code>), which your app does not have.</p>"
+                     f"endpoints (<code>apps/faults.py</code>), which your app does not have.{rowless}</p>"
                      + h.table(("fault", "what it needs"), rows, sortable=False, attrs=' id="needs-sample-app"'))
     if app.not_applicable:
         rows = [[m, h.Cell(why, css="muted")] for m, why in app.not_applicable.items()]
@@ -396,7 +401,7 @@ def render(records: Sequence[FaultRecord], run_dir: Path, meta: Mapping[str, Any
     order = [f for _, faults in fr.CAUTIONS for f in faults] + [r.fault for r in records]
     faults = [f for f in dict.fromkeys(order) if any(r.fault == f for r in records)]
     sections = [fault_section(f, [r for r in records if r.fault == f], records, meta) for f in faults]
-    mine = your_app_section(meta)
+    mine = your_app_section(meta, records)
     toc = " ".join(f'<a href="#{a}">{label}</a>' for a, label in (("how-to-read", "How to read"),
                                                                   *([("your-app", "Your app")] if mine else []),
                                                                   ("matrix", "Cautions x modes")))
