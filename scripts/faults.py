@@ -15,6 +15,12 @@ declared on each :class:`servers.Mode` (``worker_timeout_flag``, ``max_requests_
 ``reload_signal``); a mode without one lacks that capability, so a mode added later runs every
 fault that needs nothing more, and shows "not offered" for the others ("not applicable" is kept for a
 fault the process model makes meaningless, as recycling a process that serves one request anyway).
+
+A user's own app (``--app``/``--asgi-app`` and the bench's other options for it, :mod:`scripts.userapp`) runs
+the faults that send nothing but the load and signals (recycle, reload, shutdown, the slowloris half of slow)
+under every mode of its interface, loading one request of the user's (:func:`scripts.userapp.load_request`,
+verified before each fault); the faults that are requests to the sample app's fault endpoints are listed as
+needing the sample app (:data:`NEEDS_SAMPLE_APP`), the modes of the other interface as not applicable.
 """
 
 from __future__ import annotations
@@ -1022,10 +1028,11 @@ def for_user_app(app: userapp.UserApp, request: Scenario, modes: Sequence[str], 
         anywhere = ", ".join(f for f in FAULTS if f not in NEEDS_SAMPLE_APP)
         raise ValueError(f"{', '.join(faults)}: need the sample app's fault endpoints; the faults that run on your "
                          f"app: {anywhere}")
-    meta = {"app": app.describe(), "request": request.summary,
-            "not_applicable": {m: why for m, why in asked if why is not None},
-            "needs_sample_app": {f: NEEDS_SAMPLE_APP[f] for f in (*faults, "slow: nonreader")
-                                 if f in NEEDS_SAMPLE_APP and (f in faults or "slow" in faults)}}
+    needs = {f: NEEDS_SAMPLE_APP[f] for f in faults if f in NEEDS_SAMPLE_APP}
+    if "slow" in faults:
+        needs["slow: nonreader"] = NEEDS_SAMPLE_APP["slow: nonreader"]
+    meta = {"app": app.describe(), "request": request.summary, "needs_sample_app": needs,
+            "not_applicable": {m: why for m, why in asked if why is not None}}
     return list(serving), {**servers.MODES, **serving}, runnable, meta
 
 
