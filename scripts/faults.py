@@ -1044,7 +1044,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"{', '.join(servers.MODE_SETS['default'])}")
     p.add_argument("--faults", help=f"comma-separated, default all: {', '.join(FAULTS)}")
     p.add_argument("--out", type=Path, help="run folder (default results/faults-<UTC time>)")
-    userapp.add_arguments(p)  # the faults that run on any app load the first request (or --open-loop-path)
+    userapp.add_arguments(p, open_loop_help="the faults' steady load sends GET PATH (default: the first request of "
+                          "--scenario-file, else of --paths)")
     args = p.parse_args(argv)
     modes = list(args.modes)
     faults = _names(args.faults, list(FAULTS), "fault")

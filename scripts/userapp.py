@@ -165,8 +165,12 @@ def _path(value: str) -> str:
     return value
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of a user's app, in one group (also parsed before the full command line: see :func:`early`)."""
+OPEN_LOOP_HELP = "run the open-loop ladder on GET PATH of your app (off for your app without it)"
+
+
+def add_arguments(p: argparse.ArgumentParser, open_loop_help: str = OPEN_LOOP_HELP) -> None:
+    """The options of a user's app, in one group (also parsed before the full command line: see :func:`early`);
+    ``open_loop_help``: what --open-loop-path does for the command (the faults load it)."""
     g = p.add_argument_group("your own app (see README: Benchmark your own app)")
     g.add_argument("--app", type=app_spec, metavar="MODULE:CALLABLE", help="a WSGI app to serve instead of the "
                    "sample app, under every WSGI mode")
@@ -182,8 +186,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "the file's health, else the first request, any answer)")
     g.add_argument("--adapt", action="store_true", help="also run the app under the modes of the other interface, "
                    f"wrapped by a2wsgi; those modes are named MODE{ADAPTED_SUFFIX} in every table")
-    g.add_argument("--open-loop-path", type=_path, help="run the open-loop ladder on GET PATH of your app (off for "
-                   "your app without it)")
+    g.add_argument("--open-loop-path", type=_path, help=open_loop_help)
 
 
 def early(argv: list[str] | None) -> argparse.Namespace:
