@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from scripts import bench, faults, records
+from scripts import bench, faults, records, userapp
 from scripts.plan import plan_from_args
 from tests.conftest import ROOT
 from tests.scripts.browser import screenshot
@@ -140,3 +140,15 @@ def test_a_user_app_bench_run_shows_your_app_in_report_html(tmp_path: Path, visi
     assert order[:2] == ["verdict", "your-app"]
     info = json.loads((plan.out / "plan.json").read_text())["plan"]
     assert "uvicorn" in info["not_applicable"]
+
+
+def test_the_load_is_the_first_request_or_the_open_loop_path() -> None:
+    def chosen(*args: str) -> str:
+        user = userapp.from_args(userapp.early(list(args)))
+        assert user is not None
+        return userapp.load_request(user[1]).summary
+
+    assert chosen(*FLASK) == "GET /"  # the file's first request, before --paths
+    assert chosen(*FLASK, "--paths", "/api/items") == "GET /"
+    assert chosen("--app", "examples.flaskapp:app", "--paths", "/api/items/2,/") == "GET /api/items/2"
+    assert chosen(*FLASK, "--open-loop-path", "/api/items/1") == "GET /api/items/1"
