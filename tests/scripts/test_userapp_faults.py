@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from scripts import bench, faults, records, userapp
+from scripts import bench, faults, index, records, userapp
 from scripts.plan import plan_from_args
 from tests.conftest import ROOT
 from tests.scripts.browser import screenshot
@@ -26,6 +26,7 @@ def _faults(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_faults_that_run_on_any_app_run_on_a_flask_app(tmp_path: Path, visit: Any) -> None:
+    index.write_index(tmp_path)  # an index of ours beside the run: the run rebuilds it
     out = tmp_path / "faults"
     done = _faults(*FLASK, "--modes", "prefork,gunicorn-sync,uvicorn", "--faults", "crash,reload,shutdown,slow",
                    "--out", str(out))
@@ -63,6 +64,9 @@ def test_the_faults_that_run_on_any_app_run_on_a_flask_app(tmp_path: Path, visit
     assert "uvicorn" in seen.page.inner_text("#not-applicable")
     header = seen.page.eval_on_selector_all("#matrix-table thead th", "ths => ths.map(t => t.textContent)")
     assert header == ["caution", "fault", "prefork", "gunicorn-sync"]
+    listed = visit(tmp_path / "index.html")
+    assert "3 faults x 2 modes, quick, your app examples.flaskapp:app" in listed.page.inner_text("table tbody tr")
+    assert listed.page.get_attribute("table a", "href") == "faults/report.html"
 
 
 NEEDS_ENV = """
@@ -123,7 +127,9 @@ def test_a_user_app_bench_run_shows_your_app_in_report_html(tmp_path: Path, visi
                            "prefork,gunicorn-sync,uvicorn", "--generator", "native", "--concurrency", "4",
                            "--no-sweep", "--no-close", "--repeats", "1", "--duration", "1", "--warmup", "0.2",
                            "--no-open-loop", "--out", str(tmp_path / "run")])
+    index.write_index(tmp_path)
     assert plan is not None and bench.run(plan) == 0
+    assert "your app examples.flaskapp:app" in (tmp_path / "index.html").read_text()
     seen = visit(plan.out / "report.html")
     screenshot(seen, tmp_path, "report-flask-app")
     assert seen.errors == [] and seen.remote_requests() == []
