@@ -25,7 +25,18 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from scripts import faulthtml, index, records
-from scripts.faultsummary import CAUTIONS, SMOOTH_S, WHAT, failure_split, has_timeline, short, timelines, what, your_app
+from scripts.faultsummary import (
+    CAUTIONS,
+    SMOOTH_S,
+    WHAT,
+    failure_split,
+    has_timeline,
+    short,
+    timelines,
+    unmeasured_cautions,
+    what,
+    your_app,
+)
 from scripts.plot import mode_colors
 from scripts.records import FaultRecord
 
@@ -124,7 +135,7 @@ def _cell(value: object) -> str:
     return "—" if value is None else str(value).replace("|", "\\|")
 
 
-def your_app_lines(meta: Mapping[str, Any]) -> list[str]:
+def your_app_lines(meta: Mapping[str, Any], records: Sequence[FaultRecord]) -> list[str]:
     """A user's app (``--app``): what was served and loaded, the faults that need the sample app, the modes of the
     other interface; none for the sample app."""
     app = your_app(meta)
@@ -133,8 +144,10 @@ def your_app_lines(meta: Mapping[str, Any]) -> list[str]:
     lines = ["## Your app", "", f"Served: {app.served}. Every fault's steady load sends your request: "
              f"`{app.request}`, checked against its expectations before each fault.", ""]
     if app.needs_sample_app:
-        lines += ["Needs the sample app (not run: these faults are requests to the sample app's fault endpoints):",
-                  "", *(f"- {fault}: {needs}" for fault, needs in app.needs_sample_app.items()), ""]
+        unmeasured = unmeasured_cautions(records)
+        rowless = f" The cautions they measure ({', '.join(unmeasured)}) have no row below." if unmeasured else ""
+        lines += ["Needs the sample app (not run: these faults are requests to the sample app's fault endpoints)."
+                  f"{rowless}", "", *(f"- {fault}: {needs}" for fault, needs in app.needs_sample_app.items()), ""]
     if app.not_applicable:
         lines += ["Not applicable (modes asked for that cannot serve your app):", "",
                   *(f"- {mode}: {why}" for mode, why in app.not_applicable.items()), ""]
@@ -150,7 +163,7 @@ def markdown(records: Sequence[FaultRecord], charts: dict[str, str], meta: Mappi
              "sent by the end). Recovery: seconds from the fault until the offered load is answered in full again "
              "and stays so (— : not measured, or never). n/a: meaningless for the process model; not offered: the "
              "server has no such feature. The same, interactive: report.html.", "",
-             *your_app_lines(meta), *matrix(records), ""]
+             *your_app_lines(meta, records), *matrix(records), ""]
     for fault in faults:
         lines += [f"## {fault}", "", what(fault, meta), ""]
         if fault in charts:

@@ -328,8 +328,7 @@ def your_app_section(meta: Mapping[str, Any], records: Sequence[FaultRecord]) ->
     app = fr.your_app(meta)
     if app is None:
         return ""
-    ran = {r.fault for r in records}
-    unmeasured = [c for c, faults in fr.CAUTIONS if not ran & set(faults)]
+    unmeasured = fr.unmeasured_cautions(records)
     parts = ['<section id="your-app"><h2>Your app</h2>',
              f"<p>Served: <code>{h.esc(app.served)}</code>. Every fault's steady load sends your request, "
              f"<code>{h.esc(app.request)}</code>, checked against its expectations before each fault.</p>"]

@@ -110,6 +110,12 @@ CAUTIONS = (("state", ("state",)), ("errors", ("error", "crash", "segv")),
             ("lifecycle", ("hang", "reload", "shutdown")), ("cleanup", ("cleanup",)), ("slow clients", ("slow",)))
 
 
+def unmeasured_cautions(records: Sequence[FaultRecord]) -> list[str]:
+    """The cautions no recorded fault measures (on a user's app: those whose faults need the sample app)."""
+    ran = {r.fault for r in records}
+    return [caution for caution, faults in CAUTIONS if not ran & set(faults)]
+
+
 SLOW_SHORT = {"slowloris": "loris", "nonreader": "no-read"}
 
 

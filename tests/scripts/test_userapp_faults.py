@@ -51,6 +51,7 @@ def test_the_faults_that_run_on_any_app_run_on_a_flask_app(tmp_path: Path, visit
 
     md = (out / "faults.md").read_text()
     assert "## Your app" in md and "- crash: /fault/crash" in md and "- uvicorn: serves ASGI apps" in md
+    assert "The cautions they measure (state, errors, leaks, cleanup) have no row below." in md
     assert "SIGTERM under steady load of your request (GET /)" in md
     assert not (out / "faults.html").exists()
     seen = visit(out / "report.html")
