@@ -20,7 +20,8 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def faults(session: nox.Session) -> None:
     """Inject the same faults into every mode; arguments after `--` go to scripts.faults (`-- --quick`, `-- --help`)."""
-    session.install("-e", ".")
+    # The README's faults on your own app: its Flask example and --adapt's a2wsgi run in this environment.
+    session.install("-e", ".[examples,adapters]")
     session.run("python", "-m", "scripts.faults", *session.posargs)
 
 

@@ -49,12 +49,7 @@ def server_env(plan: Plan, db_path: Path, strategy: str | None) -> dict[str, str
     if plan.db_url:
         env[db.ENV_URL] = plan.db_url
     env[db.ENV_STRATEGY] = strategy or db.REUSE
-    if plan.app:  # the user's folder first, so its modules win over ours; then its settings
-        if plan.app.app_dir:
-            env["PYTHONPATH"] = os.pathsep.join((str(plan.app.app_dir), str(ROOT)))
-        env.update(plan.app.env)
-        env.update(plan.app.adapted_env())
-    return env
+    return userapp.server_env(plan.app, env, ROOT) if plan.app else env
 
 
 @contextmanager

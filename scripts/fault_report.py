@@ -1,4 +1,4 @@
-"""Fault records -> ``faults.md``, ``faults.html`` and charts (pure functions of the records; nothing here measures).
+"""Fault records -> ``faults.md``, ``report.html`` and charts (pure functions of the records; nothing here measures).
 
 Charts, where a person would rather look than read:
 
@@ -9,13 +9,14 @@ Charts, where a person would rather look than read:
 * ``memory.png``: PSS of each mode's process tree against requests served, solid without
   recycling, dashed with it.
 
-The same figures, interactive, are in ``faults.html`` (:mod:`scripts.faulthtml`).
+The same figures, interactive, are in the run's ``report.html`` (:mod:`scripts.faulthtml`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -24,14 +25,25 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from scripts import faulthtml, index, records
-from scripts.faultsummary import CAUTIONS, SMOOTH_S, WHAT, failure_split, has_timeline, short, timelines
+from scripts.faultsummary import (
+    CAUTIONS,
+    SMOOTH_S,
+    WHAT,
+    failure_split,
+    has_timeline,
+    short,
+    timelines,
+    unmeasured_cautions,
+    what,
+    your_app,
+)
 from scripts.plot import mode_colors
 from scripts.records import FaultRecord
 
 FAILURE_DASHES = {"refused": ":", "reset": "-", "timeout": "--", "5xx": "-.", "wrong": (0, (1, 3))}
 
 
-def availability_figure(fault: str, records: Sequence[FaultRecord]) -> Figure | None:
+def availability_figure(fault: str, records: Sequence[FaultRecord], what: str | None = None) -> Figure | None:
     """Served share of the offered load and failures per second over time, one colour per mode."""
     usable = [r for r in records if has_timeline(r)]
     if not usable:
@@ -53,7 +65,7 @@ def availability_figure(fault: str, records: Sequence[FaultRecord]) -> Figure | 
     if bottom.get_legend_handles_labels()[0]:
         bottom.legend(fontsize=7, loc="upper right", ncol=2)
     bottom.set_xlabel(f"seconds from the fault (trailing mean over {SMOOTH_S} s, or 4 requests' worth if longer)")
-    top.set_title(f"{fault}: {WHAT.get(fault, '')}", fontsize=10)
+    top.set_title(f"{fault}: {WHAT.get(fault, '') if what is None else what}", fontsize=10)
     top.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
@@ -123,17 +135,37 @@ def _cell(value: object) -> str:
     return "—" if value is None else str(value).replace("|", "\\|")
 
 
-def markdown(records: Sequence[FaultRecord], charts: dict[str, str]) -> str:
+def your_app_lines(meta: Mapping[str, Any], records: Sequence[FaultRecord]) -> list[str]:
+    """A user's app (``--app``): what was served and loaded, the faults that need the sample app, the modes of the
+    other interface; none for the sample app."""
+    app = your_app(meta)
+    if app is None:
+        return []
+    lines = ["## Your app", "", f"Served: {app.served}. Every fault's steady load sends your request: "
+             f"`{app.request}`, checked against its expectations before each fault.", ""]
+    if app.needs_sample_app:
+        unmeasured = unmeasured_cautions(records)
+        rowless = f" The cautions they measure ({', '.join(unmeasured)}) have no row below." if unmeasured else ""
+        lines += ["Needs the sample app (not run: these faults are requests to the sample app's fault endpoints)."
+                  f"{rowless}", "", *(f"- {fault}: {needs}" for fault, needs in app.needs_sample_app.items()), ""]
+    if app.not_applicable:
+        lines += ["Not applicable (modes asked for that cannot serve your app):", "",
+                  *(f"- {mode}: {why}" for mode, why in app.not_applicable.items()), ""]
+    return lines
+
+
+def markdown(records: Sequence[FaultRecord], charts: dict[str, str], meta: Mapping[str, Any] | None = None) -> str:
+    meta = meta or {}
     faults = list(dict.fromkeys(r.fault for r in records))
     lines = ["# Faults: what each server model costs when things go wrong", "",
              "Lost: requests of the steady load without a 2xx answer; how they failed: refused (could not "
              "connect), reset (closed without an answer), timeout, 5xx, wrong (neither 2xx nor 5xx), unsent (never "
              "sent by the end). Recovery: seconds from the fault until the offered load is answered in full again "
              "and stays so (— : not measured, or never). n/a: meaningless for the process model; not offered: the "
-             "server has no such feature. The same, interactive: faults.html.", "",
-             *matrix(records), ""]
+             "server has no such feature. The same, interactive: report.html.", "",
+             *your_app_lines(meta, records), *matrix(records), ""]
     for fault in faults:
-        lines += [f"## {fault}", "", WHAT.get(fault, ""), ""]
+        lines += [f"## {fault}", "", what(fault, meta), ""]
         if fault in charts:
             lines += [f"![{fault}]({charts[fault]})", ""]
         lines += ["| mode | lost | how they failed | recovery (s) | verdict |", "| --- | --- | --- | --- | --- |"]
@@ -151,21 +183,23 @@ def markdown(records: Sequence[FaultRecord], charts: dict[str, str]) -> str:
 
 
 def render_run(out: Path) -> Path:
-    """Redraw a faults run folder from its ``faults.json``: charts, ``faults.md``, ``faults.html``, and the results
+    """Redraw a faults run folder from its ``faults.json``: charts, ``faults.md``, ``report.html``, and the results
     index when the run lives under results/; returns the markdown's path."""
     run = records.load(out)
-    path = render(out, run.faults)
+    path = render(out, run.faults, run.faults_meta)
     faulthtml.write_page(run.faults, out, run.faults_meta)
     index.rebuild_for(out)
     return path
 
 
-def render(out: Path, records: Sequence[FaultRecord]) -> Path:
-    """Write the charts and ``faults.md`` into the run folder ``out``; returns the markdown's path."""
+def render(out: Path, records: Sequence[FaultRecord], meta: Mapping[str, Any] | None = None) -> Path:
+    """Write the charts and ``faults.md`` into the run folder ``out`` (``meta``: faults.json's, for a user's app);
+    returns the markdown's path."""
+    meta = meta or {}
     charts: dict[str, str] = {}
     (out / "charts").mkdir(parents=True, exist_ok=True)
     for fault in dict.fromkeys(r.fault for r in records):
-        fig = availability_figure(fault, [r for r in records if r.fault == fault])
+        fig = availability_figure(fault, [r for r in records if r.fault == fault], what(fault, meta))
         if fig is not None and not fault.startswith("leak"):
             name = f"charts/availability-{fault.replace('+', '-')}.png"
             fig.savefig(out / name, dpi=110)
@@ -178,7 +212,7 @@ def render(out: Path, records: Sequence[FaultRecord]) -> Path:
             plt.close(figure)
             charts[name] = f"charts/{name}.png"
     path = out / "faults.md"
-    path.write_text(markdown(records, charts))
+    path.write_text(markdown(records, charts, meta))
     return path
 
 

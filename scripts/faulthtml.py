@@ -1,4 +1,7 @@
-"""``faults.html``: a faults run as one self-contained page, in report.html's shell and style (:mod:`scripts.html`).
+"""A faults run's ``report.html``: one self-contained page, in the bench report's shell and style (:mod:`scripts.html`).
+
+Every run, bench or faults, writes its page as ``report.html`` (a faults run wrote ``faults.html`` before: a
+re-render removes that old name, so a folder never holds two pages of one run).
 
 For a reader who has not seen the suite before, in the order they ask: what was done and how to read it, the
 caution x mode table (each caution of the long-lived worker model, the fault that measures it, each mode's
@@ -25,7 +28,8 @@ from scripts.htmlcharts import LAYOUT, MARGIN
 from scripts.plot import mode_colors
 from scripts.records import FaultRecord
 
-PAGE_NAME = "faults.html"
+PAGE_NAME = "report.html"
+OLD_PAGE_NAME = "faults.html"  # what faults runs before 2026-11-29 wrote; results/index.html still links it
 KINDS = ("refused", "reset", "timeout", "5xx", "wrong")
 DASHES = {"refused": "dot", "reset": "solid", "timeout": "dash", "5xx": "dashdot", "wrong": "longdashdot",
           "failed": "solid", "unsent": "dot"}
@@ -295,10 +299,11 @@ EXTRA_CHARTS = {
 }
 
 
-def fault_section(fault: str, records: Sequence[FaultRecord], everything: Sequence[FaultRecord]) -> str:
+def fault_section(fault: str, records: Sequence[FaultRecord], everything: Sequence[FaultRecord],
+                  meta: Mapping[str, Any]) -> str:
     """One fault: what was done, its timeline, any chart of its own (drawn from ``everything``: the memory chart
     spans both leak faults and sits under the second), and its table."""
-    parts = [f'<section id="fault-{_anchor(fault)}"><h2>{h.esc(fault)}</h2><p>{h.esc(fr.WHAT.get(fault, ""))}</p>']
+    parts = [f'<section id="fault-{_anchor(fault)}"><h2>{h.esc(fault)}</h2><p>{h.esc(fr.what(fault, meta))}</p>']
     figure = availability(fault, records) if not fault.startswith("leak") else None
     if figure is not None:
         parts.append(h.chart(figure, f"chart-availability-{_anchor(fault)}",
@@ -315,6 +320,31 @@ def fault_section(fault: str, records: Sequence[FaultRecord], everything: Sequen
 
 
 # the page ---------------------------------------------------------------------------------------------------------
+
+
+def your_app_section(meta: Mapping[str, Any], records: Sequence[FaultRecord]) -> str:
+    """A user's app: what was served and loaded, the faults that need the sample app and why, the modes that cannot
+    serve it; empty for the sample app."""
+    app = fr.your_app(meta)
+    if app is None:
+        return ""
+    unmeasured = fr.unmeasured_cautions(records)
+    parts = ['<section id="your-app"><h2>Your app</h2>',
+             f"<p>Served: <code>{h.esc(app.served)}</code>. Every fault's steady load sends your request, "
+             f"<code>{h.esc(app.request)}</code>, checked against its expectations before each fault.</p>"]
+    if app.needs_sample_app:
+        rows: list[list[h.Cell | str]] = [[f, h.Cell(n, css="muted")] for f, n in app.needs_sample_app.items()]
+        rowless = (f" So the cautions they measure ({h.esc(', '.join(unmeasured))}) have no row in the table below; "
+                   "run <code>python -m scripts.faults</code> without <code>--app</code> to see them on the sample app."
+                   if unmeasured else "")
+        parts.append("<h3>Needs the sample app</h3><p>Not run: these faults are requests to the sample app's fault "
+                     f"endpoints (<code>apps/faults.py</code>), which your app does not have.{rowless}</p>"
+                     + h.table(("fault", "what it needs"), rows, sortable=False, attrs=' id="needs-sample-app"'))
+    if app.not_applicable:
+        rows = [[m, h.Cell(why, css="muted")] for m, why in app.not_applicable.items()]
+        parts.append("<h3>Not applicable</h3><p>Modes asked for that cannot serve your app.</p>"
+                     + h.table(("mode", "why"), rows, sortable=False, attrs=' id="not-applicable"'))
+    return "".join(parts) + "</section>"
 
 
 def failures_section(records: Sequence[FaultRecord]) -> str:
@@ -369,15 +399,19 @@ def render(records: Sequence[FaultRecord], run_dir: Path, meta: Mapping[str, Any
         return page
     order = [f for _, faults in fr.CAUTIONS for f in faults] + [r.fault for r in records]
     faults = [f for f in dict.fromkeys(order) if any(r.fault == f for r in records)]
-    sections = [fault_section(f, [r for r in records if r.fault == f], records) for f in faults]
+    sections = [fault_section(f, [r for r in records if r.fault == f], records, meta) for f in faults]
+    mine = your_app_section(meta, records)
     toc = " ".join(f'<a href="#{a}">{label}</a>' for a, label in (("how-to-read", "How to read"),
+                                                                  *([("your-app", "Your app")] if mine else []),
                                                                   ("matrix", "Cautions x modes")))
     toc += " · " + " ".join(f'<a href="#fault-{_anchor(f)}">{h.esc(f)}</a>' for f in faults)
-    page.add(f'<nav class="toc">{toc} · <a href="#environment">Environment</a></nav>', INTRO, matrix(records),
+    page.add(f'<nav class="toc">{toc} · <a href="#environment">Environment</a></nav>', INTRO, mine, matrix(records),
              *sections, failures_section(records), environment_section(meta))
     return page
 
 
 def write_page(records: Sequence[FaultRecord], run_dir: Path, meta: Mapping[str, Any]) -> Path:
-    """Write ``run_dir/faults.html`` atomically; returns its path."""
-    return render(records, run_dir, meta).write(run_dir / PAGE_NAME)
+    """Write ``run_dir/report.html`` atomically (and drop an older run's ``faults.html``); returns its path."""
+    path = render(records, run_dir, meta).write(run_dir / PAGE_NAME)
+    (run_dir / OLD_PAGE_NAME).unlink(missing_ok=True)
+    return path

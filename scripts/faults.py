@@ -8,13 +8,19 @@ run steady open-loop load on ``/plaintext`` at a fixed, moderate rate (the proje
 stall shows as failures and latency, not as a generator that politely waits); inject the fault a
 moment in; keep loading; read the engine's per-0.1 s outcome timeline and the process count
 sampled beside it. Every fault becomes a :class:`scripts.records.FaultRecord`; :mod:`scripts.fault_report`
-turns the records into ``faults.md``, ``faults.html`` and charts.
+turns the records into ``faults.md``, ``report.html`` and charts.
 
 Everything is driven by :data:`servers.MODES`. The facts a fault needs beyond starting a mode are
 declared on each :class:`servers.Mode` (``worker_timeout_flag``, ``max_requests_flag``,
 ``reload_signal``); a mode without one lacks that capability, so a mode added later runs every
 fault that needs nothing more, and shows "not offered" for the others ("not applicable" is kept for a
 fault the process model makes meaningless, as recycling a process that serves one request anyway).
+
+A user's own app (``--app``/``--asgi-app`` and the bench's other options for it, :mod:`scripts.userapp`) runs
+the faults that send nothing but the load and signals (recycle, reload, shutdown, the slowloris half of slow)
+under every mode of its interface, loading one request of the user's (:func:`scripts.userapp.load_request`,
+verified before each fault); the faults that are requests to the sample app's fault endpoints are listed as
+needing the sample app (:data:`NEEDS_SAMPLE_APP`), the modes of the other interface as not applicable.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,13 +48,16 @@ import psycopg
 
 import servers
 from apps import faults as app_faults
+from loadtests.scenario_file import ScenarioFileError
+from loadtests.scenarios import Probe, Scenario
 from scripts import cpus as cpu_sets
-from scripts import environment, fault_report, plan
+from scripts import environment, fault_report, faulthtml, plan, userapp
 from scripts.files import write_text_atomic
 from scripts.loadgen import LoadError
 from scripts.openloop import OpenLoopResult, openloop_command, parse_result, run_openloop
-from scripts.procs import free_port, group_members, log_tail, running, wait_ready
+from scripts.procs import StartError, free_port, group_members, log_tail, running, wait_ready
 from scripts.records import FaultRecord, faults_to_json
+from scripts.verify import VerifyError, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -65,6 +74,8 @@ class Settings:
     pg_url: str | None = None  # a PostgreSQL server with the world table, for the cleanup fault
 
     lead_s: float | None = None  # seconds of load before the fault; None: by quick
+    app: userapp.UserApp | None = None  # a user's app (--app/--asgi-app), served instead of the sample app
+    request: Scenario | None = None  # its one request the steady load sends (userapp.load_request)
 
     @property
     def duration(self) -> float:  # seconds of load per fault
@@ -243,9 +254,15 @@ def serve(settings: Settings, mode: servers.Mode, extra: Sequence[str], log: Pat
           env: dict[str, str], cpus: frozenset[int] | None = None) -> Iterator[tuple[Target, tuple[str, ...]]]:
     """The mode running with ``extra`` options, ready; on ``cpus`` if given (its whole group, once ready)."""
     port = free_port(settings.host)
-    argv = [*mode.argv(host=settings.host, port=port, workers=settings.workers), *extra]
+    app = settings.app.spec_for(mode.interface) if settings.app else None
+    argv = [*mode.argv(host=settings.host, port=port, workers=settings.workers, app=app), *extra]
+    path, must_be_200 = ("/health", True)
+    if settings.app and settings.request:
+        path, must_be_200 = userapp.ready_probe(settings.app, {settings.request.name: settings.request})
     with running(argv, log_path=log, env=env, cwd=ROOT, cpus=set(cpus) if cpus else None) as proc:
-        wait_ready(proc, settings.host, port, log_path=log, deadline_s=30)
+        wait_ready(proc, settings.host, port, log_path=log, deadline_s=30, path=path, any_answer=not must_be_200)
+        if settings.request:  # a user's request that answers wrong would make every fault look like lost requests
+            verify(settings.host, port, settings.request)
         if cpus:
             for pid in group_members(proc.pid):
                 with suppress(OSError):  # a worker may exit meanwhile
@@ -253,17 +270,31 @@ def serve(settings: Settings, mode: servers.Mode, extra: Sequence[str], log: Pat
         yield Target(host=settings.host, port=port, proc=proc), tuple(argv)
 
 
+def load_probe(settings: Settings, path: str | None = None) -> Probe:
+    """What the steady load sends: GET ``path``, else the user's request, else the sample /plaintext."""
+    if path is None and settings.request is not None:
+        return settings.request.probes[0]
+    return Probe(method="GET", path=path or "/plaintext")
+
+
 def under_load(settings: Settings, mode: servers.Mode, target: Target, inject: Inject, workdir: Path, *,
-               path: str = "/plaintext", rate: float | None = None, duration: float | None = None,
+               path: str | None = None, rate: float | None = None, duration: float | None = None,
                pss: bool = False) -> Observed:
-    """Steady open-loop load on ``path``; ``inject`` runs ``settings.lead`` s in. Bounded by the generator's own
-    schedule plus its timeout, and a margin."""
+    """Steady open-loop load on ``path`` (None: :func:`load_probe`'s request); ``inject`` runs ``settings.lead`` s
+    in. Bounded by the generator's own schedule plus its timeout, and a margin."""
     rate = rate or settings.rate(mode)
     duration = duration or settings.duration
     timeout = settings.request_timeout(mode)
     out = workdir / "openloop.json"
-    argv = openloop_command(f"http://{target.host}:{target.port}{path}", duration=duration, out=out, rate=rate,
-                            connections=32, timeout=timeout)
+    probe = load_probe(settings, path)
+    body_file = None
+    if probe.body:
+        workdir.mkdir(parents=True, exist_ok=True)
+        body_file = workdir / "body"
+        body_file.write_bytes(probe.body)
+    argv = openloop_command(f"http://{target.host}:{target.port}{probe.path}", duration=duration, out=out, rate=rate,
+                            connections=32, timeout=timeout, method=probe.method, headers=probe.headers,
+                            body_file=body_file)
     with GroupWatch(target.proc.pid, interval=0.25 if pss else 0.1, pss=pss) as watch, \
             running(argv, log_path=workdir / "openloop.log", cwd=ROOT) as gen:
         time.sleep(settings.lead + 0.3)  # the generator's own start-up (~0.3 s) comes first
@@ -619,12 +650,13 @@ def shutdown(case: Case) -> FaultRecord:
             time.sleep(0.05)
         t.notes["left_behind"] = len(live_members(t.proc.pid))
 
+    # 150 ms requests at 10/s keep a sync pool of 2 about 75% busy, so SIGTERM finds requests in flight and queued
+    # without overload; cgi gets its own slow rate. A user's request takes what it takes: the usual moderate rate.
+    path, rate = (None, s.rate(case.mode)) if s.request else (f"/io?ms={SHUTDOWN_IO_MS}",
+                                                              min(SHUTDOWN_RATE, s.rate(case.mode)))
     with serve(s, case.mode, (), case.log, case.env) as (target, argv):
-        # 150 ms requests at 10/s keep a sync pool of 2 about 75% busy, so SIGTERM finds requests in flight
-        # and queued without overload; cgi gets its own slow rate.
-        observed = under_load(s, case.mode, target, inject, case.workdir, path=f"/io?ms={SHUTDOWN_IO_MS}",
-                              rate=min(SHUTDOWN_RATE, s.rate(case.mode)))
-    record = load_record("shutdown", case.mode, observed, min(SHUTDOWN_RATE, s.rate(case.mode)), command=argv)
+        observed = under_load(s, case.mode, target, inject, case.workdir, path=path, rate=rate)
+    record = load_record("shutdown", case.mode, observed, rate, command=argv)
     # Cut: requests the server had taken on (connected) and never answered. Refused and unsent ones came after
     # the listener closed, which is the point of a shutdown, not a loss.
     split = record.details["failures"]
@@ -742,8 +774,10 @@ def _closed_loop_rps(case: Case, extra: Sequence[str], workdir: Path) -> tuple[f
     server_cpus, client_cpus = cpu_sets.default_cpus()
     with serve(s, case.mode, extra, case.log, case.env, cpus=server_cpus) as (target, argv), \
             GroupWatch(target.proc.pid, interval=0.1) as watch:
-        result = run_openloop(f"http://{target.host}:{target.port}/plaintext", duration=s.recycle_duration,
-                              workdir=workdir, closed_loop=True, connections=32, cpus=set(client_cpus))
+        probe = load_probe(s)
+        result = run_openloop(f"http://{target.host}:{target.port}{probe.path}", duration=s.recycle_duration,
+                              workdir=workdir, closed_loop=True, connections=32, cpus=set(client_cpus),
+                              method=probe.method, body=probe.body, headers=probe.headers)
     started = frozenset().union(*(pids for _, pids, _ in watch.samples)) - watch.samples[0][1]
     return result.ok / result.duration_s, len(started), argv
 
@@ -772,7 +806,8 @@ def recycle_cost(case: Case) -> FaultRecord:
                f"{cost} ({statistics.median(restarts):.0f} processes started per {s.recycle_duration:g} s)")
     return FaultRecord(fault="recycle", mode=mode.name, status="ok", verdict=verdict, command=argv, details={
         "rps_without": rates["without"], "rps_with": rates["with"], "ratio": ratio, "every": RECYCLE_EVERY,
-        "processes_started": restarts, "duration_s": s.recycle_duration, "path": "/plaintext", "connections": 32})
+        "processes_started": restarts, "duration_s": s.recycle_duration, "path": load_probe(s).path,
+        "connections": 32})
 
 
 # --- slow clients (a minimal slowloris and non-readers of our own; scripts/slowclients.py is the full tool) ---
@@ -784,7 +819,7 @@ SLOW_KINDS = ("slowloris", "nonreader")
 NONREADER_KB = 2048
 
 
-def open_slow(kind: str, host: str, port: int) -> socket.socket | None:
+def open_slow(kind: str, host: str, port: int, path: str = "/plaintext") -> socket.socket | None:
     """One slow client: half a request line and headers (slowloris), or a full request it never reads."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -793,7 +828,7 @@ def open_slow(kind: str, host: str, port: int) -> socket.socket | None:
         sock.settimeout(1.0)
         sock.connect((host, port))
         if kind == "slowloris":
-            sock.sendall(f"GET /plaintext HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".encode())
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".encode())
         else:
             sock.sendall(f"GET /fault/big?kb={NONREADER_KB} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
         return sock
@@ -808,7 +843,7 @@ def slow_level(case: Case, target: Target, kind: str, k: int, held: list[socket.
     s = case.settings
     opened = 0
     while len(held) < k:
-        sock = open_slow(kind, target.host, target.port)
+        sock = open_slow(kind, target.host, target.port, load_probe(s).path)
         if sock is None:
             break
         held.append(sock)
@@ -824,7 +859,10 @@ def slow_clients(case: Case) -> FaultRecord:
     s = case.settings
     results: dict[str, list[dict[str, Any]]] = {}
     argv: tuple[str, ...] = ()
-    for kind in SLOW_KINDS:
+    # Non-readers ask for the sample app's 2 MiB answer: a user's page may fit in the socket buffers, and then a
+    # client that never reads ties up nothing.
+    skipped = {"nonreader": NEEDS_SAMPLE_APP["slow: nonreader"]} if s.request else {}
+    for kind in (k for k in SLOW_KINDS if k not in skipped):
         held: list[socket.socket] = []
         try:
             with serve(s, case.mode, (), case.log, case.env) as (target, argv):
@@ -839,9 +877,10 @@ def slow_clients(case: Case) -> FaultRecord:
     worst = {kind: min(r["success_pct"] for r in levels) for kind, levels in results.items()}
     verdict = "; ".join(f"{kind}: " + ", ".join(f"K={r['k']} {r['success_pct']:g}%" for r in levels)
                         for kind, levels in results.items())
-    return FaultRecord(fault="slow", mode=case.mode.name, status="ok", verdict=f"served {verdict}",
+    needs = "".join(f"; {kind} not run: needs the sample app ({why})" for kind, why in skipped.items())
+    return FaultRecord(fault="slow", mode=case.mode.name, status="ok", verdict=f"served {verdict}{needs}",
                        offered_rate=s.rate(case.mode), command=argv,
-                       details={"levels": results, "worst_success_pct": worst})
+                       details={"levels": results, "worst_success_pct": worst, "needs_sample_app": skipped})
 
 
 CLEANUP_MAX_REQUESTS = 100
@@ -853,6 +892,20 @@ RECYCLE_EVERY = 1_000
 CLEANUP_RATE = 50.0
 SHUTDOWN_IO_MS = 150
 SHUTDOWN_RATE = 10.0
+
+# What each fault that cannot run on a user's app needs of the sample app (apps.faults); the others send only the
+# load's request and signals, so they run on any app: recycle, reload, shutdown, slow (its slowloris half).
+NEEDS_SAMPLE_APP = {
+    "crash": "/fault/crash, a request that calls os._exit",
+    "segv": "/fault/crash?how=segv, a request that dies of SIGSEGV",
+    "hang": "/fault/hang, a request that blocks for an hour",
+    "error": "/fault/error, a request that raises",
+    "state": "/fault/state, a request that stores and reads a module-level value",
+    "leak": "/fault/leak, a request that keeps 16 KiB",
+    "leak+recycle": "/fault/leak, a request that keeps 16 KiB",
+    "cleanup": "/db and the sample app's PostgreSQL connection settings",
+    "slow: nonreader": "/fault/big, a 2 MiB answer",
+}
 
 FAULTS: dict[str, Fault] = {
     "crash": _crash("exit", "crash"),
@@ -878,9 +931,14 @@ def run_case(fault: str, case: Case) -> FaultRecord:
     case.workdir.mkdir(parents=True, exist_ok=True)
     try:
         return FAULTS[fault](case)
-    except (RuntimeError, OSError, ValueError, KeyError, subprocess.TimeoutExpired, psycopg.Error, LoadError) as exc:
+    except (RuntimeError, OSError, ValueError, KeyError, subprocess.TimeoutExpired, psycopg.Error, LoadError,
+            StartError, VerifyError) as exc:
+        tail = log_tail(case.log)
+        app = case.settings.app
+        if app and (note := userapp.failure_note(app, case.log)):
+            tail += "\n" + note
         return FaultRecord(fault=fault, mode=case.mode.name, status="failed",
-                           error=f"{type(exc).__name__}: {exc}".splitlines()[0], log_tail=log_tail(case.log))
+                           error=f"{type(exc).__name__}: {exc}".splitlines()[0], log_tail=tail)
 
 
 def write_records(path: Path, records: Sequence[FaultRecord], meta: dict[str, Any]) -> None:
@@ -907,26 +965,33 @@ def postgres_if(wanted: bool) -> Iterator[str | None]:
         yield url
 
 
-def run(settings: Settings, modes: Sequence[str], faults: Sequence[str]) -> list[FaultRecord]:
+def run(settings: Settings, modes: Sequence[str], faults: Sequence[str], *,
+        registry: Mapping[str, servers.Mode] = servers.MODES, meta: Mapping[str, Any] | None = None
+        ) -> list[FaultRecord]:
+    """Every fault against every mode (``registry`` names them: a user's app may add MODE+a2wsgi entries);
+    ``meta`` goes into faults.json beside what the run records itself."""
     with postgres_if("cleanup" in faults) as url:
-        return _run(dataclasses.replace(settings, pg_url=url), modes, faults)
+        return _run(dataclasses.replace(settings, pg_url=url), modes, faults, registry, meta or {})
 
 
-def _run(settings: Settings, modes: Sequence[str], faults: Sequence[str]) -> list[FaultRecord]:
+def _run(settings: Settings, modes: Sequence[str], faults: Sequence[str], registry: Mapping[str, servers.Mode],
+         extra: Mapping[str, Any]) -> list[FaultRecord]:
     from apps import db
 
     settings.out.mkdir(parents=True, exist_ok=True)
     db_path = db.create(settings.out / "world.sqlite")
     env = server_env(db_path)
+    if settings.app:
+        env = userapp.server_env(settings.app, env, ROOT)
     records: list[FaultRecord] = []
     started = time.monotonic()
     meta = {"quick": settings.quick, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "modes": list(modes), "faults": list(faults), "workers": settings.workers,
-            "environment": environment.environment()}
+            "environment": environment.environment(), **extra}
     try:
         for fault in faults:
             for name in modes:
-                case = Case(settings=settings, mode=servers.MODES[name], env=env,
+                case = Case(settings=settings, mode=registry[name], env=env,
                             workdir=settings.out / "logs" / f"{fault}-{name}")
                 t0 = time.monotonic()
                 record = run_case(fault, case)
@@ -950,6 +1015,27 @@ def _names(text: str | None, valid: Sequence[str], what: str) -> list[str]:
     return names
 
 
+def for_user_app(app: userapp.UserApp, request: Scenario, modes: Sequence[str], faults: Sequence[str]
+                 ) -> tuple[list[str], dict[str, servers.Mode], list[str], dict[str, Any]]:
+    """The modes that can serve the user's app (as the bench names them), the registry that holds them, the faults
+    that run on any app, and what faults.json records of the rest; raises ValueError when nothing would run."""
+    asked = [(m, app.not_applicable(servers.MODES[m])) for m in modes]
+    serving = userapp.adapted_modes(app, servers.MODES, tuple(m for m, why in asked if why is None))
+    runnable = [f for f in faults if f not in NEEDS_SAMPLE_APP]
+    if not serving:
+        raise ValueError("no mode asked for can serve your app: " + "; ".join(f"{m} {why}" for m, why in asked))
+    if not runnable:
+        anywhere = ", ".join(f for f in FAULTS if f not in NEEDS_SAMPLE_APP)
+        raise ValueError(f"{', '.join(faults)}: need the sample app's fault endpoints; the faults that run on your "
+                         f"app: {anywhere}")
+    needs = {f: NEEDS_SAMPLE_APP[f] for f in faults if f in NEEDS_SAMPLE_APP}
+    if "slow" in faults:
+        needs["slow: nonreader"] = NEEDS_SAMPLE_APP["slow: nonreader"]
+    meta = {"app": app.describe(), "request": request.summary, "needs_sample_app": needs,
+            "not_applicable": {m: why for m, why in asked if why is not None}}
+    return list(serving), {**servers.MODES, **serving}, runnable, meta
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.faults", description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="short loads (about 4 minutes for everything)")
@@ -958,14 +1044,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"{', '.join(servers.MODE_SETS['default'])}")
     p.add_argument("--faults", help=f"comma-separated, default all: {', '.join(FAULTS)}")
     p.add_argument("--out", type=Path, help="run folder (default results/faults-<UTC time>)")
+    userapp.add_arguments(p, open_loop_help="the faults' steady load sends GET PATH (default: the first request of "
+                          "--scenario-file, else of --paths)")
     args = p.parse_args(argv)
     modes = list(args.modes)
     faults = _names(args.faults, list(FAULTS), "fault")
     out = args.out or ROOT / "results" / time.strftime("faults-%Y%m%dT%H%M%SZ", time.gmtime())
     settings = Settings(quick=args.quick, out=out)
-    run(settings, modes, faults)
+    registry: Mapping[str, servers.Mode] = servers.MODES
+    meta: dict[str, Any] = {}
+    try:
+        user = userapp.from_args(args)
+        if user is not None:
+            request = userapp.load_request(user[1])
+            modes, registry, faults, meta = for_user_app(user[0], request, modes, faults)
+            settings = dataclasses.replace(settings, app=user[0], request=request)
+    except (ScenarioFileError, ValueError) as exc:
+        p.error(str(exc))
+    for mode, why in meta.get("not_applicable", {}).items():
+        print(f"faults: {mode}: not applicable: {why}", flush=True)
+    for fault, needs in meta.get("needs_sample_app", {}).items():
+        print(f"faults: {fault}: needs the sample app ({needs})", flush=True)
+    run(settings, modes, faults, registry=registry, meta=meta)
     fault_report.render_run(out)
-    print(f"faults: wrote {out / 'faults.md'} and {out / 'faults.html'}")
+    print(f"faults: wrote {out / 'faults.md'} and {out / faulthtml.PAGE_NAME}")
     return 0
 
 

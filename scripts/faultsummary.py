@@ -1,5 +1,5 @@
 """What a fault record reduces to, in words and numbers: shared by faults.md (:mod:`scripts.fault_report`),
-faults.html (:mod:`scripts.faulthtml`) and the results index (:mod:`scripts.index`).
+the faults run's report.html (:mod:`scripts.faulthtml`) and the results index (:mod:`scripts.index`).
 
 Each fault's description, the cautions of the worker model and the faults that measure them, a few words of
 outcome per record, the failures split by how they ended, and a record's timeline smoothed for drawing.
@@ -7,11 +7,15 @@ outcome per record, the failures split by how they ended, and a record's timelin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from statistics import median
+from typing import Any
 
 import servers
+from scripts.formatting import MISSING
 from scripts.records import FaultRecord
+from scripts.userapp import ADAPTED_SUFFIX
 
 SMOOTH_S = 0.5
 # How a failed request ended (scripts.engine.FAILURE_KINDS), in words, and each one's line style.
@@ -36,6 +40,44 @@ WHAT = {
     "recycle": "requests/s at full speed (closed loop, 32 connections, /plaintext) with workers recycled every 1,000 "
                "requests against without",
 }
+
+
+# A user's app (scripts.faults --app) gets its own request as the load, so the faults that run on it read so.
+WHAT_YOUR_APP = {
+    "reload": "the mode's reload signal under steady load of your request",
+    "shutdown": "SIGTERM under steady load of your request",
+    "slow": "K clients that send half a request and wait (slowloris) beside steady load of your request",
+    "recycle": "requests/s at full speed (closed loop, 32 connections, your request) with workers recycled every "
+               "1,000 requests against without",
+}
+
+
+def what(fault: str, meta: Mapping[str, Any]) -> str:
+    """What the fault did in this run, in words."""
+    if meta.get("app") and fault in WHAT_YOUR_APP:
+        return f"{WHAT_YOUR_APP[fault]} ({meta.get('request', '')})"
+    return WHAT.get(fault, "")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class YourApp:
+    """A faults run on a user's app, as faults.md and the page show it (from faults.json's meta)."""
+
+    served: str  # WSGI `examples.flaskapp:app`
+    request: str  # the load's request: GET /
+    needs_sample_app: Mapping[str, str]  # fault -> the sample app's endpoint it needs
+    not_applicable: Mapping[str, str]  # mode -> why it cannot serve the app
+
+
+def your_app(meta: Mapping[str, Any]) -> YourApp | None:
+    app = meta.get("app")
+    if not isinstance(app, Mapping):
+        return None
+    served = ", ".join(f"{kind.upper()} {app[kind]}" for kind in ("wsgi", "asgi") if app.get(kind))
+    return YourApp(served=served + (" (--adapt: the other interface's modes through a2wsgi)" if app.get("adapt")
+                                    else ""),
+                   request=str(meta.get("request", MISSING)), needs_sample_app=meta.get("needs_sample_app") or {},
+                   not_applicable=meta.get("not_applicable") or {})
 
 
 def _smoothed(values: Sequence[int], width: int) -> list[float]:
@@ -66,6 +108,12 @@ def has_timeline(r: FaultRecord) -> bool:
 CAUTIONS = (("state", ("state",)), ("errors", ("error", "crash", "segv")),
             ("leaks", ("leak", "leak+recycle", "recycle")),
             ("lifecycle", ("hang", "reload", "shutdown")), ("cleanup", ("cleanup",)), ("slow clients", ("slow",)))
+
+
+def unmeasured_cautions(records: Sequence[FaultRecord]) -> list[str]:
+    """The cautions no recorded fault measures (on a user's app: those whose faults need the sample app)."""
+    ran = {r.fault for r in records}
+    return [caution for caution, faults in CAUTIONS if not ran & set(faults)]
 
 
 SLOW_SHORT = {"slowloris": "loris", "nonreader": "no-read"}
@@ -118,7 +166,7 @@ def short(r: FaultRecord) -> str:
 def per_request(mode: str) -> bool:
     """A registered mode that forks a process per request: its processes come and go with the load, so new pids
     say nothing about respawns, and a hung one is no worker to time out."""
-    entry = servers.MODES.get(mode)
+    entry = servers.MODES.get(mode.removesuffix(ADAPTED_SUFFIX))
     return bool(entry and entry.fork_per_request)
 
 

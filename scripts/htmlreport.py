@@ -247,16 +247,18 @@ def _subtitle(run: AnalysedRun, run_dir: Path, started: str | None) -> str:
     return " · ".join(bits) + (f"<br>{links}" if links else "")
 
 
-_TOC = (("verdict", "Verdict"), ("charts", "Charts"), ("tables", "Tables"), ("flags", "Flags"),
-        ("checks", "Speed checks"), ("plan", "Plan"), ("environment", "Environment"), ("failed", "Failed cells"))
+_TOC = (("verdict", "Verdict"), ("your-app", "Your app"), ("charts", "Charts"), ("tables", "Tables"),
+        ("flags", "Flags"), ("checks", "Speed checks"), ("plan", "Plan"), ("environment", "Environment"),
+        ("failed", "Failed cells"))
 
 
-def render(run: AnalysedRun, run_dir: Path, *, started: str | None = None) -> h.Page:
+def render(run: AnalysedRun, run_dir: Path, *, started: str | None = None, extra: Sequence[str] = ()) -> h.Page:
+    """The page; ``extra``: sections rendered elsewhere, after the verdict (a user's app: scripts.userapp_report)."""
     page = h.Page(title="workerbench report", subtitle=_subtitle(run, run_dir, started), charts=bool(run.figures))
     if not run.figures:
-        page.add("<p>No cells were recorded in this run.</p>", plan_section(run))
+        page.add("<p>No cells were recorded in this run.</p>", *extra, plan_section(run))
         return page
-    body = [verdict(run), charts_section(run), scenario_tables(run), flags_section(run), checks_section(run),
+    body = [verdict(run), *extra, charts_section(run), scenario_tables(run), flags_section(run), checks_section(run),
             plan_section(run), failures_section(run.figures)]
     toc = " ".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in _TOC
                    if any(f'id="{anchor}"' in part for part in body))
@@ -264,6 +266,6 @@ def render(run: AnalysedRun, run_dir: Path, *, started: str | None = None) -> h.
     return page
 
 
-def write_report(run: AnalysedRun, run_dir: Path, *, started: str | None = None) -> Path:
+def write_report(run: AnalysedRun, run_dir: Path, *, started: str | None = None, extra: Sequence[str] = ()) -> Path:
     """Write ``run_dir/report.html`` atomically; returns its path."""
-    return render(run, run_dir, started=started).write(run_dir / REPORT_NAME)
+    return render(run, run_dir, started=started, extra=extra).write(run_dir / REPORT_NAME)

@@ -2,9 +2,9 @@
 
 Rebuilt after every run under ``results/`` (:func:`rebuild_for`, called by :func:`scripts.report.render_run` and
 :func:`scripts.fault_report.render_run`), or by hand: ``python -m scripts.index [FOLDER]``. Bench runs and faults
-runs (``nox -s faults``) are listed together. Each row links the run's report.html or faults.html (or its
-markdown when it has no page yet), and a run folder that cannot be read is listed with the reason instead of
-hidden.
+runs (``nox -s faults``) are listed together. Each row links the run's report.html (an older faults run's
+faults.html, or the run's markdown when it has no page yet), and a run folder that cannot be read is listed
+with the reason instead of hidden.
 """
 
 from __future__ import annotations
@@ -66,7 +66,14 @@ def _plan(info: records.RunInfo | None, run: analysis.AnalysedRun) -> str:
         repeats = plan.get("repeats", MISSING)
         text += f", {repeats} repeat{'' if repeats == 1 else 's'} of {plan.get('duration', MISSING)} s"
         text += ", quick" if plan.get("quick") else ""
-    return text
+    return text + _app(plan.get("app"))
+
+
+def _app(app: object) -> str:
+    """``, your app examples.flaskapp:app`` for a run on a user's app (scripts.userapp), else nothing."""
+    if not isinstance(app, dict):
+        return ""
+    return ", your app " + " and ".join(str(app[k]) for k in ("wsgi", "asgi") if app.get(k))
 
 
 def fault_entry(run: records.Run) -> RunEntry:
@@ -81,8 +88,9 @@ def fault_entry(run: records.Run) -> RunEntry:
         else ""
     losing = [(f, sum(1 for r in faults if r.fault == f and r.ok and r.requests_lost)) for f in kinds]
     headline = "; ".join(f"{f}: {n} of {len(modes)} modes lose requests" for f, n in losing if n)
-    report = next((n for n in ("faults.html", "faults.md") if (run.path / n).exists()), None)
-    plan = f"faults: {len(kinds)} faults x {len(modes)} modes" + (", quick" if meta.get("quick") else "")
+    report = next((n for n in ("report.html", "faults.html", "faults.md") if (run.path / n).exists()), None)
+    plan = (f"faults: {len(kinds)} faults x {len(modes)} modes" + (", quick" if meta.get("quick") else "")
+            + _app(meta.get("app")))
     return RunEntry(path=run.path, kind="faults", started=_when(meta.get("started")), commit=commit, plan=plan,
                     cells=cases, headline=headline or "no mode lost a request", report=report)
 

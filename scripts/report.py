@@ -25,7 +25,7 @@ def render_run(run_dir: Path) -> Path:
     written = summary.write_summary(analysed, run_dir, charts=[c.name for c in charts],
                                     extra=userapp_report.section(run))
     htmlreport.write_report(analysed, run_dir, started=min((c.started_at for c in run.cells if c.started_at),
-                                                           default=None))
+                                                           default=None), extra=[userapp_report.html_section(run)])
     index.rebuild_for(run_dir)
     return written
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -89,6 +90,26 @@ def adapted_modes(app: UserApp, registry: Mapping[str, Mode], modes: tuple[str, 
     return entries
 
 
+def server_env(app: UserApp, env: dict[str, str], root: Path) -> dict[str, str]:
+    """``env`` (a server's environment) for the user's app: its folder first on the import path, so its modules win
+    over ours, then the project root; then its settings, and what apps.adapted reads under --adapt."""
+    env = dict(env)
+    if app.app_dir:
+        env["PYTHONPATH"] = os.pathsep.join((str(app.app_dir), str(root)))
+    env.update(app.env)
+    env.update(app.adapted_env())
+    return env
+
+
+def load_request(scenarios: Mapping[str, Scenario]) -> Scenario:
+    """The one request a steady load sends to the user's app (the faults suite): the --open-loop-path GET if given,
+    else the first request of the first scenario (the scenario file's, then --paths'), as a scenario of its own so
+    it can be verified alone."""
+    chosen = scenarios.get(OPEN_LOOP_USER_SCENARIO) or next(iter(scenarios.values()))
+    probe = chosen.probes[0]
+    return Scenario(name=probe.name or chosen.name, summary=f"{probe.method} {probe.path}", probes=(probe,))
+
+
 def ready_probe(app: UserApp, scenarios: Mapping[str, Scenario]) -> tuple[str, bool]:
     """The path polled until the server is up, and whether it must answer 200 (a health path must; the first
     request of the first scenario only has to answer, since verification judges its answer)."""
@@ -144,8 +165,12 @@ def _path(value: str) -> str:
     return value
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of a user's app, in one group (also parsed before the full command line: see :func:`early`)."""
+OPEN_LOOP_HELP = "run the open-loop ladder on GET PATH of your app (off for your app without it)"
+
+
+def add_arguments(p: argparse.ArgumentParser, open_loop_help: str = OPEN_LOOP_HELP) -> None:
+    """The options of a user's app, in one group (also parsed before the full command line: see :func:`early`);
+    ``open_loop_help``: what --open-loop-path does for the command (the faults load it)."""
     g = p.add_argument_group("your own app (see README: Benchmark your own app)")
     g.add_argument("--app", type=app_spec, metavar="MODULE:CALLABLE", help="a WSGI app to serve instead of the "
                    "sample app, under every WSGI mode")
@@ -161,8 +186,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "the file's health, else the first request, any answer)")
     g.add_argument("--adapt", action="store_true", help="also run the app under the modes of the other interface, "
                    f"wrapped by a2wsgi; those modes are named MODE{ADAPTED_SUFFIX} in every table")
-    g.add_argument("--open-loop-path", type=_path, help="run the open-loop ladder on GET PATH of your app (off for "
-                   "your app without it)")
+    g.add_argument("--open-loop-path", type=_path, help=open_loop_help)
 
 
 def early(argv: list[str] | None) -> argparse.Namespace:

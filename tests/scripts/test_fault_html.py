@@ -1,4 +1,5 @@
-"""faults.html and the faults runs in results/index.html, opened in a real headless Chromium (tests/scripts/browser.py).
+"""A faults run's report.html and the faults runs in results/index.html, opened in a real headless Chromium
+(tests/scripts/browser.py).
 
 Input: a stored default faults run (``data/faults-v1``: 11 faults x 5 modes, schema 1, before failures were split by
 kind), and one real short faults run of this code against prefork and waitress.
@@ -55,7 +56,7 @@ def test_fault_records_the_loader_cannot_read(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_faults_page_of_the_stored_run_in_a_browser(stored_faults: Path, visit: Any, tmp_path: Path) -> None:
-    seen = visit(stored_faults / "faults.html")
+    seen = visit(stored_faults / "report.html")
     screenshot(seen, tmp_path, "faults-stored-run")
     assert seen.errors == [] and seen.remote_requests() == []
     charts = {c["id"] for c in check_charts(seen)}
@@ -94,7 +95,8 @@ def test_a_real_faults_run_in_its_page_and_the_index(visit: Any, tmp_path: Path)
     assert recycle["prefork"].details["rps_without"][0] > 0 and recycle["prefork"].details["processes_started"][0] >= 1
     assert run.faults_meta["environment"]["python"] and run.faults_meta["quick"] is True
 
-    seen = visit(out / "faults.html")
+    seen = visit(out / "report.html")
+    assert not (out / "faults.html").exists()  # one page per run, named as a bench run's
     screenshot(seen, tmp_path, "faults-real-run")
     assert seen.errors == [] and seen.remote_requests() == []
     assert {"chart-availability-crash", "chart-recycle"} <= {c["id"] for c in check_charts(seen)}
@@ -104,7 +106,7 @@ def test_a_real_faults_run_in_its_page_and_the_index(visit: Any, tmp_path: Path)
 
     listed = visit(results / "index.html")
     assert listed.errors == []
-    assert listed.page.get_attribute("table a", "href") == "faults-real/faults.html"
+    assert listed.page.get_attribute("table a", "href") == "faults-real/report.html"
     row = listed.page.inner_text("table tbody tr")
     assert "faults" in row and "2 faults x 2 modes, quick" in row
     assert "crash: " in row and "of 2 modes lose requests" in row

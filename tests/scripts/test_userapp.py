@@ -169,6 +169,10 @@ def test_adapt_serves_the_app_under_the_other_interface_named_as_adapted(tmp_pat
     assert "apps.adapted:asgi" in cells["uvicorn+a2wsgi"]["command"]
     summary = (plan.out / "summary.md").read_text()
     assert "| uvicorn+a2wsgi | 4 |" in summary and "Every mode answered all 1 requests alike." in summary
+    # The label is explained where it is read, in both reports.
+    explained = "served your app through the a2wsgi adapter"
+    assert f"{explained}" in summary and "Here: uvicorn+a2wsgi." in summary
+    assert explained in (plan.out / "report.html").read_text()
     # The other way round: an ASGI app under a WSGI server.
     back = _plan(tmp_path / "back", "--asgi-app", "examples.asgiapp:app", "--paths", "/", "--adapt", "--modes",
                  "gunicorn-sync", "--generator", "native")
