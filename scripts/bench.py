@@ -149,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if plan is None:
         return 0
     signal.signal(signal.SIGTERM, _terminate)
+    # A shell without job control starts a background job (`cmd &` in a script, CI) with SIGINT ignored, and
+    # Python then keeps it ignored: Ctrl-C's signal, sent on purpose, would not stop the run.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     if plan.postgres:
         from scripts import pg

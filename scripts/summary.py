@@ -121,9 +121,12 @@ def _overview(figures: Sequence[FoldedCell]) -> str:
         return "No cells were recorded."
     failed = sum(not f.ok for f in figures)
     text = f"{len(figures)} figures: {len(figures) - failed} ok, {failed} failed."
-    if figures:
-        text += (f" Each figure is the median of {max(f.repeats for f in figures)} repeats (modes interleaved); "
+    repeats = max(f.repeats for f in figures)
+    if repeats > 1:
+        text += (f" Each figure is the median of {repeats} repeats (modes interleaved); "
                  "the 95% CI is the Student-t interval of their mean.")
+    else:
+        text += " Each figure is one measurement (no repeats, so no interval: --repeats 3 gives one)."
     return text
 
 
