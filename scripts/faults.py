@@ -55,7 +55,7 @@ from scripts import environment, fault_report, faulthtml, plan, userapp
 from scripts.files import write_text_atomic
 from scripts.loadgen import LoadError
 from scripts.openloop import OpenLoopResult, openloop_command, parse_result, run_openloop
-from scripts.procs import StartError, free_port, group_members, log_tail, running, wait_ready
+from scripts.procs import StartError, free_port, group_members, live_members, log_tail, running, wait_ready
 from scripts.records import FaultRecord, faults_to_json
 from scripts.verify import VerifyError, verify
 
@@ -156,18 +156,6 @@ def server_env(db_path: Path) -> dict[str, str]:
 # --- observing a server under load ------------------------------------------------------------------------------------
 
 
-def live_members(pgid: int) -> frozenset[int]:
-    """The group's processes that run: a dead worker its parent has not reaped yet is a zombie, not capacity."""
-    alive = set()
-    for pid in group_members(pgid):
-        try:
-            if psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
-                alive.add(pid)
-        except psutil.Error:
-            continue
-    return frozenset(alive)
-
-
 class GroupWatch:
     """Samples the server's process group every ``interval`` s: members, and optionally their total PSS."""
 
@@ -178,7 +166,7 @@ class GroupWatch:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
-        pids = live_members(self.pgid)
+        pids = frozenset(live_members(self.pgid))
         total = 0
         if self.pss:
             for pid in pids:

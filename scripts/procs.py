@@ -69,7 +69,7 @@ def live_members(pgid: int) -> list[int]:
         try:
             if psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
                 alive.append(pid)
-        except psutil.NoSuchProcess:
+        except psutil.Error:  # gone while we looked, or not ours to read
             continue
     return alive
 
