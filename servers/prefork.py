@@ -24,7 +24,8 @@ A **worker** loads the app (unless the master preloaded it with
 ``--preload``), then loops: wait in its epoll set, accept, serve with
 :mod:`servers.http`, repeat. It exits after ``--max-requests`` requests (plus up
 to ``--max-requests-jitter``) so that a leaking app's memory stays bounded, and
-the master replaces it.
+the master replaces it (requests already read in that turn are still answered,
+with ``Connection: close``).
 
 A worker runs one request at a time, but it never waits on a client that has not
 sent a whole header block: a connection lives in one of three places.
@@ -523,11 +524,11 @@ class Worker:
                 self._serve(session)
                 if signals.pending:
                     signals.dispatch(self)  # a SIGTERM now makes the rest answer and close
+                if self.alive and self.quota and self.served >= self.quota:
+                    self.alive = False  # the rest of this turn have a request in: answered, with Connection: close
+                    log.info("worker %d served %d requests, recycling", os.getpid(), self.served)
             if self.parked and time.monotonic() >= self.next_deadline:
                 self._expire(time.monotonic())
-            if self.quota and self.served >= self.quota:
-                log.info("worker %d served %d requests, recycling", os.getpid(), self.served)
-                self.alive = False
         return EXIT_OK
 
     def _shut_down(self) -> None:

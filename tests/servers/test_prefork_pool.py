@@ -119,6 +119,8 @@ def test_max_requests_recycles_workers_and_bounds_a_leak(start_server: StartServ
     counts = [int(n) for n in re.findall(r"served (\d+) requests, recycling", log)]
     assert load.ok >= 1990 and not load.failures, load.failures
     assert len(counts) >= 2000 // 60 - 2
+    # Logged when the quota is reached; connections whose request was already read in that turn are answered
+    # after it (with Connection: close), so the quota itself is what the log shows.
     assert all(50 <= n <= 60 for n in counts), counts
     # Unbounded, one worker would hold ~250 MiB (1,000 requests x 256 KiB); recycled, at most 60 x 256 KiB more.
     assert peak_rss < 120 * 2**20, peak_rss
