@@ -9,22 +9,20 @@ process at its first request, since a2wsgi's ASGIMiddleware starts an event-loop
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from servers.wsgi import load_app
 
 ENV = "WORKERBENCH_ADAPTED_APP"  # MODULE:CALLABLE of the app to adapt
 
 
 def _user_app(spec: str) -> Any:
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise RuntimeError(f"{ENV} must name the app to adapt as MODULE:CALLABLE, got {spec!r}")
-    app: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        app = getattr(app, part)
-    return app
+    try:
+        return load_app(spec)
+    except ValueError as exc:
+        raise RuntimeError(f"{ENV}: {exc}") from None
 
 
 _APP: Any = _user_app(os.environ[ENV]) if os.environ.get(ENV) else None

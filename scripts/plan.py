@@ -204,7 +204,9 @@ class Plan:
         for key in ("app", "not_applicable", "open_loop_scenario"):
             data.pop(key)
         if self.app:  # only a user's run names these, so a sample run's plan.json reads as before
-            data.update(app=self.app.describe(), not_applicable=dict(self.not_applicable),
+            requests = {p.name or p.path: f"{p.method} {p.path}" for sc in self.scenario_registry.values()
+                        for p in sc.probes if p.expect is not None}  # what the reports show beside each name
+            data.update(app={**self.app.describe(), "requests": requests}, not_applicable=dict(self.not_applicable),
                         open_loop_scenario=self.open_loop_scenario if self.open_loop_modes() else None)
         data["out"] = str(self.out)
         data["db_backend"] = "postgresql" if (self.db_url or self.postgres) else "sqlite"

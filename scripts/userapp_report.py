@@ -48,9 +48,15 @@ class YourApp:
     answers: Mapping[str, Mapping[str, str]]  # mode -> request -> "STATUS CONTENT-TYPE"
     differ: frozenset[str]
     adapted: tuple[str, ...]  # the modes that served the app through a2wsgi
+    sent: Mapping[str, str]  # request -> "METHOD PATH" (runs before it was recorded: none)
 
     def answer(self, mode: str, request: str) -> str:
         return self.answers[mode].get(request, MISSING)
+
+    def label(self, request: str) -> str:
+        """The request's name and, when the name is not its path already, what was sent."""
+        sent = self.sent.get(request)
+        return f"{request} ({sent})" if sent and sent.split(" ", 1)[-1] != request else request
 
     def verdict(self) -> str:
         if not self.requests:
@@ -73,7 +79,8 @@ def your_app(run: Run) -> YourApp | None:
                    scenario_file=app.get("scenario_file"), not_applicable=plan.get("not_applicable") or {},
                    modes=tuple(modes), requests=tuple(ordered(r for mode in modes for r in table[mode])),
                    answers=table, differ=frozenset(disagreements(table)),
-                   adapted=tuple(m for m in by_family(c.mode for c in run.cells) if m.endswith(ADAPTED_SUFFIX)))
+                   adapted=tuple(m for m in by_family(c.mode for c in run.cells) if m.endswith(ADAPTED_SUFFIX)),
+                   sent=app.get("requests") or {})
 
 
 ANSWERS_NOTE = ("Each request's status and content type under each mode, checked before any load. A request that "
@@ -91,8 +98,9 @@ def _answers_table(app: YourApp) -> list[str]:
     lines = ["| request | " + " | ".join(app.modes) + " | modes agree |",
              "| --- | " + " | ".join("---" for _ in app.modes) + " | --- |"]
     for request in app.requests:
-        row = [app.answer(m, request) for m in app.modes]
-        lines.append(f"| {request} | " + " | ".join(row) + f" | {DISAGREE if request in app.differ else 'yes'} |")
+        row = [app.label(request), *(app.answer(m, request) for m in app.modes),
+               DISAGREE if request in app.differ else "yes"]
+        lines.append("| " + " | ".join(row) + " |")
     return [app.verdict(), "", *lines]
 
 
@@ -131,7 +139,7 @@ def html_section(run: Run) -> str:
     parts.append(f"<h3>Answers during verification</h3><p class=\"muted\">{h.esc(ANSWERS_NOTE)}</p>"
                  f'<p class="{"bad" if app.differ else "good"}">{h.esc(app.verdict())}</p>')
     if app.requests:
-        rows = [[request, *(app.answer(m, request) for m in app.modes),
+        rows = [[app.label(request), *(app.answer(m, request) for m in app.modes),
                  h.Cell("differs", css="bad") if request in app.differ else h.Cell("yes", css="good")]
                 for request in app.requests]
         parts.append(h.table(("request", *app.modes, "modes agree"), rows, sortable=False, attrs=' id="answers"'))

@@ -57,6 +57,7 @@ def test_a_wsgi_app_runs_under_the_wsgi_modes_and_the_asgi_ones_are_not_applicab
     summary = (plan.out / "summary.md").read_text()
     assert "## Your app" in summary and "uvicorn: serves ASGI apps" in summary
     assert "Every mode answered all 6 requests alike." in summary
+    assert "| create (POST /api/items) | 201 application/json | 201 application/json | yes |" in summary
     assert (plan.out / "report.html").stat().st_size > 0
     info = json.loads((plan.out / "plan.json").read_text())["plan"]
     assert info["app"]["wsgi"] == "examples.flaskapp:app" and "uvicorn" in info["not_applicable"]
@@ -199,7 +200,7 @@ def test_modes_that_answer_differently_are_shown_in_the_summary(tmp_path: Path) 
     assert answers == {"prefork": "200 text/html", "gunicorn-sync": "200 text/plain"}
     summary = (plan.out / "summary.md").read_text()
     assert "The modes disagree on 1 of 1 requests: root." in summary
-    assert "| root | 200 text/html | 200 text/plain | **differs** |" in summary
+    assert "| root (GET /) | 200 text/html | 200 text/plain | **differs** |" in summary
 
 
 def test_the_open_loop_ladder_climbs_on_the_path_the_user_names(tmp_path: Path) -> None:
