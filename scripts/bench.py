@@ -81,8 +81,9 @@ def prepare(plan: Plan, console: Console) -> Path:
     env = environment(plan)
     write_json_atomic(run_dir / "plan.json", to_json(RunInfo(plan=plan.describe(), environment=env)))
     if env["busy"]:
-        console.print(f"[yellow]warning: the machine is busy before the run (load average {env['load_average'][0]:.2f}"
-                      f" on {env['cpu_count']} CPUs); figures will be noisier[/yellow]")
+        console.print(f"[yellow]warning: the machine is busy before the run (its CPUs {env['cpu_busy_percent']:.0f}% "
+                      f"busy; load average {env['load_average'][0]:.2f} on {env['cpu_count']} CPUs); figures will be "
+                      "noisier[/yellow]")
     if not plan.wrk and any(single_request(plan.scenario_registry[s]) for s in plan.scenarios):
         wrk.warn_missing_once()
     db_path = db.create(run_dir / "world.sqlite")

@@ -40,7 +40,8 @@ _PLAN_NOISE = frozenset({"plan.out", "plan.cells"})
 # Environment keys that could explain a change; listed first.
 _EXPLAINS = ("environment.git_commit", "environment.git_dirty", "environment.cpu_model", "environment.cpu_count",
              "environment.kernel", "environment.python", "environment.server_cpus", "environment.client_cpus",
-             "environment.wrk", "environment.packages", "environment.busy", "environment.load_average")
+             "environment.wrk", "environment.packages", "environment.busy", "environment.cpu_busy_percent",
+             "environment.load_average")
 
 
 @dataclass(frozen=True, order=True, slots=True)

@@ -9,6 +9,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from scripts.cpus import format_cpus
 from scripts.plan import Plan
 from servers import MODES
@@ -62,9 +64,20 @@ def wrk_version(exe: str | None) -> str | None:
     return text.splitlines()[0].strip() if text else None
 
 
+BUSY_SAMPLE_S = 0.5
+BUSY_PERCENT = 25.0  # of all CPUs, over BUSY_SAMPLE_S: a quarter of this 2-core machine is half a core
+
+
+def cpu_busy_percent(seconds: float = BUSY_SAMPLE_S) -> float:
+    """How busy all the CPUs are right now (this process is idle while it samples). The load average alone misses
+    a machine that has just gone quiet: its one-minute figure decays for minutes after a previous run ends."""
+    return float(psutil.cpu_percent(interval=seconds))
+
+
 def environment(plan: Plan | None = None) -> dict[str, Any]:
     load = os.getloadavg()
     cpus = os.cpu_count() or 1
+    busy_now = cpu_busy_percent()
     commit, dirty = git_state()
     return {
         "python": platform.python_version(),
@@ -75,7 +88,8 @@ def environment(plan: Plan | None = None) -> dict[str, Any]:
         "server_cpus": format_cpus(plan.server_cpus) if plan else None,
         "client_cpus": format_cpus(plan.client_cpus) if plan else None,
         "load_average": load,
-        "busy": load[0] > 0.25 * cpus,
+        "cpu_busy_percent": busy_now,
+        "busy": busy_now > BUSY_PERCENT,
         "packages": package_versions(),
         "wrk": wrk_version(plan.wrk if plan else None),
         "git_commit": commit,

@@ -15,6 +15,7 @@ import pytest
 from loadtests.scenarios import SCENARIOS
 from scripts import bench
 from scripts.cpus import parse_cpus
+from scripts.environment import BUSY_PERCENT, cpu_busy_percent
 from scripts.files import write_json_atomic
 from scripts.generators import GENERATORS
 from scripts.generators import locust as locust_gen
@@ -294,3 +295,14 @@ def test_per_request_cells_run_under_the_default_set_unless_named(tmp_path: Path
     default = set(mode_sets(MODES)["default"]) - {"cgi"}  # cgi serves plaintext only
     assert per_request_modes() == default
     assert per_request_modes("--db-strategies", "reuse,per-request") == set(mode_sets(MODES)["all"]) - {"cgi"}
+
+
+def test_the_busy_warning_looks_at_the_cpus_now_not_the_lagging_load_average() -> None:
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        time.sleep(0.3)
+        assert cpu_busy_percent() > BUSY_PERCENT
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
