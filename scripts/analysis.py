@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from scripts import stats
+from scripts.formatting import format_rps
 from scripts.records import Flag, OpenLoopRecord, References, Run, RunInfo
 from scripts.stats import FoldedCell
 from servers import FAMILIES, FORK_LOOP, FORK_RATE, MODES, STDLIB_FORK, Mode
@@ -89,6 +90,13 @@ class AnalysedRun:
         # A later figure for the same cell (a re-run) supersedes the earlier one.
         found = [f for f in self.figures if (f.mode, f.scenario, f.concurrency) == (mode, scenario, users)]
         return found[-1] if found else None
+
+    def knee_text(self, mode: str) -> str:
+        """What the open-loop ladder found for ``mode``, in words."""
+        if not any(p.ok for p in self.openloop if p.mode == mode):
+            return "no step measured (the ladder failed: see the table)"
+        k = self.knees.get(mode)
+        return "kept up at every rate" if k is None else f"knee at {format_rps(k)} req/s offered"
 
 
 def ordered(values: Iterable[str | None]) -> list[str]:

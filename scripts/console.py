@@ -19,6 +19,8 @@ def cell_line(record: CellRecord) -> str:
 
 
 def ladder_line(record: OpenLoopRecord) -> str:
+    if record.error:
+        return f"open loop {record.mode:<16} FAILED {record.error}"
     lat = record.latency_ms
     return (f"open loop {record.mode:<16} offered {record.offered_rate or 0:>8,.0f}/s  achieved "
             f"{record.achieved_rate or 0:>8,.0f}/s  p50 {lat.get('p50', 0):.2f} ms  p99 {lat.get('p99', 0):.2f} ms")

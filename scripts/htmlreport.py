@@ -143,8 +143,7 @@ def openloop_table(run: AnalysedRun) -> str:
         h.num(str(sum(p.errors.values())), sum(p.errors.values())),
         {True: "yes", False: "no", None: MISSING}[p.generator_kept_up] if p.ok else f"failed: {p.error}"]
         for p in run.openloop]
-    knees = "".join(f"<li>{h.esc(m)}: " + (f"knee at {format_rps(k)} req/s offered" if k else "kept up at every rate")
-                    + "</li>" for m, k in run.knees.items())
+    knees = "".join(f"<li>{h.esc(m)}: {h.esc(run.knee_text(m))}</li>" for m in run.knees)
     return h.table(("mode", "offered req/s", "achieved req/s", "p50 ms", "p99 ms", "p99 uncorrected ms", "errors",
                     "generator kept up"), rows, numeric=(False, True, True, True, True, True, True, False)) + \
         f"<ul>{knees}</ul>"

@@ -9,10 +9,12 @@ costs the run its drain time.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from scripts import distribution
+from loadtests.scenarios import Scenario
+from scripts import distribution, target
 from scripts.cell import CELL_ERRORS, server_env, serving
 from scripts.cpus import format_cpus
 from scripts.files import write_json_atomic
@@ -20,6 +22,8 @@ from scripts.generators import OPEN_LOOP_NAME, Load, LoadResult
 from scripts.plan import Plan
 from scripts.procs import free_port, log_tail
 from scripts.records import OpenLoopRecord, to_json
+from scripts.remote import REACH_S, reach
+from scripts.verify import verify
 
 CONNECTIONS = 256
 DRAIN_S = 2.0  # requests still unanswered this long after the schedule ends count as timeouts
@@ -39,22 +43,37 @@ def _point(base: OpenLoopRecord, rate: float, result: LoadResult) -> OpenLoopRec
         latency_histogram=distribution.compact(distribution.of_generator(result.latency_histogram)))
 
 
+@contextmanager
+def _server(plan: Plan, mode_name: str, port: int, scenario: Scenario, log: Path, db_path: Path) -> Iterator[None]:
+    """The mode's server, started on the server CPUs and verified; or, with ``--target``, the target reached and
+    verified (and the generators allowed to load its host) for as long as the ladder climbs."""
+    if plan.target:
+        with target.loading(plan.host):
+            reach(plan.host, port, min(REACH_S, plan.start_timeout))
+            verify(plan.host, port, scenario)
+            yield
+        return
+    mode = plan.registry[mode_name]
+    with serving(plan, mode.argv(host=plan.host, port=port, workers=plan.workers, app=plan.app_for(mode_name)),
+                 port, scenario, log, server_env(plan, db_path, None)):
+        yield
+
+
 def ladder(plan: Plan, mode_name: str, run_dir: Path, db_path: Path,
            report: Callable[[OpenLoopRecord], None]) -> list[OpenLoopRecord]:
     """One record per rate climbed against ``mode_name`` (or one failed record); ``report`` sees each as it comes."""
     mode, scenario = plan.registry[mode_name], plan.scenario_registry[plan.open_loop_scenario]
-    port = free_port(plan.host)
+    port = target.parse_target(plan.target)[1] if plan.target else free_port(plan.host)
     logs = run_dir / "logs" / f"openloop-{mode_name}"
     base = OpenLoopRecord(mode=mode_name, status="failed", scenario=plan.open_loop_scenario,
                           path=scenario.probes[0].path, connections=CONNECTIONS, duration_s=plan.open_loop_duration,
-                          workers=plan.workers if mode.uses_workers else None,
-                          server_cpus=format_cpus(plan.server_cpus), client_cpus=format_cpus(plan.client_cpus))
+                          workers=plan.workers if mode.uses_workers and not plan.target else None,
+                          server_cpus=None if plan.target else format_cpus(plan.server_cpus),
+                          client_cpus=format_cpus(plan.client_cpus))
     generator = plan.generators[OPEN_LOOP_NAME]
     points: list[OpenLoopRecord] = []
     try:
-        with serving(plan, mode.argv(host=plan.host, port=port, workers=plan.workers, app=plan.app_for(mode_name)),
-                     port, scenario,
-                     logs / "server.log", server_env(plan, db_path, None)):
+        with _server(plan, mode_name, port, scenario, logs / "server.log", db_path):
             for rate in plan.open_loop_rates:
                 result = generator.run(Load(scenario=scenario, host=plan.host, port=port, connections=CONNECTIONS,
                                             duration=plan.open_loop_duration, workdir=logs / f"rate-{rate:g}",
@@ -64,8 +83,10 @@ def ladder(plan: Plan, mode_name: str, run_dir: Path, db_path: Path,
                 if result.throughput_rps < LEAVE_BELOW * rate:
                     break
     except (*CELL_ERRORS, ValueError) as exc:
-        points.append(dataclasses.replace(base, error=f"{type(exc).__name__}: {exc}".splitlines()[0],
-                                     log_tail=log_tail(logs / "server.log")))
+        where = f" [{plan.target}]" if plan.target else ""
+        points.append(dataclasses.replace(base, error=f"{type(exc).__name__}: {exc}".splitlines()[0] + where,
+                                          log_tail="" if plan.target else log_tail(logs / "server.log")))
+        report(points[-1])
     return points
 
 

@@ -191,9 +191,9 @@ def _openloop_section(run: AnalysedRun) -> list[str]:
              "| generator kept up |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     knees = []
-    for mode, k in run.knees.items():
+    for mode in run.knees:
         lines += [_openloop_row(p) for p in run.openloop if p.mode == mode]
-        knees.append(f"- {mode}: " + (f"knee at {format_rps(k)} req/s offered" if k else "kept up at every rate"))
+        knees.append(f"- {mode}: {run.knee_text(mode)}")
     return [*lines, "", *knees, ""]
 
 

@@ -2,10 +2,11 @@
 
 The target stands in the plan as one mode named by ``--label``, outside the registry's families. What needs
 the server in the bench's hands is left out, and the plan says so: the fork references (they measure this
-host, not the server's), the open-loop ladder (it starts the server per mode), more than one database strategy
-and ``--postgres`` (the server's database and strategy are chosen where it runs: ``scripts.serve
---db-strategy``). Server CPU and memory come from ``--target-status`` (the status endpoint or file that
-``python -m scripts.serve`` keeps) as differences over the measured interval, and are "not measured" without it.
+host, not the server's), more than one database strategy and ``--postgres`` (the server's database and strategy
+are chosen where it runs: ``scripts.serve --db-strategy``). The open-loop ladder climbs against the target as
+against a started mode (:mod:`scripts.ladder`). Server CPU and memory come from ``--target-status`` (the status
+endpoint or file that ``python -m scripts.serve`` keeps) as differences over the measured interval, and are "not
+measured" without it.
 """
 
 from __future__ import annotations
@@ -105,11 +106,11 @@ def remote_mode(label: str, url: str) -> Mode:
 
 
 def remote_plan(plan: P, args: argparse.Namespace) -> P:
-    """``plan`` turned toward the target: one mode (the label), its host, no references, no ladder. The generator
+    """``plan`` turned toward the target: one mode (the label), its host, no references. The generator
     keeps the CPUs it has locally (the second half by default), so its headroom flag reads the same."""
     host, _ = parse_target(args.target)
     return replace(plan, modes=(args.label,), registry={args.label: remote_mode(args.label, args.target)},
-                   host=host, target=args.target, target_status=args.target_status, open_loop=False,
+                   host=host, target=args.target, target_status=args.target_status,
                    db_strategies=args.db_strategies or (db.REUSE,),
                    server_cpus=frozenset(), client_cpus=args.client_cpus or default_cpus()[1])
 

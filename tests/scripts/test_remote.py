@@ -146,6 +146,32 @@ def test_a_quick_run_goes_across_two_network_namespaces(netns: NetnsPair, tmp_pa
 
 
 @pytest.mark.slow
+def test_the_open_loop_ladder_climbs_against_a_target_across_the_namespaces(netns: NetnsPair, tmp_path: Path) -> None:
+    bind = f"{netns.server_address}:8000"
+    with serve(tmp_path, "prefork", "--bind", bind, prefix=netns.exec_server) as (info, _):
+        run = bench("--target", info["url"], "--label", "across", "--scenarios", "io", "--repeats", "1",
+                    "--duration", "1", "--warmup", "0.2", "--no-sweep", "--no-close", "--open-loop-rates", "50,100",
+                    "--out", str(tmp_path / "run"), prefix=netns.exec_client)
+    assert run.returncode == 0, run.stdout + run.stderr
+    steps = [json.loads(p.read_text()) for p in sorted((tmp_path / "run" / "openloop").glob("*.json"))]
+    assert [(s["mode"], s["offered_rate"], s["status"]) for s in steps] == [("across", 50.0, "ok"),
+                                                                              ("across", 100.0, "ok")], steps
+    assert all(s["ok"] > 0 and s["server_cpus"] is None for s in steps), steps
+    assert "across" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_the_open_loop_ladder_against_an_unreachable_target_fails_with_what_was_tried(tmp_path: Path) -> None:
+    port = free_port(HOST)  # nothing listens there
+    run = bench("--target", f"http://{HOST}:{port}", "--label", "gone", "--scenarios", "io", "--repeats", "1",
+                "--duration", "1", "--warmup", "0", "--no-sweep", "--no-close", "--open-loop-rates", "50",
+                "--start-timeout", "1", "--out", str(tmp_path / "run"))
+    assert run.returncode == 1 and "open loop gone" in run.stderr and "FAILED StartError" in run.stderr, run.stderr
+    (step,) = [json.loads(p.read_text()) for p in (tmp_path / "run" / "openloop").glob("*.json")]
+    assert step["status"] == "failed" and "did not answer GET /health" in step["error"], step
+    assert "- gone: no step measured (the ladder failed: see the table)" in (tmp_path / "run" / "summary.md").read_text()
+
+
+@pytest.mark.slow
 def test_a_locust_worker_on_another_host_joins_the_benchs_master(netns: NetnsPair, tmp_path: Path) -> None:
     """The README's three-host recipe on two namespaces: the worker runs beside the server (a third host stands
     there), dials the master the bench starts on the client host, and its requests are counted in the cell."""
@@ -182,12 +208,12 @@ def test_target_options_are_refused_with_the_reason(argv: list[str], message: st
     assert message in capsys.readouterr().err
 
 
-def test_a_target_plan_measures_one_labelled_mode_without_references_or_ladder(tmp_path: Path) -> None:
+def test_a_target_plan_measures_one_labelled_mode_without_references(tmp_path: Path) -> None:
     plan = plan_from_args(["--target", "http://198.18.0.1:8000", "--label", "far", "--scenarios", "plaintext,io",
                            "--out", str(tmp_path)])
     assert plan is not None
     assert plan.modes == ("far",) and plan.host == "198.18.0.1" and plan.target == "http://198.18.0.1:8000"
-    assert not plan.measures_fork_references() and not plan.open_loop_modes()
+    assert not plan.measures_fork_references() and plan.open_loop_modes() == ("far",)
     assert {c.mode for c in plan.cells()} == {"far"}
     assert plan.describe()["target"] == "http://198.18.0.1:8000"
 
