@@ -236,10 +236,14 @@ def _subtitle(run: AnalysedRun, run_dir: Path, started: str | None) -> str:
     plan = run.info.plan if run.info else {}
     commit = str(env.get("git_commit") or MISSING)[:10] + (" (dirty)" if env.get("git_dirty") else "")
     when = started.replace("T", " ")[:16] + " UTC" if started else MISSING
+    server = (f"server {h.esc(plan['target'])} (not started by the bench)" if plan.get("target")
+              else f"server CPUs {h.esc(plan.get('server_cpus'))}")
+    modes = f"{len(run.modes)} mode{'' if len(run.modes) == 1 else 's'}"
+    scenarios = f"{len(run.scenarios)} scenario{'' if len(run.scenarios) == 1 else 's'}"
     bits = [f"run {h.esc(run_dir.name)}", f"started {h.esc(when)}", f"commit {h.esc(commit)}",
-            f"{h.esc(env.get('cpu_model') or 'CPU model not recorded')}, server CPUs {h.esc(plan.get('server_cpus'))},"
+            f"{h.esc(env.get('cpu_model') or 'CPU model not recorded')}, {server},"
             f" generator CPUs {h.esc(plan.get('client_cpus'))}",
-            f"{len(run.modes)} modes x {len(run.scenarios)} scenarios, {plan.get('repeats', MISSING)} "
+            f"{modes} x {scenarios}, {plan.get('repeats', MISSING)} "
             f"repeat{'' if plan.get('repeats') == 1 else 's'} of {plan.get('duration', MISSING)} s"]
     links = " · ".join(f'<a href="{name}">{name}</a>' for name in ("summary.md", "throughput.png", "latency.png")
                        if (run_dir / name).exists())
