@@ -18,10 +18,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from locust import FastHttpUser, between, task
+from locust import FastHttpUser, between, events, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from loadtests import locust_cpu
 from loadtests.scenario_file import from_source
 from loadtests.scenarios import SCENARIOS, Probe, Scenario
 
@@ -65,3 +66,6 @@ def _user_class(scenario: Scenario) -> type[FastHttpUser]:
 _SOURCE = os.environ.get("WB_SCENARIO_SOURCE", "")
 for _scenario in (from_source(_SOURCE) if _SOURCE else SCENARIOS).values():
     globals()[_scenario.user_class] = _user_class(_scenario)
+
+# Every worker reports its CPU to the master (loadtests.locust_cpu), where the bench reads it.
+events.init.add_listener(lambda environment, **_: locust_cpu.install(environment))  # type: ignore[no-untyped-call]

@@ -90,7 +90,8 @@ def _measured(record: CellRecord, load: LoadResult, usage: Usage) -> CellRecord:
         throughput_rps=round(load.throughput_rps, 2), latency_ms=dict(load.latency_ms),
         latency_histogram=distribution.of_generator(load.latency_histogram),
         resources=usage.resources(load.requests),
-        generator_cpu=None if load.generator_cpu is None else round(load.generator_cpu, 3))
+        generator_cpu=None if load.generator_cpu is None else round(load.generator_cpu, 3),
+        generator_warning=load.generator_warning)
     if load.requests == 0:
         record = dataclasses.replace(record, status="failed", error="no request completed during the measured interval")
     return record

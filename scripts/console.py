@@ -15,7 +15,8 @@ def cell_line(record: CellRecord) -> str:
     lat, gen = record.latency_ms, record.generator_cpu
     return (f"{head} {record.throughput_rps or 0:>10,.0f} req/s  p50 {lat.get('p50', float('nan')):.2f} ms  "
             f"p99 {lat.get('p99', float('nan')):.2f} ms  errors {record.failures}  "
-            f"{record.generator} cpu {'?' if gen is None else f'{gen:.0%}'}")
+            f"{record.generator} cpu {'?' if gen is None else f'{gen:.0%}'}"
+            + (f"  [yellow]{record.generator_warning}[/yellow]" if record.generator_warning else ""))
 
 
 def ladder_line(record: OpenLoopRecord) -> str:

@@ -41,8 +41,8 @@ class Flag(StrEnum):
 
 
 FLAG_MEANINGS: dict[Flag, str] = {
-    Flag.GENERATOR_BOUND: "the load generator used more than 85% of its CPUs: the figure is the generator's limit, "
-    "not the server's capacity",
+    Flag.GENERATOR_BOUND: "the load generator used more than 85% of its CPUs (or, for locust, used and waited for "
+    "more, here or on a worker): the figure is the generator's limit, not the server's capacity",
     Flag.SPREAD: "the repeats differ by more than 10% of the median",
     Flag.ERRORS: "more than 0.1% of the requests failed (non-2xx answers or socket errors)",
     Flag.FAILED_REPEATS: "some repeats failed; the figure comes from the others",
@@ -105,6 +105,7 @@ class CellRecord:
     latency_ms: Mapping[str, float] = field(default_factory=dict)
     resources: Resources | None = None
     generator_cpu: float | None = None
+    generator_warning: str | None = None  # see scripts.generators.base.LoadResult
     # latency (ms) -> count where the generator gives a distribution (scripts.distribution); on disk a list of
     # [latency, count] pairs. Optional: records without it (every schema 1 record) read as {}.
     latency_histogram: Mapping[float, int] = field(default_factory=dict)
@@ -330,7 +331,7 @@ def cell_from_json(raw: Mapping[str, Any], where: str = "cell record") -> CellRe
             raise RecordError(f"{where}: {key} must be a string, got {data.get(key)!r}")
     text = {k: _typed(data, k, str, where) for k in (
         "base_scenario", "db_strategy", "db_backend", "interface", "generator", "server_cpus", "client_cpus",
-        "error", "started_at", "finished_at", "server_affinity")}
+        "error", "started_at", "finished_at", "server_affinity", "generator_warning")}
     ints = {k: _typed(data, k, int, where) for k in ("index", "concurrency", "workers", "requests", "failures")}
     floats = {k: _typed(data, k, NUMBER, where) for k in ("duration_s", "warmup_s", "ready_s", "throughput_rps",
                                                            "generator_cpu")}

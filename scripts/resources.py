@@ -45,6 +45,24 @@ def cpu_total(pgid: int) -> float:
     return total
 
 
+def wait_total(pgid: int) -> float:
+    """Seconds the group's live threads have spent ready to run but waiting for a CPU (Linux schedstat; 0 where
+    the kernel does not say). CPU use alone under-reads a process that shares its CPU with other work."""
+    total = 0
+    for pid in group_members(pgid):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total / 1e9
+
+
 def _memory(proc: psutil.Process) -> tuple[int, str]:
     try:
         return proc.memory_full_info().pss, "pss"
@@ -168,6 +186,7 @@ class CpuTrace:
         self.cpus = max(1, cpus)
         self.interval = interval
         self.samples: list[tuple[float, float]] = []
+        self.waits: list[tuple[float, float]] = []  # (monotonic time, wait_total) beside each sample
         # Wall-clock time minus monotonic time: generators that log wall-clock times (locust) can name their
         # measured interval, and utilization_between() finds it among the samples.
         self.wall_offset = time.time() - time.monotonic()
@@ -176,7 +195,9 @@ class CpuTrace:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((time.monotonic(), cpu_total(self.pgid)))
+            now = time.monotonic()
+            self.samples.append((now, cpu_total(self.pgid)))
+            self.waits.append((now, wait_total(self.pgid)))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> CpuTrace:
@@ -209,11 +230,21 @@ class CpuTrace:
         """CPU seconds per second per CPU between two wall-clock times (None when fewer than two samples fall
         in that window, e.g. a window shorter than the sampling interval)."""
         start, end = start_wall - self.wall_offset, end_wall - self.wall_offset
-        window = [(t, c) for t, c in self.samples if start <= t <= end]
-        if len(window) < 2 or window[-1][0] <= window[0][0]:
-            return None
-        (t0, c0), (t1, c1) = window[0], window[-1]
-        return max(0.0, (c1 - c0) / (t1 - t0) / self.cpus)
+        return _rate(self.samples, start, end, self.cpus)
+
+    def waiting_between(self, start_wall: float, end_wall: float) -> float | None:
+        """As :meth:`utilization_between`, for the seconds spent waiting for a CPU (threads that exited in the
+        window take theirs with them: a lower bound)."""
+        return _rate(self.waits, start_wall - self.wall_offset, end_wall - self.wall_offset, self.cpus)
+
+
+def _rate(samples: list[tuple[float, float]], start: float, end: float, cpus: int) -> float | None:
+    """Growth of a running total per second per CPU between two monotonic times (None with under two samples)."""
+    window = [(t, c) for t, c in samples if start <= t <= end]
+    if len(window) < 2 or window[-1][0] <= window[0][0]:
+        return None
+    (t0, c0), (t1, c1) = window[0], window[-1]
+    return max(0.0, (c1 - c0) / (t1 - t0) / cpus)
 
 
 def run_traced(argv: list[str], *, log: Path, timeout: float, cpus: set[int] | None, cwd: Path,

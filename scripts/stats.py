@@ -8,7 +8,8 @@ little); the spread is (max - min) / median. Flags say why a figure should not
 be read as a server's capacity:
 
 ``generator-bound``  the load generator used more than 85% of its CPUs in some
-                     repeat: the number measures the generator, not the server.
+                     repeat, or (locust) used and waited for more, on this host or
+                     on a worker: the number measures the generator, not the server.
 ``spread``           repeats differ by more than 10% of the median.
 ``errors``           more than 0.1% of requests failed (non-2xx or socket errors).
 ``failed``           no repeat produced a measurement.
@@ -119,7 +120,7 @@ def _median_resources(ok: Sequence[CellRecord]) -> Resources | None:
 def _flags(ok: Sequence[CellRecord], total: int, spread_: float | None, requests: int, failures: int) -> list[Flag]:
     util = [r.generator_cpu for r in ok if r.generator_cpu is not None]
     flags: list[Flag] = []
-    if util and max(util) > GENERATOR_BOUND:
+    if (util and max(util) > GENERATOR_BOUND) or any(r.generator_warning for r in ok):
         flags.append(Flag.GENERATOR_BOUND)
     if spread_ is not None and spread_ > SPREAD_LIMIT:
         flags.append(Flag.SPREAD)

@@ -27,15 +27,19 @@ import shlex
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from loadtests.locust_cpu import ENV_FILE as WORKER_CPU_FILE
+from loadtests.locust_cpu import SAMPLE_S
 from loadtests.scenarios import Scenario
 from scripts.generators.base import Generator, Load, LoadError, LoadResult
 from scripts.loadgen import PERCENTILES
 from scripts.procs import free_port, get, log_tail
 from scripts.resources import run_tracing
+from scripts.stats import GENERATOR_BOUND
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
@@ -85,6 +89,27 @@ def joined(log_text: str) -> int:
     """How many workers the master's log last said had joined ("N workers connected", "N of M connected")."""
     counts = [int(a or b) for a, b in re.findall(r"(\d+) workers connected|(\d+) of \d+ connected", log_text)]
     return counts[-1] if counts else 0
+
+
+def hot_workers(samples: Sequence[Sequence[Any]], window: tuple[float, float] | None, expected: int,
+                bound: float = GENERATOR_BOUND) -> str | None:
+    """The workers that wanted more than ``bound`` of a CPU while locust measured (``window``, the master's wall
+    clock; None: the whole run), in words. ``samples`` are ``loadtests.locust_cpu``'s reports: [arrival, worker,
+    percent of one CPU used, percent of the time waiting for one (None where unknown)]."""
+    used: dict[str, list[float]] = {}
+    waited: dict[str, list[float]] = {}
+    for at, node, cpu, wait in samples:
+        # A report covers the SAMPLE_S before it arrived: the first whole one inside the window counts.
+        if window is None or window[0] + SAMPLE_S <= float(at) <= window[1] + SAMPLE_S:
+            used.setdefault(str(node), []).append(float(cpu) / 100)
+            waited.setdefault(str(node), []).append(float(wait or 0.0) / 100)
+    demand = {node: (sum(used[node]) / len(used[node]), sum(waited[node]) / len(waited[node])) for node in used}
+    hot = sorted((u + w, u, w) for u, w in demand.values() if u + w > bound)
+    if not hot:
+        return None
+    _, u, w = hot[-1]
+    return (f"locust: {len(hot)} of {expected} workers wanted over {bound:.0%} of a CPU while measuring (busiest: "
+            f"{u:.0%} used, {w:.0%} waiting for a CPU)")
 
 
 def locust_command(scenario: Scenario, url: str, users: int, duration: float, json_prefix: Path) -> list[str]:
@@ -217,6 +242,10 @@ class Locust:
             argv = dist.command(argv, port)
             timeout += dist.join_wait_s
         env = {"WB_CLOSE": "0" if load.keepalive else "1", "WB_SCENARIO_SOURCE": load.scenario.source}
+        cpu_file = load.workdir / "workers-cpu.json"  # the master writes its workers' CPU reports there
+        cpu_file.unlink(missing_ok=True)
+        if dist is not None:
+            env[WORKER_CPU_FILE] = str(cpu_file)
         try:
             code, trace = run_tracing(argv, log=log, timeout=timeout, cpus=set(load.cpus) if load.cpus else None,
                                       cwd=ROOT, env=env)
@@ -231,7 +260,14 @@ class Locust:
         util = trace.utilization_between(*window) if window else None
         if util is None:
             util = trace.utilization()
-        return dataclasses.replace(parse_locust_json(stats), generator_cpu=util)
+        hot = None
+        if dist is not None and cpu_file.exists():
+            hot = hot_workers(json.loads(cpu_file.read_text()), window, dist.expected)
+        waited = trace.waiting_between(*window) if window else None
+        if hot is None and util is not None and waited and util <= GENERATOR_BOUND < util + waited:
+            hot = (f"locust wanted {util + waited:.0%} of its CPUs while measuring ({util:.0%} used, {waited:.0%} "
+                   "waiting for a CPU)")
+        return dataclasses.replace(parse_locust_json(stats), generator_cpu=util, generator_warning=hot)
 
     def _no_stats(self, code: int, log: Path, port: int) -> str:
         dist = self.distribution

@@ -30,7 +30,9 @@ def test_locust_against_uvicorn_is_flagged_generator_bound(tmp_path: Path) -> No
     record = measure(tmp_path, "--modes", "uvicorn", "--scenarios", "plaintext", "--generator", "locust",
                      "--concurrency", "32", "--duration", "3")
     assert record["generator"] == "locust"
-    assert record["generator_cpu"] > stats.GENERATOR_BOUND, record
+    # Its CPU alone, or (on a busy machine, where it gets less of its CPU) what it used and waited for.
+    assert record["generator_cpu"] > stats.GENERATOR_BOUND or record["generator_warning"].startswith(
+        "locust wanted"), record
     assert Flag.GENERATOR_BOUND in stats.fold([cell_from_json(record)]).flags
     summary = (tmp_path / "summary.md").read_text()
     assert "generator-bound" in summary

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from loadtests.scenarios import SCENARIOS
+from scripts import stats
 from scripts.generators.base import Load, LoadError, LoadResult
-from scripts.generators.locust import LOCUST, Distribution, Locust, joined
+from scripts.generators.locust import LOCUST, Distribution, Locust, hot_workers, joined
 from scripts.plan import plan_from_args
 from scripts.procs import free_port
-from scripts.records import load_cells
+from scripts.records import CellRecord, Flag, cell_from_json, load_cells, to_json
 from scripts.resources import run_tracing
 from tests.conftest import ROOT, StartServer
 
@@ -121,3 +124,57 @@ def test_the_cpu_trace_reads_a_wall_clock_window(tmp_path: Path) -> None:
     # Relative, not absolute: on a busy shared machine the loop may get a fifth of a core.
     assert idle * trace.cpus < 0.1 and busy > max(0.05, 5 * idle), (busy, idle)
     assert trace.utilization_between(t2 + 10, t2 + 20) is None
+
+
+def test_a_worker_over_its_cpu_while_measuring_flags_the_figure() -> None:
+    # [arrival on the master's clock, worker, percent of one CPU used and waiting for one over the SAMPLE_S
+    # before]: worker a was busy spawning its users before the measured interval (100 to 110), then calm; worker
+    # b shared its CPU with other work: it used 60% of it and waited the rest of the time.
+    samples = [[99.6, "a", 100.0, 0.0], [100.1, "a", 100.0, 0.0], *([t, "a", 30.0, 1.0] for t in range(101, 111)),
+               *([t + 0.5, "b", 60.0, 38.0] for t in range(100, 111))]
+    assert hot_workers(samples, (100.0, 110.0), 2) == ("locust: 1 of 2 workers wanted over 85% of a CPU while "
+                                                       "measuring (busiest: 60% used, 38% waiting for a CPU)")
+    assert hot_workers([s for s in samples if s[1] == "a"], (100.0, 110.0), 2) is None
+    assert hot_workers([[105, "c", 97.0, None]], None, 1) is not None  # a kernel that does not say how long it waited
+    assert hot_workers([], None, 1) is None
+    # In the figure: a cell whose own CPU trace read little is still generator-bound on a worker's report.
+    calm = CellRecord(mode="across", scenario="mixed", status="ok", requests=100, failures=0, throughput_rps=50.0,
+                      generator_cpu=0.2)
+    assert Flag.GENERATOR_BOUND not in stats.fold([calm]).flags
+    hot = dataclasses.replace(calm, generator_warning=hot_workers(samples, None, 2))
+    assert Flag.GENERATOR_BOUND in stats.fold([hot]).flags
+    assert cell_from_json(json.loads(json.dumps(to_json(hot)))).generator_warning == hot.generator_warning
+
+
+@pytest.mark.slow
+def test_a_local_worker_out_of_cpu_is_reported_by_the_master(start_server: StartServer, tmp_path: Path) -> None:
+    """One worker on one CPU with 64 users against uvicorn's plaintext: locust's ceiling, as the headroom tests
+    show for one process; here the master's log says so and the result carries it."""
+    # The server on CPU 0, the master and its worker on CPU 1, as the bench places them.
+    uvicorn = ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "apps.asgi:app", "--no-access-log",
+               "--log-level", "warning"]
+    with start_server(lambda host, port: [*uvicorn, "--host", host, "--port", str(port)]) as srv:
+        generator = dataclasses.replace(LOCUST, distribution=Distribution(local=1, port=free_port()))
+        result = generator.run(Load(scenario=SCENARIOS["plaintext"], host=srv.host, port=srv.port, connections=64,
+                                    duration=4, workdir=tmp_path / "gen", cpus=frozenset({1})))
+    assert result.requests > 0
+    samples = json.loads((tmp_path / "gen" / "workers-cpu.json").read_text())
+    assert result.generator_warning and result.generator_warning.startswith(
+        "locust: 1 of 1 workers wanted over 85% of a CPU while measuring"), samples
+
+
+def test_the_cpu_trace_counts_time_spent_waiting_for_a_cpu(tmp_path: Path) -> None:
+    """Two busy loops pinned to one CPU: each gets about half of it and waits the other half."""
+    code = "import time\nt0 = time.time()\nwhile time.time() < t0 + 2: pass\n"
+    hog = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c", code])
+    try:
+        t0 = time.time()
+        exit_code, trace = run_tracing([sys.executable, "-c", code], log=tmp_path / "log", timeout=30, cpus={0},
+                                       cwd=ROOT)
+        t1 = time.time()
+    finally:
+        hog.wait()
+    assert exit_code == 0
+    used, waited = trace.utilization_between(t0 + 0.3, t1 - 0.3), trace.waiting_between(t0 + 0.3, t1 - 0.3)
+    assert used is not None and waited is not None
+    assert used < 0.8 and waited > 0.2 and used + waited > 0.85, (used, waited)

@@ -168,7 +168,8 @@ def test_the_open_loop_ladder_against_an_unreachable_target_fails_with_what_was_
     assert run.returncode == 1 and "open loop gone" in run.stderr and "FAILED StartError" in run.stderr, run.stderr
     (step,) = [json.loads(p.read_text()) for p in (tmp_path / "run" / "openloop").glob("*.json")]
     assert step["status"] == "failed" and "did not answer GET /health" in step["error"], step
-    assert "- gone: no step measured (the ladder failed: see the table)" in (tmp_path / "run" / "summary.md").read_text()
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "- gone: no step measured (the ladder failed: see the table)" in summary
 
 
 @pytest.mark.slow
