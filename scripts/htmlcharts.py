@@ -47,7 +47,8 @@ def _interval(f: FoldedCell) -> str:
 
 def _generator(f: FoldedCell) -> str:
     cpu = MISSING if f.generator_cpu is None else f"{f.generator_cpu:.0%}"
-    return f"generator {f.generator or MISSING}, {cpu} of its CPU"
+    return f"generator {f.generator or MISSING}, {cpu} of its CPU" + (f" ({f.generator_warning})"
+                                                                        if f.generator_warning else "")
 
 
 def _flags(f: FoldedCell) -> str:

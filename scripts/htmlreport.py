@@ -112,8 +112,12 @@ def flags_section(run: AnalysedRun) -> str:
     rows: list[list[h.Cell | str]] = [
         [h.Cell(str(flag), css="flag"), FLAG_MEANINGS[flag], "; ".join(seen.get(flag, [])) or "none in this run"]
         for flag in Flag]
+    wanted = "".join(f"<li>{h.esc(f'{f.mode} {f.scenario} @ {f.concurrency}')}: {h.esc(f.generator_warning)}</li>"
+                     for f in run.figures if f.ok and f.generator_warning)
     return ('<section id="flags"><h2>Flags explained</h2>'
-            + h.table(("flag", "meaning", "figures flagged"), rows, sortable=False) + "</section>")
+            + h.table(("flag", "meaning", "figures flagged"), rows, sortable=False)
+            + (f'<p>Generators that wanted more CPU than they got:</p><ul id="wanted-more">'
+               f"{wanted}</ul>" if wanted else "") + "</section>")
 
 
 def _check_row(c: SpeedCheck) -> list[h.Cell | str]:

@@ -41,8 +41,8 @@ class Flag(StrEnum):
 
 
 FLAG_MEANINGS: dict[Flag, str] = {
-    Flag.GENERATOR_BOUND: "the load generator used more than 85% of its CPUs (or, for locust, used and waited for "
-    "more, here or on a worker): the figure is the generator's limit, not the server's capacity",
+    Flag.GENERATOR_BOUND: "the load generator used more than 85% of its CPUs (or used and waited for more, here or "
+    "on a locust worker): the figure is the generator's limit, not the server's capacity",
     Flag.SPREAD: "the repeats differ by more than 10% of the median",
     Flag.ERRORS: "more than 0.1% of the requests failed (non-2xx answers or socket errors)",
     Flag.FAILED_REPEATS: "some repeats failed; the figure comes from the others",

@@ -208,23 +208,30 @@ class CpuTrace:
         self._stop.set()
         self._thread.join()
 
-    def utilization(self, skip_head: float = 1.0, skip_tail: float = 0.5) -> float | None:
-        """CPU seconds per second per CPU over the run, without its first and last moments."""
+    def _middle(self, skip_head: float, skip_tail: float) -> tuple[float, float] | None:
+        """The monotonic times of the run's middle: without its first and last moments, and without the samples
+        taken after the group exited (its CPU total is gone then, not negative)."""
         samples = list(self.samples)
         while len(samples) > 1 and samples[-1][1] < samples[-2][1]:
-            samples.pop()  # the group has exited: its CPU total is gone, not negative
+            samples.pop()
         if len(samples) < 2:
             return None
         self.samples = samples
-        start, end = self.samples[0][0] + skip_head, self.samples[-1][0] - skip_tail
-        window = [(t, c) for t, c in self.samples if start <= t <= end]
-        if len(window) < 2 or window[-1][0] - window[0][0] < 0.5:
-            window = self.samples
-        (t0, c0), (t1, c1) = window[0], window[-1]
-        if t1 <= t0:
-            return None
-        return max(0.0, (c1 - c0) / (t1 - t0) / self.cpus)
+        start, end = samples[0][0] + skip_head, samples[-1][0] - skip_tail
+        window = [t for t, _ in samples if start <= t <= end]
+        if len(window) < 2 or window[-1] - window[0] < 0.5:
+            window = [t for t, _ in samples]
+        return (window[0], window[-1]) if window[-1] > window[0] else None
 
+    def utilization(self, skip_head: float = 1.0, skip_tail: float = 0.5) -> float | None:
+        """CPU seconds per second per CPU over the run, without its first and last moments."""
+        middle = self._middle(skip_head, skip_tail)
+        return None if middle is None else _rate(self.samples, *middle, self.cpus)
+
+    def waiting(self, skip_head: float = 1.0, skip_tail: float = 0.5) -> float | None:
+        """As :meth:`utilization`, for the seconds spent waiting for a CPU."""
+        middle = self._middle(skip_head, skip_tail)
+        return None if middle is None else _rate(self.waits, *middle, self.cpus)
 
     def utilization_between(self, start_wall: float, end_wall: float) -> float | None:
         """CPU seconds per second per CPU between two wall-clock times (None when fewer than two samples fall
@@ -247,21 +254,14 @@ def _rate(samples: list[tuple[float, float]], start: float, end: float, cpus: in
     return max(0.0, (c1 - c0) / (t1 - t0) / cpus)
 
 
-def run_traced(argv: list[str], *, log: Path, timeout: float, cpus: set[int] | None, cwd: Path,
-               env: dict[str, str] | None = None) -> tuple[int, float | None]:
-    """Run a load generator to completion within ``timeout``; its exit code and CPU utilization.
-
-    It runs in a process group of its own, pinned to ``cpus``, and its CPU use is sampled
-    while it runs, to tell a server's limit from the generator's own. Raises TimeoutError
-    (with the log's tail) if it does not finish in time; the group is stopped either way.
-    """
-    code, trace = run_tracing(argv, log=log, timeout=timeout, cpus=cpus, cwd=cwd, env=env)
-    return code, trace.utilization()
-
-
 def run_tracing(argv: list[str], *, log: Path, timeout: float, cpus: set[int] | None, cwd: Path,
                 env: dict[str, str] | None = None) -> tuple[int, CpuTrace]:
-    """:func:`run_traced`, returning the CPU trace itself, for a caller that knows its measured interval."""
+    """Run a load generator to completion within ``timeout``; its exit code and its CPU trace.
+
+    It runs in a process group of its own, pinned to ``cpus``, and its CPU use (and time spent waiting for a
+    CPU) is sampled while it runs, to tell a server's limit from the generator's own. Raises TimeoutError (with
+    the log's tail) if it does not finish in time; the group is stopped either way.
+    """
     full_env = {**os.environ, **(env or {})}
     with running(argv, log_path=log, cwd=cwd, cpus=cpus, env=full_env) as proc, \
             CpuTrace(proc.pid, len(cpus) if cpus else (os.cpu_count() or 1)) as trace:

@@ -8,8 +8,8 @@ little); the spread is (max - min) / median. Flags say why a figure should not
 be read as a server's capacity:
 
 ``generator-bound``  the load generator used more than 85% of its CPUs in some
-                     repeat, or (locust) used and waited for more, on this host or
-                     on a worker: the number measures the generator, not the server.
+                     repeat, or used and waited for more (on this host or on a
+                     locust worker): the number measures the generator, not the server.
 ``spread``           repeats differ by more than 10% of the median.
 ``errors``           more than 0.1% of requests failed (non-2xx or socket errors).
 ``failed``           no repeat produced a measurement.
@@ -29,6 +29,16 @@ from scripts.records import CellRecord, Flag, Resources, Status
 
 GENERATOR_BOUND = 0.85
 SPREAD_LIMIT = 0.10
+
+
+def wanted_more(generator: str, used: float | None, waited: float | None,
+                bound: float = GENERATOR_BOUND) -> str | None:
+    """Why a generator that used no more than ``bound`` of its CPUs was still their limit: it used and waited for
+    more than ``bound`` (a generator sharing its CPU with other work gets less of it); None when it did not."""
+    if used is None or not waited or used > bound or used + waited <= bound:
+        return None
+    return (f"{generator} wanted {used + waited:.0%} of its CPUs while measuring ({used:.0%} used, {waited:.0%} "
+            "waiting for a CPU)")
 ERROR_LIMIT = 0.001
 
 # Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom.
@@ -79,6 +89,7 @@ class FoldedCell:
     workers: int | None = None
     generator: str | None = None
     generator_cpu: float | None = None
+    generator_warning: str | None = None  # the first repeat's word that the generator wanted more CPU
     throughput_rps: float | None = None
     throughput_samples: tuple[float, ...] = ()
     throughput_ci95: tuple[float, float] | None = None
@@ -154,6 +165,7 @@ def fold(records: Sequence[CellRecord]) -> FoldedCell:
         latency_ms=_median_map([r.latency_ms for r in ok if r.latency_ms]), resources=_median_resources(ok),
         latency_histogram=distribution.merge(r.latency_histogram for r in ok),
         generator_cpu=max(util) if util else None, flags=tuple(_flags(ok, len(records), spread_, requests, failures)),
+        generator_warning=next((r.generator_warning for r in ok if r.generator_warning), None),
     )
 
 

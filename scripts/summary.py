@@ -85,7 +85,7 @@ def _row(f: FoldedCell) -> str:
     res = f.resources
     generator = f.generator or MISSING
     if f.generator_cpu is not None:
-        generator += f" ({f.generator_cpu:.0%} CPU)"
+        generator += f" ({f.generator_cpu:.0%} CPU{', wanted more' if f.generator_warning else ''})"
     cells: tuple[str, ...] = (
         f.mode, MISSING if f.concurrency is None else str(f.concurrency), format_rps(f.throughput_rps),
         format_interval(f), format_sig(f.latency_ms.get("p50")), format_sig(f.latency_ms.get("p99")),
@@ -141,6 +141,8 @@ def _flags_section(figures: Sequence[FoldedCell]) -> list[str]:
     lines = ["## Flags", ""]
     for flag, where in seen.items():
         lines.append(f"- **{flag}**: {FLAG_MEANINGS[flag]} ({len(where)}: {'; '.join(where)})")
+    lines += [f"  - {f.mode} {f.scenario} @ {f.concurrency}: {f.generator_warning}" for f in figures
+              if f.ok and f.generator_warning]
     return [*lines, ""]
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from scripts import target
 from scripts.procs import running, tail
-from scripts.resources import run_traced
+from scripts.resources import run_tracing
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA_SCRIPT = ROOT / "loadtests" / "wrk_report.lua"
@@ -59,6 +59,7 @@ class WrkResult:
     # (percentile, ms) from the minimum to the maximum (scripts.distribution's levels); () from older scripts
     spectrum_ms: tuple[tuple[float, float], ...] = ()
     cpu_utilization: float | None = None  # share of its CPUs wrk used (set by run_wrk)
+    cpu_waiting: float | None = None  # share of its CPUs' time wrk spent waiting for one (set by run_wrk)
 
 
 def find_wrk() -> str | None:
@@ -200,10 +201,11 @@ def run_wrk(*, host: str, port: int, path: str, method: str = "GET", body: bytes
                               headers=headers)
     limit = duration + WRK_MARGIN_S
     try:
-        code, util = run_traced(argv, log=log, timeout=limit, cpus=cpus, cwd=ROOT, env=env)
+        code, trace = run_tracing(argv, log=log, timeout=limit, cpus=cpus, cwd=ROOT, env=env)
     except TimeoutError as exc:
         raise WrkError(str(exc)) from None
     text = log.read_text(errors="replace")
     if code != 0:
         raise WrkError(f"wrk exited with code {code}\n{tail(text)}")
-    return dataclasses.replace(parse_wrk_output(text), cpu_utilization=util)
+    return dataclasses.replace(parse_wrk_output(text), cpu_utilization=trace.utilization(),
+                               cpu_waiting=trace.waiting())

@@ -39,7 +39,7 @@ from scripts.generators.base import Generator, Load, LoadError, LoadResult
 from scripts.loadgen import PERCENTILES
 from scripts.procs import free_port, get, log_tail
 from scripts.resources import run_tracing
-from scripts.stats import GENERATOR_BOUND
+from scripts.stats import GENERATOR_BOUND, wanted_more
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
@@ -263,10 +263,8 @@ class Locust:
         hot = None
         if dist is not None and cpu_file.exists():
             hot = hot_workers(json.loads(cpu_file.read_text()), window, dist.expected)
-        waited = trace.waiting_between(*window) if window else None
-        if hot is None and util is not None and waited and util <= GENERATOR_BOUND < util + waited:
-            hot = (f"locust wanted {util + waited:.0%} of its CPUs while measuring ({util:.0%} used, {waited:.0%} "
-                   "waiting for a CPU)")
+        waited = trace.waiting_between(*window) if window else trace.waiting()
+        hot = hot or wanted_more("locust", util, waited)
         return dataclasses.replace(parse_locust_json(stats), generator_cpu=util, generator_warning=hot)
 
     def _no_stats(self, code: int, log: Path, port: int) -> str:

@@ -16,6 +16,7 @@ from loadtests.scenarios import Scenario
 from scripts import openloop, wrk
 from scripts.generators.base import Load, LoadResult, single_request
 from scripts.histogram import Histogram
+from scripts.stats import wanted_more
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,8 @@ class Native:
             generator=self.name, requests=result.requests, failures=result.non_2xx + result.socket_errors,
             throughput_rps=result.throughput_rps, latency_ms=dict(result.latency_ms),
             # One process on one event loop: the share of one CPU is what tells it ran out.
-            generator_cpu=result.generator_cpu_util, latency_histogram=histogram_ms(result.histogram()))
+            generator_cpu=result.generator_cpu_util, latency_histogram=histogram_ms(result.histogram()),
+            generator_warning=wanted_more("native", result.generator_cpu_util, result.generator_runqueue_frac))
 
     def warm_up(self, load: Load) -> None:
         self.run(load)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from loadtests.scenarios import Scenario
 from scripts import distribution, wrk
 from scripts.generators.base import Load, LoadError, LoadResult, single_request
+from scripts.stats import wanted_more
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class Wrk:
         return LoadResult(generator=self.name, requests=result.requests,
                           failures=result.non_2xx + result.socket_errors, throughput_rps=result.throughput_rps,
                           latency_ms=dict(result.latency_ms), generator_cpu=result.cpu_utilization,
+                          generator_warning=wanted_more("wrk", result.cpu_utilization, result.cpu_waiting),
                           latency_histogram=distribution.histogram_from_spectrum(result.spectrum_ms, result.requests))
 
     def warm_up(self, load: Load) -> None:

@@ -36,6 +36,9 @@ def test_locust_against_uvicorn_is_flagged_generator_bound(tmp_path: Path) -> No
     assert Flag.GENERATOR_BOUND in stats.fold([cell_from_json(record)]).flags
     summary = (tmp_path / "summary.md").read_text()
     assert "generator-bound" in summary
+    if record["generator_warning"]:  # and where it is the time it waited that flags it, the reader is told
+        assert f"uvicorn plaintext @ 32: {record['generator_warning']}" in summary
+        assert "Generators that wanted more CPU than they got" in (tmp_path / "report.html").read_text()
 
 
 def test_wrk_against_the_fork_server_has_headroom(wrk_exe: str, tmp_path: Path) -> None:

@@ -72,3 +72,11 @@ def test_fold_all_groups_by_mode_scenario_and_concurrency_in_order() -> None:
 def test_t_quantiles() -> None:
     assert stats.t975(2) == 4.303 and stats.t975(1000) == 1.96
     assert stats.interval([5.0]) is None
+
+
+def test_a_generator_that_used_and_waited_for_more_than_the_bound_is_named_with_both() -> None:
+    assert stats.wanted_more("wrk", 0.45, 0.53) == ("wrk wanted 98% of its CPUs while measuring (45% used, 53% "
+                                                    "waiting for a CPU)")
+    assert stats.wanted_more("wrk", 0.45, 0.2) is None  # it had room
+    assert stats.wanted_more("wrk", 0.95, 0.04) is None  # its CPU alone flags it: nothing to add
+    assert stats.wanted_more("wrk", 0.5, None) is None and stats.wanted_more("wrk", None, 0.9) is None
