@@ -140,8 +140,8 @@ def test_a_user_app_bench_run_shows_your_app_in_report_html(tmp_path: Path, visi
     assert "uvicorn" in seen.page.inner_text("#not-applicable")
     rows = seen.page.eval_on_selector_all("#answers tbody tr", "rs => rs.map(r => Array.from(r.cells).map(c => "
                                           "c.textContent))")
-    assert rows == [["root", "200 text/html; charset=utf-8", "200 text/html; charset=utf-8", "yes"],
-                    ["api-items-1", "200 application/json", "200 application/json", "yes"]]
+    assert rows == [["root (GET /)", "200 text/html; charset=utf-8", "200 text/html; charset=utf-8", "yes"],
+                    ["api-items-1 (GET /api/items/1)", "200 application/json", "200 application/json", "yes"]]
     # The section sits right under the verdict, where a reader of their own app's run looks first.
     order = seen.page.eval_on_selector_all("section[id]", "ss => ss.map(s => s.id)")
     assert order[:2] == ["verdict", "your-app"]
