@@ -3,9 +3,9 @@
 A worker on another host is invisible to this host's CPU trace, and locust's own figure comes every 10 s (its
 ``CPU_MONITOR_INTERVAL``), too seldom for cells of a few seconds. So every worker running this locustfile
 samples its own process every :data:`SAMPLE_S` and sends the figure as a custom message (locust's
-``send_message``/``register_message``); a master started by the bench (``WB_WORKER_CPU_FILE`` set) stamps each
-on arrival with its own clock and writes them all to that file when it quits, for
-:func:`scripts.generators.locust.hot_workers` to read over the measured interval.
+``send_message``/``register_message``); every master takes them, and one started by the bench
+(``WB_WORKER_CPU_FILE`` set) stamps each on arrival with its own clock and writes them all to that file when
+it quits, for :func:`scripts.generators.locust.hot_workers` to read over the measured interval.
 """
 
 from __future__ import annotations
@@ -33,8 +33,11 @@ def install(environment: Environment) -> None:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         runner.greenlet.spawn(_report, runner)
-    elif isinstance(runner, MasterRunner) and os.environ.get(ENV_FILE):
-        _collect(runner, Path(os.environ[ENV_FILE]))
+    elif isinstance(runner, MasterRunner):
+        # Registered by every master, so one started without the bench (locust's web UI) does not log each
+        # worker's reports as unknown messages; only the bench's master writes them down.
+        file = os.environ.get(ENV_FILE)
+        _collect(runner, Path(file) if file else None)
 
 
 def waiting_s() -> float | None:
@@ -61,7 +64,7 @@ def _report(runner: WorkerRunner) -> None:
         last_wait, last_t = wait, now
 
 
-def _collect(runner: MasterRunner, path: Path) -> None:
+def _collect(runner: MasterRunner, path: Path | None) -> None:
     from locust import events
 
     samples: list[tuple[float, str, float, float | None]] = []
@@ -71,7 +74,8 @@ def _collect(runner: MasterRunner, path: Path) -> None:
         samples.append((time.time(), str(msg.node_id), float(msg.data["cpu"]), None if wait is None else float(wait)))
 
     def quitting(environment: Environment, **_: Any) -> None:
-        path.write_text(json.dumps(samples))
+        if path is not None:
+            path.write_text(json.dumps(samples))
 
     runner.register_message(MESSAGE, received)
     events.quitting.add_listener(quitting)  # type: ignore[no-untyped-call]  # locust's EventHook is untyped

@@ -15,7 +15,7 @@ import pytest
 from loadtests.scenarios import SCENARIOS
 from scripts import stats
 from scripts.generators.base import Load, LoadError, LoadResult
-from scripts.generators.locust import LOCUST, Distribution, Locust, hot_workers, joined
+from scripts.generators.locust import LOCUST, Distribution, Locust, hot_workers, joined, locust_command
 from scripts.plan import plan_from_args
 from scripts.procs import free_port
 from scripts.records import CellRecord, Flag, cell_from_json, load_cells, to_json
@@ -178,3 +178,18 @@ def test_the_cpu_trace_counts_time_spent_waiting_for_a_cpu(tmp_path: Path) -> No
     used, waited = trace.utilization_between(t0 + 0.3, t1 - 0.3), trace.waiting_between(t0 + 0.3, t1 - 0.3)
     assert used is not None and waited is not None
     assert used < 0.8 and waited > 0.2 and used + waited > 0.85, (used, waited)
+
+
+@pytest.mark.slow
+def test_a_master_the_bench_did_not_start_takes_the_workers_cpu_reports_quietly(start_server: StartServer,
+                                                                                 tmp_path: Path) -> None:
+    """Without WB_WORKER_CPU_FILE (a user's own distributed locust) the reports are taken, not logged as unknown
+    messages every half second, and no file is written."""
+    with start_server(lambda host, port: [*PREFORK, "--bind", f"{host}:{port}"]) as srv:
+        master = locust_command(SCENARIOS["json"], f"http://{srv.host}:{srv.port}", 4, 3, tmp_path / "locust")
+        argv = Distribution(local=1).command(master, free_port())
+        code, _ = run_tracing(argv, log=tmp_path / "locust.log", timeout=40, cpus=None, cwd=ROOT)
+    log = (tmp_path / "locust.log").read_text()
+    assert code == 0 and "1 workers connected" in log, log
+    assert "Unknown message type" not in log, log
+    assert not list(tmp_path.glob("workers-cpu.json"))
