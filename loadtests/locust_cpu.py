@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from scripts.procs import schedstat_wait_s
+
 if TYPE_CHECKING:  # the harness imports this module's names, and must never import locust (gevent patches)
     from locust.env import Environment
     from locust.runners import MasterRunner, WorkerRunner
@@ -40,25 +42,16 @@ def install(environment: Environment) -> None:
         _collect(runner, Path(file) if file else None)
 
 
-def waiting_s() -> float | None:
-    """Seconds this worker's main thread (where gevent runs every user) has been ready to run but waiting for a
-    CPU (Linux schedstat), or None where the kernel does not say."""
-    try:
-        with open("/proc/thread-self/schedstat") as f:
-            return int(f.read().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def _report(runner: WorkerRunner) -> None:
     """Every SAMPLE_S: the percent of one CPU the worker used, and the percent of the time it waited for one (a
     worker sharing its CPU with other work uses less of it, yet is still what limits the load)."""
     process = psutil.Process()
     process.cpu_percent(None)
-    last_wait, last_t = waiting_s(), time.monotonic()
+    # The main thread's wait: gevent runs every user there.
+    last_wait, last_t = schedstat_wait_s("/proc/thread-self/schedstat"), time.monotonic()
     while True:
         time.sleep(SAMPLE_S)  # gevent's, as locust patches the standard library
-        wait, now = waiting_s(), time.monotonic()
+        wait, now = schedstat_wait_s("/proc/thread-self/schedstat"), time.monotonic()
         waited = None if wait is None or last_wait is None else 100 * (wait - last_wait) / (now - last_t)
         runner.send_message(MESSAGE, {"cpu": process.cpu_percent(None), "wait": waited})
         last_wait, last_t = wait, now

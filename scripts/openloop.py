@@ -93,7 +93,7 @@ import uvloop
 from scripts.engine import ClosedSchedule, Engine, OpenSchedule
 from scripts.histogram import PERCENTILES, Histogram, nearest_rank
 from scripts.loadgen import LoadError
-from scripts.procs import log_tail, running
+from scripts.procs import log_tail, running, schedstat_wait_s
 from scripts.target import address_of, allowed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,15 +129,6 @@ def summarize_ms(seconds: Sequence[float]) -> dict[str, float]:
     out["max"] = round(ordered[-1] * 1000.0, 3)
     out["mean"] = round(math.fsum(ordered) / len(ordered) * 1000.0, 3)
     return out
-
-
-def runqueue_wait_s() -> float | None:
-    """Seconds this process has spent runnable but waiting for a CPU (Linux schedstat), or None."""
-    try:
-        with open("/proc/self/schedstat") as f:
-            return int(f.read().split()[1]) / 1e9
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 # --- the target -----------------------------------------------------------------------------------------------------
@@ -222,7 +213,7 @@ async def generate(cfg: Config) -> dict[str, Any]:
 
 
 async def _run(cfg: Config) -> dict[str, Any]:
-    cpu0, runq0, wall0 = process_time(), runqueue_wait_s(), monotonic()
+    cpu0, runq0, wall0 = process_time(), schedstat_wait_s(), monotonic()
     # Open loop: a moment to arm the timer before the first due time.
     t0 = monotonic() + (0.01 if cfg.rate is not None else 0.0)
     end = t0 + cfg.duration
@@ -248,7 +239,7 @@ async def _run(cfg: Config) -> dict[str, Any]:
     ended = monotonic()
     wall = max(1e-9, ended - wall0)
     cpu_util = (process_time() - cpu0) / wall
-    runq1 = runqueue_wait_s()
+    runq1 = schedstat_wait_s()
     runq_frac = None if runq0 is None or runq1 is None else (runq1 - runq0) / wall
     if cfg.rate is None:
         count = engine.taken

@@ -38,6 +38,16 @@ def tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+def schedstat_wait_s(path: str = "/proc/self/schedstat") -> float | None:
+    """Seconds a task has spent ready to run but waiting for a CPU, from a Linux schedstat file (the process's
+    main thread by default; ``/proc/PID/task/TID/schedstat`` for any thread), or None where there is none."""
+    try:
+        with open(path) as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def log_tail(path: Path, lines: int = 30) -> str:
     try:
         text = path.read_text(errors="replace")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from scripts.procs import group_members, log_tail, running
+from scripts.procs import group_members, log_tail, running, schedstat_wait_s
 from scripts.records import Resources
 
 
@@ -48,19 +48,14 @@ def cpu_total(pgid: int) -> float:
 def wait_total(pgid: int) -> float:
     """Seconds the group's live threads have spent ready to run but waiting for a CPU (Linux schedstat; 0 where
     the kernel does not say). CPU use alone under-reads a process that shares its CPU with other work."""
-    total = 0
+    total = 0.0
     for pid in group_members(pgid):
         try:
             tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
             continue
-        for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    return total / 1e9
+        total += sum(schedstat_wait_s(f"/proc/{pid}/task/{tid}/schedstat") or 0.0 for tid in tids)
+    return total
 
 
 def _memory(proc: psutil.Process) -> tuple[int, str]:

@@ -56,8 +56,9 @@ class LoadResult:
     throughput_rps: float
     latency_ms: Mapping[str, float]  # p50, p75, p90, p99, p999, mean, max (whatever the generator resolves)
     generator_cpu: float | None = None  # share of the CPU it can use that the generator used while measuring
-    # The generator's own word that part of it ran out of CPU where generator_cpu cannot see (a locust worker on
-    # another host over locust's 90% threshold); flags the figure as generator-bound like generator_cpu does.
+    # Why a generator is the limit where generator_cpu alone does not say so: it used and waited for more than
+    # the bound (scripts.stats.wanted_more), or a locust worker did, here or on another host; flags the figure
+    # as generator-bound like generator_cpu does.
     generator_warning: str | None = None
     latency_histogram: Mapping[float, int] | None = None  # latency (ms) -> count, where the generator keeps one
     schedule: Schedule | None = None  # open loop only
