@@ -125,24 +125,41 @@ def _code(text: str) -> str:
 # --- modes -----------------------------------------------------------------------------------------------------
 
 
-def modes_markdown() -> str:
+def _memberships() -> tuple[dict[str, Any], dict[str, tuple[str, ...]], dict[str, str], dict[str, list[str]]]:
     modes, sets, families = registry()
     member = {name: [s for s, names in sets.items() if name in names] for name in modes}
-    ordered = sets.get("all", tuple(modes))
+    return modes, sets, families, member
+
+
+def modes_markdown() -> str:
+    """The table of every mode, in the order every table and chart shows them."""
+    modes, sets, families, member = _memberships()
     lines = [
         f"{len(modes)} modes, in the order every table and chart shows them (by family, then registry order).",
         "",
         "| mode | family | interface | what it is | sets |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for name in ordered:
+    for name in sets.get("all", tuple(modes)):
         m = modes[name]
         lines.append(f"| [`{name}`](#{name}) | {families.get(m.family, m.family)} | {m.interface.upper()} "
                      f"| {_cell(m.summary)} | {', '.join(_code(s) for s in member[name])} |")
-    lines += ["", "## Named sets", "", "| set | modes |", "| --- | --- |"]
+    return "\n".join(lines)
+
+
+def mode_sets_markdown() -> str:
+    """The named sets of --modes."""
+    _modes, sets, _families, _member = _memberships()
+    lines = ["| set | modes |", "| --- | --- |"]
     lines += [f"| `{s}` | {', '.join(_code(n) for n in names)} |" for s, names in sets.items()]
-    lines += ["", "## Each mode", ""]
-    for name in ordered:
+    return "\n".join(lines)
+
+
+def mode_details_markdown() -> str:
+    """A section per mode: its settings, features and command line."""
+    modes, sets, families, member = _memberships()
+    lines: list[str] = []
+    for name in sets.get("all", tuple(modes)):
         lines += _mode_section(modes[name], families, member[name])
     return "\n".join(lines)
 
@@ -172,7 +189,7 @@ def _mode_section(m: Any, families: dict[str, str], sets: list[str]) -> list[str
     for backend, ratio in m.reuse_targets:
         held = f"held to {ratio:g}x" if ratio else "reported"
         facts.append(("connection reuse check", f"{backend}: {held}"))
-    lines = [f"### `{m.name}` {{ #{m.name} }}", "", _cell(m.summary), "", "| | |", "| --- | --- |"]
+    lines = [f"### `{m.name}` {{ #{m.name} }}", "", _cell(m.summary), "", "| property | value |", "| --- | --- |"]
     lines += [f"| {key} | {value} |" for key, value in facts]
     lines += ["", "Its command line, with 2 workers on 127.0.0.1:8000:", "", "```sh", " ".join(argv), "```", ""]
     return lines
@@ -209,6 +226,24 @@ def _help(action: argparse.Action, prog: str) -> str:
     return _cell(text)
 
 
+# Pages that hold what some group titles still call a README section (the README is short now): the title
+# loses the pointer, and a link to the page follows it.
+README_SECTIONS = {
+    "Benchmark your own app": "../tutorials/your-app.md",
+    "Two machines": "../how-to/two-machines.md",
+}
+README_POINTER = re.compile(r"""[;,]?\s*see (?:the )?README(?::|'s) "?([^")]+)"?""")
+
+
+def _group_heading(title: str) -> list[str]:
+    found = README_POINTER.search(title)
+    if not found or found.group(1).strip() not in README_SECTIONS:
+        return [f"### {title}", ""]
+    section = found.group(1).strip()
+    rest = (title[:found.start()] + title[found.end():]).replace("()", "").strip()
+    return [f"### {rest}", "", f"See [{section.lower()}]({README_SECTIONS[section]}).", ""]
+
+
 def option_strings(p: argparse.ArgumentParser) -> Iterator[str]:
     """Every option string (and positional name) the parser takes."""
     for action in p._actions:
@@ -224,14 +259,15 @@ def options_markdown(command: str) -> str:
         actions = [a for a in group._group_actions if a.help is not argparse.SUPPRESS]
         if not actions:
             continue
-        lines += [f"**{group.title}**" if group.title else "**options**", ""]
+        lines += _group_heading(group.title or "options")
         if group.description:
             lines += [_cell(group.description), ""]
-        lines += ["| option | value | default | what it does |", "| --- | --- | --- | --- |"]
+        lines += ['<div class="wb-options" markdown>', "", "| option | value | default | what it does |",
+                  "| --- | --- | --- | --- |"]
         for a in actions:
             flags = ", ".join(f"`{s}`" for s in (a.option_strings or [a.dest]))
             lines.append(f"| {flags} | {_code(_metavar(a))} | {_default(a)} | {_help(a, p.prog)} |")
-        lines.append("")
+        lines += ["", "</div>", ""]
     return "\n".join(lines)
 
 
@@ -290,6 +326,8 @@ def records_markdown() -> str:
 
 GENERATED: dict[str, Callable[[], str]] = {
     "modes": modes_markdown,
+    "mode-sets": mode_sets_markdown,
+    "mode-details": mode_details_markdown,
     "records": records_markdown,
     **{f"options-{c}": (lambda c=c: options_markdown(c)) for c in COMMANDS},  # type: ignore[misc]
 }
