@@ -60,6 +60,8 @@ def docs(session: nox.Session) -> None:
     """Build the documentation site into site/ (mkdocs build --strict); `-- --serve` serves it instead."""
     # The project itself too: the reference pages are generated from its registry and parsers (docs/hooks/).
     session.install("-e", ".[docs]")
+    # mkdocs-material prints a notice about its successor at every build; the build log should show only the build.
+    session.env["NO_MKDOCS_2_WARNING"] = "1"
     if "--serve" in session.posargs:
         session.run("mkdocs", "serve", "--strict", "--dev-addr", "127.0.0.1:8000")
     else:
