@@ -3,7 +3,7 @@
 ``python -m scripts.genbench`` starts each target server pinned to one CPU (nginx with a
 throwaway config, if ``/usr/sbin/nginx`` or ``nginx`` is installed; and this project's prefork
 with 2 workers), then for ``--rounds`` rounds runs wrk and the native generator
-(:mod:`scripts.openloop` ``--closed-loop``, on :mod:`scripts.engine`) pinned to another CPU,
+(:mod:`scripts.load.engine_process` ``--closed-loop``, on :mod:`scripts.load.engine`) pinned to another CPU,
 with keep-alive and with a new connection per request. The order inside a round alternates
 (wrk first in odd rounds, native first in even ones), so a drift in the machine's load
 favours neither. It prints, per server and connection mode, the median rate of each and the
@@ -31,8 +31,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from scripts import openloop, wrk
-from scripts.procs import free_port, running, wait_ready
+from scripts.common.procs import free_port, running, wait_ready
+from scripts.load import engine_process, wrk_process
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -130,14 +130,14 @@ class Sample:
 
 
 def run_wrk(target: Target, *, close: bool, args: argparse.Namespace, workdir: Path) -> Sample:
-    r = wrk.run_wrk(host=HOST, port=target.port, path=target.path, close=close, connections=args.connections,
+    r = wrk_process.run_wrk(host=HOST, port=target.port, path=target.path, close=close, connections=args.connections,
                     duration=args.duration, workdir=workdir, cpus={args.generator_cpu})
     return Sample(requests=r.requests, throughput_rps=r.throughput_rps, errors=r.errors, latency_ms=r.latency_ms,
                   cpu=r.cpu_utilization)
 
 
 def run_native(target: Target, *, close: bool, args: argparse.Namespace, workdir: Path) -> Sample:
-    r = openloop.run_openloop(f"http://{HOST}:{target.port}{target.path}", duration=args.duration,
+    r = engine_process.run_openloop(f"http://{HOST}:{target.port}{target.path}", duration=args.duration,
                               workdir=workdir, connections=args.connections, close=close, closed_loop=True,
                               cpus={args.generator_cpu})
     return Sample(requests=r.requests, throughput_rps=r.throughput_rps, errors=r.errors, latency_ms=r.latency_ms,
@@ -211,8 +211,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error(f"unknown server or connection mode: {', '.join(bad)}")
     if "nginx" in args.servers and nginx is None:
         p.error("nginx is not installed (apt-get install nginx-light)")
-    if wrk.find_wrk() is None:
-        p.error(wrk.MISSING)
+    if wrk_process.find_wrk() is None:
+        p.error(wrk_process.MISSING)
     if args.rounds < 1 or args.duration < 1 or args.connections < 1:
         p.error("--rounds, --duration and --connections must be >= 1")
     args.nginx = nginx

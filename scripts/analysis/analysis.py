@@ -1,8 +1,8 @@
 """What a run's records mean: repeats folded, the main concurrency, speed checks, knees, strategy pairs.
 
 The middle stage of the pipeline ``records -> analysis -> render``: :func:`analyse` turns a loaded
-:class:`~scripts.records.Run` into an :class:`AnalysedRun`, and the renderers (:mod:`scripts.summary`,
-:mod:`scripts.plot`) draw that and nothing else, so a number means the same in the table and on the chart.
+:class:`~scripts.records.records.Run` into an :class:`AnalysedRun`, and the renderers (:mod:`scripts.render.summary`,
+:mod:`scripts.render.plot`) draw that and nothing else, so a number means the same in the table and on the chart.
 Nothing here draws or formats.
 """
 
@@ -13,11 +13,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from scripts import stats
-from scripts.formatting import format_rps
-from scripts.records import Flag, OpenLoopRecord, References, Run, RunInfo
-from scripts.stats import FoldedCell
-from servers import FAMILIES, FORK_LOOP, FORK_RATE, MODES, STDLIB_FORK, Mode
+from scripts.analysis import stats
+from scripts.analysis.stats import FoldedCell
+from scripts.common.formatting import format_rps
+from scripts.modes import FAMILIES, FORK_LOOP, FORK_RATE, MODES, STDLIB_FORK, Mode
+from scripts.records.records import Flag, OpenLoopRecord, References, Run, RunInfo
 
 Bound = Literal["floor", "ceiling", "open"]
 # When the knee is: the mode completed less than this share of the offered rate ...

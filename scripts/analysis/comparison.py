@@ -2,7 +2,7 @@
 
 Cells are matched by mode, scenario, concurrency, keep-alive and database strategy. Per matched cell, for
 throughput and p99 latency: B's change against A (ratio of the geometric means of the repeats), its 95%
-confidence interval and Welch's t-test on the logarithms of the repeats (:mod:`scripts.significance` says why
+confidence interval and Welch's t-test on the logarithms of the repeats (:mod:`scripts.analysis.significance` says why
 that test). A change is called a regression or an improvement only when it clears the noise twice: the test
 says p < 0.05 after Holm's correction for every test of the comparison (two per cell: without it, 24 tests at
 5% raise a false alarm in most comparisons of identical runs) *and* the change is at least ``--min-change``
@@ -13,7 +13,7 @@ repeat on a side cannot be tested at all and says so. Then the plan and environm
 explain a change (commit, versions, CPU model, CPU sets), and what could not be compared: cells measured in
 one run only, failed cells, incomplete or older runs.
 
-This module compares and writes Markdown; :mod:`scripts.comparehtml` draws the page and :mod:`scripts.compare`
+This module compares and writes Markdown; :mod:`scripts.render.compare_html` draws the page and :mod:`scripts.compare`
 is the command line.
 """
 
@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from scripts import records
-from scripts.formatting import MISSING, format_rps, format_sig
-from scripts.records import CellRecord, Run
-from scripts.significance import ALPHA, Change, holm, welch_log
+from scripts.analysis.significance import ALPHA, Change, holm, welch_log
+from scripts.common.formatting import MISSING, format_rps, format_sig
+from scripts.records import records
+from scripts.records.records import CellRecord, Run
 
 MIN_CHANGE = 0.05
 Verdict = Literal["regression", "improvement", "within noise", "untested", "failed"]

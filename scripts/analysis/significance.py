@@ -11,7 +11,7 @@ Nothing here is specific to the bench: :func:`welch_log` takes two samples and r
 95% confidence interval and the p-value; :func:`holm` adjusts the p-values of many such tests at once.
 scipy is not a dependency, so Student's t distribution is computed here from the regularized incomplete beta
 function (the continued fraction of Numerical Recipes, 6.4); ``tests/scripts/test_distribution.py`` checks it
-against the t table in :mod:`scripts.stats`.
+against the t table in :mod:`scripts.analysis.stats`.
 """
 
 from __future__ import annotations

@@ -24,21 +24,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from scripts import distribution
-from scripts.records import CellRecord, Flag, Resources, Status
+from scripts.records import distribution
+from scripts.records.records import GENERATOR_BOUND, CellRecord, Flag, Resources, Status
 
-GENERATOR_BOUND = 0.85
 SPREAD_LIMIT = 0.10
-
-
-def wanted_more(generator: str, used: float | None, waited: float | None,
-                bound: float = GENERATOR_BOUND) -> str | None:
-    """Why a generator that used no more than ``bound`` of its CPUs was still their limit: it used and waited for
-    more than ``bound`` (a generator sharing its CPU with other work gets less of it); None when it did not."""
-    if used is None or not waited or used > bound or used + waited <= bound:
-        return None
-    return (f"{generator} wanted {used + waited:.0%} of its CPUs while measuring ({used:.0%} used, {waited:.0%} "
-            "waiting for a CPU)")
 ERROR_LIMIT = 0.001
 
 # Two-sided 97.5% quantiles of Student's t for 1..30 degrees of freedom.

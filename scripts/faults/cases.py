@@ -1,443 +1,50 @@
-"""What each server model costs when things go wrong: the same faults injected into every mode.
-
-    python -m scripts.faults [--quick] [--modes a,b] [--faults crash,hang] [--out DIR]
-
-For every (fault, mode): start the mode as the bench does (its own process group, ``/health``
-polled), with ``WORKERBENCH_FAULTS=1`` so the app serves its fault endpoints (:mod:`apps.faults`);
-run steady open-loop load on ``/plaintext`` at a fixed, moderate rate (the project's engine, so a
-stall shows as failures and latency, not as a generator that politely waits); inject the fault a
-moment in; keep loading; read the engine's per-0.1 s outcome timeline and the process count
-sampled beside it. Every fault becomes a :class:`scripts.records.FaultRecord`; :mod:`scripts.fault_report`
-turns the records into ``faults.md``, ``report.html`` and charts.
-
-Everything is driven by :data:`servers.MODES`. The facts a fault needs beyond starting a mode are
-declared on each :class:`servers.Mode` (``worker_timeout_flag``, ``max_requests_flag``,
-``reload_signal``); a mode without one lacks that capability, so a mode added later runs every
-fault that needs nothing more, and shows "not offered" for the others ("not applicable" is kept for a
-fault the process model makes meaningless, as recycling a process that serves one request anyway).
-
-A user's own app (``--app``/``--asgi-app`` and the bench's other options for it, :mod:`scripts.userapp`) runs
-the faults that send nothing but the load and signals (recycle, reload, shutdown, the slowloris half of slow)
-under every mode of its interface, loading one request of the user's (:func:`scripts.userapp.load_request`,
-verified before each fault); the faults that are requests to the sample app's fault endpoints are listed as
-needing the sample app (:data:`NEEDS_SAMPLE_APP`), the modes of the other interface as not applicable.
-"""
+"""The faults, one function each, and their registry :data:`FAULTS`: each starts the mode, injects its fault
+under load and turns what it saw into a :class:`scripts.records.records.FaultRecord`."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import psutil
 import psycopg
 
-import servers
-from apps import faults as app_faults
-from loadtests.scenario_file import ScenarioFileError
-from loadtests.scenarios import Probe, Scenario
-from scripts import cpus as cpu_sets
-from scripts import environment, fault_report, faulthtml, plan, userapp
-from scripts.files import write_text_atomic
-from scripts.loadgen import LoadError
-from scripts.openloop import OpenLoopResult, openloop_command, parse_result, run_openloop
-from scripts.procs import StartError, free_port, group_members, live_members, log_tail, running, wait_ready
-from scripts.records import FaultRecord, faults_to_json
-from scripts.verify import VerifyError, verify
-
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
-
-# --- settings ---------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Settings:
-    quick: bool
-    out: Path
-    workers: int = 2
-    host: str = HOST
-    pg_url: str | None = None  # a PostgreSQL server with the world table, for the cleanup fault
-
-    lead_s: float | None = None  # seconds of load before the fault; None: by quick
-    app: userapp.UserApp | None = None  # a user's app (--app/--asgi-app), served instead of the sample app
-    request: Scenario | None = None  # its one request the steady load sends (userapp.load_request)
-
-    @property
-    def duration(self) -> float:  # seconds of load per fault
-        return 2.5 if self.quick else 6.0
-
-    @property
-    def lead(self) -> float:
-        if self.lead_s is not None:
-            return self.lead_s
-        return 0.8 if self.quick else 2.0
-
-    @property
-    def slow_levels(self) -> tuple[int, ...]:  # how many slow clients at once
-        return (8, 64) if self.quick else (8, 64, 256)
-
-    def slow_levels_for(self, mode: servers.Mode) -> tuple[int, ...]:
-        # A quick run spares a mode that needs a good part of a second per request (cgi) the 64 slow
-        # clients: each one costs it an interpreter start before any measurement.
-        if self.quick and mode.min_duration_s >= 1.0:
-            return self.slow_levels[:1]
-        return self.slow_levels
-
-    @property
-    def slow_duration(self) -> float:  # seconds of normal load beside each level
-        return 1.0 if self.quick else 3.0
-
-    @property
-    def recycle_duration(self) -> float:  # seconds of full-speed load per server, with or without recycling
-        return 2.0 if self.quick else 4.0
-
-    @property
-    def recycle_rounds(self) -> int:  # each round: one server without recycling, one with
-        return 1 if self.quick else 2
-
-    @property
-    def hang_timeout(self) -> int:  # the worker timeout given to modes that have one
-        return 2 if self.quick else 5
-
-    @property
-    def leak_requests(self) -> int:
-        return 1_500 if self.quick else 10_000
-
-    @property
-    def leak_max_s(self) -> float:  # a slow mode gets this long, and serves fewer requests
-        return 3.5 if self.quick else 12.5
-
-    def leak_rate(self, mode: servers.Mode) -> float:
-        # Pools take 2x (quick) or 4x the usual rate, to reach 10,000 requests in 12.5 s in the default
-        # run; a process per request is near its limit already.
-        return self.rate(mode) * (1 if mode.fork_per_request else 2 if self.quick else 4)
-
-    @property
-    def max_requests(self) -> int:
-        return 300 if self.quick else 1_000
-
-    def rate(self, mode: servers.Mode) -> float:
-        """A moderate offered rate the mode serves comfortably (so a fault, not overload, makes failures)."""
-        if mode.min_duration_s >= 1.0:
-            return 2.0  # a fresh interpreter per request (cgi): ~0.2 s of CPU each
-        if mode.fork_per_request:
-            return 100.0
-        return 200.0
-
-    def request_timeout(self, mode: servers.Mode) -> float:
-        # Short, so a request stuck behind a hung or dead process counts as failed within the run.
-        return 4.0 if mode.min_duration_s >= 1.0 else 1.0
-
-
-def server_env(db_path: Path) -> dict[str, str]:
-    from apps import db
-
-    env = {**os.environ, app_faults.ENV: "1", db.ENV_PATH: str(db_path), "PYTHONPATH": str(ROOT),
-           "PYTHONUNBUFFERED": "1"}
-    env.pop(db.ENV_URL, None)
-    return env
-
-
-# --- observing a server under load ------------------------------------------------------------------------------------
-
-
-class GroupWatch:
-    """Samples the server's process group every ``interval`` s: members, and optionally their total PSS."""
-
-    def __init__(self, pgid: int, interval: float = 0.1, pss: bool = False) -> None:
-        self.pgid, self.interval, self.pss = pgid, interval, pss
-        self.samples: list[tuple[float, frozenset[int], int]] = []  # (monotonic, pids, PSS bytes or 0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> None:
-        pids = frozenset(live_members(self.pgid))
-        total = 0
-        if self.pss:
-            for pid in pids:
-                try:
-                    total += psutil.Process(pid).memory_full_info().pss
-                except psutil.Error:
-                    continue
-        self.samples.append((time.monotonic(), pids, total))
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
-
-    def __enter__(self) -> GroupWatch:
-        self._sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
-def poke(host: str, port: int, path: str, timeout: float) -> str:
-    """One request on a new connection; what the client saw: a status, or how it failed."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        resp.read()
-        return str(resp.status)
-    except TimeoutError:
-        return "timeout"
-    except (http.client.RemoteDisconnected, ConnectionResetError, http.client.IncompleteRead):
-        return "closed without an answer"
-    except OSError as exc:
-        return f"error: {exc.strerror or exc}"
-    finally:
-        conn.close()
-
-
-def poke_later(host: str, port: int, path: str, timeout: float, into: dict[str, Any]) -> threading.Thread:
-    """``poke`` in a thread (a hang blocks it); the outcome lands in ``into[path]``."""
-    thread = threading.Thread(target=lambda: into.__setitem__(path, poke(host, port, path, timeout)), daemon=True)
-    thread.start()
-    return thread
-
-
-@dataclass(kw_only=True)
-class Target:
-    """What an injection may touch: the server's address, its leader process, and a place for notes."""
-
-    host: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    notes: dict[str, Any] = field(default_factory=dict)
-    threads: list[threading.Thread] = field(default_factory=list)
-
-
-Inject = Callable[[Target], None]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Observed:
-    result: OpenLoopResult
-    fault_at_s: float
-    samples: list[tuple[float, frozenset[int], int]]  # (s on the timeline, pids, PSS bytes)
-    notes: dict[str, Any]
-
-
-@contextmanager
-def serve(settings: Settings, mode: servers.Mode, extra: Sequence[str], log: Path,
-          env: dict[str, str], cpus: frozenset[int] | None = None) -> Iterator[tuple[Target, tuple[str, ...]]]:
-    """The mode running with ``extra`` options, ready; on ``cpus`` if given (its whole group, once ready)."""
-    port = free_port(settings.host)
-    app = settings.app.spec_for(mode.interface) if settings.app else None
-    argv = [*mode.argv(host=settings.host, port=port, workers=settings.workers, app=app), *extra]
-    path, must_be_200 = ("/health", True)
-    if settings.app and settings.request:
-        path, must_be_200 = userapp.ready_probe(settings.app, {settings.request.name: settings.request})
-    with running(argv, log_path=log, env=env, cwd=ROOT, cpus=set(cpus) if cpus else None) as proc:
-        wait_ready(proc, settings.host, port, log_path=log, deadline_s=30, path=path, any_answer=not must_be_200)
-        if settings.request:  # a user's request that answers wrong would make every fault look like lost requests
-            verify(settings.host, port, settings.request)
-        if cpus:
-            for pid in group_members(proc.pid):
-                with suppress(OSError):  # a worker may exit meanwhile
-                    os.sched_setaffinity(pid, cpus)
-        yield Target(host=settings.host, port=port, proc=proc), tuple(argv)
-
-
-def load_probe(settings: Settings, path: str | None = None) -> Probe:
-    """What the steady load sends: GET ``path``, else the user's request, else the sample /plaintext."""
-    if path is None and settings.request is not None:
-        return settings.request.probes[0]
-    return Probe(method="GET", path=path or "/plaintext")
-
-
-def under_load(settings: Settings, mode: servers.Mode, target: Target, inject: Inject, workdir: Path, *,
-               path: str | None = None, rate: float | None = None, duration: float | None = None,
-               pss: bool = False) -> Observed:
-    """Steady open-loop load on ``path`` (None: :func:`load_probe`'s request); ``inject`` runs ``settings.lead`` s
-    in. Bounded by the generator's own schedule plus its timeout, and a margin."""
-    rate = rate or settings.rate(mode)
-    duration = duration or settings.duration
-    timeout = settings.request_timeout(mode)
-    out = workdir / "openloop.json"
-    probe = load_probe(settings, path)
-    body_file = None
-    if probe.body:
-        workdir.mkdir(parents=True, exist_ok=True)
-        body_file = workdir / "body"
-        body_file.write_bytes(probe.body)
-    argv = openloop_command(f"http://{target.host}:{target.port}{probe.path}", duration=duration, out=out, rate=rate,
-                            connections=32, timeout=timeout, method=probe.method, headers=probe.headers,
-                            body_file=body_file)
-    with GroupWatch(target.proc.pid, interval=0.25 if pss else 0.1, pss=pss) as watch, \
-            running(argv, log_path=workdir / "openloop.log", cwd=ROOT) as gen:
-        time.sleep(settings.lead + 0.3)  # the generator's own start-up (~0.3 s) comes first
-        injected_at = time.monotonic()
-        inject(target)
-        try:
-            gen.wait(timeout=duration + timeout + 30)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"the generator did not finish\n{log_tail(workdir / 'openloop.log')}") from None
-    if gen.returncode != 0:
-        raise RuntimeError(f"the generator failed ({gen.returncode})\n{log_tail(workdir / 'openloop.log')}")
-    result = parse_result(out)
-    origin = float(result.timeline["origin_monotonic"])
-    samples = [(round(t - origin, 3), pids, mem) for t, pids, mem in watch.samples]
-    return Observed(result=result, fault_at_s=round(injected_at - origin, 3), samples=samples, notes=target.notes)
-
-
-# --- reading a timeline -----------------------------------------------------------------------------------------------
-
-
-def lost(result: OpenLoopResult) -> int:
-    """Requests of the load that did not get a 2xx answer (unsent ones at the cut-off included)."""
-    return result.scheduled - result.ok
-
-
-def recovery_s(observed: Observed, rate: float) -> float | None:
-    """Seconds from the fault until the load is served in full again, and stays so to the schedule's end.
-
-    "In full": over a window of at least 0.3 s (and 3 expected requests), no failure and at least 70%
-    of the offered requests answered. None: not back by the end of the schedule.
-    """
-    tl = observed.result.timeline
-    step = float(tl["step_s"])
-    ok, failed = tl["ok"], tl["failed"]
-    width = max(3, round(max(0.3, 3.0 / rate) / step))
-    end = int(observed.result.duration_s / step)
-    first = int(observed.fault_at_s / step)
-    need = 0.7 * rate * step * width
-
-    def good(i: int) -> bool:
-        window = range(i, min(i + width, end))
-        fails = sum(int(failed[j]) for j in window if j < len(failed))
-        oks = sum(int(ok[j]) for j in window if j < len(ok))
-        return fails == 0 and oks >= need * len(window) / width
-
-    if end - width <= first:
-        return None
-    recovered: int | None = None
-    for i in range(first, end - width + 1):
-        # The latest start of an unbroken run of good windows that lasts to the end.
-        recovered = (i if recovered is None else recovered) if good(i) else None
-    if recovered is None:
-        return None
-    return round(max(0.0, recovered * step - observed.fault_at_s), 2)
-
-
-def process_counts(observed: Observed) -> list[tuple[float, int]]:
-    return [(t, len(pids)) for t, pids, _ in observed.samples]
-
-
-def failures(result: OpenLoopResult) -> dict[str, int]:
-    """How the load's failed requests ended (engine.FAILURE_KINDS), and ``unsent``: scheduled, never sent by the
-    schedule's end (a server that stops accepting leaves the generator's connections busy)."""
-    by_kind = {kind: sum(counts) for kind, counts in result.timeline.get("failed_by", {}).items()}
-    unsent = lost(result) - sum(by_kind.values())
-    return {**by_kind, **({"unsent": unsent} if unsent > 0 else {})}
-
-
-def new_processes(observed: Observed) -> int:
-    """Processes first seen after the fault: respawns a process count sampled every 0.1 s can miss (a worker
-    replaced between two samples leaves the count unchanged, but not its pid)."""
-    before = frozenset().union(*(p for t, p, _ in observed.samples if t < observed.fault_at_s))
-    after = frozenset().union(*(p for t, p, _ in observed.samples if t >= observed.fault_at_s))
-    return len(after - before)
-
-
-def load_record(fault: str, mode: servers.Mode, observed: Observed, rate: float, **extra: Any) -> FaultRecord:
-    result = observed.result
-    return FaultRecord(
-        fault=fault, mode=mode.name, status="ok", requests_lost=lost(result),
-        recovery_s=recovery_s(observed, rate), offered_rate=rate, fault_at_s=observed.fault_at_s,
-        timeline={k: result.timeline[k] for k in ("step_s", "ok", "failed", "failed_by") if k in result.timeline},
-        processes=tuple(process_counts(observed)),
-        details={"scheduled": result.scheduled, "errors": result.errors, "latency_ms": result.latency_ms,
-                 "failures": failures(result), "new_processes": new_processes(observed),
-                 **observed.notes, **extra.pop("details", {})},
-        **extra)
-
-
-def baseline(observed: Observed) -> int:
-    """Processes in the group before the fault (the median of the samples then)."""
-    before = [len(p) for t, p, _ in observed.samples if t < observed.fault_at_s] or [0]
-    return int(statistics.median(before))
-
-
-def lost_text(record: FaultRecord) -> str:
-    """``3 lost (2 reset, 1 timeout)``: the failed requests and how they ended."""
-    kinds = {k: n for k, n in record.details.get("failures", {}).items() if n}
-    split = f" ({', '.join(f'{n} {k}' for k, n in kinds.items())})" if kinds else ""
-    return f"{record.requests_lost} lost{split}"
-
-
-def describe_recovery(record: FaultRecord, never: str) -> str:
-    # Nothing lost says more than a recovery time: a slow mode's (cgi's 2/s) window to judge recovery may not
-    # fit in a short run after the fault.
-    if not record.requests_lost:
-        return "no request lost"
-    if record.recovery_s is None:
-        return never
-    return f"recovers in {record.recovery_s:.1f} s"
-
-
-def first_gone_s(observed: Observed, leader: int) -> float | None:
-    """Seconds from the fault until the first process that ran before it is gone (None: none goes)."""
-    before = pids_before(observed) - {leader}
-    for t, pids, _ in observed.samples:
-        if t >= observed.fault_at_s and before - pids:
-            return round(t - observed.fault_at_s, 2)
-    return None
-
-
-def pids_after(observed: Observed) -> frozenset[int]:
-    return observed.samples[-1][1] if observed.samples else frozenset()
-
-
-def pids_before(observed: Observed) -> frozenset[int]:
-    before = [p for t, p, _ in observed.samples if t < observed.fault_at_s]
-    return before[-1] if before else frozenset()
-
-
-def send_signal(target: Target, sig: signal.Signals) -> None:
-    try:
-        os.kill(target.proc.pid, sig)
-    except ProcessLookupError:
-        target.notes["signal"] = "the server was already gone"
-
-
-# --- the faults -------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Case:
-    """Everything one fault against one mode needs: settings, mode, where its files go, the server's env."""
-
-    settings: Settings
-    mode: servers.Mode
-    workdir: Path
-    env: dict[str, str]
-
-    @property
-    def log(self) -> Path:
-        return self.workdir / "server.log"
-
-
-Fault = Callable[[Case], FaultRecord]
+from scripts.common import cpus as cpu_sets
+from scripts.common.procs import live_members
+from scripts.faults.observe import GroupWatch, Observed, Server, load_probe, poke, poke_later, serve, under_load
+from scripts.faults.settings import Case, Fault
+from scripts.faults.slowclients import slow_clients
+from scripts.faults.timeline import (
+    baseline,
+    describe_recovery,
+    first_gone_s,
+    load_record,
+    lost_text,
+    pids_after,
+    pids_before,
+    process_counts,
+    send_signal,
+)
+from scripts.load.engine_process import run_openloop
+from scripts.records.records import FaultRecord
+
+CLEANUP_MAX_REQUESTS = 100
+# gunicorn's documentation suggests a max-requests in the thousands; 1,000 at the thousands of requests/s a
+# pool serves here recycles a worker several times a second, which is where a respawn's cost shows.
+RECYCLE_EVERY = 1_000
+# A process per request also opens a PostgreSQL connection per request (~5-10 ms here): 50/s keeps
+# fork inside its capacity, so the counts compare modes rather than overload.
+CLEANUP_RATE = 50.0
+SHUTDOWN_IO_MS = 150
+SHUTDOWN_RATE = 10.0
 
 
 def not_applicable(case: Case, fault: str, why: str) -> FaultRecord:
@@ -445,15 +52,15 @@ def not_applicable(case: Case, fault: str, why: str) -> FaultRecord:
 
 
 def not_offered(case: Case, fault: str, what: str) -> FaultRecord:
-    """The server lacks what the fault exercises (as registered in servers.MODES): a fact about it, not a failure."""
+    """The server lacks what the fault exercises (as registered in MODES): a fact about it, not a failure."""
     return FaultRecord(fault=fault, mode=case.mode.name, status="not offered",
-                       verdict=f"not offered: {case.mode.name} has no {what} (as registered in servers.MODES)")
+                       verdict=f"not offered: {case.mode.name} has no {what} (as registered in MODES)")
 
 
 def _crash(how: str, fault: str) -> Fault:
     def run(case: Case) -> FaultRecord:
         with serve(case.settings, case.mode, (), case.log, case.env) as (target, argv):
-            def inject(t: Target) -> None:
+            def inject(t: Server) -> None:
                 t.threads.append(poke_later(t.host, t.port, f"/fault/crash?how={how}", 5.0, t.notes))
 
             observed = under_load(case.settings, case.mode, target, inject, case.workdir)
@@ -480,7 +87,7 @@ def hang(case: Case) -> FaultRecord:
     # to see the load come back.
     duration = max(s.duration, s.lead + s.hang_timeout + 4.0)
     with serve(s, case.mode, extra, case.log, case.env) as (target, argv):
-        def inject(t: Target) -> None:
+        def inject(t: Server) -> None:
             t.threads.append(poke_later(t.host, t.port, "/fault/hang?s=3600", duration + 5, t.notes))
 
         observed = under_load(s, case.mode, target, inject, case.workdir, duration=duration)
@@ -513,7 +120,7 @@ def hang(case: Case) -> FaultRecord:
 
 def app_error(case: Case) -> FaultRecord:
     with serve(case.settings, case.mode, (), case.log, case.env) as (target, argv):
-        def inject(t: Target) -> None:
+        def inject(t: Server) -> None:
             t.notes["statuses"] = [poke(t.host, t.port, "/fault/error", 5.0) for _ in range(5)]
 
         observed = under_load(case.settings, case.mode, target, inject, case.workdir)
@@ -544,7 +151,7 @@ def state_leak(case: Case) -> FaultRecord:
                        details={"requests": n, "saw_earlier_state": saw, "processes": pids})
 
 
-def _get(target: Target, path: str) -> tuple[str, dict[str, str], bytes]:
+def _get(target: Server, path: str) -> tuple[str, dict[str, str], bytes]:
     conn = http.client.HTTPConnection(target.host, target.port, timeout=10)
     try:
         conn.request("GET", path)
@@ -621,7 +228,7 @@ LEFT_GRACE_S = 2.0  # how long a process may take to follow its exited master be
 def shutdown(case: Case) -> FaultRecord:
     s = case.settings
 
-    def inject(t: Target) -> None:
+    def inject(t: Server) -> None:
         sent = time.monotonic()
         send_signal(t, signal.SIGTERM)
         try:
@@ -798,103 +405,6 @@ def recycle_cost(case: Case) -> FaultRecord:
         "connections": 32})
 
 
-# --- slow clients (a minimal slowloris and non-readers of our own; scripts/slowclients.py is the full tool) ---
-
-
-SLOW_KINDS = ("slowloris", "nonreader")
-# Non-readers ask for this much and take none of it; their receive buffer is kept tiny, so the
-# server's send blocks (or queues) once its own send buffer is full.
-NONREADER_KB = 2048
-
-
-def open_slow(kind: str, host: str, port: int, path: str = "/plaintext") -> socket.socket | None:
-    """One slow client: half a request line and headers (slowloris), or a full request it never reads."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        if kind == "nonreader":
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.settimeout(1.0)
-        sock.connect((host, port))
-        if kind == "slowloris":
-            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".encode())
-        else:
-            sock.sendall(f"GET /fault/big?kb={NONREADER_KB} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-        return sock
-    except OSError:
-        # A server that stops accepting (its backlog full) is the measurement, not a harness failure.
-        sock.close()
-        return None
-
-
-def slow_level(case: Case, target: Target, kind: str, k: int, held: list[socket.socket]) -> dict[str, Any]:
-    """Bring the slow clients up to ``k`` and measure normal requests beside them."""
-    s = case.settings
-    opened = 0
-    while len(held) < k:
-        sock = open_slow(kind, target.host, target.port, load_probe(s).path)
-        if sock is None:
-            break
-        held.append(sock)
-        opened += 1
-    observed = under_load(s, case.mode, target, lambda t: None, case.workdir / f"{kind}-{k}",
-                          duration=s.slow_duration)
-    r = observed.result
-    return {"k": k, "held": len(held), "success_pct": round(100.0 * r.ok / max(1, r.scheduled), 1),
-            "p99_ms": r.latency_ms.get("p99"), "errors": r.errors}
-
-
-def slow_clients(case: Case) -> FaultRecord:
-    s = case.settings
-    results: dict[str, list[dict[str, Any]]] = {}
-    argv: tuple[str, ...] = ()
-    # Non-readers ask for the sample app's 2 MiB answer: a user's page may fit in the socket buffers, and then a
-    # client that never reads ties up nothing.
-    skipped = {"nonreader": NEEDS_SAMPLE_APP["slow: nonreader"]} if s.request else {}
-    for kind in (k for k in SLOW_KINDS if k not in skipped):
-        held: list[socket.socket] = []
-        try:
-            with serve(s, case.mode, (), case.log, case.env) as (target, argv):
-                target_lead = dataclasses.replace(s, lead_s=0.3)
-                sub = dataclasses.replace(case, settings=target_lead)
-                results[kind] = [slow_level(sub, target, kind, k, held) for k in s.slow_levels_for(case.mode)]
-                # Workers stuck on slow clients would hold a graceful stop for its whole grace period.
-                os.killpg(target.proc.pid, signal.SIGKILL)
-        finally:
-            for sock in held:
-                sock.close()
-    worst = {kind: min(r["success_pct"] for r in levels) for kind, levels in results.items()}
-    verdict = "; ".join(f"{kind}: " + ", ".join(f"K={r['k']} {r['success_pct']:g}%" for r in levels)
-                        for kind, levels in results.items())
-    needs = "".join(f"; {kind} not run: needs the sample app ({why})" for kind, why in skipped.items())
-    return FaultRecord(fault="slow", mode=case.mode.name, status="ok", verdict=f"served {verdict}{needs}",
-                       offered_rate=s.rate(case.mode), command=argv,
-                       details={"levels": results, "worst_success_pct": worst, "needs_sample_app": skipped})
-
-
-CLEANUP_MAX_REQUESTS = 100
-# gunicorn's documentation suggests a max-requests in the thousands; 1,000 at the thousands of requests/s a
-# pool serves here recycles a worker several times a second, which is where a respawn's cost shows.
-RECYCLE_EVERY = 1_000
-# A process per request also opens a PostgreSQL connection per request (~5-10 ms here): 50/s keeps
-# fork inside its capacity, so the counts compare modes rather than overload.
-CLEANUP_RATE = 50.0
-SHUTDOWN_IO_MS = 150
-SHUTDOWN_RATE = 10.0
-
-# What each fault that cannot run on a user's app needs of the sample app (apps.faults); the others send only the
-# load's request and signals, so they run on any app: recycle, reload, shutdown, slow (its slowloris half).
-NEEDS_SAMPLE_APP = {
-    "crash": "/fault/crash, a request that calls os._exit",
-    "segv": "/fault/crash?how=segv, a request that dies of SIGSEGV",
-    "hang": "/fault/hang, a request that blocks for an hour",
-    "error": "/fault/error, a request that raises",
-    "state": "/fault/state, a request that stores and reads a module-level value",
-    "leak": "/fault/leak, a request that keeps 16 KiB",
-    "leak+recycle": "/fault/leak, a request that keeps 16 KiB",
-    "cleanup": "/db and the sample app's PostgreSQL connection settings",
-    "slow: nonreader": "/fault/big, a 2 MiB answer",
-}
-
 FAULTS: dict[str, Fault] = {
     "crash": _crash("exit", "crash"),
     "segv": _crash("segv", "segv"),
@@ -909,155 +419,3 @@ FAULTS: dict[str, Fault] = {
     "cleanup": cleanup,
     "slow": slow_clients,
 }
-
-
-# --- the run ----------------------------------------------------------------------------------------------------------
-
-
-def run_case(fault: str, case: Case) -> FaultRecord:
-    """One fault against one mode; a harness failure becomes a failed record, never a stopped run."""
-    case.workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        return FAULTS[fault](case)
-    except (RuntimeError, OSError, ValueError, KeyError, subprocess.TimeoutExpired, psycopg.Error, LoadError,
-            StartError, VerifyError) as exc:
-        tail = log_tail(case.log)
-        app = case.settings.app
-        if app and (note := userapp.failure_note(app, case.log)):
-            tail += "\n" + note
-        return FaultRecord(fault=fault, mode=case.mode.name, status="failed",
-                           error=f"{type(exc).__name__}: {exc}".splitlines()[0], log_tail=tail)
-
-
-def write_records(path: Path, records: Sequence[FaultRecord], meta: dict[str, Any]) -> None:
-    write_text_atomic(path, json.dumps(faults_to_json(records, meta)))
-
-
-@contextmanager
-def postgres_if(wanted: bool) -> Iterator[str | None]:
-    """A throwaway, seeded PostgreSQL server when ``wanted`` and installed; else None (cleanup is then n/a)."""
-    from apps import db
-    from scripts import pg
-
-    if not wanted:
-        yield None
-        return
-    try:
-        pg.find_binaries()
-    except pg.PostgresUnavailable as exc:
-        print(f"faults: no PostgreSQL, the cleanup fault is not applicable: {exc}", flush=True)
-        yield None
-        return
-    with pg.postgres() as url:
-        db.seed_postgres(url)
-        yield url
-
-
-def run(settings: Settings, modes: Sequence[str], faults: Sequence[str], *,
-        registry: Mapping[str, servers.Mode] = servers.MODES, meta: Mapping[str, Any] | None = None
-        ) -> list[FaultRecord]:
-    """Every fault against every mode (``registry`` names them: a user's app may add MODE+a2wsgi entries);
-    ``meta`` goes into faults.json beside what the run records itself."""
-    with postgres_if("cleanup" in faults) as url:
-        return _run(dataclasses.replace(settings, pg_url=url), modes, faults, registry, meta or {})
-
-
-def _run(settings: Settings, modes: Sequence[str], faults: Sequence[str], registry: Mapping[str, servers.Mode],
-         extra: Mapping[str, Any]) -> list[FaultRecord]:
-    from apps import db
-
-    settings.out.mkdir(parents=True, exist_ok=True)
-    db_path = db.create(settings.out / "world.sqlite")
-    env = server_env(db_path)
-    if settings.app:
-        env = userapp.server_env(settings.app, env, ROOT)
-    records: list[FaultRecord] = []
-    started = time.monotonic()
-    meta = {"quick": settings.quick, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "modes": list(modes), "faults": list(faults), "workers": settings.workers,
-            "environment": environment.environment(), **extra}
-    try:
-        for fault in faults:
-            for name in modes:
-                case = Case(settings=settings, mode=registry[name], env=env,
-                            workdir=settings.out / "logs" / f"{fault}-{name}")
-                t0 = time.monotonic()
-                record = run_case(fault, case)
-                records.append(record)
-                print(f"faults: {fault:<13} {name:<14} {time.monotonic() - t0:5.1f} s  "
-                      f"{record.verdict or record.error}", flush=True)
-                write_records(settings.out / "faults.json", records, meta)
-    finally:
-        db_path.unlink(missing_ok=True)
-    print(f"faults: {len(records)} cases in {time.monotonic() - started:.0f} s", flush=True)
-    return records
-
-
-def _names(text: str | None, valid: Sequence[str], what: str) -> list[str]:
-    if not text:
-        return list(valid)
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    wrong = [n for n in names if n not in valid]
-    if wrong:
-        raise SystemExit(f"faults: unknown {what} {', '.join(wrong)}; valid: {', '.join(valid)}")
-    return names
-
-
-def for_user_app(app: userapp.UserApp, request: Scenario, modes: Sequence[str], faults: Sequence[str]
-                 ) -> tuple[list[str], dict[str, servers.Mode], list[str], dict[str, Any]]:
-    """The modes that can serve the user's app (as the bench names them), the registry that holds them, the faults
-    that run on any app, and what faults.json records of the rest; raises ValueError when nothing would run."""
-    asked = [(m, app.not_applicable(servers.MODES[m])) for m in modes]
-    serving = userapp.adapted_modes(app, servers.MODES, tuple(m for m, why in asked if why is None))
-    runnable = [f for f in faults if f not in NEEDS_SAMPLE_APP]
-    if not serving:
-        raise ValueError("no mode asked for can serve your app: " + "; ".join(f"{m} {why}" for m, why in asked))
-    if not runnable:
-        anywhere = ", ".join(f for f in FAULTS if f not in NEEDS_SAMPLE_APP)
-        raise ValueError(f"{', '.join(faults)}: need the sample app's fault endpoints; the faults that run on your "
-                         f"app: {anywhere}")
-    needs = {f: NEEDS_SAMPLE_APP[f] for f in faults if f in NEEDS_SAMPLE_APP}
-    if "slow" in faults:
-        needs["slow: nonreader"] = NEEDS_SAMPLE_APP["slow: nonreader"]
-    meta = {"app": app.describe(), "request": request.summary, "needs_sample_app": needs,
-            "not_applicable": {m: why for m, why in asked if why is not None}}
-    return list(serving), {**servers.MODES, **serving}, runnable, meta
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scripts.faults", description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="short loads (about 4 minutes for everything)")
-    p.add_argument("--modes", type=plan.modes_argument(servers.MODES), default=servers.MODE_SETS["default"],
-                   help="modes and mode sets (default, all, wsgi, asgi), comma-separated; default: "
-                        f"{', '.join(servers.MODE_SETS['default'])}")
-    p.add_argument("--faults", help=f"comma-separated, default all: {', '.join(FAULTS)}")
-    p.add_argument("--out", type=Path, help="run folder (default results/faults-<UTC time>)")
-    userapp.add_arguments(p, open_loop_help="the faults' steady load sends GET PATH (default: the first request of "
-                          "--scenario-file, else of --paths)")
-    args = p.parse_args(argv)
-    modes = list(args.modes)
-    faults = _names(args.faults, list(FAULTS), "fault")
-    out = args.out or ROOT / "results" / time.strftime("faults-%Y%m%dT%H%M%SZ", time.gmtime())
-    settings = Settings(quick=args.quick, out=out)
-    registry: Mapping[str, servers.Mode] = servers.MODES
-    meta: dict[str, Any] = {}
-    try:
-        user = userapp.from_args(args)
-        if user is not None:
-            request = userapp.load_request(user[1])
-            modes, registry, faults, meta = for_user_app(user[0], request, modes, faults)
-            settings = dataclasses.replace(settings, app=user[0], request=request)
-    except (ScenarioFileError, ValueError) as exc:
-        p.error(str(exc))
-    for mode, why in meta.get("not_applicable", {}).items():
-        print(f"faults: {mode}: not applicable: {why}", flush=True)
-    for fault, needs in meta.get("needs_sample_app", {}).items():
-        print(f"faults: {fault}: needs the sample app ({needs})", flush=True)
-    run(settings, modes, faults, registry=registry, meta=meta)
-    fault_report.render_run(out)
-    print(f"faults: wrote {out / 'faults.md'} and {out / faulthtml.PAGE_NAME}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

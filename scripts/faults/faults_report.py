@@ -9,7 +9,7 @@ Charts, where a person would rather look than read:
 * ``memory.png``: PSS of each mode's process tree against requests served, solid without
   recycling, dashed with it.
 
-The same figures, interactive, are in the run's ``report.html`` (:mod:`scripts.faulthtml`).
+The same figures, interactive, are in the run's ``report.html`` (:mod:`scripts.faults.faults_html`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ matplotlib.use("Agg")  # files only; no display on a server
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from scripts import faulthtml, index, records
-from scripts.faultsummary import (
+from scripts.faults import faults_html
+from scripts.faults.faults_summary import (
     CAUTIONS,
     SMOOTH_S,
     WHAT,
@@ -37,8 +37,10 @@ from scripts.faultsummary import (
     what,
     your_app,
 )
-from scripts.plot import mode_colors
-from scripts.records import FaultRecord
+from scripts.records import records
+from scripts.records.records import FaultRecord
+from scripts.render import index
+from scripts.render.plot import mode_colors
 
 FAILURE_DASHES = {"refused": ":", "reset": "-", "timeout": "--", "5xx": "-.", "wrong": (0, (1, 3))}
 
@@ -187,7 +189,7 @@ def render_run(out: Path) -> Path:
     index when the run lives under results/; returns the markdown's path."""
     run = records.load(out)
     path = render(out, run.faults, run.faults_meta)
-    faulthtml.write_page(run.faults, out, run.faults_meta)
+    faults_html.write_page(run.faults, out, run.faults_meta)
     index.rebuild_for(out)
     return path
 
@@ -216,7 +218,7 @@ def render(out: Path, records: Sequence[FaultRecord], meta: Mapping[str, Any] | 
     return path
 
 
-if __name__ == "__main__":  # re-render a run folder: python -m scripts.fault_report RUN
+if __name__ == "__main__":  # re-render a run folder: python -m scripts.faults.faults_report RUN
     import sys
 
     print(render_run(Path(sys.argv[1])))

@@ -1,5 +1,5 @@
-"""What a fault record reduces to, in words and numbers: shared by faults.md (:mod:`scripts.fault_report`),
-the faults run's report.html (:mod:`scripts.faulthtml`) and the results index (:mod:`scripts.index`).
+"""What a fault record reduces to, in words and numbers: shared by faults.md (:mod:`scripts.faults.faults_report`),
+the faults run's report.html (:mod:`scripts.faults.faults_html`) and the results index (:mod:`scripts.render.index`).
 
 Each fault's description, the cautions of the worker model and the faults that measure them, a few words of
 outcome per record, the failures split by how they ended, and a record's timeline smoothed for drawing.
@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
-import servers
-from scripts.formatting import MISSING
-from scripts.records import FaultRecord
-from scripts.userapp import ADAPTED_SUFFIX
+from scripts.common.formatting import MISSING
+from scripts.modes import MODES
+from scripts.plan.userapp import ADAPTED_SUFFIX
+from scripts.records.records import FaultRecord
 
 SMOOTH_S = 0.5
-# How a failed request ended (scripts.engine.FAILURE_KINDS), in words, and each one's line style.
+# How a failed request ended (scripts.load.engine.FAILURE_KINDS), in words, and each one's line style.
 FAILURE_WORDS = {"refused": "refused: could not connect", "reset": "reset: connection closed without an answer",
                  "timeout": "timeout: no answer within the request timeout", "5xx": "5xx: the server's error answer",
                  "wrong": "wrong answer: neither 2xx nor 5xx, or not HTTP"}
@@ -166,7 +166,7 @@ def short(r: FaultRecord) -> str:
 def per_request(mode: str) -> bool:
     """A registered mode that forks a process per request: its processes come and go with the load, so new pids
     say nothing about respawns, and a hung one is no worker to time out."""
-    entry = servers.MODES.get(mode.removesuffix(ADAPTED_SUFFIX))
+    entry = MODES.get(mode.removesuffix(ADAPTED_SUFFIX))
     return bool(entry and entry.fork_per_request)
 
 

@@ -1,7 +1,7 @@
-"""Slow and greedy clients against the pool modes: ``python -m scripts.slowclients``.
+"""Slow and greedy clients against the pool modes: ``python -m scripts.faults.slowclients``.
 
 Two cells per mode, every mode started the way the bench starts it (the registry in
-:mod:`servers`, a process group of its own through :func:`scripts.procs.running`):
+:mod:`servers`, a process group of its own through :func:`scripts.common.procs.running`):
 
 * **slowloris**: K connections each send a request line and one header, then
   nothing; meanwhile N normal requests (each on a fresh connection, all at once)
@@ -22,11 +22,13 @@ Load only ever goes to loopback; every wait is bounded.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import re
 import shutil
+import signal
 import socket
 import sys
 import threading
@@ -35,11 +37,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from scripts.procs import free_port, get, running, wait_ready
-from servers import MODES
+from scripts.common.procs import free_port, get, running, wait_ready
+from scripts.faults.observe import Server, load_probe, serve, under_load
+from scripts.faults.settings import NEEDS_SAMPLE_APP, Case
+from scripts.modes import MODES
+from scripts.records.records import FaultRecord
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 DEFAULT_MODES = ("prefork", "gunicorn-sync", "uvicorn", "fork")
 HALF_SENT_REQUEST = b"GET /plaintext HTTP/1.1\r\nHost: slowloris\r\n"  # no blank line: never complete
@@ -238,7 +244,7 @@ def table(results: dict[str, dict[str, object]], plan: Plan) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> Plan:
-    p = argparse.ArgumentParser(prog="python -m scripts.slowclients", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.faults.slowclients", description=__doc__.split("\n\n")[0])
     p.add_argument("--modes", default=",".join(DEFAULT_MODES), help="comma-separated modes (default %(default)s)")
     p.add_argument("--half-sent", default="8,64", help="half-sent connections per slowloris cell (default %(default)s)")
     p.add_argument("--normal", type=int, default=20, help="normal requests timed per slowloris cell")
@@ -287,6 +293,80 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: {value}")
     print(f"wrote {out}")
     return 0
+
+
+
+# --- the faults suite's slow clients: slowloris and non-readers beside steady load ---
+
+
+SLOW_KINDS = ("slowloris", "nonreader")
+# Non-readers ask for this much and take none of it; their receive buffer is kept tiny, so the
+# server's send blocks (or queues) once its own send buffer is full.
+NONREADER_KB = 2048
+
+
+def open_slow(kind: str, host: str, port: int, path: str = "/plaintext") -> socket.socket | None:
+    """One slow client: half a request line and headers (slowloris), or a full request it never reads."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if kind == "nonreader":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(1.0)
+        sock.connect((host, port))
+        if kind == "slowloris":
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".encode())
+        else:
+            sock.sendall(f"GET /fault/big?kb={NONREADER_KB} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        return sock
+    except OSError:
+        # A server that stops accepting (its backlog full) is the measurement, not a harness failure.
+        sock.close()
+        return None
+
+
+def slow_level(case: Case, target: Server, kind: str, k: int, held: list[socket.socket]) -> dict[str, Any]:
+    """Bring the slow clients up to ``k`` and measure normal requests beside them."""
+    s = case.settings
+    opened = 0
+    while len(held) < k:
+        sock = open_slow(kind, target.host, target.port, load_probe(s).path)
+        if sock is None:
+            break
+        held.append(sock)
+        opened += 1
+    observed = under_load(s, case.mode, target, lambda t: None, case.workdir / f"{kind}-{k}",
+                          duration=s.slow_duration)
+    r = observed.result
+    return {"k": k, "held": len(held), "success_pct": round(100.0 * r.ok / max(1, r.scheduled), 1),
+            "p99_ms": r.latency_ms.get("p99"), "errors": r.errors}
+
+
+def slow_clients(case: Case) -> FaultRecord:
+    s = case.settings
+    results: dict[str, list[dict[str, Any]]] = {}
+    argv: tuple[str, ...] = ()
+    # Non-readers ask for the sample app's 2 MiB answer: a user's page may fit in the socket buffers, and then a
+    # client that never reads ties up nothing.
+    skipped = {"nonreader": NEEDS_SAMPLE_APP["slow: nonreader"]} if s.request else {}
+    for kind in (k for k in SLOW_KINDS if k not in skipped):
+        held: list[socket.socket] = []
+        try:
+            with serve(s, case.mode, (), case.log, case.env) as (target, argv):
+                target_lead = dataclasses.replace(s, lead_s=0.3)
+                sub = dataclasses.replace(case, settings=target_lead)
+                results[kind] = [slow_level(sub, target, kind, k, held) for k in s.slow_levels_for(case.mode)]
+                # Workers stuck on slow clients would hold a graceful stop for its whole grace period.
+                os.killpg(target.proc.pid, signal.SIGKILL)
+        finally:
+            for sock in held:
+                sock.close()
+    worst = {kind: min(r["success_pct"] for r in levels) for kind, levels in results.items()}
+    verdict = "; ".join(f"{kind}: " + ", ".join(f"K={r['k']} {r['success_pct']:g}%" for r in levels)
+                        for kind, levels in results.items())
+    needs = "".join(f"; {kind} not run: needs the sample app ({why})" for kind, why in skipped.items())
+    return FaultRecord(fault="slow", mode=case.mode.name, status="ok", verdict=f"served {verdict}{needs}",
+                       offered_rate=s.rate(case.mode), command=argv,
+                       details={"levels": results, "worst_success_pct": worst, "needs_sample_app": skipped})
 
 
 if __name__ == "__main__":

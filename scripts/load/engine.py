@@ -24,7 +24,7 @@ The two schedules:
   (wrk's model, and locust's).
 * :class:`OpenSchedule`: request ``i`` is due at ``t0 + i/R`` whatever the server does. A
   Linux ``timerfd`` wakes the loop at each due time; due requests go to idle slots, or to a
-  FIFO that slots drain as they free up. See :mod:`scripts.openloop` for why and what to trust.
+  FIFO that slots drain as they free up. See :mod:`scripts.load.engine_process` for why and what to trust.
 
 Timeouts are found by a sweep every few tens of milliseconds instead of a timer per request,
 so a timeout fires up to one sweep period late. A request on a kept-alive connection that
@@ -47,7 +47,7 @@ from typing import Any, Protocol
 
 import httptools
 
-from scripts.histogram import Histogram
+from scripts.load.histogram import Histogram
 
 ERROR_KINDS = ("connect", "read", "write", "timeout", "status")
 # How a failed request ended, as the outcome timeline splits failures (a fault harness tells a refused

@@ -7,7 +7,7 @@ percentiles hide it. This is "coordinated omission" (Gil Tene): the generator
 coordinates with the server and omits exactly the samples that would show the
 queue.
 
-Method: ``python -m scripts.openloop --url http://127.0.0.1:PORT/path --rate R
+Method: ``python -m scripts.load.engine_process --url http://127.0.0.1:PORT/path --rate R
 --duration S --out result.json``. Request ``i`` is due at ``t0 + i/R`` whatever
 the server does. A scheduler puts each request in a FIFO queue at its due time;
 a pool of ``--connections`` HTTP/1.1 keep-alive connections takes them in order.
@@ -23,7 +23,7 @@ closed-loop measurement leaves out.
 ``--closed-loop`` runs the classic closed loop instead (N connections back to
 back, no schedule, as wrk does): the project's native generator for throughput,
 as fast as wrk from one core (``python -m scripts.genbench`` measures the ratio),
-for machines without wrk. Both loops are one engine (:mod:`scripts.engine`) with
+for machines without wrk. Both loops are one engine (:mod:`scripts.load.engine`) with
 two schedules, and the result carries wrk's report fields too (``requests``,
 ``measured_s``, ``throughput_rps``, ``errors`` by kind, ``non_2xx``,
 ``latency_ms``). ``--close`` sends ``Connection: close``: a new connection per
@@ -54,7 +54,7 @@ What to trust and what not:
   (the sum of those two shares) exceeded 80% of a CPU set
   ``generator_kept_up`` false with a warning. High CPU alone is no proof: a
   busy loop handles more events per wake-up and may keep up.
-* Latencies go into log-linear histograms (:mod:`scripts.histogram`): exact to
+* Latencies go into log-linear histograms (:mod:`scripts.load.histogram`): exact to
   the microsecond below 2.048 ms, within 0.1% above; max and mean are exact.
   Percentiles are nearest rank over *completed* requests: connect, read and
   write errors and timeouts are counted in ``errors``, not in the percentiles.
@@ -90,13 +90,13 @@ from urllib.parse import urlsplit
 
 import uvloop
 
-from scripts.engine import ClosedSchedule, Engine, OpenSchedule
-from scripts.histogram import PERCENTILES, Histogram, nearest_rank
-from scripts.loadgen import LoadError
-from scripts.procs import log_tail, running, schedstat_wait_s
-from scripts.target import address_of, allowed
+from scripts.common.procs import log_tail, running, schedstat_wait_s
+from scripts.load import LoadError
+from scripts.load.engine import ClosedSchedule, Engine, OpenSchedule
+from scripts.load.histogram import PERCENTILES, Histogram, percentile
+from scripts.load.hosts import address_of, allowed
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 LOOPBACK_HOSTS = {"127.0.0.1": "127.0.0.1", "::1": "::1", "localhost": "127.0.0.1"}
 EXIT_REFUSED = 2
@@ -115,11 +115,6 @@ BUSY_CPU = 0.8
 # --- statistics -----------------------------------------------------------------------------------------------------
 
 
-def percentile(sorted_values: Sequence[float], fraction: float) -> float:
-    """Nearest rank: the smallest value such that at least ``fraction`` of ``sorted_values`` are <= it."""
-    return sorted_values[nearest_rank(len(sorted_values), fraction) - 1]
-
-
 def summarize_ms(seconds: Sequence[float]) -> dict[str, float]:
     """p50 ... p999, max and mean of latencies given in seconds, in milliseconds; {} for none."""
     if not seconds:
@@ -131,11 +126,11 @@ def summarize_ms(seconds: Sequence[float]) -> dict[str, float]:
     return out
 
 
-# --- the target -----------------------------------------------------------------------------------------------------
+# --- the endpoint ---------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Target:
+class Endpoint:
     url: str
     address: str  # the IP connected to
     port: int
@@ -143,7 +138,7 @@ class Target:
     path: str  # path and query string
 
 
-def parse_target(url: str) -> Target:
+def parse_endpoint(url: str) -> Endpoint:
     """Split ``url``; raises ValueError unless it is http:// on a loopback host."""
     parts = urlsplit(url)
     if parts.scheme != "http":
@@ -163,10 +158,10 @@ def parse_target(url: str) -> Target:
     bracketed = f"[{host}]" if ":" in host else host
     # localhost is pinned to 127.0.0.1 rather than resolved, so a hosts file cannot send us elsewhere.
     address = LOOPBACK_HOSTS.get(host) or address_of(host)
-    return Target(url=url, address=address, port=port, host_header=f"{bracketed}:{port}", path=path)
+    return Endpoint(url=url, address=address, port=port, host_header=f"{bracketed}:{port}", path=path)
 
 
-def build_request(target: Target, method: str, body: bytes, close: bool,
+def build_request(target: Endpoint, method: str, body: bytes, close: bool,
                   headers: Sequence[tuple[str, str]] = ()) -> bytes:
     """The request's bytes, built once: every request of a run is identical. ``headers`` (a user's scenario)
     replace the defaults of the same name."""
@@ -187,7 +182,7 @@ def build_request(target: Target, method: str, body: bytes, close: bool,
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Config:
-    target: Target
+    target: Endpoint
     rate: float | None  # None: closed loop
     duration: float
     connections: int
@@ -358,7 +353,8 @@ def _header(text: str) -> tuple[str, str]:
 
 
 def arg_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m scripts.openloop", description=(__doc__ or "").split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m scripts.load.engine_process",
+                                description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--url", required=True, help="http://127.0.0.1:PORT/path (loopback only)")
     p.add_argument("--rate", type=_positive(float), help="requests per second on a fixed schedule (open loop)")
     p.add_argument("--duration", type=_positive(float), required=True, help="seconds of schedule")
@@ -382,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = arg_parser()
     args = p.parse_args(argv)
     try:
-        target = parse_target(args.url)
+        target = parse_endpoint(args.url)
     except ValueError as exc:
         print(f"openloop: {exc}", file=sys.stderr)
         return EXIT_REFUSED
@@ -445,17 +441,17 @@ class OpenLoopResult:
     latency_ms: dict[str, float]
     latency_uncorrected_ms: dict[str, float]  # from when a connection took the request
     warnings: tuple[str, ...]
-    # The fields of wrk's report (scripts.wrk.WrkResult), so the two read alike.
+    # The fields of wrk's report (scripts.load.wrk_process.WrkResult), so the two read alike.
     requests: int = 0  # completed requests
     measured_s: float = 0.0  # from the start to the end of the run, as measured
     throughput_rps: float = 0.0  # requests / measured_s
     non_2xx: int = 0  # same as errors["status"]
     socket_errors: int = 0  # connect + read + write + timeout
-    # scripts.histogram.Histogram.to_json() of latency_ms (microseconds, with its percentile spectrum),
+    # scripts.load.histogram.Histogram.to_json() of latency_ms (microseconds, with its percentile spectrum),
     # and of latency_uncorrected_ms in open loop ({} in closed loop, where the two are one).
     latency_histogram: dict[str, Any] = field(default_factory=dict)
     latency_uncorrected_histogram: dict[str, Any] = field(default_factory=dict)
-    # {"origin_monotonic", "step_s", "ok": [...], "failed": [...]}: outcomes over time (scripts.engine).
+    # {"origin_monotonic", "step_s", "ok": [...], "failed": [...]}: outcomes over time (scripts.load.engine).
     timeline: dict[str, Any] = field(default_factory=dict)
 
     def histogram(self) -> Histogram | None:
@@ -464,7 +460,7 @@ class OpenLoopResult:
 
 
 def parse_result(path: Path) -> OpenLoopResult:
-    """Read the JSON that ``python -m scripts.openloop --out`` wrote."""
+    """Read the JSON that ``python -m scripts.load.engine_process --out`` wrote."""
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -486,7 +482,7 @@ def openloop_command(url: str, *, duration: float, out: Path, rate: float | None
                      python: str = sys.executable, headers: Sequence[tuple[str, str]] = ()) -> list[str]:
     if closed_loop == (rate is not None):
         raise ValueError("give either rate (open loop) or closed_loop=True")
-    argv = [python, "-m", "scripts.openloop", "--url", url, "--duration", repr(float(duration)),
+    argv = [python, "-m", "scripts.load.engine_process", "--url", url, "--duration", repr(float(duration)),
             "--connections", str(connections), "--method", method, "--timeout", repr(float(timeout)),
             "--out", str(out)]
     argv += ["--closed-loop"] if closed_loop else ["--rate", repr(float(cast(float, rate)))]
@@ -508,7 +504,7 @@ def run_openloop(url: str, *, duration: float, workdir: Path, rate: float | None
     Files go to ``workdir``: ``openloop.json``, ``openloop.log`` and the body, if any.
     Raises ValueError for a non-loopback URL (before starting anything) and LoadError if the run fails.
     """
-    parse_target(url)
+    parse_endpoint(url)
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / "openloop.json"
     log = workdir / "openloop.log"

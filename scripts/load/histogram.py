@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
@@ -40,6 +40,11 @@ def nearest_rank(count: int, fraction: float) -> int:
         raise ValueError(f"fraction must be in (0, 1], not {fraction}")
     # round() first: 0.99 * 800 is 792.0000000000001 in floating point, whose ceil would skip a rank.
     return max(1, math.ceil(round(fraction * count, 9)))
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    """Nearest rank: the smallest value such that at least ``fraction`` of ``sorted_values`` are <= it."""
+    return sorted_values[nearest_rank(len(sorted_values), fraction) - 1]
 
 
 class Histogram:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import psutil
 
-from scripts.procs import group_members, log_tail, running, schedstat_wait_s
-from scripts.records import Resources
+from scripts.common.procs import group_members, log_tail, running, schedstat_wait_s
+from scripts.records.records import Resources
 
 
 def _processes(pgid: int) -> list[psutil.Process]:

@@ -23,17 +23,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts import target
-from scripts.procs import running, tail
-from scripts.resources import run_tracing
+from scripts.common.procs import running, tail
+from scripts.load import hosts
+from scripts.load.resources import run_tracing
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LUA_SCRIPT = ROOT / "loadtests" / "wrk_report.lua"
 MARKER = "WORKERBENCH_WRK_JSON "
 # wrk starts at once and stops itself after -d; past this margin it is cut off.
 WRK_MARGIN_S = 30.0
 MISSING = "wrk not found: apt-get install wrk (Debian/Ubuntu)"
-INSTALL_HINT = f"{MISSING}; using the native generator (scripts/openloop.py, closed loop) instead"
+INSTALL_HINT = f"{MISSING}; using the native generator (scripts/load/engine_process.py, closed loop) instead"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 LATENCY_KEYS = ("p50", "p75", "p90", "p99", "p999", "mean", "max")
 ERROR_KEYS = ("connect", "read", "write", "status", "timeout")
@@ -56,7 +56,7 @@ class WrkResult:
     non_2xx: int  # responses with status > 399 (wrk does not count 3xx as errors)
     socket_errors: int  # connect + read + write + timeout
     latency_ms: dict[str, float]  # p50, p75, p90, p99, p999, mean, max; empty when no request completed
-    # (percentile, ms) from the minimum to the maximum (scripts.distribution's levels); () from older scripts
+    # (percentile, ms) from the minimum to the maximum (scripts.records.distribution's levels); () from older scripts
     spectrum_ms: tuple[tuple[float, float], ...] = ()
     cpu_utilization: float | None = None  # share of its CPUs wrk used (set by run_wrk)
     cpu_waiting: float | None = None  # share of its CPUs' time wrk spent waiting for one (set by run_wrk)
@@ -78,7 +78,7 @@ def warn_missing_once() -> None:
 def check_loopback(host: str) -> None:
     """Refuse any host but loopback and the one the user named with ``--target``: the harness must never load a
     machine it does not own."""
-    if host not in LOOPBACK_HOSTS and not target.allowed(host):
+    if host not in LOOPBACK_HOSTS and not hosts.allowed(host):
         raise ValueError(f"wrk only targets loopback ({', '.join(sorted(LOOPBACK_HOSTS))}) or the bench's --target, "
                          f"not {host!r}")
 
@@ -193,7 +193,7 @@ def run_wrk(*, host: str, port: int, path: str, method: str = "GET", body: bytes
             threads: int = 1, headers: Sequence[tuple[str, str]] = ()) -> WrkResult:
     """Run wrk against ``host:port`` for ``duration`` s with ``connections`` closed-loop connections.
 
-    wrk runs in a process group of its own (:func:`scripts.procs.running`), bounded to
+    wrk runs in a process group of its own (:func:`scripts.common.procs.running`), bounded to
     ``duration`` + 30 s, and is read back from ``workdir/wrk.log``.
     """
     argv, env, log = _prepare(host=host, port=port, path=path, method=method, body=body, close=close,

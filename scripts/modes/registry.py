@@ -40,7 +40,7 @@ class Launch:
 
 
 # Machine rates a target can be measured against: the bench measures them in the run when a fork-per-request mode
-# takes part (scripts/reference.py).
+# takes part (scripts/run/reference.py).
 FORK_RATE = "fork-rate"  # fork() + _exit() + waitpid() of a bare process
 FORK_LOOP = "fork-loop"  # the least a Python fork-per-request server can do: accept, fork, read, canned reply
 STDLIB_FORK = "stdlib-fork"  # the standard library's fork server (socketserver.ForkingMixIn + wsgiref), same app
@@ -65,7 +65,7 @@ class Mode:
     command: Callable[[Launch], list[str]]
     uses_workers: bool = True  # False: --workers does not apply (there is no pool to size)
     # A process forked per request (or per connection): the bench then measures the machine's own fork
-    # rates as references for it (scripts/reference.py).
+    # rates as references for it (scripts/run/reference.py).
     fork_per_request: bool = False
     # A mode that needs a good part of a second per request needs a longer measured interval to
     # complete enough requests to measure, and has no place in a sweep to hundreds of connections.
@@ -84,7 +84,7 @@ class Mode:
     # Database backends on which the ratio of one connection per worker to one per request is checked for this
     # mode, with the least ratio (0: reported only).
     reuse_targets: tuple[tuple[str, float], ...] = ()
-    # What the faults suite (scripts/faults.py) may use, None where the server has no such thing (or where
+    # What the faults suite (scripts/faults/) may use, None where the server has no such thing (or where
     # it is not known to work): the option that kills a worker stuck in one request after N seconds, the
     # option that recycles a worker after N requests, and the signal that replaces every worker while the
     # listening socket stays open.

@@ -11,11 +11,11 @@ from typing import Any
 
 import psutil
 
-from scripts.cpus import format_cpus
-from scripts.plan import Plan
-from servers import MODES
+from scripts.common.cpus import format_cpus
+from scripts.modes import MODES
+from scripts.plan.plan import Plan
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # The harness's and the apps' packages; each mode adds the server packages it runs (Mode.packages).
 PACKAGES = ("locust", "starlette", "httptools", "uvloop", "psutil", "psycopg", "matplotlib")
 

@@ -17,13 +17,14 @@ from typing import Any
 from apps import db
 from loadtests.scenario_file import ScenarioFileError
 from loadtests.scenarios import SCENARIOS, Scenario
-from scripts import generators, target, userapp, wrk
-from scripts.cpus import available, default_cpus, format_cpus, parse_cpus
-from scripts.generators import GENERATORS, Generator
-from scripts.generators import locust as locust_generator
-from servers import MODES, Mode, mode_sets
+from scripts.common.cpus import available, default_cpus, format_cpus, parse_cpus
+from scripts.load import generators, wrk_process
+from scripts.load.generators import GENERATORS, Generator
+from scripts.load.generators import locust as locust_generator
+from scripts.modes import MODES, Mode, mode_sets
+from scripts.plan import target, userapp
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
 HOST = "127.0.0.1"
 
@@ -39,7 +40,7 @@ DEFAULT_CLOSE_SCENARIOS = ("plaintext",)
 QUICK_DURATION = 1
 QUICK_WARMUP = 0.3
 QUICK_CONCURRENCY = (16,)
-# The fork references (scripts.reference), measured once a run when a fork-per-request mode takes part.
+# The fork references (scripts.run.reference), measured once a run when a fork-per-request mode takes part.
 FORK_REF_S = 1.0
 FORK_LOOP_S = 3
 # The open-loop ladder: the same offered rates for every mode, doubling from light load, on the io scenario
@@ -108,12 +109,12 @@ class Plan:
     open_loop_duration: float = 2.0
     start_timeout: float = 30.0
     host: str = HOST
-    target: str | None = None  # http://HOST:PORT of a server the bench does not start (scripts.target)
+    target: str | None = None  # http://HOST:PORT of a server the bench does not start (scripts.plan.target)
     target_status: str | None = None  # its status endpoint or file (python -m scripts.serve)
     locust: locust_generator.Distribution | None = None  # locust as a master and workers (None: one process)
     registry: dict[str, Mode] = field(default_factory=lambda: dict(MODES), repr=False, compare=False)
     generators: dict[str, Generator] = field(default_factory=lambda: dict(GENERATORS), repr=False, compare=False)
-    # The scenarios this run can name: the sample ones, or a user's (scripts.userapp) for their own app.
+    # The scenarios this run can name: the sample ones, or a user's (scripts.plan.userapp) for their own app.
     scenario_registry: dict[str, Scenario] = field(default_factory=lambda: dict(SCENARIOS), repr=False,
                                                    compare=False)
     app: userapp.UserApp | None = None  # None: every mode serves the sample app of its interface
@@ -319,8 +320,10 @@ def _add_other_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list", action="store_true", help="list modes, scenarios and generators and exit")
 
 
-def build_parser(registry: dict[str, Mode], gens: dict[str, Generator] | None = None,
+def build_parser(registry: dict[str, Mode] | None = None, gens: dict[str, Generator] | None = None,
                  catalog: dict[str, Scenario] | None = None) -> argparse.ArgumentParser:
+    """The bench's command line; by default over the registry's modes and generators and the built-in scenarios."""
+    registry = dict(MODES) if registry is None else registry
     p = argparse.ArgumentParser(
         prog="python -m scripts.bench",
         description="Serve identical apps under each server mode and compare them under the same load.",
@@ -397,7 +400,7 @@ def _plan(args: argparse.Namespace, registry: dict[str, Mode], gens: dict[str, G
         per_request_everywhere=args.db_strategies is not None,
         db_url=args.db_url or None, postgres=args.postgres, quick=quick,
         repeats=args.repeats or (1 if quick else DEFAULT_REPEATS),
-        close_scenarios=tuple(c for c in close if c in scenarios), generator=args.generator, wrk=wrk.find_wrk(),
+        close_scenarios=tuple(c for c in close if c in scenarios), generator=args.generator, wrk=wrk_process.find_wrk(),
         open_loop=not (quick or args.no_open_loop), open_loop_rates=rates, server_cpus=cpus[0],
         client_cpus=cpus[1], start_timeout=args.start_timeout, registry=registry, generators=gens,
     )

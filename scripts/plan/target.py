@@ -4,7 +4,7 @@ The target stands in the plan as one mode named by ``--label``, outside the regi
 the server in the bench's hands is left out, and the plan says so: the fork references (they measure this
 host, not the server's), more than one database strategy and ``--postgres`` (the server's database and strategy
 are chosen where it runs: ``scripts.serve --db-strategy``). The open-loop ladder climbs against the target as
-against a started mode (:mod:`scripts.ladder`). Server CPU and memory come from ``--target-status`` (the status
+against a started mode (:mod:`scripts.run.ladder`). Server CPU and memory come from ``--target-status`` (the status
 endpoint or file that ``python -m scripts.serve`` keeps) as differences over the measured interval, and are "not
 measured" without it.
 """
@@ -13,34 +13,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import socket
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from apps import db
-from scripts.cpus import default_cpus
-from servers import Mode
+from scripts.common.cpus import default_cpus
+from scripts.modes import Mode
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-# scripts.plan's Plan, which this module cannot import: plan imports it, and so do the generators plan imports.
+# scripts.plan.plan's Plan, which this module cannot import: plan imports it, and so do the generators plan imports.
 P = TypeVar("P", bound="DataclassInstance")
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 STATUS_KEYS = ("cpu_seconds", "memory_mb", "memory_kind", "processes")
 STATUS_TIMEOUT_S = 3.0
-# The one host beyond loopback the generators may load: the one named by --target, for as long as a cell runs
-# against it. An environment variable, because the native engine runs as a subprocess and checks again there.
-ENV_HOST = "WORKERBENCH_TARGET_HOST"
 
 
 class StatusError(RuntimeError):
@@ -128,27 +121,3 @@ def read_status(source: str) -> dict[str, Any]:
     if not isinstance(data, dict) or any(key not in data for key in STATUS_KEYS):
         raise StatusError(f"status {source}: not a scripts.serve status (needs {', '.join(STATUS_KEYS)})")
     return data
-
-
-def allowed(host: str) -> bool:
-    """Whether ``host`` is the ``--target`` the user named (the generators refuse any other host but loopback)."""
-    return bool(host) and host == os.environ.get(ENV_HOST)
-
-
-def address_of(host: str) -> str:
-    """The address to connect to for an allowed target host (a name is resolved once)."""
-    return str(socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0])
-
-
-@contextmanager
-def loading(host: str) -> Iterator[None]:
-    """Allow the generators to load ``host`` inside the block."""
-    before = os.environ.get(ENV_HOST)
-    os.environ[ENV_HOST] = host
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(ENV_HOST, None)
-        else:
-            os.environ[ENV_HOST] = before

@@ -4,7 +4,7 @@ The sample apps (``servers.APPS``) are what a mode serves by default. With a use
 the user's callable of the mode's interface; a mode whose interface the user gave no app for is "not
 applicable", with the reason, in the console, plan.json and summary.md (never silently dropped). The
 scenarios come from ``--scenario-file`` and/or ``--paths`` (:mod:`loadtests.scenario_file`), each request
-with what a correct answer is, checked under every mode before load (:mod:`scripts.verify`).
+with what a correct answer is, checked under every mode before load (:mod:`scripts.run.verify`).
 
 What only makes sense for the sample apps does not run for a user's app: the fork references (the rates a
 fork-per-request server is held to with the sample plaintext), the database strategies, and the open-loop
@@ -25,7 +25,7 @@ from pathlib import Path
 from apps.adapted import ENV as ADAPTED_ENV
 from loadtests.scenario_file import ScenarioFileError, load_scenario_file, paths_scenarios
 from loadtests.scenarios import Expect, Probe, Scenario
-from servers import Interface, Mode
+from scripts.modes import Interface, Mode
 
 _SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -1,7 +1,7 @@
 """Latency distributions: the one shape records keep (latency in ms -> count) and the percentile spectrum drawn.
 
 Generators resolve latency differently: the native engine keeps a log-linear histogram in microseconds
-(``scripts/histogram.py``), wrk keeps one internally but hands its script only percentiles, so
+(``scripts/load/histogram.py``), wrk keeps one internally but hands its script only percentiles, so
 ``loadtests/wrk_report.lua`` prints a percentile spectrum. Both become a :data:`Histogram` here, the
 generic shape ``LoadResult.latency_histogram`` and ``CellRecord.latency_histogram`` hold: repeats of a cell
 merge by adding counts, and the spectrum of any histogram is computed the same way. A histogram made from a
@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any
 
-from scripts.formatting import MISSING
+from scripts.common.formatting import MISSING
 
 Histogram = Mapping[float, int]
 Spectrum = tuple[tuple[float, float], ...]  # (percentile 0..100, latency ms)
@@ -30,9 +30,23 @@ TICKS_PER_HALF = 5
 # The percentiles people quote are points of every spectrum too (the ladder alone passes 99 at 98.9 and 99.06).
 NAMED_LEVELS = (50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 99.999)
 MAX_LEVELS = 400
-HDR_FORMAT = "workerbench-histogram/1"  # scripts/histogram.py's JSON document
+HDR_FORMAT = "workerbench-histogram/1"  # scripts/load/histogram.py's JSON document
 # The spectrum's x axis: 1 / (1 - percentile), so 90%, 99%, 99.9% sit one decade apart (HdrHistogram's plot).
 SPECTRUM_TICKS = (1.0, 2.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
+
+
+def percentile_of(histogram: Histogram, fraction: float) -> float:
+    """The smallest recorded latency at or below which ``fraction`` of the requests fall."""
+    total = sum(histogram.values())
+    if total == 0:
+        return math.nan
+    rank = max(1, math.ceil(fraction * total))
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= rank:
+            return value
+    return max(histogram)
 
 
 def levels(count: int, ticks_per_half: int = TICKS_PER_HALF) -> list[float]:
@@ -127,7 +141,7 @@ def from_json(value: Any) -> dict[float, int]:
     """A histogram from any shape a record or a generator has held; ValueError for anything else.
 
     ``{"0.412": 17, ...}`` (ms -> count), ``[[0.412, 17], ...]``, or the native histogram's document
-    (``scripts/histogram.py``: ``{"format": "workerbench-histogram/1", "unit": "us", "count": N,
+    (``scripts/load/histogram.py``: ``{"format": "workerbench-histogram/1", "unit": "us", "count": N,
     "spectrum": [[percentile, us], ...], ...}``), read through its spectrum.
     """
     if value is None:

@@ -23,7 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
-from scripts import distribution
+from scripts.records import distribution
 
 SCHEMA_VERSION = 2
 Status = Literal["ok", "failed"]
@@ -31,7 +31,7 @@ JSON = dict[str, Any]
 
 
 class Flag(StrEnum):
-    """Why a figure should not be read as a server's capacity (see :mod:`scripts.stats`)."""
+    """Why a figure should not be read as a server's capacity (see :mod:`scripts.analysis.stats`)."""
 
     GENERATOR_BOUND = "generator-bound"
     SPREAD = "spread"
@@ -48,6 +48,21 @@ FLAG_MEANINGS: dict[Flag, str] = {
     Flag.FAILED_REPEATS: "some repeats failed; the figure comes from the others",
     Flag.FAILED: "no repeat produced a measurement",
 }
+
+
+# A generator past this share of its CPUs is its own limit (Flag.GENERATOR_BOUND): the generators report it
+# (scripts.load.generators), the analysis flags the figures (scripts.analysis.stats).
+GENERATOR_BOUND = 0.85
+
+
+def wanted_more(generator: str, used: float | None, waited: float | None,
+                bound: float = GENERATOR_BOUND) -> str | None:
+    """Why a generator that used no more than ``bound`` of its CPUs was still their limit: it used and waited for
+    more than ``bound`` (a generator sharing its CPU with other work gets less of it); None when it did not."""
+    if used is None or not waited or used > bound or used + waited <= bound:
+        return None
+    return (f"{generator} wanted {used + waited:.0%} of its CPUs while measuring ({used:.0%} used, {waited:.0%} "
+            "waiting for a CPU)")
 
 
 class RecordError(ValueError):
@@ -105,11 +120,11 @@ class CellRecord:
     latency_ms: Mapping[str, float] = field(default_factory=dict)
     resources: Resources | None = None
     generator_cpu: float | None = None
-    generator_warning: str | None = None  # see scripts.generators.base.LoadResult
-    # latency (ms) -> count where the generator gives a distribution (scripts.distribution); on disk a list of
+    generator_warning: str | None = None  # see scripts.load.generators.base.LoadResult
+    # latency (ms) -> count where the generator gives a distribution (scripts.records.distribution); on disk a list of
     # [latency, count] pairs. Optional: records without it (every schema 1 record) read as {}.
     latency_histogram: Mapping[float, int] = field(default_factory=dict)
-    # A user's app (scripts.userapp): what this mode answered each request of the scenario during verification,
+    # A user's app (scripts.plan.userapp): what this mode answered each request of the scenario during verification,
     # request name -> "STATUS CONTENT-TYPE", so the modes can be compared. Empty for the sample apps.
     answers: Mapping[str, str] = field(default_factory=dict)
 

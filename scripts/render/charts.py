@@ -1,6 +1,6 @@
 """The interactive charts of report.html: pure functions from an analysed run to plotly figures.
 
-The same figures as the PNGs of :mod:`scripts.plot` (and the same colour per mode), plus the latency
+The same figures as the PNGs of :mod:`scripts.render.plot` (and the same colour per mode), plus the latency
 distributions. Hovering a point shows its figure, interval, flags and the generator's CPU, because those
 decide whether a number is the server's: a generator-bound bar is cross-hatched as on the PNG. A function
 returns None where the run has nothing to draw.
@@ -16,13 +16,13 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from scripts import distribution
-from scripts.analysis import AnalysedRun, ordered
-from scripts.distribution import SPECTRUM_TICKS, spectrum_label, spectrum_x
-from scripts.formatting import MISSING, format_rps, format_sig
-from scripts.plot import DRAWN_PERCENTILES, mode_colors
-from scripts.records import Flag, OpenLoopRecord
-from scripts.stats import FoldedCell
+from scripts.analysis.analysis import AnalysedRun, ordered
+from scripts.analysis.stats import FoldedCell
+from scripts.common.formatting import MISSING, format_rps, format_sig
+from scripts.records import distribution
+from scripts.records.distribution import SPECTRUM_TICKS, spectrum_label, spectrum_x
+from scripts.records.records import Flag, OpenLoopRecord
+from scripts.render.plot import DRAWN_PERCENTILES, mode_colors
 
 MARGIN = {"l": 70, "r": 20, "t": 60, "b": 60}
 LAYOUT = {"template": "plotly_white", "margin": MARGIN,

@@ -1,4 +1,5 @@
-"""``compare.html``: a :class:`scripts.comparison.Comparison` as one self-contained page (see :mod:`scripts.html`).
+"""``compare.html``: a :class:`scripts.analysis.comparison.Comparison` as one self-contained page
+(see :mod:`scripts.render.html`).
 
 First what changed (the headline and the cells that cleared the noise), then one chart per metric with every
 matched cell's change and its 95% interval, coloured by verdict, then the sortable table, what differs in
@@ -11,8 +12,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from scripts import html as h
-from scripts.comparison import (
+from scripts.analysis.comparison import (
     Comparison,
     Metric,
     format_change,
@@ -23,7 +23,8 @@ from scripts.comparison import (
     shared_shift,
     verdict_text,
 )
-from scripts.formatting import format_rps, format_sig
+from scripts.common.formatting import format_rps, format_sig
+from scripts.render import html as h
 
 VERDICT_COLORS = {"regression": "#d62728", "improvement": "#2ca02c", "within noise": "#7f7f7f",
                   "untested": "#bcbd22", "failed": "#000000"}

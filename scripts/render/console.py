@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from scripts.records import CellRecord, OpenLoopRecord
+from scripts.records.records import CellRecord, OpenLoopRecord
 
 
 def cell_line(record: CellRecord) -> str:

@@ -7,17 +7,14 @@ stay in their JSON. ``python -m scripts.report RUN --export csv`` and ``python -
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scripts import records
-from scripts.files import write_text_atomic
-from scripts.records import CellRecord
+from scripts.common.files import write_text_atomic
+from scripts.records import records
+from scripts.records.records import CellRecord
 
 LATENCY_COLUMNS = ("p50", "p75", "p90", "p99", "p999", "mean", "max")
 RESOURCE_COLUMNS = ("cpu_seconds", "cpu_ms_per_request", "requests_per_cpu_second", "cpu_utilization",
@@ -59,17 +56,3 @@ def export(run_dir: Path, fmt: str = "csv") -> Path:
     write_text_atomic(target, to_csv(records.load(run_dir)))
     return target
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--format", choices=FORMATS, default="csv")
-    args = parser.parse_args(argv)
-    if not (args.run_dir / "cells").is_dir():
-        parser.error(f"no cell records under {args.run_dir / 'cells'}")
-    print(export(args.run_dir, args.format))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

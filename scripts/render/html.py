@@ -18,8 +18,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from scripts.files import write_text_atomic
-from scripts.formatting import MISSING, as_number
+from scripts.common.files import write_text_atomic
+from scripts.common.formatting import MISSING, as_number
 
 _STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1400px;

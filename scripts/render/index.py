@@ -1,27 +1,25 @@
 """``results/index.html``: every run in a results folder, newest first, with date, commit, plan and headline.
 
 Rebuilt after every run under ``results/`` (:func:`rebuild_for`, called by :func:`scripts.report.render_run` and
-:func:`scripts.fault_report.render_run`), or by hand: ``python -m scripts.index [FOLDER]``. Bench runs and faults
-runs (``nox -s faults``) are listed together. Each row links the run's report.html (an older faults run's
+:func:`scripts.faults.faults_report.render_run`), or by hand: ``python -m scripts.index [FOLDER]``. Bench runs and
+faults runs (``nox -s faults``) are listed together. Each row links the run's report.html (an older faults run's
 faults.html, or the run's markdown when it has no page yet), and a run folder that cannot be read is listed
 with the reason instead of hidden.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts import analysis, records
-from scripts import html as h
-from scripts.formatting import MISSING, format_rps
+from scripts.analysis import analysis
+from scripts.common.formatting import MISSING, format_rps
+from scripts.records import records
+from scripts.render import html as h
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
 INDEX_NAME = "index.html"
 MARKER = "<!-- workerbench results index -->"
@@ -70,7 +68,7 @@ def _plan(info: records.RunInfo | None, run: analysis.AnalysedRun) -> str:
 
 
 def _app(app: object) -> str:
-    """``, your app examples.flaskapp:app`` for a run on a user's app (scripts.userapp), else nothing."""
+    """``, your app examples.flaskapp:app`` for a run on a user's app (scripts.plan.userapp), else nothing."""
     if not isinstance(app, dict):
         return ""
     return ", your app " + " and ".join(str(app[k]) for k in ("wsgi", "asgi") if app.get(k))
@@ -157,16 +155,3 @@ def rebuild_for(run_dir: Path) -> Path | None:
         return None
     return write_index(parent)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.index", description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", type=Path, nargs="?", default=RESULTS, help="a folder of runs (default results/)")
-    args = parser.parse_args(argv)
-    if not args.folder.is_dir():
-        parser.error(f"{args.folder}: no such folder")
-    print(write_index(args.folder))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

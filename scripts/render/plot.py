@@ -1,6 +1,6 @@
 """Charts of a workerbench run: throughput, latency percentiles, and throughput against concurrency.
 
-The ``*_figure`` functions are pure: an analysed run (:class:`scripts.analysis.AnalysedRun`) in, a
+The ``*_figure`` functions are pure: an analysed run (:class:`scripts.analysis.analysis.AnalysedRun`) in, a
 :class:`matplotlib.figure.Figure` out; what a figure shows (the main concurrency, knees, strategy pairs,
 reference lines) comes computed. They build figures directly instead of through pyplot, so there is no global
 figure registry to leak into and no interactive backend to pick; saving uses the Agg renderer. Only
@@ -27,13 +27,13 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullLocator
 
-from scripts import distribution
-from scripts.analysis import FAMILY_LABELS, AnalysedRun, by_family, family_of, family_slot
-from scripts.distribution import SPECTRUM_TICKS, spectrum_label
-from scripts.files import write_atomic
-from scripts.formatting import format_rps
-from scripts.records import Flag, OpenLoopRecord
-from scripts.stats import FoldedCell
+from scripts.analysis.analysis import FAMILY_LABELS, AnalysedRun, by_family, family_of, family_slot
+from scripts.analysis.stats import FoldedCell
+from scripts.common.files import write_atomic
+from scripts.common.formatting import format_rps
+from scripts.records import distribution
+from scripts.records.distribution import SPECTRUM_TICKS, spectrum_label
+from scripts.records.records import Flag, OpenLoopRecord
 
 DPI = 110
 MAX_COLUMNS = 4

@@ -1,9 +1,9 @@
 """``report.html``: an analysed run as one self-contained page a reader can open offline or send on.
 
 In the order a reader asks: the verdict (which mode leads each scenario, by how much, with the interval), the
-interactive charts (:mod:`scripts.htmlcharts`), a sortable table per scenario, the flags explained, the speed
+interactive charts (:mod:`scripts.render.charts`), a sortable table per scenario, the flags explained, the speed
 checks and open-loop ladder, the plan, environment and versions, and failed cells with their log tails. A
-pure renderer like :mod:`scripts.summary`: the figures come analysed, this module lays them out.
+pure renderer like :mod:`scripts.render.summary`: the figures come analysed, this module lays them out.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from scripts import html as h
-from scripts import htmlcharts
-from scripts.analysis import AnalysedRun, SpeedCheck
-from scripts.formatting import MISSING, format_mb, format_rps, format_sig
-from scripts.records import FLAG_MEANINGS, Flag
-from scripts.significance import welch_log
-from scripts.stats import FoldedCell
-from scripts.summary import format_errors, format_flags, format_interval
+from scripts.analysis.analysis import AnalysedRun, SpeedCheck
+from scripts.analysis.significance import welch_log
+from scripts.analysis.stats import FoldedCell
+from scripts.common.formatting import MISSING, format_mb, format_rps, format_sig
+from scripts.records.records import FLAG_MEANINGS, Flag
+from scripts.render import charts
+from scripts.render import html as h
+from scripts.render.summary import format_errors, format_flags, format_interval
 
 REPORT_NAME = "report.html"
 # Flags and the generator come early: a wide table scrolls, and they decide how to read the number beside them.
@@ -89,7 +89,7 @@ def _row(f: FoldedCell) -> list[h.Cell | str]:
         h.num(format_mb(res.memory_mean_mb if res else None), res and res.memory_mean_mb),
         h.num(format_mb(res.memory_per_process_mb if res else None), res and res.memory_per_process_mb),
     ]
-    if f.ok and res is None:  # a server the bench did not start, without a status source (scripts.target)
+    if f.ok and res is None:  # a server the bench did not start, without a status source (scripts.plan.target)
         row[-4:] = [h.Cell("not measured", css="muted")] * 4
     return row
 
@@ -203,30 +203,30 @@ def charts_section(run: AnalysedRun) -> str:
     parts = ['<section id="charts"><h2>Charts</h2><p class="muted">Hover a bar or point for its figure, interval, '
              "flags and the generator's CPU; drag to zoom, double-click to reset. Under each chart: the numbers it "
              "draws.</p>",
-             h.chart(htmlcharts.throughput(run), "chart-throughput",
+             h.chart(charts.throughput(run), "chart-throughput",
                      "Median requests/s with the 95% interval of the mean; cross-hatched: generator-bound."),
-             h.chart(htmlcharts.latency(run), "chart-latency", "p50, p90 and p99 latency per scenario and mode.")]
-    spectra = htmlcharts.spectra(run)
+             h.chart(charts.latency(run), "chart-latency", "p50, p90 and p99 latency per scenario and mode.")]
+    spectra = charts.spectra(run)
     if spectra:
         parts.append('<h3 id="distributions">Latency distributions</h3><p class="muted">Latency at every percentile '
                      "(the repeats' histograms merged): a flat line is a steady server, a late climb a tail.</p>")
     for i, (scenario, fig) in enumerate(spectra):
         parts.append(h.chart(fig, f"chart-spectrum-{i}", f"{scenario}: latency by percentile, log scales."))
-    for i, (scenario, fig) in enumerate(htmlcharts.concurrency(run)):
+    for i, (scenario, fig) in enumerate(charts.concurrency(run)):
         parts.append(h.chart(fig, f"chart-concurrency-{i}", f"{scenario}: throughput and p99 against connections."))
     for name, fig, caption in (
-            ("openloop", htmlcharts.openloop(run), "Latency from each request's intended send time against the "
+            ("openloop", charts.openloop(run), "Latency from each request's intended send time against the "
                                                    "offered rate (coordinated omission corrected)."),
-            ("resources", htmlcharts.resources(run),
+            ("resources", charts.resources(run),
              "Server CPU per request and memory (PSS where the kernel has it)."),
-            ("strategies", htmlcharts.strategies(run), "reuse keeps one connection per worker; per-request connects "
+            ("strategies", charts.strategies(run), "reuse keeps one connection per worker; per-request connects "
                                                        "for every request.")):
         if fig is not None:
             parts.append(h.chart(fig, f"chart-{name}", caption))
-    openloop_spectra = htmlcharts.openloop_spectra(run)
+    openloop_spectra = charts.openloop_spectra(run)
     if openloop_spectra:
         parts.append(f'<h3 id="openloop-distributions">Open-loop latency distributions</h3>'
-                     f'<p class="muted">{h.esc(htmlcharts.OPENLOOP_SPECTRA_INTRO)}</p>')
+                     f'<p class="muted">{h.esc(charts.OPENLOOP_SPECTRA_INTRO)}</p>')
     parts += [h.chart(fig, f"chart-openloop-spectrum-{i}", f"{mode}: open-loop latency by percentile per offered rate; "
                       + (f"knee at {format_rps(run.knees[mode])} req/s." if run.knees.get(mode) else "no knee."))
               for i, (mode, fig) in enumerate(openloop_spectra)]
@@ -260,7 +260,8 @@ _TOC = (("verdict", "Verdict"), ("your-app", "Your app"), ("charts", "Charts"), 
 
 
 def render(run: AnalysedRun, run_dir: Path, *, started: str | None = None, extra: Sequence[str] = ()) -> h.Page:
-    """The page; ``extra``: sections rendered elsewhere, after the verdict (a user's app: scripts.userapp_report)."""
+    """The page; ``extra``: sections rendered elsewhere, after the verdict (a user's app:
+    scripts.render.userapp_report)."""
     page = h.Page(title="workerbench report", subtitle=_subtitle(run, run_dir, started), charts=bool(run.figures))
     if not run.figures:
         page.add("<p>No cells were recorded in this run.</p>", *extra, plan_section(run))

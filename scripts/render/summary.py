@@ -1,4 +1,4 @@
-"""``summary.md``: an analysed run (:mod:`scripts.analysis`) rendered as Markdown.
+"""``summary.md``: an analysed run (:mod:`scripts.analysis.analysis`) rendered as Markdown.
 
 One table per scenario, then the flags explained, the speed checks, the open-loop ladder, the
 connection-reuse comparison, the failed cells with their log tails, and the charts. A pure renderer:
@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from scripts.analysis import AnalysedRun, SpeedCheck, analyse_figures
-from scripts.files import write_text_atomic
-from scripts.formatting import MISSING, as_number, format_mb, format_percent, format_rps, format_sig
-from scripts.records import FLAG_MEANINGS, Flag, OpenLoopRecord
-from scripts.stats import FoldedCell
+from scripts.analysis.analysis import AnalysedRun, SpeedCheck, analyse_figures
+from scripts.analysis.stats import FoldedCell
+from scripts.common.files import write_text_atomic
+from scripts.common.formatting import MISSING, as_number, format_mb, format_percent, format_rps, format_sig
+from scripts.records.records import FLAG_MEANINGS, Flag, OpenLoopRecord
 
 COLUMNS = ("mode", "users", "req/s", "95% CI", "p50 ms", "p99 ms", "errors", "CPU ms/req", "req/CPU-s", "memory MB",
            "MB/process", "generator", "flags")
@@ -93,7 +93,7 @@ def _row(f: FoldedCell) -> str:
         format_rps(res.requests_per_cpu_second if res else None), format_mb(res.memory_mean_mb if res else None),
         format_mb(res.memory_per_process_mb if res else None), generator, format_flags(f),
     )
-    if f.ok and res is None:  # a server the bench did not start, without a status source (scripts.target)
+    if f.ok and res is None:  # a server the bench did not start, without a status source (scripts.plan.target)
         cells = (*cells[:7], *([NOT_MEASURED] * 4), *cells[11:])
     return "| " + " | ".join(_table_cell(cell) for cell in cells) + " |"
 
@@ -241,7 +241,7 @@ def _charts_section(charts: Sequence[str]) -> list[str]:
 
 def summary_markdown(run: AnalysedRun, *, charts: Sequence[str] = (), extra: Sequence[str] = ()) -> str:
     """The whole report as Markdown; figures in plan order, which decides the order of scenarios and modes.
-    ``extra``: lines of sections rendered elsewhere (a user's app: scripts.userapp_report), after the plan."""
+    ``extra``: lines of sections rendered elsewhere (a user's app: scripts.render.userapp_report), after the plan."""
     lines = ["# workerbench results", "", _overview(run.figures), ""]
     if run.info and run.info.plan:
         lines += _plan_section(run.info.plan)

@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scripts import html as h
-from scripts.analysis import by_family, ordered
-from scripts.formatting import MISSING
-from scripts.records import CellRecord, Run
-from scripts.userapp import ADAPTED_SUFFIX
+from scripts.analysis.analysis import by_family, ordered
+from scripts.common.formatting import MISSING
+from scripts.plan.userapp import ADAPTED_SUFFIX
+from scripts.records.records import CellRecord, Run
+from scripts.render import html as h
 
 DISAGREE = "**differs**"
 

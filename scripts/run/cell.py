@@ -21,14 +21,15 @@ from pathlib import Path
 
 from apps import db
 from loadtests.scenarios import Scenario
-from scripts import distribution, userapp
-from scripts.cpus import format_cpus
-from scripts.generators import Load, LoadError, LoadResult
-from scripts.plan import ROOT, Cell, Plan
-from scripts.procs import StartError, free_port, group_affinity, log_tail, pin_group, running, wait_ready
-from scripts.records import CellRecord
-from scripts.resources import Sampler, Usage
-from scripts.verify import VerifyError, verify
+from scripts.common.cpus import format_cpus
+from scripts.common.procs import StartError, free_port, group_affinity, log_tail, pin_group, running, wait_ready
+from scripts.load.generators import Load, LoadError, LoadResult
+from scripts.load.resources import Sampler, Usage
+from scripts.plan import userapp
+from scripts.plan.plan import ROOT, Cell, Plan
+from scripts.records import distribution
+from scripts.records.records import CellRecord
+from scripts.run.verify import VerifyError, verify
 
 # How long a server gets to stop after its cell: nothing is left to answer but what the generator abandoned when it
 # stopped. (cgi drained 64 such children for its whole 10 s graceful timeout under load, every cell.)

@@ -1,6 +1,6 @@
 """The open-loop ladder: constant-rate arrivals at a doubling ladder of offered rates against each mode.
 
-Latency counts from each request's intended send time (see :mod:`scripts.openloop`), so a server that
+Latency counts from each request's intended send time (see :mod:`scripts.load.engine_process`), so a server that
 falls behind shows its queue in p99 instead of hiding it as a closed loop does. A mode leaves the ladder
 one step after it completes less than half the offered rate: past its knee, more load only queues, and
 costs the run its drain time.
@@ -14,16 +14,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from loadtests.scenarios import Scenario
-from scripts import distribution, target
-from scripts.cell import CELL_ERRORS, server_env, serving
-from scripts.cpus import format_cpus
-from scripts.files import write_json_atomic
-from scripts.generators import OPEN_LOOP_NAME, Load, LoadResult
-from scripts.plan import Plan
-from scripts.procs import free_port, log_tail
-from scripts.records import OpenLoopRecord, to_json
-from scripts.remote import REACH_S, reach
-from scripts.verify import verify
+from scripts.common.cpus import format_cpus
+from scripts.common.files import write_json_atomic
+from scripts.common.procs import free_port, log_tail
+from scripts.load import hosts
+from scripts.load.generators import OPEN_LOOP_NAME, Load, LoadResult
+from scripts.plan import target
+from scripts.plan.plan import Plan
+from scripts.records import distribution
+from scripts.records.records import OpenLoopRecord, to_json
+from scripts.run.cell import CELL_ERRORS, server_env, serving
+from scripts.run.remote import REACH_S, reach
+from scripts.run.verify import verify
 
 CONNECTIONS = 256
 DRAIN_S = 2.0  # requests still unanswered this long after the schedule ends count as timeouts
@@ -48,7 +50,7 @@ def _server(plan: Plan, mode_name: str, port: int, scenario: Scenario, log: Path
     """The mode's server, started on the server CPUs and verified; or, with ``--target``, the target reached and
     verified (and the generators allowed to load its host) for as long as the ladder climbs."""
     if plan.target:
-        with target.loading(plan.host):
+        with hosts.loading(plan.host):
             reach(plan.host, port, min(REACH_S, plan.start_timeout))
             verify(plan.host, port, scenario)
             yield

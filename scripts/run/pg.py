@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from glob import glob
 from pathlib import Path
 
-from scripts.procs import free_port, log_tail
+from scripts.common.procs import free_port, log_tail
 
 HOST = "127.0.0.1"
 SERVICE_USER = "postgres"

@@ -19,9 +19,9 @@ fork mode is held against it: a hand-written fork server that cannot beat it has
 to exist. (The older target, fork at 0.8x of the bare ``fork()`` rate, is retired: the
 ``fork-loop`` reference, which does no HTTP at all, reaches only about 0.85x here.)
 
-Run as ``python -m scripts.reference fork --seconds 1`` (prints one JSON object),
-``python -m scripts.reference fork-loop --port PORT`` or
-``python -m scripts.reference stdlib-fork --port PORT`` (serve until killed).
+Run as ``python -m scripts.run.reference fork --seconds 1`` (prints one JSON object),
+``python -m scripts.run.reference fork-loop --port PORT`` or
+``python -m scripts.run.reference stdlib-fork --port PORT`` (serve until killed).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 CANNED = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, World!"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def fork_loop(seconds: float) -> dict[str, float]:
@@ -100,15 +100,16 @@ def measure_fork_loop_rate(seconds: int, server_cpus: set[int] | frozenset[int] 
                            connections: int = 32, what: str = "fork-loop") -> dict[str, Any]:
     """Drive a reference server (``fork-loop`` or ``stdlib-fork``) with wrk, a new connection per request,
     as the bench drives a mode."""
-    from scripts import procs, wrk
+    from scripts.common import procs
+    from scripts.load import wrk_process
 
     host, port = "127.0.0.1", procs.free_port()
-    argv = [sys.executable, "-m", "scripts.reference", what, "--port", str(port)]
+    argv = [sys.executable, "-m", "scripts.run.reference", what, "--port", str(port)]
     path = "/plaintext" if what == "stdlib-fork" else "/"
     log = workdir / f"{what}.log"
     with procs.running(argv, log_path=log, cwd=ROOT, cpus=set(server_cpus) if server_cpus else None) as proc:
         procs.wait_ready(proc, host, port, log_path=log, deadline_s=10.0, path=path)
-        result = wrk.run_wrk(host=host, port=port, path=path, close=True, connections=connections,
+        result = wrk_process.run_wrk(host=host, port=port, path=path, close=True, connections=connections,
                              duration=seconds, workdir=workdir / what,
                              cpus=set(client_cpus) if client_cpus else None)
     return {"rate": round(result.throughput_rps, 1), "connections": connections, "seconds": seconds,
@@ -119,7 +120,7 @@ def measure_fork_loop_rate(seconds: int, server_cpus: set[int] | frozenset[int] 
 def measure_fork_rate(seconds: float = 1.0, cpus: frozenset[int] | set[int] | None = None,
                       repeats: int = 3) -> dict[str, Any]:
     """The fork reference, from a fresh interpreter pinned to ``cpus``: the median of ``repeats`` runs."""
-    argv = [sys.executable, "-m", "scripts.reference", "fork", "--seconds", str(seconds)]
+    argv = [sys.executable, "-m", "scripts.run.reference", "fork", "--seconds", str(seconds)]
     if cpus:
         argv = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *argv]
     runs = []
@@ -132,7 +133,7 @@ def measure_fork_rate(seconds: float = 1.0, cpus: frozenset[int] | set[int] | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scripts.reference")
+    p = argparse.ArgumentParser(prog="python -m scripts.run.reference")
     p.add_argument("what", choices=["fork", "fork-loop", "stdlib-fork"])
     p.add_argument("--seconds", type=float, default=1.0)
     p.add_argument("--port", type=int, default=0, help="fork-loop: the loopback port to serve on")

@@ -1,9 +1,9 @@
-"""One cell against a server the bench does not start (``--target``; the plan side is :mod:`scripts.target`).
+"""One cell against a server the bench does not start (``--target``; the plan side is :mod:`scripts.plan.target`).
 
     reach /health (retrying a few seconds) -> read the status once, if given -> verify every endpoint of the
     scenario -> warm up -> load, while the status is polled -> a CellRecord
 
-The same steps as :func:`scripts.cell.run_cell` without the start and stop: an unreachable target or one that
+The same steps as :func:`scripts.run.cell.run_cell` without the start and stop: an unreachable target or one that
 answers wrongly fails its cell with the reason and what was tried, and the run goes on.
 """
 
@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.scenarios import SCENARIOS
-from scripts import target
-from scripts.cell import CELL_ERRORS, _blank, _load, _measured, now
-from scripts.generators import LoadError, LoadResult
-from scripts.plan import Cell, Plan
-from scripts.procs import StartError, get
-from scripts.records import CellRecord
-from scripts.resources import Usage
-from scripts.target import StatusError, parse_target, read_status
-from scripts.verify import verify
-from servers import MODES
+from scripts.common.procs import StartError, get
+from scripts.load import hosts
+from scripts.load.generators import LoadError, LoadResult
+from scripts.load.resources import Usage
+from scripts.modes import MODES
+from scripts.plan.plan import Cell, Plan
+from scripts.plan.target import StatusError, parse_target, read_status
+from scripts.records.records import CellRecord
+from scripts.run.cell import CELL_ERRORS, _blank, _load, _measured, now
+from scripts.run.verify import verify
 
 # A server that is already running answers at once or not at all; a short retry covers a restart in progress.
 REACH_S = 5.0
@@ -54,7 +54,7 @@ def reach(host: str, port: int, deadline_s: float) -> float:
 
 class RemoteSampler:
     """The server's CPU and memory from its status source, polled from ``start()`` to ``stop()``: CPU seconds as
-    the difference of two readings, memory as the mean and peak of the polls, as :class:`scripts.resources.Sampler`
+    the difference of two readings, memory as the mean and peak of the polls, as :class:`scripts.load.resources.Sampler`
     does for a local server."""
 
     def __init__(self, source: str, interval: float = 0.25) -> None:
@@ -131,7 +131,7 @@ def run_remote_cell(plan: Plan, cell: Cell, run_dir: Path, db_path: Path | None 
     record = dataclasses.replace(_blank(plan, cell), workers=None, interface=None, server_cpus=None,
                                  command=("target", plan.target))
     try:
-        with target.loading(plan.host):
+        with hosts.loading(plan.host):
             ready, load, usage, status = _measure(plan, cell, port, run_dir / "logs" / cell.slug)
         mode, workers = MODES.get(str(status.get("mode"))), status.get("workers")
         record = dataclasses.replace(record, ready_s=round(ready, 3), interface=mode.interface if mode else None,

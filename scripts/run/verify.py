@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from apps import db, workloads
 from loadtests.scenarios import Expect, Probe, Scenario
-from scripts.procs import get
+from scripts.common.procs import get
 
 
 class VerifyError(Exception):

@@ -14,16 +14,17 @@ import pytest
 
 from loadtests.scenarios import SCENARIOS
 from scripts import bench
-from scripts.cpus import parse_cpus
-from scripts.environment import BUSY_PERCENT, cpu_busy_percent
-from scripts.files import write_json_atomic
-from scripts.generators import GENERATORS
-from scripts.generators import locust as locust_gen
-from scripts.plan import plan_from_args
-from scripts.procs import running
-from scripts.verify import VerifyError, verify
-from scripts.wrk import find_wrk
-from servers import MODE_SETS, MODES, Launch, Mode, mode_sets
+from scripts.common.cpus import parse_cpus
+from scripts.common.files import write_json_atomic
+from scripts.common.procs import running
+from scripts.load.generators import GENERATORS
+from scripts.load.generators import locust as locust_gen
+from scripts.load.wrk_process import find_wrk
+from scripts.modes import MODE_SETS, MODES, Launch, Mode, mode_sets
+from scripts.plan.environment import BUSY_PERCENT, cpu_busy_percent
+from scripts.plan.plan import plan_from_args
+from scripts.records import distribution
+from scripts.run.verify import VerifyError, verify
 from tests.conftest import ROOT, StartServer
 
 DATA = Path(__file__).parent / "data"
@@ -176,10 +177,10 @@ def test_parse_locust_json_totals_and_percentiles() -> None:
 
 
 def test_percentile_on_known_histograms() -> None:
-    assert locust_gen.percentile({1.0: 50, 2.0: 49, 10.0: 1}, 0.5) == 1.0
-    assert locust_gen.percentile({1.0: 50, 2.0: 49, 10.0: 1}, 0.99) == 2.0
-    assert locust_gen.percentile({1.0: 50, 2.0: 49, 10.0: 1}, 0.999) == 10.0
-    assert locust_gen.percentile({5.0: 1}, 0.5) == 5.0
+    assert distribution.percentile_of({1.0: 50, 2.0: 49, 10.0: 1}, 0.5) == 1.0
+    assert distribution.percentile_of({1.0: 50, 2.0: 49, 10.0: 1}, 0.99) == 2.0
+    assert distribution.percentile_of({1.0: 50, 2.0: 49, 10.0: 1}, 0.999) == 10.0
+    assert distribution.percentile_of({5.0: 1}, 0.5) == 5.0
 
 
 def test_verify_rejects_a_server_that_answers_wrongly(start_server: StartServer) -> None:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts import comparison, export, index, records
+from scripts.analysis import comparison
+from scripts.records import records
+from scripts.render import export, index
 from scripts.report import render_run
 from tests.conftest import ROOT
 

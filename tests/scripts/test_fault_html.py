@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from scripts import fault_report, index, records
+from scripts.faults import faults_report
+from scripts.records import records
+from scripts.render import index
 from tests.conftest import ROOT
 from tests.scripts.browser import check_charts, check_sorting, screenshot
 
@@ -28,7 +30,7 @@ MODES = ["cgi", "fork", "prefork", "gunicorn-sync", "uvicorn"]
 def stored_faults(tmp_path: Path) -> Path:
     target = tmp_path / "faults-v1"
     shutil.copytree(STORED, target)
-    fault_report.render_run(target)
+    faults_report.render_run(target)
     return target
 
 

@@ -15,10 +15,11 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-import servers
-from scripts import analysis, plot, summary
-from scripts.formatting import format_rps, format_sig
-from scripts.records import load_cells, references_from_json
+from scripts import modes
+from scripts.analysis import analysis
+from scripts.common.formatting import format_rps, format_sig
+from scripts.records.records import load_cells, references_from_json
+from scripts.render import plot, summary
 from tests.scripts.figures import figure_from, run_of
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -378,8 +379,8 @@ def test_load_records_without_cells_folder(tmp_path: Path) -> None:
 
 
 def test_colours_follow_family_and_place_whichever_modes_a_run_measured() -> None:
-    everything = plot.mode_colors(list(servers.MODES))
-    assert len(set(everything.values())) == len(servers.MODES)
+    everything = plot.mode_colors(list(modes.MODES))
+    assert len(set(everything.values())) == len(modes.MODES)
     subset = ["hypercorn", "prefork", "granian-wsgi"]
     assert plot.mode_colors(subset) == {mode: everything[mode] for mode in subset}
     toys = plot.mode_colors(["toy-a", "toy-b"])
@@ -415,8 +416,8 @@ def test_a_latency_panel_spanning_orders_of_magnitude_goes_log_scale() -> None:
 
 
 def test_many_modes_wrap_bar_charts_into_fewer_columns() -> None:
-    records = [ok_record(mode, scenario, 32, 1000.0) for mode in servers.MODES for scenario in SCENARIOS * 2]
-    records += [ok_record(mode, f"s{i}", 32, 1000.0) for mode in servers.MODES for i in range(4)]
+    records = [ok_record(mode, scenario, 32, 1000.0) for mode in modes.MODES for scenario in SCENARIOS * 2]
+    records += [ok_record(mode, f"s{i}", 32, 1000.0) for mode in modes.MODES for i in range(4)]
     figure = plot.throughput_figure(run_of(records))
     assert figure.get_figwidth() <= plot.MAX_WIDTH_IN
     assert len(figure.axes) == 6

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from scripts.analysis import SpeedCheck, speed_checks
-from scripts.records import References, references_from_json
-from scripts.stats import FoldedCell
-from scripts.summary import summary_markdown
-from servers import FORK_RATE, MODES, Launch, Mode, Target
+from scripts.analysis.analysis import SpeedCheck, speed_checks
+from scripts.analysis.stats import FoldedCell
+from scripts.modes import FORK_RATE, MODES, Launch, Mode, Target
+from scripts.records.records import References, references_from_json
+from scripts.render.summary import summary_markdown
 from tests.scripts.figures import figure_from, run_of
 
 

@@ -17,9 +17,9 @@ from typing import Final
 
 import pytest
 
-from scripts import environment
-from scripts.procs import free_port, get, running, wait_ready
-from servers import MODES
+from scripts.common.procs import free_port, get, running, wait_ready
+from scripts.modes import MODES
+from scripts.plan import environment
 from tests.conftest import HOST, ROOT, Server, server_env
 from tests.servers.malformed import CORPUS
 

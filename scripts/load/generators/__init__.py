@@ -1,4 +1,4 @@
-"""Load generators behind one interface (:class:`~scripts.generators.base.Generator`) and one registry.
+"""Load generators behind one interface (:class:`~scripts.load.generators.base.Generator`) and one registry.
 
 =========== ====================================================== ===================================
 name        what                                                    default for
@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from loadtests.scenarios import Scenario
-from scripts.generators.base import Generator, Load, LoadError, LoadResult, Schedule
-from scripts.generators.locust import LOCUST
-from scripts.generators.native import NATIVE
-from scripts.generators.open_loop import OPEN_LOOP
-from scripts.generators.wrk import WRK
+from scripts.load.generators.base import Generator, Load, LoadError, LoadResult, ScheduleKept
+from scripts.load.generators.locust import LOCUST
+from scripts.load.generators.native import NATIVE
+from scripts.load.generators.open_loop import OPEN_LOOP
+from scripts.load.generators.wrk import WRK
 
-__all__ = ["GENERATORS", "Generator", "Load", "LoadError", "LoadResult", "Schedule", "choose"]
+__all__ = ["GENERATORS", "Generator", "Load", "LoadError", "LoadResult", "ScheduleKept", "choose"]
 
 GENERATORS: dict[str, Generator] = {g.name: g for g in (WRK, NATIVE, LOCUST, OPEN_LOOP)}
 AUTO = "auto"

@@ -2,7 +2,7 @@
 
 A generator is an object with a name, a few declarative facts (what it can drive, what a cell costs,
 how it reports) and two methods, :meth:`Generator.run` and :meth:`Generator.warm_up`. The bench never
-asks which generator it holds; :mod:`scripts.generators` keeps the registry and picks one per scenario.
+asks which generator it holds; :mod:`scripts.load.generators` keeps the registry and picks one per scenario.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Protocol
 
 from loadtests.scenarios import Scenario
-from scripts.loadgen import LoadError
+from scripts.load import LoadError
 
-__all__ = ["Generator", "Load", "LoadError", "LoadResult", "Schedule", "single_request"]
+__all__ = ["Generator", "Load", "LoadError", "LoadResult", "ScheduleKept", "single_request"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -35,7 +35,7 @@ class Load:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Schedule:
+class ScheduleKept:
     """How an open-loop run kept its schedule (absent from closed-loop results)."""
 
     offered_rate: float
@@ -57,11 +57,11 @@ class LoadResult:
     latency_ms: Mapping[str, float]  # p50, p75, p90, p99, p999, mean, max (whatever the generator resolves)
     generator_cpu: float | None = None  # share of the CPU it can use that the generator used while measuring
     # Why a generator is the limit where generator_cpu alone does not say so: it used and waited for more than
-    # the bound (scripts.stats.wanted_more), or a locust worker did, here or on another host; flags the figure
+    # the bound (scripts.records.records.wanted_more), or a locust worker did, here or on another host; flags the figure
     # as generator-bound like generator_cpu does.
     generator_warning: str | None = None
     latency_histogram: Mapping[float, int] | None = None  # latency (ms) -> count, where the generator keeps one
-    schedule: Schedule | None = None  # open loop only
+    schedule: ScheduleKept | None = None  # open loop only
 
 
 class Generator(Protocol):

@@ -35,13 +35,14 @@ from typing import Any
 from loadtests.locust_cpu import ENV_FILE as WORKER_CPU_FILE
 from loadtests.locust_cpu import SAMPLE_S
 from loadtests.scenarios import Scenario
-from scripts.generators.base import Generator, Load, LoadError, LoadResult
-from scripts.loadgen import PERCENTILES
-from scripts.procs import free_port, get, log_tail
-from scripts.resources import run_tracing
-from scripts.stats import GENERATOR_BOUND, wanted_more
+from scripts.common.procs import free_port, get, log_tail
+from scripts.load.generators.base import Generator, Load, LoadError, LoadResult
+from scripts.load.histogram import PERCENTILES
+from scripts.load.resources import run_tracing
+from scripts.records import distribution
+from scripts.records.records import GENERATOR_BOUND, wanted_more
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 # locust needs a moment to import and spawn before its run time starts, and a
 # moment to write its JSON after; past this margin the run is cut off.
@@ -132,20 +133,6 @@ def locust_command(scenario: Scenario, url: str, users: int, duration: float, js
     ]
 
 
-def percentile(histogram: dict[float, int], fraction: float) -> float:
-    """The smallest recorded latency at or below which ``fraction`` of the requests fall."""
-    total = sum(histogram.values())
-    if total == 0:
-        return math.nan
-    rank = max(1, math.ceil(fraction * total))
-    seen = 0
-    for value in sorted(histogram):
-        seen += histogram[value]
-        if seen >= rank:
-            return value
-    return max(histogram)
-
-
 def parse_locust_json(path: Path) -> LoadResult:
     """Totals over every endpoint of locust's ``--json-file`` output.
 
@@ -170,7 +157,8 @@ def parse_locust_json(path: Path) -> LoadResult:
             start = min(start, float(entry["start_time"]))
             end = max(end, float(entry["last_request_timestamp"]))
     elapsed = end - start if requests else 0.0
-    latency = {key: percentile(histogram, fraction) for key, fraction in PERCENTILES.items()} if requests else {}
+    latency = ({key: distribution.percentile_of(histogram, fraction) for key, fraction in PERCENTILES.items()}
+               if requests else {})
     if requests:
         latency.update(mean=round(total_ms / requests, 3), max=round(max_ms, 3))
     return LoadResult(generator="locust", requests=requests, failures=failures,
@@ -283,7 +271,7 @@ class Locust:
 LOCUST = Locust()
 
 
-# command line (scripts.plan adds these to the bench's) ----------------------------------------------------------
+# command line (scripts.plan.plan adds these to the bench's) ----------------------------------------------------------
 
 
 def _bind(value: str) -> tuple[str, int]:

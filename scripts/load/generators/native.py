@@ -1,8 +1,9 @@
-"""The project's own closed-loop generator: the uvloop engine of :mod:`scripts.openloop`, on a closed schedule.
+"""The project's own closed-loop generator: the uvloop engine of :mod:`scripts.load.engine_process`, on a closed
+schedule.
 
 Each connection sends its next request when the previous answer is complete, as wrk does, with
 keep-alive on or off, and measures each request from its send. One engine for both schedules: the
-open-loop ladder (:mod:`scripts.generators.open_loop`) runs the same code with a fixed rate. It needs
+open-loop ladder (:mod:`scripts.load.generators.open_loop`) runs the same code with a fixed rate. It needs
 nothing beyond the project's Python dependencies, so it drives the single-request scenarios where wrk
 is not installed.
 """
@@ -13,16 +14,16 @@ import importlib.util
 from dataclasses import dataclass
 
 from loadtests.scenarios import Scenario
-from scripts import openloop, wrk
-from scripts.generators.base import Load, LoadResult, single_request
-from scripts.histogram import Histogram
-from scripts.stats import wanted_more
+from scripts.load import engine_process, wrk_process
+from scripts.load.generators.base import Load, LoadResult, single_request
+from scripts.load.histogram import Histogram
+from scripts.records.records import wanted_more
 
 
 @dataclass(frozen=True, slots=True)
 class Native:
     name: str = "native"
-    summary: str = "the project's asyncio + uvloop engine (scripts/openloop.py), closed loop"
+    summary: str = "the project's asyncio + uvloop engine (scripts/load/engine_process.py), closed loop"
     reports: str = "latency percentiles from each request's send, in microseconds"
     install_hint: str = "needs uvloop and httptools (pip install -e .)"
     cell_overhead_s: float = 1.0
@@ -37,8 +38,8 @@ class Native:
 
     def run(self, load: Load) -> LoadResult:
         (probe,) = load.scenario.probes
-        result = openloop.run_openloop(
-            wrk.url_for(load.host, load.port, probe.path), duration=load.duration, workdir=load.workdir,
+        result = engine_process.run_openloop(
+            wrk_process.url_for(load.host, load.port, probe.path), duration=load.duration, workdir=load.workdir,
             connections=load.connections, method=probe.method, body=probe.body, headers=probe.headers,
             close=not load.keepalive,
             timeout=load.timeout, closed_loop=True, cpus=set(load.cpus) if load.cpus else None)

@@ -1,4 +1,4 @@
-"""The open-loop ladder's generator: the uvloop engine of :mod:`scripts.openloop` on a fixed schedule.
+"""The open-loop ladder's generator: the uvloop engine of :mod:`scripts.load.engine_process` on a fixed schedule.
 
 Requests go out at ``Load.rate`` whatever the answers, and latency counts from each request's intended
 send time, so a server that stalls shows its queue in p99 (the coordinated-omission correction).
@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from loadtests.scenarios import Scenario
-from scripts import openloop, wrk
-from scripts.generators.base import Load, LoadResult, Schedule, single_request
-from scripts.generators.native import histogram_ms
+from scripts.load import engine_process, wrk_process
+from scripts.load.generators.base import Load, LoadResult, ScheduleKept, single_request
+from scripts.load.generators.native import histogram_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +34,12 @@ class OpenLoop:
         if load.rate is None:
             raise ValueError("the open-loop generator needs a rate")
         (probe,) = load.scenario.probes
-        r = openloop.run_openloop(
-            wrk.url_for(load.host, load.port, probe.path), rate=load.rate, duration=load.duration,
+        r = engine_process.run_openloop(
+            wrk_process.url_for(load.host, load.port, probe.path), rate=load.rate, duration=load.duration,
             connections=load.connections, method=probe.method, body=probe.body, headers=probe.headers,
             close=not load.keepalive,
             timeout=load.timeout, workdir=load.workdir, cpus=set(load.cpus) if load.cpus else None)
-        schedule = Schedule(offered_rate=load.rate, sent=r.sent, completed=r.completed, ok=r.ok, errors=r.errors,
+        schedule = ScheduleKept(offered_rate=load.rate, sent=r.sent, completed=r.completed, ok=r.ok, errors=r.errors,
                             latency_uncorrected_ms=r.latency_uncorrected_ms, kept_up=r.generator_kept_up,
                             behind_s=r.generator_behind_s)
         return LoadResult(generator=self.name, requests=r.completed, failures=sum(r.errors.values()),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from loadtests.scenarios import Scenario
-from scripts import distribution, wrk
-from scripts.generators.base import Load, LoadError, LoadResult, single_request
-from scripts.stats import wanted_more
+from scripts.load import wrk_process
+from scripts.load.generators.base import Load, LoadError, LoadResult, single_request
+from scripts.records import distribution
+from scripts.records.records import wanted_more
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,13 +16,13 @@ class Wrk:
     name: str = "wrk"
     summary: str = "wrk, the C load generator (system package), closed loop"
     reports: str = "latency percentiles in microseconds (wrk's own histogram)"
-    install_hint: str = wrk.MISSING
+    install_hint: str = wrk_process.MISSING
     cell_overhead_s: float = 0.25  # verification, wrk's start, the sampler: measured 0.15-0.35 s a cell
     rank: int = 30
     closed_loop: bool = True
 
     def available(self) -> bool:
-        return wrk.find_wrk() is not None
+        return wrk_process.find_wrk() is not None
 
     def can_drive(self, scenario: Scenario) -> bool:
         return single_request(scenario)
@@ -29,12 +30,12 @@ class Wrk:
     def run(self, load: Load) -> LoadResult:
         (probe,) = load.scenario.probes
         try:
-            result = wrk.run_wrk(host=load.host, port=load.port, path=probe.path, method=probe.method,
+            result = wrk_process.run_wrk(host=load.host, port=load.port, path=probe.path, method=probe.method,
                                  body=probe.body, headers=probe.headers, close=not load.keepalive,
                                  connections=load.connections,
                                  duration=max(1, round(load.duration)), workdir=load.workdir,
                                  cpus=set(load.cpus) if load.cpus else None)
-        except wrk.WrkError as exc:
+        except wrk_process.WrkError as exc:
             raise LoadError(str(exc)) from None
         return LoadResult(generator=self.name, requests=result.requests,
                           failures=result.non_2xx + result.socket_errors, throughput_rps=result.throughput_rps,
@@ -45,10 +46,10 @@ class Wrk:
     def warm_up(self, load: Load) -> None:
         (probe,) = load.scenario.probes
         try:
-            wrk.warm_up(host=load.host, port=load.port, path=probe.path, method=probe.method, body=probe.body,
+            wrk_process.warm_up(host=load.host, port=load.port, path=probe.path, method=probe.method, body=probe.body,
                         headers=probe.headers, close=not load.keepalive, connections=load.connections,
                         seconds=load.duration, workdir=load.workdir, cpus=set(load.cpus) if load.cpus else None)
-        except wrk.WrkError as exc:
+        except wrk_process.WrkError as exc:
             raise LoadError(str(exc)) from None
 
 
