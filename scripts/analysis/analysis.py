@@ -224,11 +224,11 @@ class _Checks:
 
 def speed_checks(figures: Sequence[FoldedCell], references: References | None = None,
                  registry: Mapping[str, Mode] = MODES) -> list[SpeedCheck]:
-    """The ratios the registry's modes are held to (``Mode.targets``), each measured within this run: against
+    """The ratios the registry's modes are held to (``Mode.checks.speed``), each measured within this run: against
     other modes first, then against the machine's fork rate and the minimal fork loop, then connection reuse."""
     refs = references or References()
     c = _Checks(figures)
-    targets = [(name, t) for name, mode in registry.items() for t in mode.targets]
+    targets = [(name, t) for name, mode in registry.items() for t in mode.checks.speed]
     for name, t in targets:
         if t.against not in (FORK_RATE, FORK_LOOP, STDLIB_FORK):
             c.add(t.check, (name, t.scenario), t.ratio, b=(t.against, t.scenario))
@@ -251,7 +251,7 @@ def speed_checks(figures: Sequence[FoldedCell], references: References | None = 
             if t.against == FORK_LOOP:
                 c.add(t.check, (name, t.scenario), t.ratio, b_rate=loop)
     for pair in strategy_pairs(figures):
-        reuse_targets = dict(registry[pair.mode].reuse_targets) if pair.mode in registry else {}
+        reuse_targets = dict(registry[pair.mode].checks.reuse) if pair.mode in registry else {}
         if pair.ratio is None or not pair.reuse or not pair.per_request or not reuse_targets:
             continue
         target = reuse_targets.get(pair.backend or "", 0.0)

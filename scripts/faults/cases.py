@@ -71,7 +71,7 @@ def _crash(how: str, fault: str) -> Fault:
                              details={"processes_before": before, "processes_min_after": after_min})
         never = "never recovers: capacity stays down until the end"
         own = observed.notes.get(f"/fault/crash?how={how}", "no outcome")
-        respawned = "" if case.mode.fork_per_request else f", {record.details['new_processes']} new"
+        respawned = "" if case.mode.process.fork_per_request else f", {record.details['new_processes']} new"
         return dataclasses.replace(record, verdict=f"{describe_recovery(record, never)} (the crashing request: {own}); "
                                    f"{lost_text(record)} of the load; processes {before} -> {after_min} "
                                    f"-> {process_counts(observed)[-1][1]}{respawned}")
@@ -81,7 +81,7 @@ def _crash(how: str, fault: str) -> Fault:
 
 def hang(case: Case) -> FaultRecord:
     s = case.settings
-    flag = case.mode.worker_timeout_flag
+    flag = case.mode.faults.worker_timeout_flag
     extra = (flag, str(s.hang_timeout)) if flag else ()
     # Beyond the timeout: the server's grace before SIGKILL (prefork's --kill-grace is 2 s), and time
     # to see the load come back.
@@ -101,7 +101,7 @@ def hang(case: Case) -> FaultRecord:
     # load can come back before, or without, the server replacing the process.
     killed = (f"the hung process is killed after {gone:.1f} s" if gone is not None
               else "the hung process is never killed" + ("" if flag else " (the mode offers no worker timeout)"))
-    if case.mode.fork_per_request:
+    if case.mode.process.fork_per_request:
         # Processes come and go with every request, so a pid that vanished says nothing: the hung
         # one is the extra process at the end.
         gone = None
@@ -128,12 +128,12 @@ def app_error(case: Case) -> FaultRecord:
     statuses = sorted(set(observed.notes["statuses"]))
     # A process per request is new anyway; for the others, the same pids before and after is survival.
     survived = pids_before(observed) <= pids_after(observed)
-    fate = ("a new process per request anyway" if case.mode.fork_per_request
+    fate = ("a new process per request anyway" if case.mode.process.fork_per_request
             else "the process survives" if survived else "the process is replaced")
     verdict = (f"answers {', '.join(statuses)}; {fate}; "
                f"{record.requests_lost} of the load lost")
     return dataclasses.replace(record, verdict=verdict, details={
-        **record.details, "survived": survived, "process_per_request": case.mode.fork_per_request})
+        **record.details, "survived": survived, "process_per_request": case.mode.process.fork_per_request})
 
 
 def state_leak(case: Case) -> FaultRecord:
@@ -166,8 +166,8 @@ def _leak(recycle: bool) -> Fault:
 
     def run(case: Case) -> FaultRecord:
         s, mode = case.settings, case.mode
-        flag = mode.max_requests_flag
-        if recycle and mode.fork_per_request:
+        flag = mode.faults.max_requests_flag
+        if recycle and mode.process.fork_per_request:
             return not_applicable(case, fault, "a process serves one request and exits; nothing to recycle")
         if recycle and not flag:
             return not_offered(case, fault, "request-count recycling (max-requests)")
@@ -202,8 +202,8 @@ def _leak_record(fault: str, case: Case, observed: Observed, rate: float, argv: 
 
 
 def reload(case: Case) -> FaultRecord:
-    sig = case.mode.reload_signal
-    if sig is None and case.mode.fork_per_request:
+    sig = case.mode.faults.reload_signal
+    if sig is None and case.mode.process.fork_per_request:
         return not_applicable(case, "reload", "no long-lived workers to replace")
     if sig is None:
         return not_offered(case, "reload", "reload signal that replaces every worker")
@@ -330,9 +330,9 @@ def cleanup(case: Case) -> FaultRecord:
 
     app = f"workerbench-{mode.name}"
     env = {**case.env, db.ENV_URL: f"{s.pg_url}?application_name={app}", db.ENV_STRATEGY: db.REUSE}
-    flag = mode.max_requests_flag
+    flag = mode.faults.max_requests_flag
     extra = (flag, str(CLEANUP_MAX_REQUESTS)) if flag else ()
-    sig = mode.reload_signal
+    sig = mode.faults.reload_signal
     rate = min(CLEANUP_RATE, s.rate(mode))
     with PgWatch(s.pg_url, app) as watch:
         before, opened0 = watch.count(), watch.sessions()
@@ -380,9 +380,9 @@ def _closed_loop_rps(case: Case, extra: Sequence[str], workdir: Path) -> tuple[f
 def recycle_cost(case: Case) -> FaultRecord:
     """Throughput at full speed with and without recycling every RECYCLE_EVERY requests, alternating."""
     s, mode = case.settings, case.mode
-    if mode.fork_per_request:
+    if mode.process.fork_per_request:
         return not_applicable(case, "recycle", "a process serves one request and exits; nothing to recycle")
-    flag = mode.max_requests_flag
+    flag = mode.faults.max_requests_flag
     if not flag:
         return not_offered(case, "recycle", "request-count recycling (max-requests)")
     rates: dict[str, list[float]] = {"without": [], "with": []}

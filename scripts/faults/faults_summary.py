@@ -167,7 +167,7 @@ def per_request(mode: str) -> bool:
     """A registered mode that forks a process per request: its processes come and go with the load, so new pids
     say nothing about respawns, and a hung one is no worker to time out."""
     entry = MODES.get(mode.removesuffix(ADAPTED_SUFFIX))
-    return bool(entry and entry.fork_per_request)
+    return bool(entry and entry.process.fork_per_request)
 
 
 def tone(r: FaultRecord) -> str:

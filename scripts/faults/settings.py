@@ -47,7 +47,7 @@ class Settings:
     def slow_levels_for(self, mode: Mode) -> tuple[int, ...]:
         # A quick run spares a mode that needs a good part of a second per request (cgi) the 64 slow
         # clients: each one costs it an interpreter start before any measurement.
-        if self.quick and mode.min_duration_s >= 1.0:
+        if self.quick and mode.placement.min_duration_s >= 1.0:
             return self.slow_levels[:1]
         return self.slow_levels
 
@@ -78,7 +78,7 @@ class Settings:
     def leak_rate(self, mode: Mode) -> float:
         # Pools take 2x (quick) or 4x the usual rate, to reach 10,000 requests in 12.5 s in the default
         # run; a process per request is near its limit already.
-        return self.rate(mode) * (1 if mode.fork_per_request else 2 if self.quick else 4)
+        return self.rate(mode) * (1 if mode.process.fork_per_request else 2 if self.quick else 4)
 
     @property
     def max_requests(self) -> int:
@@ -86,15 +86,15 @@ class Settings:
 
     def rate(self, mode: Mode) -> float:
         """A moderate offered rate the mode serves comfortably (so a fault, not overload, makes failures)."""
-        if mode.min_duration_s >= 1.0:
+        if mode.placement.min_duration_s >= 1.0:
             return 2.0  # a fresh interpreter per request (cgi): ~0.2 s of CPU each
-        if mode.fork_per_request:
+        if mode.process.fork_per_request:
             return 100.0
         return 200.0
 
     def request_timeout(self, mode: Mode) -> float:
         # Short, so a request stuck behind a hung or dead process counts as failed within the run.
-        return 4.0 if mode.min_duration_s >= 1.0 else 1.0
+        return 4.0 if mode.placement.min_duration_s >= 1.0 else 1.0
 
 
 def server_env(db_path: Path) -> dict[str, str]:

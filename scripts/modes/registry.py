@@ -1,107 +1,25 @@
-"""HOW an app is served: the registry of server modes.
+"""The registry of server modes: HOW an app is served, one :class:`~scripts.modes.mode.Mode` entry each.
 
-Every mode is one :class:`Mode` entry in :data:`MODES`. An entry is
-declarative: the interface it serves (WSGI or ASGI) and a function that turns a
-:class:`Launch` (app, address, worker and thread count) into a command line. The
-harness starts that command in a process group of its own and stops the whole
-group, so a mode needs no wrapper class, a production server included. To add a
-mode, add one entry: its family (this project's servers, WSGI servers, ASGI
-servers) decides where reports show it, and the named sets of ``--modes``
-(:func:`mode_sets`) take it in by its fields.
+An entry is declarative: the interface it serves (WSGI or ASGI) and a function that turns a
+:class:`~scripts.modes.launch.Launch` (app, address, worker and thread count) into a command line, plus its
+parts: the process model (:mod:`~scripts.modes.launch`), where it takes part (:mod:`~scripts.modes.placement`),
+the speed checks it is held to (:mod:`~scripts.modes.checks`) and what the faults suite may use of it
+(:mod:`~scripts.modes.fault_support`). The harness starts that command in a process group of its own and stops
+the whole group, so a mode needs no wrapper class, a production server included. To add a mode, add one entry
+here (and its command function): its family (this project's servers, WSGI servers, ASGI servers) decides where
+reports show it, and the named sets of ``--modes`` (:func:`~scripts.modes.mode.mode_sets`) take it in by its
+parts.
 """
 
 from __future__ import annotations
 
 import signal
-import sys
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Literal
 
-Interface = Literal["wsgi", "asgi"]
-Family = Literal["hand-written", "wsgi", "asgi"]
-# The order families are shown in (charts, tables, --list): this project's servers, then the production
-# servers of each interface.
-FAMILIES: dict[Family, str] = {"hand-written": "hand-written", "wsgi": "WSGI servers", "asgi": "ASGI servers"}
-
-APPS: dict[Interface, str] = {"wsgi": "apps.wsgi:app", "asgi": "apps.asgi:app"}
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Launch:
-    """Where and how big one server start is: the same for every mode in a run, but for the threads (the mode's)."""
-
-    app: str
-    host: str
-    port: int
-    workers: int
-    threads: int = 8  # threads per worker, for the modes that have them
-    python: str = sys.executable
-
-
-# Machine rates a target can be measured against: the bench measures them in the run when a fork-per-request mode
-# takes part (scripts/run/reference.py).
-FORK_RATE = "fork-rate"  # fork() + _exit() + waitpid() of a bare process
-FORK_LOOP = "fork-loop"  # the least a Python fork-per-request server can do: accept, fork, read, canned reply
-STDLIB_FORK = "stdlib-fork"  # the standard library's fork server (socketserver.ForkingMixIn + wsgiref), same app
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Target:
-    """A ratio of this mode's requests/s to another mode's (or to a machine rate) in one scenario, checked in every
-    run that measures both; ``ratio`` 0 reports it without holding the mode to a figure."""
-
-    check: str  # how the summary names it
-    scenario: str  # as reports label it: "plaintext", "plaintext/close"
-    against: str  # a mode's name, FORK_RATE, FORK_LOOP or STDLIB_FORK
-    ratio: float = 0.0
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Mode:
-    name: str
-    interface: Interface
-    summary: str
-    command: Callable[[Launch], list[str]]
-    uses_workers: bool = True  # False: --workers does not apply (there is no pool to size)
-    # A process forked per request (or per connection): the bench then measures the machine's own fork
-    # rates as references for it (scripts/run/reference.py).
-    fork_per_request: bool = False
-    # A mode that needs a good part of a second per request needs a longer measured interval to
-    # complete enough requests to measure, and has no place in a sweep to hundreds of connections.
-    min_duration_s: float = 0.0
-    in_sweeps: bool = True
-    only_scenarios: tuple[str, ...] = ()  # measured in these scenarios only (empty: all)
-    start_s: float = 0.3  # rough start-up and shut-down time, for the run's time estimate only
-    hand_written: bool = False  # this project's own server (servers/), not a production one
-    # In the run without --modes: the process-model comparison. The other modes are in the named sets.
-    in_default_set: bool = True
-    threads: int | None = None  # threads per worker (None: the mode has no thread pool to size)
-    # A statement of fact about a mode's own defaults (keep-alive, backlog, threads), for --list and the README.
-    defaults: str = ""
-    targets: tuple[Target, ...] = ()  # the speed checks this mode is held to
-    packages: tuple[str, ...] = ()  # the distributions it runs, whose versions every run records
-    # Database backends on which the ratio of one connection per worker to one per request is checked for this
-    # mode, with the least ratio (0: reported only).
-    reuse_targets: tuple[tuple[str, float], ...] = ()
-    # What the faults suite (scripts/faults/) may use, None where the server has no such thing (or where
-    # it is not known to work): the option that kills a worker stuck in one request after N seconds, the
-    # option that recycles a worker after N requests, and the signal that replaces every worker while the
-    # listening socket stays open.
-    worker_timeout_flag: str | None = None
-    max_requests_flag: str | None = None
-    reload_signal: signal.Signals | None = None
-
-    @property
-    def family(self) -> Family:
-        return "hand-written" if self.hand_written else self.interface
-
-    def argv(self, *, host: str, port: int, workers: int, python: str = sys.executable,
-             app: str | None = None) -> list[str]:
-        """The command line serving ``app`` (MODULE:CALLABLE of this mode's interface; default the sample app)."""
-        launch = Launch(app=app or APPS[self.interface], host=host, port=port, workers=workers,
-                        threads=self.threads or 1, python=python)
-        return self.command(launch)
+from scripts.modes.checks import FORK_LOOP, FORK_RATE, STDLIB_FORK, Checks, SpeedRatio
+from scripts.modes.fault_support import FaultSupport
+from scripts.modes.launch import Interface, Launch, Process
+from scripts.modes.mode import Mode, mode_sets
+from scripts.modes.placement import Placement
 
 
 def _cgi(l: Launch) -> list[str]:  # noqa: E741
@@ -217,175 +135,197 @@ MODES: dict[str, Mode] = {
         Mode(
             name="cgi",
             interface="wsgi",
-            hand_written=True,
             summary="classic CGI: fork and exec a fresh Python per request, which imports the app (wsgiref)",
             command=_cgi,
-            defaults="no pool; at most 64 children; closes after every response",
-            uses_workers=False,
-            fork_per_request=True,
-            # A fresh interpreter per request costs about 0.2 s of CPU here: 32 clients at once need
-            # several seconds for their first answers, so cgi is measured on plaintext only, for 8 s.
-            min_duration_s=8.0,
-            in_sweeps=False,
-            only_scenarios=("plaintext",),
-            targets=(Target(check="cgi / fork()+_exit+waitpid of a bare process", scenario="plaintext/close",
-                            against=FORK_RATE),),
+            process=Process(
+                defaults="no pool; at most 64 children; closes after every response",
+                uses_workers=False,
+                fork_per_request=True,
+            ),
+            placement=Placement(
+                hand_written=True,
+                # A fresh interpreter per request costs about 0.2 s of CPU here: 32 clients at once need
+                # several seconds for their first answers, so cgi is measured on plaintext only, for 8 s.
+                min_duration_s=8.0,
+                in_sweeps=False,
+                only_scenarios=("plaintext",),
+            ),
+            checks=Checks(
+                speed=(SpeedRatio(check="cgi / fork()+_exit+waitpid of a bare process", scenario="plaintext/close",
+                                    against=FORK_RATE),),
+            ),
         ),
         Mode(
             name="fork",
             interface="wsgi",
-            hand_written=True,
             summary="hand-written fork-per-request server: the app is preloaded, each request gets a child",
             command=_fork,
-            defaults="no pool; at most 64 children at once, clients beyond that wait in the listen backlog",
-            uses_workers=False,
-            fork_per_request=True,
-            targets=(
-                # What the standard library gives for free with the same app: a hand-written fork
-                # server that cannot beat it has no reason to exist.
-                Target(check="fork / the standard library's fork server (ForkingMixIn + wsgiref)",
-                       scenario="plaintext/close", against=STDLIB_FORK, ratio=1.0),
-                # Reported, not held: the old 0.8x target is retired, since even the minimal fork
-                # loop, which does no HTTP, reaches only about 0.85x of this rate here.
-                Target(check="fork (new connection per request) / fork()+_exit+waitpid of a bare process",
-                       scenario="plaintext/close", against=FORK_RATE),
-                Target(check="fork / minimal Python fork loop (canned reply)", scenario="plaintext/close",
-                       against=FORK_LOOP),
+            process=Process(
+                defaults="no pool; at most 64 children at once, clients beyond that wait in the listen backlog",
+                uses_workers=False,
+                fork_per_request=True,
+            ),
+            placement=Placement(hand_written=True),
+            checks=Checks(
+                speed=(
+                    # What the standard library gives for free with the same app: a hand-written fork
+                    # server that cannot beat it has no reason to exist.
+                    SpeedRatio(check="fork / the standard library's fork server (ForkingMixIn + wsgiref)",
+                               scenario="plaintext/close", against=STDLIB_FORK, ratio=1.0),
+                    # Reported, not held: the old 0.8x target is retired, since even the minimal fork
+                    # loop, which does no HTTP, reaches only about 0.85x of this rate here.
+                    SpeedRatio(check="fork (new connection per request) / fork()+_exit+waitpid of a bare process",
+                               scenario="plaintext/close", against=FORK_RATE),
+                    SpeedRatio(check="fork / minimal Python fork loop (canned reply)", scenario="plaintext/close",
+                               against=FORK_LOOP),
+                ),
             ),
         ),
         Mode(
             name="prefork",
-            worker_timeout_flag="--timeout",
-            max_requests_flag="--max-requests",
-            reload_signal=signal.SIGHUP,
             interface="wsgi",
-            hand_written=True,
             summary="hand-written pre-fork server: a master and a pool of long-lived workers on one socket",
             command=_prefork,
-            defaults="--workers; keep-alive 5 s",
-            targets=(
-                Target(check="prefork / gunicorn-sync, new connection per request", scenario="plaintext/close",
-                       against="gunicorn-sync", ratio=3.0),
-                Target(check="prefork / uvicorn, keep-alive", scenario="plaintext", against="uvicorn", ratio=1.0),
+            process=Process(defaults="--workers; keep-alive 5 s"),
+            placement=Placement(hand_written=True),
+            checks=Checks(
+                speed=(
+                    SpeedRatio(check="prefork / gunicorn-sync, new connection per request", scenario="plaintext/close",
+                               against="gunicorn-sync", ratio=3.0),
+                    SpeedRatio(check="prefork / uvicorn, keep-alive", scenario="plaintext", against="uvicorn",
+                               ratio=1.0),
+                ),
+                # A connection per request costs a PostgreSQL backend process each; SQLite's open is cheap.
+                reuse=(("postgresql", 10.0), ("sqlite", 0.0)),
             ),
-            # A connection per request costs a PostgreSQL backend process each; SQLite's open is cheap.
-            reuse_targets=(("postgresql", 10.0), ("sqlite", 0.0)),
+            faults=FaultSupport(
+                worker_timeout_flag="--timeout",
+                max_requests_flag="--max-requests",
+                reload_signal=signal.SIGHUP,
+            ),
         ),
         Mode(
             name="gunicorn-sync",
-            worker_timeout_flag="--timeout",
-            max_requests_flag="--max-requests",
-            reload_signal=signal.SIGHUP,
-            packages=("gunicorn",),
             interface="wsgi",
             summary="gunicorn with sync workers (one request at a time per worker, no keep-alive)",
             command=_gunicorn_sync,
-            defaults="--workers; never keeps a connection alive; backlog 2048",
+            process=Process(
+                packages=("gunicorn",),
+                defaults="--workers; never keeps a connection alive; backlog 2048",
+            ),
+            faults=FaultSupport(
+                worker_timeout_flag="--timeout",
+                max_requests_flag="--max-requests",
+                reload_signal=signal.SIGHUP,
+            ),
         ),
         Mode(
             name="gunicorn-gthread",
-            worker_timeout_flag="--timeout",
-            max_requests_flag="--max-requests",
-            reload_signal=signal.SIGHUP,
-            packages=("gunicorn",),
             interface="wsgi",
             summary="gunicorn with gthread workers: a thread pool per worker, connections kept alive",
             command=_gunicorn_gthread,
-            threads=8,
-            in_default_set=False,
-            defaults="8 threads per worker (`--threads`; gunicorn's default is 1); keep-alive 5 s "
-            "(gunicorn's default 2 s); backlog 2048; at most 1000 connections per worker",
+            process=Process(
+                packages=("gunicorn",),
+                threads=8,
+                defaults="8 threads per worker (`--threads`; gunicorn's default is 1); keep-alive 5 s "
+                "(gunicorn's default 2 s); backlog 2048; at most 1000 connections per worker",
+            ),
+            placement=Placement(in_default_set=False),
+            faults=FaultSupport(
+                worker_timeout_flag="--timeout",
+                max_requests_flag="--max-requests",
+                reload_signal=signal.SIGHUP,
+            ),
         ),
         Mode(
             name="waitress",
-            packages=("waitress",),
             interface="wsgi",
             summary="waitress: one process, an asyncore-style I/O thread and a pool of worker threads",
             command=_waitress,
-            threads=8,
-            uses_workers=False,
-            in_default_set=False,
-            defaults="one process whatever `--workers` says; 8 threads (`--threads`; waitress's default is 4); "
-            "idle connections closed after 5-10 s (`--channel-timeout 5`, checked every 5 s; default 120 s, "
-            "checked every 30 s); backlog 1024; at most 100 connections (`--connection-limit`)",
+            process=Process(
+                packages=("waitress",),
+                threads=8,
+                uses_workers=False,
+                defaults="one process whatever `--workers` says; 8 threads (`--threads`; waitress's default is 4); "
+                "idle connections closed after 5-10 s (`--channel-timeout 5`, checked every 5 s; default 120 s, "
+                "checked every 30 s); backlog 1024; at most 100 connections (`--connection-limit`)",
+            ),
+            placement=Placement(in_default_set=False),
         ),
         Mode(
             name="granian-wsgi",
-            packages=("granian",),
             interface="wsgi",
             summary="granian (Rust, tokio + hyper) serving the WSGI app from a pool of blocking threads",
             command=lambda l: _granian(l, "wsgi"),  # noqa: E741
-            in_default_set=False,
-            start_s=0.4,
-            defaults="blocking threads per worker: its default, half of backlog / workers (256 with 2 workers); "
-            "idle connections closed after 5 s (`--http1-header-read-timeout 5000`, the time to read a request's "
-            "head; default 30 s); backlog 1024",
+            process=Process(
+                packages=("granian",),
+                start_s=0.4,
+                defaults="blocking threads per worker: its default, half of backlog / workers (256 with 2 workers); "
+                "idle connections closed after 5 s (`--http1-header-read-timeout 5000`, the time to read a request's "
+                "head; default 30 s); backlog 1024",
+            ),
+            placement=Placement(in_default_set=False),
         ),
         Mode(
             name="uvicorn",
-            max_requests_flag="--limit-max-requests",  # its supervisor has no per-request timeout
-            reload_signal=signal.SIGHUP,
-            packages=("uvicorn",),
             interface="asgi",
             summary="uvicorn with httptools and uvloop: one event loop per worker multiplexes connections",
             command=_uvicorn,
-            defaults="--workers; keep-alive 5 s (its default); backlog 2048",
-            start_s=1.3,  # --workers 2 runs a supervisor that spawns (not forks) its workers
+            process=Process(
+                packages=("uvicorn",),
+                defaults="--workers; keep-alive 5 s (its default); backlog 2048",
+                start_s=1.3,  # --workers 2 runs a supervisor that spawns (not forks) its workers
+            ),
+            faults=FaultSupport(
+                max_requests_flag="--limit-max-requests",  # its supervisor has no per-request timeout
+                reload_signal=signal.SIGHUP,
+            ),
         ),
         Mode(
             name="gunicorn-uvicorn",
-            worker_timeout_flag="--timeout",
-            max_requests_flag="--max-requests",
-            reload_signal=signal.SIGHUP,
-            packages=("gunicorn", "uvicorn-worker", "uvicorn"),
             interface="asgi",
             summary="gunicorn's master with uvicorn workers (package uvicorn-worker): httptools and uvloop",
             command=_gunicorn_uvicorn,
-            in_default_set=False,
-            start_s=0.8,
-            defaults="keep-alive 5 s (from gunicorn's `--keep-alive`); backlog 2048; "
-            "at most 1000 connections per worker",
+            process=Process(
+                packages=("gunicorn", "uvicorn-worker", "uvicorn"),
+                start_s=0.8,
+                defaults="keep-alive 5 s (from gunicorn's `--keep-alive`); backlog 2048; "
+                "at most 1000 connections per worker",
+            ),
+            placement=Placement(in_default_set=False),
+            faults=FaultSupport(
+                worker_timeout_flag="--timeout",
+                max_requests_flag="--max-requests",
+                reload_signal=signal.SIGHUP,
+            ),
         ),
         Mode(
             name="granian-asgi",
-            packages=("granian",),
             interface="asgi",
             summary="granian (Rust, tokio + hyper) with a Python event loop per worker for the ASGI app",
             command=lambda l: _granian(l, "asgi"),  # noqa: E741
-            in_default_set=False,
-            start_s=0.4,
-            defaults="one runtime thread per worker; idle connections closed after 5 s (as granian-wsgi); "
-            "backlog 1024",
+            process=Process(
+                packages=("granian",),
+                start_s=0.4,
+                defaults="one runtime thread per worker; idle connections closed after 5 s (as granian-wsgi); "
+                "backlog 1024",
+            ),
+            placement=Placement(in_default_set=False),
         ),
         Mode(
             name="hypercorn",
-            packages=("hypercorn",),
             interface="asgi",
             summary="hypercorn with uvloop workers (h11 for HTTP/1.1, pure Python parsing)",
             command=_hypercorn,
-            in_default_set=False,
-            start_s=1.0,  # spawns (not forks) its workers, and they poll for the shutdown signal
-            defaults="keep-alive 5 s (its default too); backlog 100",
+            process=Process(
+                packages=("hypercorn",),
+                start_s=1.0,  # spawns (not forks) its workers, and they poll for the shutdown signal
+                defaults="keep-alive 5 s (its default too); backlog 100",
+            ),
+            placement=Placement(in_default_set=False),
         ),
     )
 }
-
-
-def _ordered(modes: Iterable[Mode]) -> list[str]:
-    """Mode names by family, then in registry order within a family: the order every chart and table uses."""
-    rank = {family: position for position, family in enumerate(FAMILIES)}
-    return [m.name for m in sorted(modes, key=lambda m: rank[m.family])]
-
-
-def mode_sets(registry: dict[str, Mode]) -> dict[str, tuple[str, ...]]:
-    """Named sets for ``--modes``, derived from the entries, so a new mode joins them by being registered. The
-    default set is the process-model comparison."""
-    return {
-        "default": tuple(_ordered(m for m in registry.values() if m.in_default_set)),
-        "all": tuple(_ordered(registry.values())),
-        "wsgi": tuple(_ordered(m for m in registry.values() if m.interface == "wsgi")),
-        "asgi": tuple(_ordered(m for m in registry.values() if m.interface == "asgi")),
-    }
 
 
 MODE_SETS = mode_sets(MODES)

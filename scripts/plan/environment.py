@@ -21,7 +21,7 @@ PACKAGES = ("locust", "starlette", "httptools", "uvloop", "psutil", "psycopg", "
 
 
 def packages() -> tuple[str, ...]:
-    return tuple(dict.fromkeys([*(pkg for mode in MODES.values() for pkg in mode.packages), *PACKAGES]))
+    return tuple(dict.fromkeys([*(pkg for mode in MODES.values() for pkg in mode.process.packages), *PACKAGES]))
 
 
 def cpu_model() -> str | None:

@@ -134,13 +134,13 @@ class Plan:
         return self.app.spec_for(self.registry[mode].interface) if self.app else None
 
     def _modes_at(self, scenario: str, users: int) -> tuple[str, ...]:
-        modes = tuple(m for m in self.modes if self.registry[m].in_sweeps or users in self.concurrency)
+        modes = tuple(m for m in self.modes if self.registry[m].placement.in_sweeps or users in self.concurrency)
         return tuple(m for m in modes if scenario in (self._only(m) or (scenario,)))
 
     def _only(self, mode: str) -> tuple[str, ...]:
         """The scenarios ``mode`` is held to (empty: all). One held to sample scenarios (cgi: plaintext) runs the
         first of a user's instead."""
-        only = self.registry[mode].only_scenarios
+        only = self.registry[mode].placement.only_scenarios
         return self.scenarios[:1] if only and self.app else only
 
     def _variants(self, scenario: str) -> list[tuple[str | None, bool, int]]:
@@ -167,7 +167,8 @@ class Plan:
                 repeats = self.repeats if users in self.concurrency else 1
                 modes = self._modes_at(scenario, users)
                 if strategy == db.PER_REQUEST and not self.per_request_everywhere:
-                    modes = tuple(m for m in modes if self.registry[m].in_default_set or self.registry[m].reuse_targets)
+                    modes = tuple(m for m in modes
+                                  if self.registry[m].placement.in_default_set or self.registry[m].checks.reuse)
                 for repeat in range(repeats):
                     for mode in modes if repeat % 2 == 0 else tuple(reversed(modes)):
                         cells.append(Cell(index=len(cells), mode=mode, scenario=scenario, concurrency=users,
@@ -176,21 +177,21 @@ class Plan:
         return cells
 
     def duration_for(self, mode: str) -> float:
-        return max(float(self.duration), self.registry[mode].min_duration_s)
+        return max(float(self.duration), self.registry[mode].placement.min_duration_s)
 
     def open_loop_modes(self) -> tuple[str, ...]:
         if not self.open_loop or self.open_loop_scenario not in (
                 self.scenario_registry if self.app else self.scenarios):
             return ()
-        return tuple(m for m in self.modes if self.registry[m].in_sweeps)
+        return tuple(m for m in self.modes if self.registry[m].placement.in_sweeps)
 
     def measures_fork_references(self) -> bool:
         # The references are rates of the sample plaintext: a user's app has nothing to hold against them.
-        return self.app is None and any(self.registry[m].fork_per_request for m in self.modes)
+        return self.app is None and any(self.registry[m].process.fork_per_request for m in self.modes)
 
     def estimate_s(self) -> float:
         cells = sum(self.duration_for(c.mode) + self.warmup + self.generators[c.generator].cell_overhead_s
-                    + self.registry[c.mode].start_s for c in self.cells())
+                    + self.registry[c.mode].process.start_s for c in self.cells())
         # Sync modes leave the ladder early; count five steps a mode, with some draining.
         ladder = len(self.open_loop_modes()) * (1.5 + 5 * (self.open_loop_duration + 1.2))
         refs = 0.0
@@ -341,8 +342,8 @@ def print_list(registry: dict[str, Mode], gens: dict[str, Generator],
                catalog: dict[str, Scenario] | None = None) -> None:
     for name, mode in registry.items():
         print(f"mode      {name:<16} {mode.family:<12} {mode.summary}")
-        if mode.defaults:
-            print(f"{'':<30} settings: {mode.defaults}")
+        if mode.process.defaults:
+            print(f"{'':<30} settings: {mode.process.defaults}")
     for name, scenario in (SCENARIOS if catalog is None else catalog).items():
         print(f"scenario  {name:<16} {scenario.summary}")
     for name, gen in gens.items():
@@ -388,7 +389,8 @@ def _plan(args: argparse.Namespace, registry: dict[str, Mode], gens: dict[str, G
     sweep = () if (args.no_sweep or (quick and args.sweep is None)) else (args.sweep or DEFAULT_SWEEP)
     rates = tuple(float(r) for r in args.open_loop_rates) if args.open_loop_rates else OPEN_LOOP_RATES
     if args.threads:
-        registry = {name: replace(m, threads=args.threads) if m.threads else m for name, m in registry.items()}
+        registry = {name: replace(m, process=replace(m.process, threads=args.threads)) if m.process.threads else m
+                    for name, m in registry.items()}
     return Plan(
         modes=args.modes or mode_sets(registry)["default"], scenarios=scenarios,
         concurrency=args.concurrency or (QUICK_CONCURRENCY if quick else DEFAULT_CONCURRENCY),

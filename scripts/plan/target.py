@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from apps import db
 from scripts.common.cpus import default_cpus
-from scripts.modes import Mode
+from scripts.modes import Mode, Placement, Process
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -95,7 +95,7 @@ def remote_mode(label: str, url: str) -> Mode:
         raise RuntimeError(f"{label} is a remote target ({url}); the bench does not start it")
 
     return Mode(name=label, interface="wsgi", summary=f"a server the bench does not start, at {url}",
-                command=command, in_default_set=False, start_s=0.0)
+                command=command, process=Process(start_s=0.0), placement=Placement(in_default_set=False))
 
 
 def remote_plan(plan: P, args: argparse.Namespace) -> P:

@@ -25,7 +25,7 @@ from pathlib import Path
 from apps.adapted import ENV as ADAPTED_ENV
 from loadtests.scenario_file import ScenarioFileError, load_scenario_file, paths_scenarios
 from loadtests.scenarios import Expect, Probe, Scenario
-from scripts.modes import Interface, Mode
+from scripts.modes import Checks, Interface, Mode
 
 _SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -84,8 +84,8 @@ def adapted_modes(app: UserApp, registry: Mapping[str, Mode], modes: tuple[str, 
         mode = registry[name]
         if app.adapted(mode.interface):
             name = name + ADAPTED_SUFFIX
-            mode = replace(mode, name=name, summary=f"{mode.summary}; the app wrapped by a2wsgi", targets=(),
-                           reuse_targets=())
+            mode = replace(mode, name=name, summary=f"{mode.summary}; the app wrapped by a2wsgi",
+                           checks=Checks())
         entries[name] = mode
     return entries
 

@@ -69,7 +69,7 @@ def ladder(plan: Plan, mode_name: str, run_dir: Path, db_path: Path,
     logs = run_dir / "logs" / f"openloop-{mode_name}"
     base = OpenLoopRecord(mode=mode_name, status="failed", scenario=plan.open_loop_scenario,
                           path=scenario.probes[0].path, connections=CONNECTIONS, duration_s=plan.open_loop_duration,
-                          workers=plan.workers if mode.uses_workers and not plan.target else None,
+                          workers=plan.workers if mode.process.uses_workers and not plan.target else None,
                           server_cpus=None if plan.target else format_cpus(plan.server_cpus),
                           client_cpus=format_cpus(plan.client_cpus))
     generator = plan.generators[OPEN_LOOP_NAME]

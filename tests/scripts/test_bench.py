@@ -147,7 +147,7 @@ def test_quick_plan_covers_every_mode_and_scenario_briefly(tmp_path: Path) -> No
     default = MODE_SETS["default"]
     assert plan.modes == default and plan.scenarios == tuple(SCENARIOS)
     assert plan.sweep_scenarios == () and plan.repeats == 1 and plan.close_scenarios == ()
-    expected = sum(len(MODES[m].only_scenarios) or len(SCENARIOS) for m in default)
+    expected = sum(len(MODES[m].placement.only_scenarios) or len(SCENARIOS) for m in default)
     assert len(plan.cells()) == expected
     assert {c.mode for c in plan.cells()} == set(default) and {c.scenario for c in plan.cells()} == set(SCENARIOS)
     assert plan.estimate_s() < 140  # leaves room for nox to build its environment within 3 minutes
@@ -224,8 +224,8 @@ def test_short_bench_writes_cells_summary_and_charts(tmp_path: Path) -> None:
                        timeout=280)
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
-    swept = [m for m in MODES if MODES[m].in_sweeps]
-    in_db = [m for m in MODES if not MODES[m].only_scenarios or "db" in MODES[m].only_scenarios]
+    swept = [m for m in MODES if MODES[m].placement.in_sweeps]
+    in_db = [m for m in MODES if not MODES[m].placement.only_scenarios or "db" in MODES[m].placement.only_scenarios]
     assert len(records) == len(MODES) + len(in_db) + len(swept)  # plaintext and db at 8 users, plaintext at 2
     assert {r["mode"] for r in records} == set(MODES)
     for r in records:
