@@ -52,9 +52,9 @@ def not_applicable(case: Case, fault: str, why: str) -> FaultRecord:
 
 
 def not_offered(case: Case, fault: str, what: str) -> FaultRecord:
-    """The server lacks what the fault exercises (as registered in MODES): a fact about it, not a failure."""
+    """The server lacks what the fault exercises (as registered in scripts.modes): a fact about it, not a failure."""
     return FaultRecord(fault=fault, mode=case.mode.name, status="not offered",
-                       verdict=f"not offered: {case.mode.name} has no {what} (as registered in MODES)")
+                       verdict=f"not offered: {case.mode.name} has no {what} (as registered in scripts.modes)")
 
 
 def _crash(how: str, fault: str) -> Fault:

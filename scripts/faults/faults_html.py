@@ -57,7 +57,7 @@ replace a dead one (&mdash; for a process per request, whose processes come and 
 (&mdash;: not back by the end, or not measured).</li>
 <li><b>n/a</b>: the fault means nothing for this process model (recycling a process that serves one request
 anyway). <b>not offered</b>: the server has no such feature (a worker timeout, request-count recycling, a
-reload signal), as registered in <code>servers/__init__.py</code>; a fact about the server, not a failure.</li>
+reload signal), as registered in <code>scripts/modes/registry.py</code>; a fact about the server, not a failure.</li>
 <li>In the timelines, time 0 is the fault's moment; colour is the mode, and in the lower panel the line's
 style says how requests failed. Click a legend entry to hide a mode, drag to zoom, double-click to reset.</li>
 </ul></section>"""
