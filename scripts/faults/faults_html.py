@@ -27,7 +27,7 @@ from scripts.faults import faults_summary as fr
 from scripts.records.records import FaultRecord
 from scripts.render import html as h
 from scripts.render.charts import LAYOUT, MARGIN
-from scripts.render.plot import mode_colors
+from scripts.render.plot_style import mode_colors
 
 PAGE_NAME = "report.html"
 OLD_PAGE_NAME = "faults.html"  # what faults runs before 2026-11-29 wrote; results/index.html still links it

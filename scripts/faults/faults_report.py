@@ -40,7 +40,7 @@ from scripts.faults.faults_summary import (
 from scripts.records import records
 from scripts.records.records import FaultRecord
 from scripts.render import index
-from scripts.render.plot import mode_colors
+from scripts.render.plot_style import mode_colors
 
 FAILURE_DASHES = {"refused": ":", "reset": "-", "timeout": "--", "5xx": "-.", "wrong": (0, (1, 3))}
 

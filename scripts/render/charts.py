@@ -22,7 +22,7 @@ from scripts.common.formatting import MISSING, format_rps, format_sig
 from scripts.records import distribution
 from scripts.records.distribution import SPECTRUM_TICKS, spectrum_label, spectrum_x
 from scripts.records.records import Flag, OpenLoopRecord
-from scripts.render.plot import DRAWN_PERCENTILES, mode_colors
+from scripts.render.plot_style import DRAWN_PERCENTILES, mode_colors
 
 MARGIN = {"l": 70, "r": 20, "t": 60, "b": 60}
 LAYOUT = {"template": "plotly_white", "margin": MARGIN,

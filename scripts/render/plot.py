@@ -1,6 +1,6 @@
 """Charts of a workerbench run: throughput, latency percentiles, and throughput against concurrency.
 
-The ``*_figure`` functions are pure: an analysed run (:class:`scripts.analysis.analysis.AnalysedRun`) in, a
+The ``*new_figure`` functions are pure: an analysed run (:class:`scripts.analysis.analysis.AnalysedRun`) in, a
 :class:`matplotlib.figure.Figure` out; what a figure shows (the main concurrency, knees, strategy pairs,
 reference lines) comes computed. They build figures directly instead of through pyplot, so there is no global
 figure registry to leak into and no interactive backend to pick; saving uses the Agg renderer. Only
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -27,180 +27,38 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullLocator
 
-from scripts.analysis.analysis import FAMILY_LABELS, AnalysedRun, by_family, family_of, family_slot
+from scripts.analysis.analysis import FAMILY_LABELS, AnalysedRun, by_family, family_of
 from scripts.analysis.stats import FoldedCell
 from scripts.common.files import write_atomic
 from scripts.common.formatting import format_rps
 from scripts.records import distribution
 from scripts.records.distribution import SPECTRUM_TICKS, spectrum_label
 from scripts.records.records import Flag, OpenLoopRecord
-
-DPI = 110
-MAX_COLUMNS = 4
-MAX_WIDTH_IN = 22.0  # a figure wider than this gets fewer columns and more rows
-DRAWN_PERCENTILES = ("p50", "p90", "p99")
-LOG_LATENCY_RANGE = 10.0  # a latency panel whose highest bar passes this multiple of its median goes log scale
-# Percentiles share their mode's colour and differ in strength, so a group still reads as "this mode".
-_PERCENTILE_ALPHA = {"p50": 0.45, "p90": 0.72, "p99": 1.0}
-# A family is a range of hues, so a reader sees the family before the mode: warm for this project's servers,
-# greens for the WSGI servers, blues and purples for the ASGI servers, greys for modes outside the registry.
-# Spelled out (matplotlib's tab10 and tab20 among them) so that colours do not depend on the user's rc settings;
-# past a family's last colour they repeat, with the family's marker still telling modes apart on lines.
-_FAMILY_PALETTES: dict[str, tuple[str, ...]] = {
-    "hand-written": ("#8c564b", "#d62728", "#ff7f0e", "#e377c2"),
-    "wsgi": ("#2ca02c", "#bcbd22", "#17becf", "#0b6e4f", "#98df8a"),
-    "asgi": ("#1f77b4", "#9467bd", "#6baed6", "#393b79", "#c5b0d5"),
-    "other": ("#7f7f7f", "#4d4d4d", "#b0b0b0", "#262626"),
-}
-_FAMILY_MARKERS = {"hand-written": "o", "wsgi": "s", "asgi": "^", "other": "D"}
-_NOTE_COLOR = "dimgray"
-_LEGEND_ENTRY_WIDTH_IN = 1.75  # fits a name as long as "gunicorn-uvicorn" at the default font size
-_LEGEND_ROW_IN = 0.3
-_FAMILY_GAP = 0.6  # extra space between two families' bars, in bar widths
-
-
-# data -----------------------------------------------------------------------
-
-
-def mode_colors(modes: Sequence[str]) -> dict[str, str]:
-    """A colour per mode, from its family's palette at its place in the family (registered modes) or at its place
-    among the unregistered ones here (other modes)."""
-    others = [mode for mode in modes if family_of(mode) == "other"]
-    colors = {}
-    for mode in modes:
-        family = family_of(mode)
-        palette = _FAMILY_PALETTES[family]
-        slot = others.index(mode) if family == "other" else family_slot(mode)
-        colors[mode] = palette[slot % len(palette)]
-    return colors
-
-
-def mode_marker(mode: str) -> str:
-    return _FAMILY_MARKERS[family_of(mode)]
-
-
-def _throughput(figure: FoldedCell | None) -> float | None:
-    return figure.throughput_rps if figure is not None and figure.ok else None
-
-
-def _latency(figure: FoldedCell | None, percentile: str) -> float | None:
-    return figure.latency_ms.get(percentile) if figure is not None and figure.ok else None
-
-
-def _gap_label(figure: FoldedCell | None) -> str:
-    """Why a bar is missing: the cell failed, was never measured, or was measured without this number."""
-    if figure is None:
-        return "not run"
-    return "no data" if figure.ok else "failed"
-
-
-def _colors(run: AnalysedRun) -> dict[str, str]:
-    return mode_colors(by_family([*run.modes, *(p.mode for p in run.openloop)]))
-
-
-# layout ---------------------------------------------------------------------
-
-
-def _grid(panels: int, panel_width: float = 0.0) -> tuple[int, int]:
-    # Wide panels (many modes) take fewer columns, so the figure stays readable on a screen without zooming.
-    fit = max(1, int(MAX_WIDTH_IN // panel_width)) if panel_width else MAX_COLUMNS
-    columns = min(MAX_COLUMNS, fit, max(panels, 1))
-    return max(1, math.ceil(panels / columns)), columns
-
-
-def _figure(panels: int, panel_size: tuple[float, float]) -> tuple[Figure, list[Axes]]:
-    width, height = panel_size
-    rows, columns = _grid(panels, width)
-    figure = Figure(figsize=(columns * width, rows * height), layout="constrained")
-    axes = [figure.add_subplot(rows, columns, position + 1) for position in range(panels)]
-    return figure, axes
-
-
-def _empty_figure(message: str) -> Figure:
-    figure = Figure(figsize=(6, 2))
-    figure.text(0.5, 0.5, message, ha="center", va="center", color=_NOTE_COLOR)
-    return figure
-
-
-def _bar_panel_width(modes: int, per_mode: float) -> float:
-    # The family gaps take up to two more bars' room.
-    return max(3.6, 1.2 + per_mode * (modes + (2 * _FAMILY_GAP if modes > 5 else 0)))
-
-
-def _positions(modes: Sequence[str]) -> list[float]:
-    """Bar positions: one apart within a family, with a gap where the family changes."""
-    positions, x, previous = [], 0.0, None
-    for mode in modes:
-        family = family_of(mode)
-        if previous is not None and family != previous:
-            x += _FAMILY_GAP
-        positions.append(x)
-        x += 1.0
-        previous = family
-    return positions
-
-
-def _mode_ticks(ax: Axes, modes: Sequence[str], positions: Sequence[float] | None = None) -> None:
-    """Mode names under the bars, and each family named over its group with a thin rule between groups."""
-    xs = list(positions) if positions is not None else _positions(modes)
-    # Slanted labels keep long names such as "gunicorn-uvicorn" from running into each other.
-    ax.set_xticks(xs, labels=[str(m) for m in modes], rotation=30, ha="right", rotation_mode="anchor")
-    families = [family_of(m) for m in modes]
-    if len(set(families)) < 2:
-        return
-    start = 0
-    for i in range(1, len(modes) + 1):
-        if i < len(modes) and families[i] == families[start]:
-            continue
-        middle = (xs[start] + xs[i - 1]) / 2
-        ax.text(middle, 0.985, FAMILY_LABELS[families[start]], transform=ax.get_xaxis_transform(), ha="center",
-                va="top", fontsize=8, color=_NOTE_COLOR, fontstyle="italic")
-        if i < len(modes):
-            ax.axvline((xs[i - 1] + xs[i]) / 2, color=_NOTE_COLOR, linewidth=0.6, linestyle=":", alpha=0.7)
-        start = i
-
-
-def _note_gap(ax: Axes, x: float, label: str) -> None:
-    """Mark a missing bar at the foot of the axes, where it does not depend on the data's scale."""
-    ax.text(
-        x,
-        0.03,
-        label,
-        transform=ax.get_xaxis_transform(),
-        rotation=90,
-        ha="center",
-        va="bottom",
-        fontsize=9,
-        color=_NOTE_COLOR,
-        fontstyle="italic",
-    )
-
-
-def _at(level: int | None) -> str:
-    return "" if level is None else f" at {level} users"
-
-
-def _rps_axis_formatter(value: float, _position: int) -> str:
-    return "0" if value == 0 else format_rps(value)
-
-
-# An axis raised to fit the 95% intervals stops at this multiple of the tallest bar.
-MAX_INTERVAL_AXIS = 2.0
-
-
-def _finish_value_axis(ax: Axes, values: Iterable[float | None], headroom: float = 1.15) -> None:
-    """Start the value axis at zero, with room above the highest value for its label."""
-    measured = [value for value in values if value is not None]
-    if measured:
-        # An all-zero panel still needs a non-empty range.
-        ax.set_ylim(0, max(measured) * headroom or 1.0)
-    else:
-        # Nothing measured: a scale would suggest numbers that do not exist.
-        ax.set_ylim(0, 1)
-        ax.set_yticks([])
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_axisbelow(True)
-
+from scripts.render.plot_style import (
+    DPI,
+    DRAWN_PERCENTILES,
+    LEGEND_ENTRY_WIDTH_IN,
+    LEGEND_ROW_IN,
+    LOG_LATENCY_RANGE,
+    MAX_INTERVAL_AXIS,
+    MAX_WIDTH_IN,
+    NOTE_COLOR,
+    PERCENTILE_ALPHA,
+    at_level,
+    bar_panel_width,
+    bar_positions,
+    empty_figure,
+    finish_value_axis,
+    gap_label,
+    latency_of,
+    mode_marker,
+    mode_ticks,
+    new_figure,
+    note_gap,
+    rps_axis_formatter,
+    run_colors,
+    throughput_of,
+)
 
 # throughput -----------------------------------------------------------------
 
@@ -209,10 +67,10 @@ def _throughput_panel(ax: Axes, run: AnalysedRun, scenario: str) -> None:
     level = run.main_concurrency.get(scenario)
     modes = run.modes_in(scenario)
     cells = [run.figure(mode, scenario, level) for mode in modes]
-    values = [_throughput(cell) for cell in cells]
+    values = [throughput_of(cell) for cell in cells]
     bound = [_generator_bound(cell) for cell in cells]
-    xs = _positions(modes)
-    bars = ax.bar(xs, [v or 0.0 for v in values], color=[_colors(run)[m] for m in modes], width=0.7,
+    xs = bar_positions(modes)
+    bars = ax.bar(xs, [v or 0.0 for v in values], color=[run_colors(run)[m] for m in modes], width=0.7,
                   hatch=["xx" if b else "" for b in bound], edgecolor=["black" if b else "none" for b in bound])
     low, high = _ci_errors(cells, values)
     ax.errorbar(xs, [v or 0.0 for v in values], yerr=[low, high], fmt="none", ecolor="black",
@@ -221,12 +79,12 @@ def _throughput_panel(ax: Axes, run: AnalysedRun, scenario: str) -> None:
                                for v, b in zip(values, bound, strict=True)], padding=2, fontsize=7)
     for x, cell, value in zip(xs, cells, values, strict=True):
         if value is None:
-            _note_gap(ax, x, _gap_label(cell))
-    ax.set_title(f"{scenario}\nThroughput (requests/s){_at(level)}", fontsize=10)
-    _mode_ticks(ax, modes, xs)
-    ax.yaxis.set_major_formatter(FuncFormatter(_rps_axis_formatter))
+            note_gap(ax, x, gap_label(cell))
+    ax.set_title(f"{scenario}\nThroughput (requests/s){at_level(level)}", fontsize=10)
+    mode_ticks(ax, modes, xs)
+    ax.yaxis.set_major_formatter(FuncFormatter(rps_axis_formatter))
     # Room over the tallest bar for its label and, above that, the family names.
-    _finish_value_axis(ax, values, headroom=1.3)
+    finish_value_axis(ax, values, headroom=1.3)
     _fit_intervals(ax, xs, values, high)
 
 
@@ -274,9 +132,9 @@ def throughput_figure(run: AnalysedRun) -> Figure:
     Error bars are the 95% intervals of repeated runs; a cross-hatched bar is generator-bound.
     """
     if not run.scenarios:
-        return _empty_figure("no cells to plot")
-    width = _bar_panel_width(max(len(run.modes_in(s)) for s in run.scenarios), per_mode=0.65)
-    figure, axes = _figure(len(run.scenarios), (width, 3.8))
+        return empty_figure("no cells to plot")
+    width = bar_panel_width(max(len(run.modes_in(s)) for s in run.scenarios), per_mode=0.65)
+    figure, axes = new_figure(len(run.scenarios), (width, 3.8))
     for ax, scenario in zip(axes, run.scenarios, strict=True):
         _throughput_panel(ax, run, scenario)
     return figure
@@ -289,12 +147,12 @@ def _latency_panel(ax: Axes, run: AnalysedRun, scenario: str) -> None:
     level = run.main_concurrency.get(scenario)
     modes = run.modes_in(scenario)
     cells = [run.figure(mode, scenario, level) for mode in modes]
-    colors = [_colors(run)[m] for m in modes]
+    colors = [run_colors(run)[m] for m in modes]
     width = 0.8 / len(DRAWN_PERCENTILES)
-    xs = _positions(modes)
+    xs = bar_positions(modes)
     measured: list[float | None] = []
     for offset, percentile in enumerate(DRAWN_PERCENTILES):
-        values = [_latency(cell, percentile) for cell in cells]
+        values = [latency_of(cell, percentile) for cell in cells]
         measured += values
         positions = [x + (offset - (len(DRAWN_PERCENTILES) - 1) / 2) * width for x in xs]
         ax.bar(
@@ -302,15 +160,15 @@ def _latency_panel(ax: Axes, run: AnalysedRun, scenario: str) -> None:
             [v or 0.0 for v in values],
             width,
             color=colors,
-            alpha=_PERCENTILE_ALPHA[percentile],
+            alpha=PERCENTILE_ALPHA[percentile],
             edgecolor=colors,
             linewidth=0.8,
         )
     for x, cell in zip(xs, cells, strict=True):
-        if all(_latency(cell, p) is None for p in DRAWN_PERCENTILES):
-            _note_gap(ax, x, _gap_label(cell))
-    ax.set_title(f"{scenario}\nLatency{_at(level)}", fontsize=10)
-    _mode_ticks(ax, modes, xs)
+        if all(latency_of(cell, p) is None for p in DRAWN_PERCENTILES):
+            note_gap(ax, x, gap_label(cell))
+    ax.set_title(f"{scenario}\nLatency{at_level(level)}", fontsize=10)
+    mode_ticks(ax, modes, xs)
     positive = sorted(v for v in measured if v is not None and v > 0)
     if positive and positive[-1] > LOG_LATENCY_RANGE * positive[len(positive) // 2]:
         # One mode far slower than the rest (fork's hundreds of ms, cgi's seconds) would flatten every other bar.
@@ -321,13 +179,13 @@ def _latency_panel(ax: Axes, run: AnalysedRun, scenario: str) -> None:
         ax.set_axisbelow(True)
         return
     ax.set_ylabel("latency (ms)")
-    _finish_value_axis(ax, measured, headroom=1.15 if len({family_of(m) for m in modes}) > 1 else 1.05)
+    finish_value_axis(ax, measured, headroom=1.15 if len({family_of(m) for m in modes}) > 1 else 1.05)
 
 
 def _percentile_legend(figure: Figure) -> None:
     # Neutral grey: the legend explains the shading, while the x labels already name the modes.
     handles = [
-        Patch(facecolor="#555555", edgecolor="#555555", alpha=_PERCENTILE_ALPHA[p], label=p) for p in DRAWN_PERCENTILES
+        Patch(facecolor="#555555", edgecolor="#555555", alpha=PERCENTILE_ALPHA[p], label=p) for p in DRAWN_PERCENTILES
     ]
     figure.legend(handles=handles, loc="outside upper center", ncols=len(DRAWN_PERCENTILES), frameon=False)
 
@@ -335,9 +193,9 @@ def _percentile_legend(figure: Figure) -> None:
 def latency_figure(run: AnalysedRun) -> Figure:
     """One grouped bar chart per scenario: p50, p90 and p99 of each mode at the scenario's primary concurrency."""
     if not run.scenarios:
-        return _empty_figure("no cells to plot")
-    width = _bar_panel_width(max(len(run.modes_in(s)) for s in run.scenarios), per_mode=0.72)
-    figure, axes = _figure(len(run.scenarios), (width, 3.8))
+        return empty_figure("no cells to plot")
+    width = bar_panel_width(max(len(run.modes_in(s)) for s in run.scenarios), per_mode=0.72)
+    figure, axes = new_figure(len(run.scenarios), (width, 3.8))
     for ax, scenario in zip(axes, run.scenarios, strict=True):
         _latency_panel(ax, run, scenario)
     _percentile_legend(figure)
@@ -355,11 +213,11 @@ def _concurrency_panel(ax: Axes, run: AnalysedRun, scenario: str, metric: str = 
     for mode in run.modes_in(scenario):
         cells = [run.figure(mode, scenario, level) for level in levels]
         # NaN leaves a gap in the line where a level is missing or failed, instead of joining across it.
-        values = [_throughput(cell) if metric == "throughput" else _latency(cell, "p99") for cell in cells]
+        values = [throughput_of(cell) if metric == "throughput" else latency_of(cell, "p99") for cell in cells]
         measured += values
         ax.plot(
             levels, [math.nan if v is None else v for v in values], marker=mode_marker(mode), markersize=5,
-            color=_colors(run)[mode], label=mode
+            color=run_colors(run)[mode], label=mode
         )
         failed_at = [level for level, cell in zip(levels, cells, strict=True) if cell is not None and not cell.ok]
         if failed_at:
@@ -373,7 +231,7 @@ def _concurrency_panel(ax: Axes, run: AnalysedRun, scenario: str, metric: str = 
                 marker="x",
                 markersize=8,
                 markeredgewidth=2,
-                color=_colors(run)[mode],
+                color=run_colors(run)[mode],
                 clip_on=False,
             )
     if levels[0] > 0:
@@ -384,8 +242,8 @@ def _concurrency_panel(ax: Axes, run: AnalysedRun, scenario: str, metric: str = 
     if metric == "throughput":
         ax.set_title(f"{scenario}: throughput by concurrency", fontsize=10)
         ax.set_ylabel("requests/s")
-        ax.yaxis.set_major_formatter(FuncFormatter(_rps_axis_formatter))
-        _finish_value_axis(ax, measured, headroom=1.08)
+        ax.yaxis.set_major_formatter(FuncFormatter(rps_axis_formatter))
+        finish_value_axis(ax, measured, headroom=1.08)
     else:
         ax.set_title(f"{scenario}: p99 latency by concurrency", fontsize=10)
         ax.set_ylabel("p99 latency (ms, log scale)")
@@ -397,7 +255,7 @@ def _concurrency_panel(ax: Axes, run: AnalysedRun, scenario: str, metric: str = 
 
 def _legend_columns(figure: Figure, entries: int) -> int:
     # A figure legend is not clipped by constrained layout, only cut off at the figure edge: wrap it to fit.
-    return max(1, min(entries, int(figure.get_figwidth() // _LEGEND_ENTRY_WIDTH_IN)))
+    return max(1, min(entries, int(figure.get_figwidth() // LEGEND_ENTRY_WIDTH_IN)))
 
 
 def _family_legend(figure: Figure, modes: Sequence[str], colors: dict[str, str],
@@ -421,7 +279,7 @@ def _family_legend(figure: Figure, modes: Sequence[str], colors: dict[str, str],
         return
     rows = max(len(column) for column in columns)
     # Constrained layout makes room for a legend outside the axes only out of the figure's height: add its rows.
-    figure.set_figheight(figure.get_figheight() + _LEGEND_ROW_IN * rows)
+    figure.set_figheight(figure.get_figheight() + LEGEND_ROW_IN * rows)
     # matplotlib fills a legend column by column: pad each family to the same height so each keeps its column.
     flat = [entry for column in columns for entry in column + [(_blank(), "")] * (rows - len(column))]
     legend = figure.legend(handles=[h for h, _ in flat], labels=[label for _, label in flat],
@@ -437,8 +295,8 @@ def _blank() -> Artist:
 
 
 def _mode_legend(figure: Figure, run: AnalysedRun, modes: Sequence[str], show_failed: bool) -> None:
-    failed = [Line2D([], [], color=_NOTE_COLOR, marker="x", markeredgewidth=2, linestyle="none", label="failed")]
-    _family_legend(figure, modes, _colors(run), extra=failed if show_failed else ())
+    failed = [Line2D([], [], color=NOTE_COLOR, marker="x", markeredgewidth=2, linestyle="none", label="failed")]
+    _family_legend(figure, modes, run_colors(run), extra=failed if show_failed else ())
 
 
 def concurrency_figure(run: AnalysedRun) -> Figure | None:
@@ -447,7 +305,7 @@ def concurrency_figure(run: AnalysedRun) -> Figure | None:
     swept = [scenario for scenario in run.scenarios if len(run.levels(scenario)) > 1]
     if not swept:
         return None
-    figure, axes = _figure(2 * len(swept), (4.6, 3.6))
+    figure, axes = new_figure(2 * len(swept), (4.6, 3.6))
     any_failed = False
     for i, scenario in enumerate(swept):
         any_failed = _concurrency_panel(axes[2 * i], run, scenario) or any_failed
@@ -466,12 +324,12 @@ def db_strategy_figure(run: AnalysedRun) -> Figure | None:
     scenarios = list(dict.fromkeys((p.scenario, p.users) for p in pairs))
     if not scenarios:
         return None
-    colors = _colors(run)
-    width = _bar_panel_width(len(run.modes), per_mode=1.1)
-    figure, axes = _figure(len(scenarios), (width, 3.8))
+    colors = run_colors(run)
+    width = bar_panel_width(len(run.modes), per_mode=1.1)
+    figure, axes = new_figure(len(scenarios), (width, 3.8))
     for ax, (scenario, users) in zip(axes, scenarios, strict=True):
         rows = [p for p in pairs if p.scenario == scenario and p.users == users]
-        xs = _positions([p.mode for p in rows])
+        xs = bar_positions([p.mode for p in rows])
         for offset, values, hatch, label in ((-0.2, [p.reuse for p in rows], "", "reuse"),
                                              (0.2, [p.per_request for p in rows], "//", "per-request")):
             bars = ax.bar([x + offset for x in xs], [v or 0.0 for v in values], width=0.38, hatch=hatch,
@@ -482,11 +340,11 @@ def db_strategy_figure(run: AnalysedRun) -> Figure | None:
                 # Over the pair, above its value labels: under the axis it would run into the slanted mode names.
                 ax.annotate(f"{p.ratio:.1f}x", (x, max(p.reuse or 0.0, p.per_request or 0.0)), xytext=(0, 13),
                             textcoords="offset points", ha="center", va="bottom", fontsize=8, fontweight="bold")
-        ax.set_title(f"{scenario} ({rows[0].backend or ''}){_at(users)}\n"
+        ax.set_title(f"{scenario} ({rows[0].backend or ''}){at_level(users)}\n"
                      "reuse (plain) vs per-request (hatched); in bold, reuse / per-request", fontsize=10)
-        _mode_ticks(ax, [p.mode for p in rows], xs)
-        ax.yaxis.set_major_formatter(FuncFormatter(_rps_axis_formatter))
-        _finish_value_axis(ax, [p.reuse for p in rows] + [p.per_request for p in rows], headroom=1.45)
+        mode_ticks(ax, [p.mode for p in rows], xs)
+        ax.yaxis.set_major_formatter(FuncFormatter(rps_axis_formatter))
+        finish_value_axis(ax, [p.reuse for p in rows] + [p.per_request for p in rows], headroom=1.45)
     return figure
 
 
@@ -521,7 +379,7 @@ def _resource_panel(ax: Axes, run: AnalysedRun, rows: Sequence[tuple[str, str, f
                 if row[0] == scenario and row[1] == mode and isinstance(value, float | int):
                     xs.append(x + (m - (len(modes) - 1) / 2) * width)
                     ys.append(value)
-        ax.bar(xs, ys, width=width, color=_colors(run)[mode])
+        ax.bar(xs, ys, width=width, color=run_colors(run)[mode])
     ax.set_xticks(range(len(scenarios)), labels=[str(s) for s in scenarios])
     ax.set_ylabel(label, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
@@ -552,7 +410,7 @@ def resources_figure(run: AnalysedRun) -> Figure | None:
         limits = [axes[2 * g + m].get_ylim() for g in range(len(groups))]
         for g in range(len(groups)):
             axes[2 * g + m].set_ylim(min(lo for lo, _ in limits), max(hi for _, hi in limits))
-    _family_legend(figure, run.modes, _colors(run), marker=False)
+    _family_legend(figure, run.modes, run_colors(run), marker=False)
     return figure
 
 
@@ -577,7 +435,7 @@ def openloop_figure(run: AnalysedRun) -> Figure | None:
     if not ok:
         return None
     modes = by_family(p.mode for p in ok)
-    colors = _colors(run)
+    colors = run_colors(run)
     figure = Figure(figsize=(11.0, 4.4), layout="constrained")
     axes = figure.subplots(1, 2)
     for ax, key in zip(axes, ("p50", "p99"), strict=True):
@@ -615,7 +473,7 @@ def openloop_spectra_figure(run: AnalysedRun) -> Figure | None:
     if not steps:
         return None
     modes = by_family(p.mode for p in steps)
-    figure, axes = _figure(len(modes), (5.5, 3.6))
+    figure, axes = new_figure(len(modes), (5.5, 3.6))
     figure.suptitle("Open loop: latency by percentile at each offered rate (dotted: the generator fell behind "
                     "its schedule)", fontsize=10)
     shown = [ms for p in steps for ms in p.latency_histogram]
