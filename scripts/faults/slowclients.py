@@ -1,9 +1,11 @@
-"""Slow and greedy clients against the pool modes: ``python -m scripts.faults.slowclients``.
+"""Slow clients: the one way this project opens them (:func:`open_slow`: a slowloris that sends half a request,
+or a non-reader that never reads its answer), the faults suite's ``slow`` fault over them (:func:`slow_clients`),
+and the standalone tool ``python -m scripts.faults.slowclients`` against the pool modes.
 
-Two cells per mode, every mode started the way the bench starts it (the registry in
-:mod:`servers`, a process group of its own through :func:`scripts.common.procs.running`):
+The tool measures two cells per mode, every mode started the way the bench starts it (the registry in
+:mod:`scripts.modes`, a process group of its own through :func:`scripts.common.procs.running`):
 
-* **slowloris**: K connections each send a request line and one header, then
+* **slowloris**: K connections each send a request line and a header and a half (:func:`open_slow`), then
   nothing; meanwhile N normal requests (each on a fresh connection, all at once)
   are timed. Reported: how many failed (error, timeout or not 200), their max and
   p99 latency. A server that holds a worker per unfinished request (gunicorn sync)
@@ -24,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import re
 import shutil
@@ -42,20 +43,51 @@ from typing import Any
 from scripts.common.procs import free_port, get, running, wait_ready
 from scripts.faults.observe import Server, load_probe, serve, under_load
 from scripts.faults.settings import NEEDS_SAMPLE_APP, Case
+from scripts.load.histogram import percentile
 from scripts.modes import MODES
 from scripts.records.records import FaultRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 DEFAULT_MODES = ("prefork", "gunicorn-sync", "uvicorn", "fork")
-HALF_SENT_REQUEST = b"GET /plaintext HTTP/1.1\r\nHost: slowloris\r\n"  # no blank line: never complete
 FAIRNESS_PATH = "/io?ms=20"
 WRK_MARGIN_S = 30.0
 SCHEMA = 1
 
 
+# --- slow clients: the one way this project opens them, for the tool and the faults suite alike ---
+
+
+SLOW_KINDS = ("slowloris", "nonreader")
+# Non-readers ask for this much and take none of it; their receive buffer is kept tiny, so the
+# server's send blocks (or queues) once its own send buffer is full.
+NONREADER_KB = 2048
+
+
+def open_slow(kind: str, host: str, port: int, path: str = "/plaintext") -> socket.socket | None:
+    """One slow client: half a request line and headers (slowloris), or a full request it never reads."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if kind == "nonreader":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(1.0)
+        sock.connect((host, port))
+        if kind == "slowloris":
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".encode())
+        else:
+            sock.sendall(f"GET /fault/big?kb={NONREADER_KB} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        return sock
+    except OSError:
+        # A server that stops accepting (its backlog full) is the measurement, not a harness failure.
+        sock.close()
+        return None
+
+
+# --- the tool: python -m scripts.faults.slowclients ---
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Plan:
+class Options:
     modes: tuple[str, ...]
     half_sent: tuple[int, ...]
     normal: int
@@ -88,14 +120,8 @@ class WrkCell:
     non_2xx: int
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
 @contextmanager
-def serving(mode: str, plan: Plan, log_dir: Path, cpus: set[int] | None) -> Iterator[int]:
+def serving(mode: str, plan: Options, log_dir: Path, cpus: set[int] | None) -> Iterator[int]:
     """Start ``mode`` as the bench does, wait until it answers, yield its port; the group is stopped on exit."""
     port = free_port(HOST)
     argv = MODES[mode].argv(host=HOST, port=port, workers=plan.workers, python=sys.executable)
@@ -122,16 +148,14 @@ def _timed_get(port: int, timeout: float, latencies: list[float], failures: list
 def _open_half_sent(port: int, count: int, stack: ExitStack) -> int:
     opened = 0
     for _ in range(count):
-        try:
-            s = stack.enter_context(socket.create_connection((HOST, port), timeout=2.0))
-            s.sendall(HALF_SENT_REQUEST)
+        sock = open_slow("slowloris", HOST, port)
+        if sock is not None:
+            stack.callback(sock.close)
             opened += 1
-        except OSError:
-            continue
     return opened
 
 
-def slowloris(port: int, half_sent: int, plan: Plan) -> Slowloris:
+def slowloris(port: int, half_sent: int, plan: Options) -> Slowloris:
     """K half-sent requests held open while ``plan.normal`` normal requests run at once."""
     latencies: list[float] = []
     failures: list[str] = []
@@ -148,7 +172,7 @@ def slowloris(port: int, half_sent: int, plan: Plan) -> Slowloris:
     return Slowloris(
         half_sent=half_sent, opened=opened, normal=plan.normal, failed=plan.normal - done,
         max_s=round(max(latencies), 4) if latencies else None,
-        p99_s=round(percentile(latencies, 99), 4) if latencies else None,
+        p99_s=round(percentile(sorted(latencies), 0.99), 4) if latencies else None,
     )
 
 
@@ -177,7 +201,7 @@ def parse_wrk(text: str, *, path: str, connections: int, duration_s: float) -> W
     )
 
 
-def run_wrk(exe: str, port: int, path: str, plan: Plan, log_dir: Path, cpus: set[int] | None) -> WrkCell:
+def run_wrk(exe: str, port: int, path: str, plan: Options, log_dir: Path, cpus: set[int] | None) -> WrkCell:
     """One wrk run (keep-alive, one thread) in a process group of its own, bounded to duration + margin."""
     argv = [exe, "-t1", f"-c{plan.connections}", f"-d{plan.duration_s:g}s", "--latency", "--timeout", "5s",
             f"http://{HOST}:{port}{path}"]
@@ -188,7 +212,7 @@ def run_wrk(exe: str, port: int, path: str, plan: Plan, log_dir: Path, cpus: set
                      duration_s=plan.duration_s)
 
 
-def measure_mode(mode: str, plan: Plan, log_dir: Path, wrk: str | None) -> dict[str, object]:
+def measure_mode(mode: str, plan: Options, log_dir: Path, wrk: str | None) -> dict[str, object]:
     server_cpus, load_cpus = ({0}, {1}) if (os.cpu_count() or 1) >= 2 else (None, None)
     result: dict[str, object] = {}
     loris: dict[str, object] = {}
@@ -225,7 +249,7 @@ def ratios(results: dict[str, dict[str, object]]) -> dict[str, float | None]:
     return out
 
 
-def table(results: dict[str, dict[str, object]], plan: Plan) -> str:
+def table(results: dict[str, dict[str, object]], plan: Options) -> str:
     lines = []
     head = ["mode"] + [f"K={k} failed/max s" for k in plan.half_sent]
     head += ["io rps", "io p99 ms", "io max ms", "plain rps"]
@@ -243,7 +267,7 @@ def table(results: dict[str, dict[str, object]], plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: Sequence[str] | None) -> Plan:
+def parse_args(argv: Sequence[str] | None) -> Options:
     p = argparse.ArgumentParser(prog="python -m scripts.faults.slowclients", description=__doc__.split("\n\n")[0])
     p.add_argument("--modes", default=",".join(DEFAULT_MODES), help="comma-separated modes (default %(default)s)")
     p.add_argument("--half-sent", default="8,64", help="half-sent connections per slowloris cell (default %(default)s)")
@@ -263,7 +287,7 @@ def parse_args(argv: Sequence[str] | None) -> Plan:
     half_sent = tuple(int(k) for k in args.half_sent.split(",") if k)
     if any(not 0 <= k <= 1000 for k in half_sent):
         p.error("--half-sent values must be in 0..1000")
-    return Plan(modes=modes, half_sent=half_sent, normal=args.normal, request_timeout_s=args.request_timeout,
+    return Options(modes=modes, half_sent=half_sent, normal=args.normal, request_timeout_s=args.request_timeout,
                 duration_s=args.duration, connections=args.connections, workers=args.workers, out_dir=args.out)
 
 
@@ -297,31 +321,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # --- the faults suite's slow clients: slowloris and non-readers beside steady load ---
-
-
-SLOW_KINDS = ("slowloris", "nonreader")
-# Non-readers ask for this much and take none of it; their receive buffer is kept tiny, so the
-# server's send blocks (or queues) once its own send buffer is full.
-NONREADER_KB = 2048
-
-
-def open_slow(kind: str, host: str, port: int, path: str = "/plaintext") -> socket.socket | None:
-    """One slow client: half a request line and headers (slowloris), or a full request it never reads."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        if kind == "nonreader":
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.settimeout(1.0)
-        sock.connect((host, port))
-        if kind == "slowloris":
-            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".encode())
-        else:
-            sock.sendall(f"GET /fault/big?kb={NONREADER_KB} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-        return sock
-    except OSError:
-        # A server that stops accepting (its backlog full) is the measurement, not a harness failure.
-        sock.close()
-        return None
 
 
 def slow_level(case: Case, target: Server, kind: str, k: int, held: list[socket.socket]) -> dict[str, Any]:

@@ -352,7 +352,7 @@ def _header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def arg_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scripts.load.engine_process",
                                 description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--url", required=True, help="http://127.0.0.1:PORT/path (loopback only)")
@@ -375,7 +375,7 @@ def arg_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = arg_parser()
+    p = build_parser()
     args = p.parse_args(argv)
     try:
         target = parse_endpoint(args.url)
