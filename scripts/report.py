@@ -15,7 +15,7 @@ from pathlib import Path
 
 from scripts.analysis import analysis
 from scripts.records import records
-from scripts.render import export, index, plot, report_html, summary, userapp_report
+from scripts.render import csv_export, plot, report_html, runs_index, summary, userapp_report
 
 
 def render_run(run_dir: Path) -> Path:
@@ -28,7 +28,7 @@ def render_run(run_dir: Path) -> Path:
                                     extra=userapp_report.section(run))
     report_html.write_report(analysed, run_dir, started=min((c.started_at for c in run.cells if c.started_at),
                                                            default=None), extra=[userapp_report.html_section(run)])
-    index.rebuild_for(run_dir)
+    runs_index.rebuild_for(run_dir)
     return written
 
 
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Redraw the charts, summary and report.html of a run from its "
                                      "records.")
     parser.add_argument("run_dir", type=Path, help="a run folder, e.g. results/latest")
-    parser.add_argument("--export", choices=export.FORMATS, help="also write every cell as one flat table "
+    parser.add_argument("--export", choices=csv_export.FORMATS, help="also write every cell as one flat table "
                         "(cells.csv in the run folder)")
     return parser
 
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"no cell records under {args.run_dir / 'cells'}")
     print(render_run(args.run_dir))
     if args.export:
-        print(export.export(args.run_dir, args.export))
+        print(csv_export.export(args.run_dir, args.export))
     return 0
 
 

@@ -39,7 +39,7 @@ from scripts.faults.faults_summary import (
 )
 from scripts.records import records
 from scripts.records.records import FaultRecord
-from scripts.render import index
+from scripts.render import runs_index
 from scripts.render.plot_style import mode_colors
 
 FAILURE_DASHES = {"refused": ":", "reset": "-", "timeout": "--", "5xx": "-.", "wrong": (0, (1, 3))}
@@ -190,7 +190,7 @@ def render_run(out: Path) -> Path:
     run = records.load(out)
     path = render(out, run.faults, run.faults_meta)
     faults_html.write_page(run.faults, out, run.faults_meta)
-    index.rebuild_for(out)
+    runs_index.rebuild_for(out)
     return path
 
 

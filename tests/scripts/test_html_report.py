@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from scripts.analysis import comparison
-from scripts.render import compare_html, index
+from scripts.render import compare_html, runs_index
 from scripts.report import render_run
 from tests.conftest import ROOT
 from tests.scripts.browser import check_charts, check_sorting, screenshot
@@ -93,7 +93,7 @@ def test_compare_page_in_a_browser(stored_run: Path, visit: Any, tmp_path: Path)
 
 def test_index_page_in_a_browser(stored_run: Path, visit: Any, tmp_path: Path) -> None:
     (stored_run.parent / "not-a-run").mkdir()
-    page = index.write_index(stored_run.parent)
+    page = runs_index.write_index(stored_run.parent)
     seen = visit(page)
     screenshot(seen, tmp_path, "index")
     assert seen.errors == [] and seen.remote_requests() == []

@@ -16,7 +16,7 @@ from scripts.faults import suite
 from scripts.plan import userapp
 from scripts.plan.plan import plan_from_args
 from scripts.records import records
-from scripts.render import index
+from scripts.render import runs_index
 from tests.conftest import ROOT
 from tests.scripts.browser import screenshot
 
@@ -30,7 +30,7 @@ def _faults(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_faults_that_run_on_any_app_run_on_a_flask_app(tmp_path: Path, visit: Any) -> None:
-    index.write_index(tmp_path)  # an index of ours beside the run: the run rebuilds it
+    runs_index.write_index(tmp_path)  # an index of ours beside the run: the run rebuilds it
     out = tmp_path / "faults"
     done = _faults(*FLASK, "--modes", "prefork,gunicorn-sync,uvicorn", "--faults", "crash,reload,shutdown,slow",
                    "--out", str(out))
@@ -132,7 +132,7 @@ def test_a_user_app_bench_run_shows_your_app_in_report_html(tmp_path: Path, visi
                            "prefork,gunicorn-sync,uvicorn", "--generator", "native", "--concurrency", "4",
                            "--no-sweep", "--no-close", "--repeats", "1", "--duration", "1", "--warmup", "0.2",
                            "--no-open-loop", "--out", str(tmp_path / "run")])
-    index.write_index(tmp_path)
+    runs_index.write_index(tmp_path)
     assert plan is not None and bench.run(plan) == 0
     assert "your app examples.flaskapp:app" in (tmp_path / "index.html").read_text()
     seen = visit(plan.out / "report.html")
