@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from apps import db
-from scripts.cell import server_env
-from scripts.cpus import parse_cpus
-from scripts.files import write_json_atomic
-from scripts.plan import ROOT, Plan, plan_from_args
-from scripts.procs import StartError, group_affinity, log_tail, pin_group, running, wait_ready
-from scripts.resources import snapshot
-from servers import MODES
+from scripts.common.cpus import parse_cpus
+from scripts.common.files import write_json_atomic
+from scripts.common.procs import StartError, group_affinity, log_tail, pin_group, running, wait_ready
+from scripts.load.resources import snapshot
+from scripts.modes import MODES
+from scripts.plan.plan import ROOT, Plan, plan_from_args
+from scripts.run.cell import server_env
 
 STATUS_SCHEMA = 1
 STATUS_FILE_INTERVAL_S = 0.5
@@ -92,7 +92,7 @@ def _plan(args: argparse.Namespace, out: Path) -> Plan:
 
 
 def status_of(mode: str, pgid: int, extra: dict[str, Any]) -> dict[str, Any]:
-    """What the status endpoint serves: the server group's totals now (see scripts.resources.snapshot)."""
+    """What the status endpoint serves: the server group's totals now (see scripts.load.resources.snapshot)."""
     return {"schema": STATUS_SCHEMA, "mode": mode, "pid": pgid, "time": time.time(),
             **asdict(snapshot(pgid)), "cpus": len(group_affinity(pgid)), **extra}
 

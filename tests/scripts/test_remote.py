@@ -19,10 +19,10 @@ from typing import Any
 import psutil
 import pytest
 
-from scripts.plan import plan_from_args
-from scripts.procs import free_port, group_members, running
-from scripts.records import load_cells
-from servers import MODES
+from scripts.common.procs import free_port, group_members, running
+from scripts.modes import MODES
+from scripts.plan.plan import plan_from_args
+from scripts.records.records import load_cells
 from tests.conftest import ROOT
 from tests.scripts.netns import NetnsPair
 

@@ -1,4 +1,4 @@
-"""scripts.slowclients at a small size against real servers: the slowloris and fairness cells and their ratios."""
+"""scripts.faults.slowclients, small against real servers: the slowloris and fairness cells and their ratios."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from apps import db
-from scripts import slowclients
+from scripts.faults import slowclients
 
 WRK_REPORT = """Running 2s test @ http://127.0.0.1:40001/io?ms=20
   1 threads and 32 connections
