@@ -36,6 +36,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from apps import faults as app_faults
 from scripts.procs import free_port, get, running, wait_ready
 from servers import MODES
 
@@ -95,6 +96,7 @@ def serving(mode: str, plan: Plan, log_dir: Path, cpus: set[int] | None) -> Iter
     argv = MODES[mode].argv(host=HOST, port=port, workers=plan.workers, python=sys.executable)
     log = log_dir / f"{mode}-{port}.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop(app_faults.ENV, None)  # only the faults suite opens /fault/... (see scripts.cell.server_env)
     with running(argv, log_path=log, env=env, cwd=ROOT, cpus=cpus) as proc:
         wait_ready(proc, HOST, port, log_path=log, deadline_s=30)
         yield port
