@@ -64,10 +64,13 @@ def python_for(uid: int) -> tuple[str, dict[str, str]]:
            "HOME": "/nonexistent", "LC_ALL": "C.UTF-8"}
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     for exe in (sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
-        probe = subprocess.run([exe, "-c", "import httptools, psutil, servers.fork, apps.wsgi"],
-                               user=uid, group=uid, extra_groups=[], env=env, cwd=ROOT,
-                               capture_output=True, check=False) if os.path.exists(exe) else None
-        if probe is not None and probe.returncode == 0:
+        try:
+            probe = subprocess.run([exe, "-c", "import httptools, psutil, servers.fork, apps.wsgi"],
+                                   user=uid, group=uid, extra_groups=[], env=env, cwd=ROOT,
+                                   capture_output=True, check=False)
+        except OSError:  # not there, or not reachable by uid
+            continue
+        if probe.returncode == 0:
             return exe, env
     pytest.fail(f"no {version} interpreter that uid {uid} can run with the project's packages")
 

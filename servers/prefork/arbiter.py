@@ -34,6 +34,10 @@ MASTER_SIGNALS = (
 )
 BOOT_BACKOFF_FIRST = 0.1
 BOOT_BACKOFF_MAX = 5.0
+# A fork() that fails (EAGAIN at RLIMIT_NPROC or the pid limit, ENOMEM) is retried after this, doubling per
+# failure in a row: a limit that lifts is noticed within SPAWN_BACKOFF_MAX, and one log line per try.
+SPAWN_BACKOFF_FIRST = 0.1
+SPAWN_BACKOFF_MAX = 5.0
 
 
 def _describe(status: int) -> str:
@@ -75,6 +79,7 @@ class Arbiter:
         self.stopping: str | None = None  # None, "graceful" or "fast"
         self.stop_deadline = 0.0
         self.boot_failures = 0
+        self.spawn_failures = 0  # forks that failed in a row
         self.next_spawn = 0.0
         self.restarts = 0
         self.started = time.monotonic()
@@ -127,13 +132,27 @@ class Arbiter:
         except ProcessLookupError:
             pass
 
-    def spawn(self) -> None:
+    def spawn(self) -> bool:
+        """Fork one worker; False when fork() fails: the workers there are keep serving, the next try backs off."""
         slot = self.free_slots.pop()
         self.board.reset(slot, time.monotonic())
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            self.board.free(slot)
+            self.free_slots.append(slot)
+            self.spawn_failures += 1
+            delay = min(SPAWN_BACKOFF_MAX, SPAWN_BACKOFF_FIRST * 2 ** (self.spawn_failures - 1))
+            self.next_spawn = time.monotonic() + delay
+            log.error("cannot fork a worker (failure %d in a row): %s; keeping the %d workers there are, "
+                      "retrying in %.2fs", self.spawn_failures, exc, len(self.workers), delay)
+            return False
         if pid:
             self.workers[pid] = WorkerRecord(pid, self.generation, slot)
-            return
+            if self.spawn_failures:
+                log.warning("spawned a worker again after %d failed forks", self.spawn_failures)
+                self.spawn_failures = 0
+            return True
         try:
             if self.signals is not None:
                 self.signals.close()  # the master's self-pipe and wakeup fd; the worker makes its own
@@ -144,6 +163,7 @@ class Arbiter:
             sys.stderr.flush()
             os._exit(1)  # never return into the master's loop from a child
         worker.run()
+        os._exit(1)  # not reached: run() ends the process
 
     def reap(self) -> None:
         while True:
@@ -221,8 +241,7 @@ class Arbiter:
                 self._kill(pid, signal.SIGTERM)
         elif len(current) < self.target and time.monotonic() >= self.next_spawn:
             for _ in range(self.target - len(current)):
-                self.spawn()
-                if self.boot_failures:
+                if not self.spawn() or self.boot_failures:
                     break  # while failing, probe with one worker at a time
         if self.retiring:
             ready = sum(self.board.read(self.workers[pid].slot)[0] == STATE_READY for pid in current)
