@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -10,6 +11,7 @@ import select
 import signal
 import socket
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -283,13 +285,22 @@ class Arbiter:
         path = self.opts.status_file
         if not path or (not force and time.monotonic() - self.status_written < 1.0):
             return
-        tmp = f"{path}.{os.getpid()}.tmp"
+        # A temporary file created exclusively (O_EXCL, a random name) in the target's folder, renamed over
+        # the target: a fixed name such as PATH.<pid>.tmp could be a symlink planted there, and open() would
+        # write through it to wherever it points.
+        folder, name = os.path.split(os.path.abspath(path))
+        tmp = None
         try:
-            with open(tmp, "w") as f:
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+            with os.fdopen(fd, "w") as f:
+                os.fchmod(f.fileno(), 0o644)  # as open() made it: the status is for whoever watches the server
                 json.dump(self.status(), f)
             os.replace(tmp, path)
         except OSError as exc:
             log.error("cannot write status file %s: %s", path, exc)
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
         self.status_written = time.monotonic()
 
     # main loop -------------------------------------------------------------
