@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import os
 import pwd
+import random
 import resource
 import site
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import psutil
 import pytest
@@ -27,24 +29,28 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def require_root(what: str) -> None:
-    """Skip (fail in CI) unless this process may switch users."""
-    if os.geteuid() == 0:
-        return
-    reason = f"{what}: needs root, to run the server as an unprivileged uid of its own"
+def cannot(reason: str) -> NoReturn:
+    """Skip the test, saying why; under ``CI=true`` fail it instead: there it must run."""
     if os.environ.get("CI") == "true":
         pytest.fail(reason)
     pytest.skip(reason)
 
 
+def require_root(what: str) -> None:
+    """Skip (fail in CI) unless this process may switch users."""
+    if os.geteuid() != 0:
+        cannot(f"{what}: needs root, to run the server as an unprivileged uid of its own")
+
+
 def unused_uid(start: int = 64_100, stop: int = 65_000) -> int:
-    """A uid with no passwd entry and no process on the machine."""
+    """A uid with no passwd entry and no process on the machine, picked at random so that two test runs at
+    once (RLIMIT_NPROC counts both) are unlikely to share one."""
     busy = set()
     for proc in psutil.process_iter(["uids"]):
         uids = proc.info.get("uids")
         if uids is not None:
             busy.update(uids)
-    for uid in range(start, stop):
+    for uid in random.sample(range(start, stop), stop - start):
         if uid in busy:
             continue
         try:
@@ -72,7 +78,7 @@ def python_for(uid: int) -> tuple[str, dict[str, str]]:
             continue
         if probe.returncode == 0:
             return exe, env
-    pytest.fail(f"no {version} interpreter that uid {uid} can run with the project's packages")
+    cannot(f"no {version} interpreter that uid {uid} can run with the project's packages")
 
 
 def argv(uid: int, nproc: int, command: Sequence[str]) -> list[str]:
