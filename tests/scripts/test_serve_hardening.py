@@ -18,8 +18,8 @@ import pytest
 
 from apps import db
 from apps import faults as app_faults
+from scripts import cell, slowclients
 from scripts import serve as serve_cmd
-from scripts import slowclients
 from scripts.cell import server_env
 from scripts.plan import plan_from_args
 from scripts.procs import free_port, get, running
@@ -109,12 +109,17 @@ def test_serve_drops_an_inherited_faults_variable(tmp_path: Path) -> None:
         assert get(HOST, port, "/plaintext")[0] == 200
 
 
-def test_the_benchs_server_environment_never_carries_the_faults_variable(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_server_the_bench_starts_drops_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, world_db: Path) -> None:
     monkeypatch.setenv(app_faults.ENV, "1")
     plan = plan_from_args(["--modes", "fork", "--quick", "--out", str(tmp_path / "run")])
     assert plan is not None
-    assert app_faults.ENV not in server_env(plan, tmp_path / "world.sqlite", db.REUSE)
+    env = server_env(plan, world_db, db.REUSE)  # what every cell's server gets
+    assert app_faults.ENV not in env
+    port = free_port(HOST)
+    argv = plan.registry["fork"].argv(host=HOST, port=port, workers=plan.workers)
+    with cell.serving(plan, argv, port, plan.scenario_registry["plaintext"], tmp_path / "server.log", env):
+        assert get(HOST, port, "/fault/error")[0] == 404
+        assert get(HOST, port, "/plaintext")[0] == 200
 
 
 def test_the_slow_clients_bench_drops_it_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, world_db: Path) -> None:
