@@ -181,6 +181,7 @@ class ForkServer:
                 log.warning("fork works again after %d failures; %d connections were answered 503",
                             self.fork_failures, self.refused)
                 self.fork_failures = self.refused = 0
+                self.paused_until = 0.0
             return
         code = 0
         try:
@@ -257,7 +258,7 @@ class ForkServer:
 
     def _paused(self) -> bool:
         """Accepting waits after a failed fork (see FORK_RETRY_FIRST_S)."""
-        return self.paused_until > time.monotonic()
+        return self.paused_until != 0.0 and self.paused_until > time.monotonic()  # no clock read when not paused
 
     def _select_timeout(self) -> float:
         if self.draining_deadline is None:
