@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from apps import faults as app_faults
 from scripts.common.procs import free_port, get, running, wait_ready
 from scripts.faults.observe import Server, load_probe, serve, under_load
 from scripts.faults.settings import NEEDS_SAMPLE_APP, Case
@@ -127,6 +128,7 @@ def serving(mode: str, plan: Options, log_dir: Path, cpus: set[int] | None) -> I
     argv = MODES[mode].argv(host=HOST, port=port, workers=plan.workers, python=sys.executable)
     log = log_dir / f"{mode}-{port}.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop(app_faults.ENV, None)  # only the faults suite opens /fault/... (see scripts.run.cell.server_env)
     with running(argv, log_path=log, env=env, cwd=ROOT, cpus=cpus) as proc:
         wait_ready(proc, HOST, port, log_path=log, deadline_s=30)
         yield port

@@ -63,8 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("a server the bench does not start (see the README's \"Two machines\")")
     g.add_argument("--target", help="measure the server at http://HOST:PORT instead of starting the modes")
     g.add_argument("--label", type=_label, help="the name the target's figures go by (with --target)")
-    g.add_argument("--target-status", help="the target's status: the URL that python -m scripts.serve printed, or "
-                   "its --status-file; without it server CPU and memory are not measured")
+    g.add_argument("--target-status", help="the target's status: the URL that python -m scripts.serve printed (on "
+                   "loopback unless it was started with --expose-status), or its --status-file; without it server "
+                   "CPU and memory are not measured")
 
 
 def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from apps import db
+from apps import faults as app_faults
 from loadtests.scenarios import Scenario
 from scripts.common.cpus import format_cpus
 from scripts.common.procs import StartError, free_port, group_affinity, log_tail, pin_group, running, wait_ready
@@ -44,9 +45,14 @@ def now() -> str:
 
 
 def server_env(plan: Plan, db_path: Path, strategy: str | None) -> dict[str, str]:
-    """The environment every server of a run gets: where the database is and how to reach it."""
+    """The environment every server of a run gets: where the database is and how to reach it.
+
+    Never the fault endpoints: a ``WORKERBENCH_FAULTS=1`` left in the caller's shell would open ``/fault/...``
+    (crash, hang, leak) on a server meant for measuring; only ``python -m scripts.faults`` turns them on.
+    """
     env = {**os.environ, db.ENV_PATH: str(db_path), "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     env.pop(db.ENV_URL, None)
+    env.pop(app_faults.ENV, None)
     if plan.db_url:
         env[db.ENV_URL] = plan.db_url
     env[db.ENV_STRATEGY] = strategy or db.REUSE

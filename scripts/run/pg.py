@@ -2,10 +2,19 @@
 
 It runs the installed server binaries (Debian puts them in
 ``/usr/lib/postgresql/<version>/bin``, off ``PATH``) on a fresh cluster in a
-temporary folder, listening on a free loopback port with trust authentication,
-and removes everything on exit. PostgreSQL refuses to run as root, so as root
-``initdb`` and ``pg_ctl`` run as the ``postgres`` OS user (``subprocess``'s
-``user=``, no ``su`` or ``runuser`` needed) and the folder is handed over to it.
+temporary folder, and removes everything on exit. PostgreSQL refuses to run as
+root, so as root ``initdb`` and ``pg_ctl`` run as the ``postgres`` OS user
+(``subprocess``'s ``user=``, no ``su`` or ``runuser`` needed) and the folder is
+handed over to it.
+
+Who may connect: the cluster trusts whoever reaches it (no password to hand
+around), so it listens on no TCP port at all, only on a unix socket inside its
+0700 folder. The user that started it (or root) reaches that folder; no other
+local account does. On TCP, trust would let any local user in as the superuser,
+and a superuser runs programs on the host (``COPY ... FROM PROGRAM``). The URL
+names the socket's folder as its host, percent-encoded
+(``postgresql://postgres@%2Ftmp%2Fworkerbench-pg-XXXX:5432/postgres``), which
+psycopg and libpq read as a unix socket.
 """
 
 from __future__ import annotations
@@ -24,13 +33,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from glob import glob
 from pathlib import Path
+from urllib.parse import quote
 
-from scripts.common.procs import free_port, log_tail
+from scripts.common.procs import log_tail
 
-HOST = "127.0.0.1"
 SERVICE_USER = "postgres"
+PORT = 5432  # only names the socket file (.s.PGSQL.5432) in the cluster's own folder: no clash possible
 START_TIMEOUT_S = 60
-START_ATTEMPTS = 3
 STOP_TIMEOUT_S = 10
 
 
@@ -138,7 +147,7 @@ def _stop(binaries: Binaries, data: Path, user: pwd.struct_passwd | None) -> Non
 
 @contextlib.contextmanager
 def postgres() -> Iterator[str]:
-    """Start a private PostgreSQL server; yields ``postgresql://postgres@127.0.0.1:PORT/postgres``.
+    """Start a private PostgreSQL server; yields ``postgresql://postgres@<its socket folder>:5432/postgres``.
 
     The server is stopped (``pg_ctl stop -m immediate``) and its folder removed on every exit path.
     """
@@ -149,33 +158,28 @@ def postgres() -> Iterator[str]:
     try:
         if user is not None:
             os.chown(root, user.pw_uid, user.pw_gid)
-        _run([str(binaries.initdb), "-D", str(data), "--auth=trust", f"--username={SERVICE_USER}",
-              "--encoding=UTF8", "--locale=C", "--no-sync"], user, "initdb")
+        # Trust on the socket alone; any TCP connection is rejected, were a listener ever turned on.
+        _run([str(binaries.initdb), "-D", str(data), "--auth-local=trust", "--auth-host=reject",
+              f"--username={SERVICE_USER}", "--encoding=UTF8", "--locale=C", "--no-sync"], user, "initdb")
         try:
-            port = _start(binaries, data, log, root, user)
-            yield f"postgresql://{SERVICE_USER}@{HOST}:{port}/postgres"
+            _start(binaries, data, log, root, user)
+            yield f"postgresql://{SERVICE_USER}@{quote(str(root), safe='')}:{PORT}/postgres"
         finally:
             _stop(binaries, data, user)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _start(binaries: Binaries, data: Path, log: Path, socket_dir: Path, user: pwd.struct_passwd | None) -> int:
-    last_error: Exception | None = None
-    for _ in range(START_ATTEMPTS):
-        # free_port can race with another process taking the port before the server binds it: retry.
-        port = free_port(HOST)
-        options = " ".join([
-            f"-c listen_addresses={HOST}", f"-p {port}", f"-c unix_socket_directories={socket_dir}",
-            "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
-            "-c log_connections=on", "-c log_disconnections=on", "-c max_connections=100",
-        ])
-        try:
-            _run([str(binaries.pg_ctl), "start", "-D", str(data), "-l", str(log), "-w", "-t", str(START_TIMEOUT_S),
-                  "-o", options], user, "pg_ctl start")
-            return port
-        except RuntimeError as exc:
-            last_error = RuntimeError(f"{exc}\nserver log:\n{log_tail(log, 20)}")
-            _stop(binaries, data, user)
-    assert last_error is not None
-    raise last_error
+def _start(binaries: Binaries, data: Path, log: Path, socket_dir: Path, user: pwd.struct_passwd | None) -> None:
+    options = " ".join([
+        "-c listen_addresses=''", f"-p {PORT}", f"-c unix_socket_directories={socket_dir}",
+        "-c unix_socket_permissions=0700",
+        "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
+        "-c log_connections=on", "-c log_disconnections=on", "-c max_connections=100",
+    ])
+    try:
+        _run([str(binaries.pg_ctl), "start", "-D", str(data), "-l", str(log), "-w", "-t", str(START_TIMEOUT_S),
+              "-o", options], user, "pg_ctl start")
+    except RuntimeError as exc:
+        _stop(binaries, data, user)
+        raise RuntimeError(f"{exc}\nserver log:\n{log_tail(log, 20)}") from None
