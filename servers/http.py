@@ -80,7 +80,7 @@ class Session:
     @property
     def pipelined(self) -> bool:
         """A complete request (or the error behind one) is already buffered: act on it before waiting on the socket."""
-        return bool(self.conn.msg.done) or self.conn.deferred is not None
+        return bool(self.conn.msg.done) or self.conn.parser.deferred is not None
 
     def close(self) -> None:
         self.sock.close()  # the worker holds the only descriptor, so this sends the FIN
