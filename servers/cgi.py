@@ -70,9 +70,9 @@ class CGIServer(ForkServer):
         super().__init__(_never_called, listener, info, limits, **kwargs)
         self.app_spec = app_spec
 
-    def serve_child(self, conn: socket.socket, peer: object) -> None:
+    def serve_child(self, conn: socket.socket, peer: object, reader: Connection) -> None:
         try:
-            request = Connection(conn, self.limits).read_request(first=True)
+            request = reader.read_request(first=True)  # in already: the parent read it before the fork
             if request is None:
                 return
             environ = build_environ(request, self.info, peer)

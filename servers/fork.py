@@ -24,8 +24,19 @@ parent runs its HTTP code on synthetic requests (``http.warm_up``, the app is
 not called) and keeps the Date header current, and children inherit that work
 done instead of each redoing it on copied pages.
 
-When the cap is reached the parent stops watching the listener, so new clients
-wait in the kernel's accept backlog instead of being refused. Signal handlers
+A child is forked only for a connection whose request is all in: the parent accepts
+every connection, keeps each in its selector (``parked``) until the request's header block
+and body have arrived (or it is refused, or the client leaves), and the child inherits the
+parsed request with the rest of the parent's memory. So a client that sends nothing, or
+trickles its body, or waits for a ``100 Continue`` (the parent sends it) costs a parked
+socket, not one of the ``--max-children``: 64 such clients used to stop the server. A
+parked request that does not come in within ``--header-timeout`` (``--body-timeout``
+once its headers are in) is closed, as a child would have closed it.
+
+When the cap on children is reached, requests that are in wait in order (``ready``); when
+MAX_PARKED of them wait, the parent stops watching the listener, so new clients wait in the
+kernel's accept backlog instead of being refused. At MAX_PARKED connections parked, the
+longest-waiting one is closed to make room (as prefork's workers do). Signal handlers
 only queue the signal; the loop reaps children with ``waitpid(-1, WNOHANG)``
 on every wake-up, so no zombie outlives one pass of the loop.
 
@@ -40,13 +51,17 @@ import _signal  # type: ignore[import-not-found]  # typeshed has no stub for sig
 import argparse
 import gc
 import logging
+import math
 import os
+import resource
 import selectors
 import signal
 import socket
 import sys
 import time
 import traceback
+from collections import deque
+from dataclasses import dataclass
 
 from servers import _cli
 from servers._signals import SignalQueue
@@ -59,12 +74,37 @@ from servers._startup import (
     setup_logging,
 )
 from servers.http import serve_connection, warm_up
-from servers.parse import Limits
+from servers.parse import Connection, Limits
 from servers.wsgi import ServerInfo, WSGIApp, http_date
 
 log = logging.getLogger("workerbench.fork")
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD)
+MAX_PARKED = 1000  # connections the parent holds while their requests come in; lowered to fit RLIMIT_NOFILE
+FD_HEADROOM = 32  # descriptors kept free beside them: the listener, the selector, the self-pipe, the app's own
+
+
+def park_cap() -> int:
+    """MAX_PARKED, or fewer so that parked connections cannot exhaust the descriptors this process may open."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_PARKED
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        in_use = 16
+    return max(1, min(MAX_PARKED, soft - in_use - FD_HEADROOM))
+
+
+@dataclass(slots=True, eq=False)
+class Waiting:
+    """An accepted connection whose request the parent reads before a child is forked for it."""
+
+    conn: socket.socket
+    peer: object
+    reader: Connection
+    deadline: float
+    body: bool = False  # the header block is in: the deadline is the body's
 
 
 class ForkServer:
@@ -87,6 +127,11 @@ class ForkServer:
         self.children: set[int] = set()
         self.signals: SignalQueue | None = None  # made in run(): handlers belong to the loop that dispatches
         self.watching = False  # the listener is registered with the selector
+        self.selector: selectors.BaseSelector | None = None
+        self.parked: dict[int, Waiting] = {}  # by descriptor: requests still coming in
+        self.ready: deque[Waiting] = deque()  # requests in, waiting for a child
+        self.next_deadline = math.inf  # no parked deadline is earlier
+        self.park_cap = park_cap()
         self.stopping = False
         self.draining_deadline: float | None = None
 
@@ -132,7 +177,8 @@ class ForkServer:
             except ProcessLookupError:
                 self.children.discard(pid)
 
-    def _fork(self, conn: socket.socket, peer: object) -> None:
+    def _fork(self, waiting: Waiting) -> None:
+        conn = waiting.conn
         pid = os.fork()
         if pid:
             self.children.add(pid)
@@ -140,6 +186,11 @@ class ForkServer:
             return
         code = 0
         try:
+            # The other clients' sockets: a child holding one would keep it open after the parent closes it.
+            for other in (*self.parked.values(), *self.ready):
+                other.conn.close()
+            if self.selector is not None:
+                self.selector.close()
             signal.set_wakeup_fd(-1)
             # _signal.signal, not signal.signal: the wrapper turns the old handler into an enum
             # member, code no child has run before, and that costs each child ~40 page copies.
@@ -148,7 +199,7 @@ class ForkServer:
                 _signal.signal(sig, _signal.SIG_DFL)
             self.listener.close()
             gc.disable()  # the process lives for one connection; collection is wasted work
-            self.serve_child(conn, peer)
+            self.serve_child(conn, waiting.peer, waiting.reader)
         except BaseException:
             code = 1
             traceback.print_exc()
@@ -158,15 +209,15 @@ class ForkServer:
             finally:
                 os._exit(code)
 
-    def serve_child(self, conn: socket.socket, peer: object) -> None:
-        """What a child does with its connection before it exits (:mod:`servers.cgi` execs here)."""
-        serve_connection(conn, peer, self.app, self.info, self.limits)
+    def serve_child(self, conn: socket.socket, peer: object, reader: Connection) -> None:
+        """What a child does with its connection, its request already read, before it exits (cgi execs here)."""
+        serve_connection(conn, peer, self.app, self.info, self.limits, reader)
 
     # main loop -------------------------------------------------------------
     def run(self) -> int:
         signals = self.signals = SignalQueue(HANDLED_SIGNALS)
         self.listener.setblocking(False)
-        selector = selectors.DefaultSelector()
+        selector = self.selector = selectors.DefaultSelector()
         selector.register(signals, selectors.EVENT_READ)
         warm_up(self.info, self.limits)
         gc.collect()
@@ -175,24 +226,36 @@ class ForkServer:
         try:
             while True:
                 self._watch_listener(selector)
+                accept = False
                 for key, _ in selector.select(self._select_timeout()):
                     if key.fileobj is signals:
                         signals.drain()
+                    elif key.fileobj is self.listener:
+                        accept = True
+                    else:
+                        self._readable(key.data)
                 signals.dispatch(self)
                 self.reap()
                 http_date()  # children inherit this second's Date header instead of formatting it
-                if self.watching and not self.stopping:
+                if accept and self.watching and not self.stopping:
                     self._accept_pending()
+                if self.stopping and self.parked:
+                    self._close_parked()
+                self._fork_ready()
+                if self.parked and time.monotonic() >= self.next_deadline:
+                    self._expire(time.monotonic())
                 if self.stopping and self._drained():
                     return EXIT_OK
         finally:
             signals.close()
+            for waiting in (*self.parked.values(), *self.ready):
+                waiting.conn.close()
             selector.close()
             self.listener.close()
 
     def _watch_listener(self, selector: selectors.BaseSelector) -> None:
-        """Watch the listener only while a child may be forked: beyond the cap, clients wait in the backlog."""
-        want = not self.stopping and len(self.children) < self.max_children
+        """Watch the listener while there is room for more connections: beyond it, clients wait in the backlog."""
+        want = not self.stopping and len(self.ready) < self.park_cap
         if want != self.watching:
             if want:
                 selector.register(self.listener, selectors.EVENT_READ)
@@ -201,13 +264,14 @@ class ForkServer:
             self.watching = want
 
     def _select_timeout(self) -> float:
-        if self.draining_deadline is None:
-            return 1.0
-        return max(0.0, min(1.0, self.draining_deadline - time.monotonic()))
+        timeout = 1.0 if self.draining_deadline is None else min(1.0, self.draining_deadline - time.monotonic())
+        if self.parked:
+            timeout = min(timeout, self.next_deadline - time.monotonic())
+        return max(0.0, timeout)
 
     def _drained(self) -> bool:
         """While stopping: True once no child is left, those still running at the deadline killed."""
-        if not self.children:
+        if not self.children and not self.ready:
             return True
         assert self.draining_deadline is not None
         if time.monotonic() < self.draining_deadline:
@@ -215,10 +279,14 @@ class ForkServer:
         log.warning("grace over: killing %d children", len(self.children))
         self._kill_children(signal.SIGKILL)
         self._wait_children()
+        for waiting in self.ready:
+            waiting.conn.close()
+        self.ready.clear()
         return True
 
+    # requests coming in ------------------------------------------------------
     def _accept_pending(self) -> None:
-        while len(self.children) < self.max_children:
+        while len(self.ready) < self.park_cap:
             try:
                 conn, peer = self.listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -226,7 +294,70 @@ class ForkServer:
             except OSError as exc:  # e.g. EMFILE or ECONNABORTED: log, keep serving
                 log.error("accept failed: %s", exc)
                 return
-            self._fork(conn, peer)
+            waiting = Waiting(conn, peer, Connection(conn, self.limits), time.monotonic() + self.limits.header_timeout)
+            if waiting.reader.feed_nowait():
+                self._request_in(waiting)
+                self._fork_ready()  # at once: a burst of accepts must not keep the first requests waiting
+            else:
+                if len(self.parked) + len(self.ready) >= self.park_cap and self.parked:
+                    oldest = next(iter(self.parked.values()))  # as prefork does: the longest-waiting one goes
+                    self._unpark(oldest)
+                    oldest.conn.close()
+                self._park(waiting)
+
+    def _park(self, waiting: Waiting) -> None:
+        assert self.selector is not None
+        self.selector.register(waiting.conn, selectors.EVENT_READ, waiting)
+        self.parked[waiting.conn.fileno()] = waiting
+        self._headers_in(waiting)
+        self.next_deadline = min(self.next_deadline, waiting.deadline)
+
+    def _unpark(self, waiting: Waiting) -> None:
+        assert self.selector is not None
+        self.selector.unregister(waiting.conn)
+        del self.parked[waiting.conn.fileno()]
+
+    def _headers_in(self, waiting: Waiting) -> None:
+        """Once the header block is in, the request has --body-timeout for its body."""
+        if not waiting.body and waiting.reader.msg.headers_complete:
+            waiting.body = True
+            waiting.deadline = time.monotonic() + self.limits.body_timeout
+            self.next_deadline = min(self.next_deadline, waiting.deadline)
+
+    def _readable(self, waiting: Waiting) -> None:
+        if waiting.reader.feed_nowait():
+            self._unpark(waiting)
+            self._request_in(waiting)
+        else:
+            self._headers_in(waiting)
+
+    def _request_in(self, waiting: Waiting) -> None:
+        """A request (or its refusal) is in: to a child. A client that closed or failed first: closed here."""
+        if waiting.reader.parser.complete():
+            self.ready.append(waiting)
+        else:
+            waiting.conn.close()  # a child would only have found the end (and answered nothing)
+
+    def _expire(self, now: float) -> None:
+        nearest = math.inf
+        for waiting in list(self.parked.values()):
+            if waiting.deadline > now:
+                nearest = min(nearest, waiting.deadline)
+                continue
+            self._unpark(waiting)
+            waiting.conn.close()  # what a child did when a request did not come in time: close, no answer
+            log.debug("closed %s: its request did not come in time", waiting.peer)
+        self.next_deadline = nearest
+
+    def _close_parked(self) -> None:
+        """Stopping: requests not in yet are not waited for (those in are still served)."""
+        for waiting in list(self.parked.values()):
+            self._unpark(waiting)
+            waiting.conn.close()
+
+    def _fork_ready(self) -> None:
+        while self.ready and len(self.children) < self.max_children:
+            self._fork(self.ready.popleft())
             # Reap between forks too: under load the loop may not return to select for a while.
             self.reap()
 

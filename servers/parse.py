@@ -317,11 +317,9 @@ class RequestParser:
                 del refusal  # its traceback holds this frame, which would hold it: a cycle
         return None
 
-    @property
-    def ready(self) -> bool:
-        """A request, a refusal or the end is in: acting on the connection would not wait for its bytes."""
-        msg = self.msg
-        return bool(msg.done) or msg.headers_complete or self.deferred is not None or self.closing
+    def complete(self) -> bool:
+        """A whole request (its body included), a refusal or the end is in: serving it would not wait on the client."""
+        return bool(self.msg.done) or self.deferred is not None or self.closing
 
     @property
     def started(self) -> bool:
@@ -555,17 +553,19 @@ class Connection:
     def feed_nowait(self) -> bool:
         """Receive and parse what has arrived, without waiting; True once :meth:`read_request` would not wait.
 
-        For an event-driven worker that keeps a connection in its epoll set until its
-        request's header block is in, so that a client sending it slowly (slowloris) never
-        holds the worker. The bytes go through the same parser as in :meth:`read_request`
-        as they come, so a malformed request is refused at once rather than when a blank
-        line that may never come arrives. True when the headers (or a whole request) are
-        in, when the request is refused (the error waits in the parser for
-        :meth:`read_request` to raise), and when the client closed or failed, which the
-        next read in :meth:`read_request` meets again and reports.
+        For an event-driven server (prefork's workers, fork's parent) that keeps a connection
+        in its epoll set until its whole request is in, body included, so that a client
+        sending it slowly (slowloris, a trickled body, an ``Expect: 100-continue`` that never
+        sends its body) never holds a worker or a child. The ``100 Continue`` is sent here
+        once the header block is in. The bytes go through the same parser as in
+        :meth:`read_request` as they come, so a malformed request is refused at once rather
+        than when a blank line that may never come arrives. True when a request is in, when
+        it is refused (the refusal waits in the parser for :meth:`read_request` to raise),
+        and when the client closed or failed, which the next read in :meth:`read_request`
+        meets again and reports.
         """
         parser = self.parser
-        if parser.ready:
+        if parser.complete():
             return True
         try:
             data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
@@ -576,7 +576,15 @@ class Connection:
         if not data:
             return True
         parser.feed(data)
-        return parser.ready
+        if parser.complete():
+            return True
+        if parser.msg.need_continue and not self.continue_sent:
+            try:
+                send_all(self.sock, b"HTTP/1.1 100 Continue\r\n\r\n", self.limits.send_timeout)
+            except OSError:
+                return True  # read_request meets the failure again
+            self.continue_sent = True
+        return False
 
     @property
     def started(self) -> bool:

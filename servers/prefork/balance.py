@@ -19,6 +19,7 @@ from servers.prefork.options import (
     REBALANCE_CLOSE_FRACTION,
     REBALANCE_POLL_S,
     REBALANCE_SLACK,
+    SILENT_WAITS_PER_S,
     TCP_INFO_LEN,
     TCPI_UNACKED,
     log,
@@ -61,6 +62,8 @@ class Balance:
     served: int
     accept_paused_until: float
     accept_failed: RateLog
+    silent_waits: int
+    silent_window_ends: float
 
     if TYPE_CHECKING:
         def _park(self, session: Session, deadline: float, idle: bool) -> None: ...
@@ -158,7 +161,7 @@ class Balance:
             self._opened()
             assert self.app is not None  # loaded before the first turn of the loop
             session = Session(conn, peer, self.app, self.info, self.limits)
-            if session.conn.feed_nowait() or (not session.conn.started and first_bytes(conn)
+            if session.conn.feed_nowait() or (not session.conn.started and self._first_bytes(conn)
                                                and session.conn.feed_nowait()):
                 runnable.append(session)
             else:
@@ -167,6 +170,19 @@ class Balance:
                 return
         if for_others and accept_queue_length(self.listener):
             self._ring()  # up to its share, and more are waiting: they are the other workers'
+
+    def _first_bytes(self, conn: socket.socket) -> bool:
+        """:func:`first_bytes`, while fewer than SILENT_WAITS_PER_S waits timed out this second (else False at once)."""
+        now = time.monotonic()
+        if now >= self.silent_window_ends:
+            self.silent_window_ends = now + 1.0
+            self.silent_waits = 0
+        elif self.silent_waits >= SILENT_WAITS_PER_S:
+            return False
+        if first_bytes(conn):
+            return True
+        self.silent_waits += 1
+        return False
 
     def _opened(self) -> None:
         self.held += 1
