@@ -565,7 +565,8 @@ class Connection:
         meets again and reports.
         """
         parser = self.parser
-        if parser.complete():
+        msg = parser.msg
+        if msg.done or parser.deferred is not None or parser.closing:  # parser.complete(), inlined: twice a request
             return True
         try:
             data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
@@ -576,9 +577,9 @@ class Connection:
         if not data:
             return True
         parser.feed(data)
-        if parser.complete():
+        if msg.done or parser.deferred is not None or parser.closing:
             return True
-        if parser.msg.need_continue and not self.continue_sent:
+        if msg.need_continue and not self.continue_sent:
             try:
                 send_all(self.sock, b"HTTP/1.1 100 Continue\r\n\r\n", self.limits.send_timeout)
             except OSError:
@@ -589,7 +590,8 @@ class Connection:
     @property
     def started(self) -> bool:
         """Bytes of a request have arrived (a parked idle connection's next request has begun)."""
-        return self.pending is not None or self.parser.started
+        parser = self.parser
+        return self.pending is not None or parser.buffered > 0 or bool(parser.msg.done)  # parser.started, inlined
 
     def read_request(self, first: bool) -> Request | None:
         """The next request, or None when the client closed cleanly between requests."""
@@ -633,7 +635,9 @@ class Connection:
                 # The first byte of a new request starts its header timeout.
                 header_deadline = time.monotonic() + self.limits.header_timeout
             parser.feed(data)
-        request = parser.next_request()
+        request = msg.done.popleft()  # parser.next_request(), inlined: the path of every request
+        if not msg.done and not msg.in_message and not parser.line:
+            parser.buffered = 0
         self.continue_sent = False
         return request
 

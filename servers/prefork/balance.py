@@ -19,12 +19,12 @@ from servers.prefork.options import (
     REBALANCE_CLOSE_FRACTION,
     REBALANCE_POLL_S,
     REBALANCE_SLACK,
-    SILENT_WAITS_PER_S,
+    SILENT_PARKED,
     TCP_INFO_LEN,
     TCPI_UNACKED,
     log,
 )
-from servers.prefork.parking import RateLog, first_bytes
+from servers.prefork.parking import Parked, RateLog, first_bytes
 from servers.prefork.scoreboard import Scoreboard
 from servers.wsgi import ServerInfo, WSGIApp
 
@@ -62,8 +62,7 @@ class Balance:
     served: int
     accept_paused_until: float
     accept_failed: RateLog
-    silent_waits: int
-    silent_window_ends: float
+    parked: dict[int, Parked]
 
     if TYPE_CHECKING:
         def _park(self, session: Session, deadline: float, idle: bool) -> None: ...
@@ -172,17 +171,10 @@ class Balance:
             self._ring()  # up to its share, and more are waiting: they are the other workers'
 
     def _first_bytes(self, conn: socket.socket) -> bool:
-        """:func:`first_bytes`, while fewer than SILENT_WAITS_PER_S waits timed out this second (else False at once)."""
-        now = time.monotonic()
-        if now >= self.silent_window_ends:
-            self.silent_window_ends = now + 1.0
-            self.silent_waits = 0
-        elif self.silent_waits >= SILENT_WAITS_PER_S:
+        """:func:`first_bytes`, unless SILENT_PARKED connections already wait for theirs (then False at once)."""
+        if len(self.parked) - self.kept >= SILENT_PARKED:
             return False
-        if first_bytes(conn):
-            return True
-        self.silent_waits += 1
-        return False
+        return first_bytes(conn)
 
     def _opened(self) -> None:
         self.held += 1

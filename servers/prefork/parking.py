@@ -106,7 +106,8 @@ class Parking:
         self.kept += idle
         self.poller.register(fd, select.EPOLLIN)
         self.next_deadline = min(self.next_deadline, deadline)
-        self._headers_in(entry)
+        if session.conn.msg.headers_complete:
+            self._headers_in(entry)
 
     def _headers_in(self, entry: Parked) -> None:
         """Once a parked request's header block is in, its body has --body-timeout to come (the worker is not held)."""

@@ -77,8 +77,6 @@ class Worker(Balance, Parking):
         self.served = 0
         self.slow = 0
         self.accept_paused_until = 0.0
-        self.silent_waits = 0  # first-bytes waits that timed out since silent_window_ends - 1 s
-        self.silent_window_ends = 0.0
         self.accept_failed = RateLog(logging.ERROR)
         self.dropped_at_cap = RateLog(logging.WARNING)
 
