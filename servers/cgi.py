@@ -70,9 +70,11 @@ class CGIServer(ForkServer):
         super().__init__(_never_called, listener, info, limits, **kwargs)
         self.app_spec = app_spec
 
-    def serve_child(self, conn: socket.socket, peer: object, reader: Connection) -> None:
+    def serve_child(self, conn: socket.socket, peer: object, reader: Connection | None) -> None:
         try:
-            request = reader.read_request(first=True)  # in already: the parent read it before the fork
+            if reader is None:  # the parent only peeked at a request that came whole
+                reader = Connection(conn, self.limits)
+            request = reader.read_request(first=True)
             if request is None:
                 return
             environ = build_environ(request, self.info, peer)
