@@ -370,7 +370,9 @@ class ForkServer:
         if not reader.feed_nowait():
             self._headers_in(waiting)
             return WAIT
-        return READY if reader.parser.complete() else GONE  # not complete: the client closed or failed first
+        if reader.parser.complete() or reader.handed_over:
+            return READY
+        return GONE  # the client closed or failed first
 
     def _readable(self, waiting: Waiting) -> None:
         state = self._advance(waiting)

@@ -264,6 +264,10 @@ MAX_EMPTY_LINES = 4  # RFC 9112 2.2: ignore "at least one" empty line before a r
 # A chunk-size line with its extensions: RFC 9112 7.1.1 sets no limit, and llhttp skips extensions without one
 # (h11 bounds the line by its 16 KiB incomplete-event limit, nginx by its 1 KiB-8 KiB buffers).
 MAX_CHUNK_LINE = 4096
+# A body is read into a parked connection (prefork's workers, fork's parent) up to this size; past it the
+# connection is handed over and the rest read by the worker or child, as before, so that a thousand parked
+# uploads cannot make one process buffer a thousand --max-body bodies.
+PARKED_BODY_MAX = 256 * 1024
 CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
 
 
@@ -532,6 +536,7 @@ class Connection:
         self.parser = RequestParser(limits)
         self.msg = self.parser.msg
         self.continue_sent = False
+        self.handed_over = False  # feed_nowait() gave up parking a body over PARKED_BODY_MAX
         self.pending: bytes | None = None  # received by prefetch(), not yet parsed
 
     @property
@@ -556,7 +561,8 @@ class Connection:
         For an event-driven server (prefork's workers, fork's parent) that keeps a connection
         in its epoll set until its whole request is in, body included, so that a client
         sending it slowly (slowloris, a trickled body, an ``Expect: 100-continue`` that never
-        sends its body) never holds a worker or a child. The ``100 Continue`` is sent here
+        sends its body) never holds a worker or a child; a body over PARKED_BODY_MAX is handed
+        over (True, ``handed_over``) to be read in full there. The ``100 Continue`` is sent here
         once the header block is in. The bytes go through the same parser as in
         :meth:`read_request` as they come, so a malformed request is refused at once rather
         than when a blank line that may never come arrives. True when a request is in, when
@@ -578,6 +584,9 @@ class Connection:
             return True
         parser.feed(data)
         if msg.done or parser.deferred is not None or parser.closing:
+            return True
+        if msg.headers_complete and len(msg.body) > PARKED_BODY_MAX:
+            self.handed_over = True
             return True
         if msg.need_continue and not self.continue_sent:
             try:

@@ -20,6 +20,7 @@ from contextlib import ExitStack, contextmanager
 
 import pytest
 
+from servers.parse import PARKED_BODY_MAX
 from tests.conftest import Server, StartServer
 
 BODY = b"0123456789"
@@ -145,3 +146,16 @@ def test_a_thousand_silent_connections_a_second_leave_prefork_fast(start_server:
             flooder.join()
     assert opened > 2000  # the flood did run at about its rate
     assert statistics.median(latencies) < 0.05, sorted(latencies)
+
+
+@pytest.mark.parametrize("kind", list(HOLDERS))
+def test_a_body_over_the_parked_limit_is_handed_over_and_arrives(start_server: StartServer, kind: str) -> None:
+    """Past PARKED_BODY_MAX the rest of a body is read by the worker or child, as before: memory stays bounded."""
+    body = bytes(range(256)) * (PARKED_BODY_MAX // 256 * 2)
+    head = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+    with start_server(argv(kind)) as srv, socket.create_connection((srv.host, srv.port), timeout=10) as s:
+        s.sendall(head + body[: PARKED_BODY_MAX + 1024])
+        time.sleep(0.3)
+        s.sendall(body[PARKED_BODY_MAX + 1024 :])
+        answer = read_all(s)
+    assert answer.startswith(b"HTTP/1.1 200 ") and hashlib.sha256(body).hexdigest().encode() in answer, answer[:300]
