@@ -78,9 +78,11 @@ class CGIServer(ForkServer):
         super().__init__(_never_called, listener, info, limits, **kwargs)
         self.app_spec = app_spec
 
-    def serve_child(self, conn: socket.socket, peer: object) -> None:
+    def serve_child(self, conn: socket.socket, peer: object, reader: Connection | None) -> None:
         try:
-            request = Connection(conn, self.limits).read_request(first=True)
+            if reader is None:  # the parent only peeked at a request that came whole
+                reader = Connection(conn, self.limits)
+            request = reader.read_request(first=True)
             if request is None:
                 return
             environ = build_environ(request, self.info, peer)
