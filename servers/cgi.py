@@ -47,9 +47,10 @@ from servers._startup import (
     report_app_failure,
     setup_logging,
 )
+from servers.connection import Connection
 from servers.fork import ForkServer
 from servers.netio import ClientGone
-from servers.parse import Connection, Limits, ProtocolError
+from servers.parse import Limits, ProtocolError
 from servers.wsgi import REASONS, ServerInfo, build_environ, check_head, load_app, send_error
 
 SOFTWARE = "workerbench-cgi"

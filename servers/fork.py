@@ -84,9 +84,10 @@ from servers._startup import (
     preload_app,
     setup_logging,
 )
+from servers.connection import Connection
 from servers.http import serve_connection, warm_up
 from servers.netio import RECV_SIZE, wait_for
-from servers.parse import Connection, Limits
+from servers.parse import Limits
 from servers.wsgi import ServerInfo, WSGIApp, http_date, send_error
 
 log = logging.getLogger("workerbench.fork")

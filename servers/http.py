@@ -33,8 +33,9 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from servers.connection import Connection
 from servers.netio import RECV_SIZE, ClientGone
-from servers.parse import Connection, Limits, ProtocolError
+from servers.parse import Limits, ProtocolError
 from servers.wsgi import ServerInfo, WSGIApp, build_environ, run_wsgi, send_error
 
 log = logging.getLogger("workerbench.http")
