@@ -1,11 +1,19 @@
-"""Fixtures that start real servers on free loopback ports."""
+"""Fixtures that start real servers on free loopback ports, and the two tiers of the suite.
+
+The ``slow`` marker is the line between the tiers: a test marked slow starts a process (a server, wrk or locust,
+chromium, PostgreSQL, a ``python -m`` command); every other test runs in this interpreter, and
+``pytest -m "not slow"`` runs those alone in well under a minute. A test gets the marker explicitly
+(``@pytest.mark.slow``, or ``pytestmark`` for a module of them) or by asking for a fixture of
+:data:`PROCESS_FIXTURES` (:func:`pytest_collection_modifyitems`). While a test without the marker runs, starting a
+process fails it with a message saying so (:func:`_guarded`), so the tier cannot rot.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +26,71 @@ from scripts.procs import free_port, running, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
+
+# Fixtures that start a process (or hand out one that runs): a test asking for one, directly or through another
+# fixture, is in the slow tier.
+PROCESS_FIXTURES = frozenset({
+    "start_server",  # a server per `with start_server(...)`, below
+    "shared_server",  # a server kept for the module's tests that only read from it, below
+    "pg_url",  # a PostgreSQL server for the session, below
+    "wrk_exe",  # asked for by every test that runs wrk (tests/scripts/conftest.py)
+    "browser", "visit",  # chromium through playwright (tests/scripts/browser.py)
+    "netns",  # network namespaces made with `ip`, and what runs inside them (tests/scripts/conftest.py)
+    "srv",  # the module-scoped running server of the corpus, malformed, hardening and third-party modules
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+class _ProcessGuard:
+    """Makes starting a process fail the running test: subprocess (asyncio's too), fork and posix_spawn."""
+
+    def __init__(self, item: pytest.Item) -> None:
+        self.item = item
+        self.saved: list[tuple[object, str, object]] = []
+
+    def _refuse(self, what: str) -> Callable[..., object]:
+        def refuse(*args: object, **kwargs: object) -> object:
+            pytest.fail(f"{self.item.nodeid} starts a process ({what}) but is not in the slow tier: mark it "
+                        f"@pytest.mark.slow, or ask for a fixture of PROCESS_FIXTURES (tests/conftest.py)",
+                        pytrace=True)
+
+        return refuse
+
+    def __enter__(self) -> None:
+        targets = [(subprocess.Popen, "_execute_child", "subprocess")]
+        targets += [(os, name, f"os.{name}") for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp")
+                    if hasattr(os, name)]
+        for owner, name, what in targets:
+            self.saved.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, self._refuse(what))
+
+    def __exit__(self, *exc: object) -> None:
+        for owner, name, original in reversed(self.saved):
+            setattr(owner, name, original)
+        self.saved.clear()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _guarded(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _guarded(item))
+
+
+def _guarded(item: pytest.Item) -> Generator[None, object, object]:
+    """Runs one phase of ``item``; outside the slow tier, with :class:`_ProcessGuard` on."""
+    if item.get_closest_marker("slow") is not None:
+        return (yield)
+    with _ProcessGuard(item):
+        return (yield)
 
 
 def live_children(leader: int, recursive: bool = False) -> set[int]:

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from scripts import bench, stats
 from scripts.plan import plan_from_args
 from scripts.records import Flag, cell_from_json
@@ -26,6 +28,7 @@ def measure(tmp_path: Path, *args: str) -> dict[str, Any]:
     return records[0]
 
 
+@pytest.mark.slow
 def test_locust_against_uvicorn_is_flagged_generator_bound(tmp_path: Path) -> None:
     record = measure(tmp_path, "--modes", "uvicorn", "--scenarios", "plaintext", "--generator", "locust",
                      "--concurrency", "32", "--duration", "3")
@@ -49,6 +52,7 @@ def test_wrk_against_the_fork_server_has_headroom(wrk_exe: str, tmp_path: Path) 
     assert Flag.GENERATOR_BOUND not in stats.fold([cell_from_json(record)]).flags
 
 
+@pytest.mark.slow
 def test_server_and_generator_run_on_their_own_cpus(tmp_path: Path) -> None:
     record = measure(tmp_path, "--modes", "prefork", "--scenarios", "plaintext", "--duration", "1",
                      "--concurrency", "4")

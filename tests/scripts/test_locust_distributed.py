@@ -40,6 +40,7 @@ def test_the_join_count_is_read_from_the_masters_log() -> None:
     assert joined("") == 0
 
 
+@pytest.mark.slow
 def test_the_options_are_checked_and_recorded(tmp_path: Path) -> None:
     plan = plan_from_args(["--locust-workers", "2", "--locust-expect-workers", "1", "--out", str(tmp_path)])
     assert plan is not None and plan.locust == Distribution(local=2, remote=1, port=5557)
@@ -109,6 +110,7 @@ def test_a_worker_that_never_joins_fails_the_cell_naming_how_many_joined(start_s
     assert "1 of 2 workers joined the master within 2s" in cells["mixed"].error
 
 
+@pytest.mark.slow
 def test_the_cpu_trace_reads_a_wall_clock_window(tmp_path: Path) -> None:
     """A process busy for its first 1.5 s and idle for the next 1.5 s: the trace tells the halves apart by the
     wall-clock times the process itself wrote, as locust's JSON gives its measured interval."""
@@ -163,6 +165,7 @@ def test_a_local_worker_out_of_cpu_is_reported_by_the_master(start_server: Start
         "locust: 1 of 1 workers wanted over 85% of a CPU while measuring"), samples
 
 
+@pytest.mark.slow
 def test_the_cpu_trace_counts_time_spent_waiting_for_a_cpu(tmp_path: Path) -> None:
     """Two busy loops pinned to one CPU: each gets about half of it and waits the other half."""
     code = "import time\nt0 = time.time()\nwhile time.time() < t0 + 2: pass\n"

@@ -118,6 +118,7 @@ def test_command_line_and_parse_errors(tmp_path: Path) -> None:
         openloop.parse_result(tmp_path / "bad.json")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["http://10.0.0.1:80/", "http://example.com/plaintext", "http://127.0.0.2:80/",
                                  "http://0.0.0.0:80/", "https://127.0.0.1:443/"])
 def test_refuses_anything_but_loopback(bad: str, tmp_path: Path) -> None:
@@ -136,6 +137,7 @@ def test_refuses_anything_but_loopback(bad: str, tmp_path: Path) -> None:
 # --- bounds without a working server --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_nobody_listening_counts_connect_errors(tmp_path: Path) -> None:
     port = free_port(HOST)
     r = openloop.run_openloop(url(port, "/"), rate=50, duration=1, connections=4, timeout=2, workdir=tmp_path)
@@ -145,6 +147,7 @@ def test_nobody_listening_counts_connect_errors(tmp_path: Path) -> None:
     assert r.warnings  # says the percentiles cover nothing
 
 
+@pytest.mark.slow
 def test_silent_server_times_out_and_the_run_still_ends(tmp_path: Path) -> None:
     # A listener that never accepts: the kernel completes the handshakes, nobody ever answers.
     with socket.socket() as listener:
@@ -281,6 +284,7 @@ def _answer_once_then_drop(listener: socket.socket, stop: threading.Event) -> No
                 pass
 
 
+@pytest.mark.slow
 def test_stale_keepalive_connection_is_resent_once(tmp_path: Path) -> None:
     # A server that closes a kept-alive connection just as the next request arrives (the keep-alive race):
     # the request is resent once on a new connection, as HTTP clients do, and counted in `retries`.

@@ -135,6 +135,7 @@ def test_sigterm_lets_the_request_in_flight_finish(kind: str, start_server: Star
         assert srv.proc.wait(timeout=15) == 0
 
 
+@pytest.mark.slow
 def test_port_in_use_is_a_clear_error(kind: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     with socket.socket() as taken:
         taken.bind((HOST, 0))
@@ -204,12 +205,14 @@ def test_prefork_reuses_workers_and_replaces_a_killed_one(start_server: StartSer
         assert f"worker {victim} exited (killed by SIGKILL)" in srv.log_text()
 
 
+@pytest.mark.slow
 def test_fork_refuses_an_app_that_cannot_be_imported(tmp_path) -> None:  # type: ignore[no-untyped-def]
     code, log = _run_to_exit(argv("fork", app="tests.servers.broken_app:app")(HOST, free_port()), tmp_path / "l")
     assert code == _startup.EXIT_APP_LOAD_FAILED
     assert "this app cannot be imported" in log
 
 
+@pytest.mark.slow
 def test_prefork_backs_off_then_gives_up_on_an_app_that_cannot_be_imported(tmp_path) -> None:  # type: ignore[no-untyped-def]
     cmd = argv("prefork", "--max-boot-failures", "4", app="tests.servers.broken_app:app")(HOST, free_port())
     start = time.monotonic()
