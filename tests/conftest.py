@@ -14,7 +14,7 @@ import os
 import socket
 import subprocess
 from collections.abc import Callable, Generator, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,6 +164,37 @@ def start_server(world_db: Path, tmp_path: Path) -> StartServer:
             yield Server(HOST, port, proc, log)
 
     return start
+
+
+SharedServer = Callable[[Callable[[str, int], list[str]]], Server]
+
+
+@pytest.fixture(scope="module")
+def shared_server(world_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedServer]:
+    """``srv = shared_server(argv_builder)``: a server the module's tests share, started by the first test to ask
+    for its command line and stopped when the module is done.
+
+    For tests that only send requests and read the answers (or the log); a test that signals, kills, fills or
+    otherwise changes the server starts its own with ``start_server``. Command lines are compared with port 0, so
+    every builder that makes the same command shares one server.
+    """
+    servers: dict[tuple[str, ...], Server] = {}
+    with ExitStack() as stack:
+
+        def get_server(build: Callable[[str, int], list[str]]) -> Server:
+            key = tuple(build(HOST, 0))
+            if key not in servers:
+                port = free_port(HOST)
+                log = tmp_path_factory.mktemp("shared") / f"server-{port}.log"
+                proc = stack.enter_context(running(build(HOST, port), log_path=log, env=server_env(world_db),
+                                                   cwd=ROOT))
+                wait_ready(proc, HOST, port, log_path=log, deadline_s=30)
+                servers[key] = Server(HOST, port, proc, log)
+            srv = servers[key]
+            assert srv.proc.poll() is None, f"a shared server has exited (a test changed it?):\n{srv.log_text()}"
+            return srv
+
+        yield get_server
 
 
 @pytest.fixture(scope="session")
