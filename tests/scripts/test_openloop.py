@@ -40,7 +40,7 @@ from loadtests.scenarios import UPLOAD_BODY
 from scripts import openloop
 from scripts.loadgen import LoadError
 from scripts.procs import free_port
-from tests.conftest import HOST, ROOT, StartServer
+from tests.conftest import HOST, ROOT, SharedServer, StartServer
 
 NO_ERRORS = {"connect": 0, "read": 0, "write": 0, "timeout": 0, "status": 0}
 
@@ -166,9 +166,9 @@ def test_silent_server_times_out_and_the_run_still_ends(tmp_path: Path) -> None:
 # --- real servers ---------------------------------------------------------------------------------------------------
 
 
-def test_fast_server_at_200_per_second(start_server: StartServer, tmp_path: Path) -> None:
-    with start_server(prefork("apps.wsgi:app", "--keepalive", "5")) as srv:
-        r = openloop.run_openloop(url(srv.port, "/plaintext"), rate=200, duration=2, workdir=tmp_path)
+def test_fast_server_at_200_per_second(shared_server: SharedServer, tmp_path: Path) -> None:
+    srv = shared_server(prefork("apps.wsgi:app", "--keepalive", "5"))
+    r = openloop.run_openloop(url(srv.port, "/plaintext"), rate=200, duration=2, workdir=tmp_path)
     assert (r.mode, r.offered_rate, r.connections, r.scheduled) == ("open", 200.0, 64, 400)
     assert 380 <= r.sent <= 400 and 380 <= r.completed <= 400 and r.ok == r.completed
     assert r.errors == NO_ERRORS and r.unsent == 0 and r.retries == 0
@@ -187,29 +187,29 @@ def test_fast_server_at_200_per_second(start_server: StartServer, tmp_path: Path
     assert "openloop: open loop, " in (tmp_path / "openloop.log").read_text()
 
 
-def test_new_connection_per_request(start_server: StartServer, tmp_path: Path) -> None:
-    with start_server(prefork("apps.wsgi:app")) as srv:  # no --keepalive: the server closes after each answer
-        server_closes = openloop.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
-                                              workdir=tmp_path / "server")
-        both_close = openloop.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
-                                           close=True, workdir=tmp_path / "both")
-    with start_server(prefork("apps.wsgi:app", "--keepalive", "5")) as srv:
-        client_closes = openloop.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
-                                              close=True, workdir=tmp_path / "client")
+def test_new_connection_per_request(shared_server: SharedServer, tmp_path: Path) -> None:
+    srv = shared_server(prefork("apps.wsgi:app"))  # no --keepalive: the server closes after each answer
+    server_closes = openloop.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
+                                          workdir=tmp_path / "server")
+    both_close = openloop.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
+                                       close=True, workdir=tmp_path / "both")
+    srv = shared_server(prefork("apps.wsgi:app", "--keepalive", "5"))
+    client_closes = openloop.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
+                                          close=True, workdir=tmp_path / "client")
     for r in (server_closes, both_close, client_closes):
         assert r.scheduled == 100 and r.completed == r.ok == 100 and r.errors == NO_ERRORS
         assert r.connects == 100  # one connection per request, whichever side asked to close
 
 
-def test_post_body_and_status_errors(start_server: StartServer, tmp_path: Path) -> None:
+def test_post_body_and_status_errors(shared_server: SharedServer, tmp_path: Path) -> None:
     body = tmp_path / "upload.bin"
     body.write_bytes(UPLOAD_BODY)
     out_post, out_get = tmp_path / "post.json", tmp_path / "get.json"
-    with start_server(prefork("apps.wsgi:app", "--keepalive", "5")) as srv:
-        post = cli("--url", url(srv.port, "/upload"), "--rate", "100", "--duration", "1", "--connections", "8",
-                   "--method", "POST", "--body-file", str(body), "--out", str(out_post))
-        get = cli("--url", url(srv.port, "/upload"), "--rate", "100", "--duration", "1", "--connections", "8",
-                  "--out", str(out_get))
+    srv = shared_server(prefork("apps.wsgi:app", "--keepalive", "5"))
+    post = cli("--url", url(srv.port, "/upload"), "--rate", "100", "--duration", "1", "--connections", "8",
+               "--method", "POST", "--body-file", str(body), "--out", str(out_post))
+    get = cli("--url", url(srv.port, "/upload"), "--rate", "100", "--duration", "1", "--connections", "8",
+              "--out", str(out_get))
     assert post.returncode == 0, post.stderr
     assert get.returncode == 0, get.stderr
     r = openloop.parse_result(out_post)
