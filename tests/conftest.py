@@ -52,12 +52,16 @@ class _ProcessGuard:
     def __init__(self, item: pytest.Item) -> None:
         self.item = item
         self.saved: list[tuple[object, str, object]] = []
+        self.refused: list[str] = []  # what was refused, in case the code under test swallowed the failure
+
+    def message(self, what: str) -> str:
+        return (f"{self.item.nodeid} starts a process ({what}) but is not in the slow tier: mark it "
+                f"@pytest.mark.slow, or ask for a fixture of PROCESS_FIXTURES (tests/conftest.py)")
 
     def _refuse(self, what: str) -> Callable[..., object]:
         def refuse(*args: object, **kwargs: object) -> object:
-            pytest.fail(f"{self.item.nodeid} starts a process ({what}) but is not in the slow tier: mark it "
-                        f"@pytest.mark.slow, or ask for a fixture of PROCESS_FIXTURES (tests/conftest.py)",
-                        pytrace=True)
+            self.refused.append(what)
+            pytest.fail(self.message(what))
 
         return refuse
 
@@ -89,8 +93,12 @@ def _guarded(item: pytest.Item) -> Generator[None, object, object]:
     """Runs one phase of ``item``; outside the slow tier, with :class:`_ProcessGuard` on."""
     if item.get_closest_marker("slow") is not None:
         return (yield)
-    with _ProcessGuard(item):
-        return (yield)
+    guard = _ProcessGuard(item)
+    with guard:
+        result = yield
+    if guard.refused:  # refused, and the failure caught on the way (a thread, an `except BaseException`)
+        pytest.fail(guard.message(guard.refused[0]))
+    return result
 
 
 def live_children(leader: int, recursive: bool = False) -> set[int]:
