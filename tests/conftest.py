@@ -66,7 +66,7 @@ class _ProcessGuard:
         return refuse
 
     def __enter__(self) -> None:
-        targets = [(subprocess.Popen, "_execute_child", "subprocess")]
+        targets: list[tuple[object, str, str]] = [(subprocess.Popen, "_execute_child", "subprocess")]
         targets += [(os, name, f"os.{name}") for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp")
                     if hasattr(os, name)]
         for owner, name, what in targets:
