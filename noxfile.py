@@ -1,4 +1,4 @@
-"""workerbench sessions: ``nox -s bench``, ``faults``, ``compare``, ``tests``, ``lint`` and ``typecheck``."""
+"""workerbench sessions: ``nox -s bench``, ``faults``, ``compare``, ``tests``, ``lint``, ``typecheck`` and ``docs``."""
 
 from __future__ import annotations
 
@@ -57,3 +57,16 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over scripts/, servers/, apps/ and loadtests/ (configured in pyproject.toml)."""
     session.install("-e", ".[typecheck]")
     session.run("mypy", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into site/ (mkdocs build --strict); `-- --serve` serves it instead."""
+    # The project itself too: the reference pages are generated from its registry and parsers (docs/hooks/).
+    session.install("-e", ".[docs]")
+    # mkdocs-material prints a notice about its successor at every build; the build log should show only the build.
+    session.env["NO_MKDOCS_2_WARNING"] = "1"
+    if "--serve" in session.posargs:
+        session.run("mkdocs", "serve", "--strict", "--dev-addr", "127.0.0.1:8000")
+    else:
+        session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)

@@ -178,8 +178,9 @@ def test_the_open_loop_ladder_against_an_unreachable_target_fails_with_what_was_
 
 @pytest.mark.slow
 def test_a_locust_worker_on_another_host_joins_the_benchs_master(netns: NetnsPair, tmp_path: Path) -> None:
-    """The README's three-host recipe on two namespaces: the worker runs beside the server (a third host stands
-    there), dials the master the bench starts on the client host, and its requests are counted in the cell."""
+    """The three-host recipe of docs/how-to/two-machines.md on two namespaces: the worker runs beside the
+    server (a third host stands there), dials the master the bench starts on the client host, and its requests
+    are counted in the cell."""
     bind = f"{netns.server_address}:8000"
     worker = [*netns.exec_server, sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py", "--worker",
               "--master-host", netns.client_address, "--master-port", "5557"]

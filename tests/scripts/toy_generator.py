@@ -1,4 +1,4 @@
-"""A toy load generator, written as the README's "Adding a generator" says: one module, one registry entry.
+"""A toy load generator, written as docs/how-to/add-generator.md says: one module, one registry entry.
 
 Threads with one keep-alive ``http.client`` connection each, a closed loop: slow, but enough to show that
 the harness runs any object with the fields and methods of ``scripts.generators.base.Generator``.

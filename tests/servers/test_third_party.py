@@ -2,9 +2,10 @@
 
 The hand-written servers must give the corpus's answer to every case (tests/servers/test_malformed.py). The
 production servers are not ours to fix, so this test holds each of them to the corpus except where
-:data:`DIFFERENCES` records, case by case, what it answers instead and why. An entry is a finding (the README
-summarises them), not a tolerance: the test fails when a server's answer changes either way, so a table that
-no longer matches the servers is noticed. After every case the server must still serve a normal request.
+:data:`DIFFERENCES` records, case by case, what it answers instead and why. An entry is a finding
+(docs/explanation/request-policy.md summarises them), not a tolerance: the test fails when a server's answer
+changes either way, so a table that no longer matches the servers is noticed. After every case the server must
+still serve a normal request.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ _TRAILERS = ("trailer-host", "trailer-content-type", "trailer-authorization")
 _BROKEN_CHUNKS = ("chunk-size-not-hex", "chunk-size-negative", "chunk-size-overflow", "chunk-longer-than-size",
                   "chunk-bare-lf", "chunk-space-in-size")
 
-# Why, in the words the README's summary uses. A 404 is the app's answer to "GET /" and a 200 its answer to
-# "POST /upload": the server took the request as valid and passed it on.
+# Why, in the words of the summary in docs/explanation/request-policy.md. A 404 is the app's answer to
+# "GET /" and a 200 its answer to "POST /upload": the server took the request as valid and passed it on.
 WHY_HOST = "Host is not checked: an HTTP/1.1 request without one, or with two, is served (RFC 9112 says 400)"
 WHY_LIMITS = ("larger limits than the corpus's 8 KiB request line, 8,190-byte field and 16 KiB / 100 header lines; "
               "served")

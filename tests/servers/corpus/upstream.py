@@ -21,8 +21,8 @@ Where they come from (both projects are MIT licensed; the licence texts are besi
   header and chunked-body cases are wrapped in a request to ``/upload``.
 
 ``upstream`` is the other parser's verdict ("ok", or llhttp's error reason). Where ours
-differs, the case is one of the deliberate choices listed in the README ("Hand-written
-servers: request policy"): llhttp's "Pause on CONNECT/Upgrade" requests are served as plain
+differs, the case is one of the deliberate choices listed in
+docs/explanation/request-policy.md: llhttp's "Pause on CONNECT/Upgrade" requests are served as plain
 HTTP/1.1 (CONNECT and an upgrade with a body are 501); bytes after a closing request are
 ignored instead of being an error; h11 unfolds obs-fold and accepts a repeated identical
 Content-Length, whitespace after a chunk size and spaces in chunk extensions, where we
