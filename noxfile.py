@@ -36,7 +36,11 @@ def compare(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite against real server processes; arguments after `--` go to pytest."""
+    """Run the test suite against real server processes; arguments after `--` go to pytest.
+
+    `nox -s tests -- -m "not slow"` runs the fast tier alone: every test that starts no process (no server, load
+    generator, browser or database server), in well under a minute. `-m slow` runs the rest.
+    """
     session.install("-e", ".[test]")
     session.run("python", "-m", "pytest", *session.posargs)
 

@@ -57,6 +57,7 @@ def both(tmp_path_factory: pytest.TempPathFactory, world_db: Path) -> Iterator[d
         yield {"wsgi": wsgi_port, "asgi": asgi_port}
 
 
+@pytest.mark.slow
 def test_state_leak_and_hang_have_one_format(both: dict[str, int]) -> None:
     for port in both.values():
         first = fetch(port, "/fault/state?set=alpha")
@@ -73,6 +74,7 @@ def test_state_leak_and_hang_have_one_format(both: dict[str, int]) -> None:
         assert hang[:2] == (200, workloads.JSON) and json.loads(hang[2])["hung_s"] == 0.05
 
 
+@pytest.mark.slow
 def test_error_is_a_500_from_the_server(both: dict[str, int]) -> None:
     for port in both.values():
         assert fetch(port, "/fault/error")[0] == 500
@@ -90,6 +92,7 @@ def wait_for_replacement(leader: int, before: set[int], deadline_s: float = 20.0
     raise AssertionError(f"no worker of {before} was replaced within {deadline_s} s")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["exit", "segv"])
 @pytest.mark.parametrize("mode", ["prefork", "uvicorn"])
 def test_crash_really_ends_the_process(mode: str, how: str, world_db: Path, tmp_path: Path) -> None:

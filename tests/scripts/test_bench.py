@@ -35,6 +35,7 @@ def bench_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[st
                           timeout=timeout, check=False)
 
 
+@pytest.mark.slow
 def test_unknown_mode_lists_the_valid_ones() -> None:
     result = bench_cli("--modes", "prefork,nginx")
     assert result.returncode == 2
@@ -67,12 +68,14 @@ def test_threads_option_sizes_the_threaded_modes_only(tmp_path: Path) -> None:
     assert not any("thread" in arg for arg in argv["gunicorn-sync"] + argv["prefork"])
 
 
+@pytest.mark.slow
 def test_unknown_scenario_lists_the_valid_ones() -> None:
     result = bench_cli("--scenarios", "hello")
     assert result.returncode == 2
     assert f"valid: {', '.join(SCENARIOS)}" in result.stderr
 
 
+@pytest.mark.slow
 def test_list_names_every_mode_and_scenario() -> None:
     result = bench_cli("--list")
     assert result.returncode == 0
@@ -133,6 +136,7 @@ def test_without_wrk_the_native_generator_drives_single_request_scenarios(tmp_pa
     assert plan.generator_for("mixed") == "locust"
 
 
+@pytest.mark.slow
 def test_cpu_lists_are_parsed_and_overlap_refused(tmp_path: Path) -> None:
     assert parse_cpus("0,2-4") == frozenset({0, 2, 3, 4})
     result = bench_cli("--server-cpus", "0", "--client-cpus", "0")
@@ -197,6 +201,7 @@ def _broken(launch: Launch) -> list[str]:
     return [launch.python, "-c", "import sys; print('cannot start: on purpose', flush=True); sys.exit(3)"]
 
 
+@pytest.mark.slow
 def test_a_mode_that_fails_to_start_fails_its_cell_and_the_run_goes_on(tmp_path: Path) -> None:
     registry = {"broken": Mode(name="broken", interface="wsgi", summary="exits at once", command=_broken),
                 "prefork": MODES["prefork"]}
@@ -216,6 +221,7 @@ def test_a_mode_that_fails_to_start_fails_its_cell_and_the_run_goes_on(tmp_path:
     assert not (tmp_path / "world.sqlite").exists()
 
 
+@pytest.mark.slow
 def test_short_bench_writes_cells_summary_and_charts(tmp_path: Path) -> None:
     """A real run of every mode: a smoke test of the whole path, seconds per cell."""
     out = tmp_path / "run"
@@ -246,6 +252,7 @@ def test_short_bench_writes_cells_summary_and_charts(tmp_path: Path) -> None:
         assert mode in summary
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_keeps_finished_cells(tmp_path: Path) -> None:
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "scripts.bench", "--modes", "prefork", "--scenarios", "plaintext,json,db,io",
@@ -264,6 +271,7 @@ def test_an_interrupted_run_keeps_finished_cells(tmp_path: Path) -> None:
     assert (out / "summary.md").exists()
 
 
+@pytest.mark.slow
 def test_open_loop_ladder_records_latency_against_offered_load(tmp_path: Path) -> None:
     """A real ladder on /io: the sync pre-fork pool (2 workers x 20 ms = 100 requests/s) falls behind at 400/s
     and leaves the ladder there; uvicorn's event loop keeps up."""
@@ -301,6 +309,7 @@ def test_per_request_cells_run_under_the_default_set_unless_named(tmp_path: Path
     assert per_request_modes("--db-strategies", "reuse,per-request") == set(mode_sets(MODES)["all"]) - {"cgi"}
 
 
+@pytest.mark.slow
 def test_the_busy_warning_looks_at_the_cpus_now_not_the_lagging_load_average() -> None:
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
     try:

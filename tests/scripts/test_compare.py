@@ -47,6 +47,7 @@ def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120, check=False)
 
 
+@pytest.mark.slow
 def test_a_run_against_itself_is_within_noise_everywhere(tmp_path: Path) -> None:
     a, b = copy_run(tmp_path, "a"), copy_run(tmp_path, "b")
     result = cli(a, b)
@@ -91,6 +92,7 @@ def test_a_slower_mode_is_a_regression_and_the_environment_change_is_named(tmp_p
     assert "**regression**" in text and "| environment.python | 3.11.7 | 3.12.1 | yes |" in text
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_compares_what_it_has(tmp_path: Path) -> None:
     a, b = copy_run(tmp_path, "a"), copy_run(tmp_path, "b")
     for path in (b / "cells").glob("0[2-4]*.json"):
@@ -114,6 +116,7 @@ def test_runs_measured_once_say_that_nothing_could_be_tested(tmp_path: Path) -> 
     assert "none was measured more than once in both runs" in comparison.headline(result)
 
 
+@pytest.mark.slow
 def test_runs_with_nothing_in_common_say_so(tmp_path: Path) -> None:
     a, b = copy_run(tmp_path, "a"), copy_run(tmp_path, "b")
     for mode in ("fork", "prefork", "uvicorn", "gunicorn-sync"):
@@ -127,12 +130,14 @@ def test_runs_with_nothing_in_common_say_so(tmp_path: Path) -> None:
     (lambda tmp: tmp / "missing", "no such run folder"),
     (lambda tmp: tmp, "no cells/ folder"),
 ])
+@pytest.mark.slow
 def test_unreadable_runs_get_a_clear_message(tmp_path: Path, make: object, message: str) -> None:
     assert callable(make)
     result = cli(copy_run(tmp_path, "a"), make(tmp_path))
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_run_from_a_newer_workerbench_is_refused_per_record(tmp_path: Path) -> None:
     a, b = copy_run(tmp_path, "a"), copy_run(tmp_path, "b")
     for path in (b / "cells").glob("*.json"):
@@ -143,6 +148,7 @@ def test_a_run_from_a_newer_workerbench_is_refused_per_record(tmp_path: Path) ->
     assert "newer than this workerbench reads" in result.stderr
 
 
+@pytest.mark.slow
 def test_export_csv_has_every_cell_as_a_row(tmp_path: Path) -> None:
     run = copy_run(tmp_path, "run")
     result = subprocess.run([sys.executable, "-m", "scripts.report", str(run), "--export", "csv"], cwd=ROOT,

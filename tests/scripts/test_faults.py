@@ -34,13 +34,28 @@ def env(world_db: Path) -> Iterator[dict[str, str]]:
     yield server_env(world_db)
 
 
+# A case several tests assert on runs once: test_report_from_real_records reads the crash and state runs the tests
+# above it made. Keyed by the module's settings too (the cleanup tests add a PostgreSQL URL); emptied with them.
+_RUNS: dict[tuple[str, str, Settings], FaultRecord] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_runs() -> Iterator[None]:
+    yield
+    _RUNS.clear()
+
+
 def run(fault: str, mode: str, settings: Settings, env: dict[str, str]) -> FaultRecord:
-    case = Case(settings=settings, mode=MODES[mode], env=env, workdir=settings.out / f"{fault}-{mode}")
-    record = suite.run_case(fault, case)
-    assert record.status != "failed", (record.error, record.log_tail)
-    return record
+    key = (fault, mode, settings)
+    if key not in _RUNS:
+        case = Case(settings=settings, mode=MODES[mode], env=env, workdir=settings.out / f"{fault}-{mode}")
+        record = suite.run_case(fault, case)
+        assert record.status != "failed", (record.error, record.log_tail)
+        _RUNS[key] = record
+    return _RUNS[key]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["prefork", "gunicorn-sync"])
 def test_crash_kills_a_worker_and_the_pool_replaces_it(mode: str, settings: Settings, env: dict[str, str]) -> None:
     record = run("crash", mode, settings, env)
@@ -53,6 +68,7 @@ def test_crash_kills_a_worker_and_the_pool_replaces_it(mode: str, settings: Sett
     assert record.details["new_processes"] >= 1
 
 
+@pytest.mark.slow
 def test_hang_is_killed_by_the_prefork_timeout_but_not_by_uvicorn(settings: Settings, env: dict[str, str]) -> None:
     prefork = run("hang", "prefork", settings, env)
     uvicorn = run("hang", "uvicorn", settings, env)
@@ -70,6 +86,7 @@ def test_hang_is_killed_by_the_prefork_timeout_but_not_by_uvicorn(settings: Sett
         assert sum(split.values()) == record.requests_lost and split["refused"] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["prefork", "uvicorn"])
 def test_app_error_is_a_500_and_the_process_survives(mode: str, settings: Settings, env: dict[str, str]) -> None:
     record = run("error", mode, settings, env)
@@ -78,6 +95,7 @@ def test_app_error_is_a_500_and_the_process_survives(mode: str, settings: Settin
     assert record.requests_lost == 0
 
 
+@pytest.mark.slow
 def test_state_leaks_in_workers_and_not_in_a_fork_per_request(settings: Settings, env: dict[str, str]) -> None:
     prefork, uvicorn, fork = (run("state", m, settings, env) for m in ("prefork", "uvicorn", "fork"))
     assert prefork.details["saw_earlier_state"] >= 10 and prefork.verdict.startswith("leaks state")
@@ -86,6 +104,7 @@ def test_state_leaks_in_workers_and_not_in_a_fork_per_request(settings: Settings
     assert fork.details["processes"] == 20  # a process per request
 
 
+@pytest.mark.slow
 def test_leak_grows_pss_and_recycling_bounds_it(settings: Settings, env: dict[str, str]) -> None:
     leak = run("leak", "prefork", settings, env)
     recycled = run("leak+recycle", "prefork", settings, env)
@@ -108,6 +127,7 @@ def not_applicable_for_fork(settings: Settings, env: dict[str, str]) -> bool:
     return record.status == "n/a" and "nothing to recycle" in record.verdict
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["prefork", "gunicorn-sync"])
 def test_reload_renews_every_worker(mode: str, settings: Settings, env: dict[str, str]) -> None:
     record = run("reload", mode, settings, env)
@@ -115,6 +135,7 @@ def test_reload_renews_every_worker(mode: str, settings: Settings, env: dict[str
     assert record.verdict.startswith("every worker new after")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["prefork", "uvicorn"])
 def test_shutdown_exits_and_leaves_nothing(mode: str, settings: Settings, env: dict[str, str]) -> None:
     record = run("shutdown", mode, settings, env)
@@ -126,6 +147,7 @@ def test_shutdown_exits_and_leaves_nothing(mode: str, settings: Settings, env: d
                                                                                      "wrong"))
 
 
+@pytest.mark.slow
 def test_report_from_real_records(settings: Settings, env: dict[str, str], tmp_path: Path) -> None:
     written = [run("crash", "prefork", settings, env), run("state", "fork", settings, env),
                run("reload", "fork", settings, env)]
@@ -167,7 +189,7 @@ def test_openloop_timeline_counts_every_outcome(start_server: StartServer, tmp_p
         r = engine_process.run_openloop(f"http://{HOST}:{srv.port}/plaintext", rate=200, duration=2,
                                         workdir=tmp_path / "a")
         missing = engine_process.run_openloop(f"http://{HOST}:{srv.port}/nope", rate=50, duration=1,
-                                        workdir=tmp_path / "b")
+                                              workdir=tmp_path / "b")
     assert r.timeline["step_s"] == 0.1 and len(r.timeline["ok"]) == len(r.timeline["failed"])
     assert sum(r.timeline["ok"]) == r.ok == 400 and sum(r.timeline["failed"]) == 0
     # About 20 per 0.1 s step over the 2 s schedule: the answers are spread, not lumped.
@@ -178,6 +200,7 @@ def test_openloop_timeline_counts_every_outcome(start_server: StartServer, tmp_p
     assert not any(sum(missing.timeline["failed_by"][k]) for k in ("refused", "reset", "timeout", "5xx"))
 
 
+@pytest.mark.slow
 def test_openloop_timeline_counts_connect_errors(tmp_path: Path) -> None:
     port = free_port(HOST)
     r = engine_process.run_openloop(f"http://{HOST}:{port}/", rate=50, duration=1, connections=4, timeout=2,
@@ -203,6 +226,7 @@ def test_cleanup_is_not_applicable_without_postgres(settings: Settings, env: dic
     assert record.status == "n/a" and "PostgreSQL" in record.verdict
 
 
+@pytest.mark.slow
 def test_slow_clients_are_held_and_uvicorn_serves_beside_them(settings: Settings, env: dict[str, str]) -> None:
     prefork = run("slow", "prefork", settings, env)
     uvicorn = run("slow", "uvicorn", settings, env)

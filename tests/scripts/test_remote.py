@@ -62,6 +62,7 @@ def fetch_json(url: str) -> dict[str, Any]:
         return data
 
 
+@pytest.mark.slow
 def test_serve_refuses_an_unknown_mode_naming_the_valid_ones() -> None:
     result = subprocess.run([sys.executable, "-m", "scripts.serve", "nginx", "--bind", f"{HOST}:8000"], cwd=ROOT,
                             capture_output=True, text=True, timeout=30, check=False)
@@ -69,6 +70,7 @@ def test_serve_refuses_an_unknown_mode_naming_the_valid_ones() -> None:
     assert f"unknown mode 'nginx'; valid: {', '.join(MODES)}" in result.stderr
 
 
+@pytest.mark.slow
 def test_serve_reports_the_group_read_only_and_stops_it_on_sigterm(tmp_path: Path) -> None:
     port = free_port(HOST)
     with serve(tmp_path, "prefork", "--bind", f"{HOST}:{port}", "--workers", "2") as (info, proc):
@@ -90,6 +92,7 @@ def test_serve_reports_the_group_read_only_and_stops_it_on_sigterm(tmp_path: Pat
         assert not psutil.pid_exists(server_pid) or psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE
 
 
+@pytest.mark.slow
 def test_serve_writes_a_status_file_instead_when_asked(tmp_path: Path) -> None:
     port, path = free_port(HOST), tmp_path / "status.json"
     with serve(tmp_path, "uvicorn", "--bind", f"{HOST}:{port}", "--status-file", str(path)) as (info, _):
@@ -161,6 +164,7 @@ def test_the_open_loop_ladder_climbs_against_a_target_across_the_namespaces(netn
     assert "across" in (tmp_path / "run" / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_the_open_loop_ladder_against_an_unreachable_target_fails_with_what_was_tried(tmp_path: Path) -> None:
     port = free_port(HOST)  # nothing listens there
     run = bench("--target", f"http://{HOST}:{port}", "--label", "gone", "--scenarios", "io", "--repeats", "1",
@@ -238,6 +242,7 @@ def test_a_status_file_gives_the_resources_and_a_strategy_mismatch_fails_its_cel
     assert "the target serves database strategy 'per-request', the cell measures 'reuse'" in database.error
 
 
+@pytest.mark.slow
 def test_serve_with_its_status_port_taken_says_so_and_stops_the_server(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind((HOST, 0))

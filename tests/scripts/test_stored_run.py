@@ -57,6 +57,7 @@ def test_the_stored_run_analysed(run_dir: Path) -> None:
     assert [line.label for line in analysed.reference_lines] == ["fork()+exit+wait", "minimal fork loop"]
 
 
+@pytest.mark.slow
 def test_report_command_renders_a_run_folder(run_dir: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "scripts.report", str(run_dir)], cwd=ROOT, capture_output=True,
                             text=True, timeout=120, check=False)
@@ -65,6 +66,7 @@ def test_report_command_renders_a_run_folder(run_dir: Path) -> None:
     assert (run_dir / "summary.md").read_text() == (STORED / "summary.expected.md").read_text()
 
 
+@pytest.mark.slow
 def test_report_command_refuses_a_folder_without_cells(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "scripts.report", str(tmp_path)], cwd=ROOT, capture_output=True,
                             text=True, timeout=60, check=False)

@@ -38,6 +38,7 @@ def _bench_cli(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=60, check=False)
 
 
+@pytest.mark.slow
 def test_a_wsgi_app_runs_under_the_wsgi_modes_and_the_asgi_ones_are_not_applicable(tmp_path: Path) -> None:
     plan = _plan(tmp_path, *FLASK, "--scenario-file", TOML, "--modes", "prefork,gunicorn-sync,uvicorn",
                  "--scenarios", "home,create,browse")
@@ -63,6 +64,7 @@ def test_a_wsgi_app_runs_under_the_wsgi_modes_and_the_asgi_ones_are_not_applicab
     assert info["app"]["wsgi"] == "examples.flaskapp:app" and "uvicorn" in info["not_applicable"]
 
 
+@pytest.mark.slow
 def test_an_asgi_app_runs_under_the_asgi_modes_only(tmp_path: Path) -> None:
     plan = _plan(tmp_path, "--asgi-app", "examples.asgiapp:app", "--paths", "/", "--modes", "prefork,uvicorn",
                  "--generator", "native")
@@ -74,6 +76,7 @@ def test_an_asgi_app_runs_under_the_asgi_modes_only(tmp_path: Path) -> None:
     assert "prefork: serves WSGI apps" in (plan.out / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_headers_and_bodies_reach_the_app_from_the_native_generator(tmp_path: Path) -> None:
     plan = _plan(tmp_path, *FLASK, "--scenario-file", TOML, "--modes", "prefork", "--scenarios", "create",
                  "--generator", "native")
@@ -95,6 +98,7 @@ def app(environ, start_response):
 """
 
 
+@pytest.mark.slow
 def test_an_app_that_fails_to_import_fails_its_cells_with_the_traceback_and_a_hint(tmp_path: Path) -> None:
     app_dir = tmp_path / "src"
     app_dir.mkdir()
@@ -113,6 +117,7 @@ def test_an_app_that_fails_to_import_fails_its_cells_with_the_traceback_and_a_hi
     assert all(r["status"] == "ok" and r["answers"] == {"root": "200 text/plain"} for r in _cells(fixed).values())
 
 
+@pytest.mark.slow
 def test_a_path_answering_404_fails_its_cell_and_is_not_measured(tmp_path: Path) -> None:
     plan = _plan(tmp_path, *FLASK, "--paths", "/,/no/such/page", "--modes", "prefork")
     assert [s for s in plan.scenarios] == ["root", "no-such-page"]
@@ -125,6 +130,7 @@ def test_a_path_answering_404_fails_its_cell_and_is_not_measured(tmp_path: Path)
     assert missing["answers"] == {"no-such-page": "404 text/html; charset=utf-8"}
 
 
+@pytest.mark.slow
 def test_paths_make_one_get_scenario_each(tmp_path: Path) -> None:
     plan = _plan(tmp_path, *FLASK, "--paths", "/api/items?limit=2,/api/items/1", "--modes", "fork,gunicorn-sync")
     assert plan.scenarios == ("api-items-limit-2", "api-items-1")
@@ -159,6 +165,7 @@ def test_modes_all_lists_every_asgi_mode_as_not_applicable_for_a_wsgi_app(tmp_pa
     assert both.app_for("uvicorn") == "examples.asgiapp:app" and both.app_for("prefork") == "examples.flaskapp:app"
 
 
+@pytest.mark.slow
 def test_adapt_serves_the_app_under_the_other_interface_named_as_adapted(tmp_path: Path) -> None:
     plan = _plan(tmp_path, *FLASK, "--paths", "/api/items/1", "--adapt", "--modes", "prefork,uvicorn",
                  "--generator", "native")
@@ -191,6 +198,7 @@ def app(environ, start_response):
 """
 
 
+@pytest.mark.slow
 def test_modes_that_answer_differently_are_shown_in_the_summary(tmp_path: Path) -> None:
     (tmp_path / "perserver.py").write_text(PER_SERVER)
     plan = _plan(tmp_path, "--app", "perserver:app", "--app-dir", str(tmp_path), "--paths", "/",
@@ -203,6 +211,7 @@ def test_modes_that_answer_differently_are_shown_in_the_summary(tmp_path: Path) 
     assert "| root (GET /) | 200 text/html | 200 text/plain | **differs** |" in summary
 
 
+@pytest.mark.slow
 def test_the_open_loop_ladder_climbs_on_the_path_the_user_names(tmp_path: Path) -> None:
     plan = plan_from_args([*FLASK, "--paths", "/", "--open-loop-path", "/api/items/1", "--open-loop-rates", "50,100",
                            "--modes", "prefork", "--concurrency", "4", "--no-sweep", "--repeats", "1", "--duration",
@@ -227,6 +236,7 @@ BAD_FILES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", BAD_FILES)
 def test_a_bad_scenario_file_is_refused_before_anything_starts_naming_the_line(tmp_path: Path, case: str) -> None:
     text, line, problem, valid = BAD_FILES[case]

@@ -86,6 +86,7 @@ def app(environ, start_response):
 """
 
 
+@pytest.mark.slow
 def test_an_app_that_fails_to_import_fails_its_cases_with_a_hint_and_the_run_goes_on(tmp_path: Path) -> None:
     app_dir = tmp_path / "src"
     app_dir.mkdir()
@@ -102,6 +103,7 @@ def test_an_app_that_fails_to_import_fails_its_cases_with_a_hint_and_the_run_goe
     assert "harness failed" in (out / "faults.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_path_that_answers_404_is_reported_not_loaded(tmp_path: Path) -> None:
     out = tmp_path / "faults"
     assert suite.main(["--quick", "--app", "examples.flaskapp:app", "--paths", "/no/such/page", "--modes",

@@ -29,6 +29,8 @@ from tests.conftest import HOST, ROOT, live_children
 from tests.unprivileged import argv as as_user
 from tests.unprivileged import python_for, require_root, unused_uid
 
+pytestmark = pytest.mark.slow  # every test here starts real server processes
+
 HELD = 2  # children held busy by requests that wait HOLD_MS in the app
 HOLD_MS = 5000
 
