@@ -17,6 +17,7 @@ from pathlib import Path
 from scripts.analysis import analysis
 from scripts.common.formatting import MISSING, format_rps
 from scripts.records import records
+from scripts.render import completeness
 from scripts.render import html as h
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,8 +106,10 @@ def entry(path: Path) -> RunEntry:
     failed = sum(not c.ok for c in run.cells)
     commit = str(env.get("git_commit") or MISSING)[:10] + (" (dirty)" if env.get("git_dirty") else "")
     report = next((name for name in ("report.html", "summary.md") if (path / name).exists()), None)
+    interrupted = completeness.banner(analysed.completeness)
     return RunEntry(path=path, kind="bench", started=_when(started), commit=commit, plan=_plan(run.info, analysed),
-                    cells=f"{len(run.cells) - failed} ok" + (f", {failed} failed" if failed else ""),
+                    cells=f"{len(run.cells) - failed} ok" + (f", {failed} failed" if failed else "")
+                    + (f"; {interrupted}" if interrupted else ""),
                     headline=_headline(analysed), report=report)
 
 
