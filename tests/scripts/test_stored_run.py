@@ -69,3 +69,25 @@ def test_report_command_refuses_a_folder_without_cells(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "scripts.report", str(tmp_path)], cwd=ROOT, capture_output=True,
                             text=True, timeout=60, check=False)
     assert result.returncode == 2 and "no cell records" in result.stderr
+
+
+def test_report_command_says_a_missing_folder_is_missing(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-run"
+    result = subprocess.run([sys.executable, "-m", "scripts.report", str(missing)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 2 and f"no such folder: {missing}" in result.stderr
+    assert not missing.exists()
+
+
+def test_the_faults_report_refuses_a_bench_run_and_a_mistyped_path(run_dir: Path, tmp_path: Path) -> None:
+    render_run(run_dir)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    command = [sys.executable, "-m", "scripts.faults.faults_report"]
+    result = subprocess.run([*command, str(run_dir)], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and f"no faults.json in {run_dir}" in result.stderr, result.stderr
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before  # report.html untouched
+    assert not (run_dir / "faults.md").exists() and not (run_dir / "charts").exists()
+    typo = tmp_path / "faults-typo"
+    result = subprocess.run([*command, str(typo)], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and f"no such folder: {typo}" in result.stderr
+    assert not typo.exists()
