@@ -41,7 +41,7 @@ from scripts.faults.faults_summary import (
 )
 from scripts.records import records
 from scripts.records.records import FaultRecord
-from scripts.render import runs_index
+from scripts.render import completeness, runs_index
 from scripts.render.plot_style import mode_colors
 
 FAILURE_DASHES = {"refused": ":", "reset": "-", "timeout": "--", "5xx": "-.", "wrong": (0, (1, 3))}
@@ -161,7 +161,9 @@ def your_app_lines(meta: Mapping[str, Any], records: Sequence[FaultRecord]) -> l
 def markdown(records: Sequence[FaultRecord], charts: dict[str, str], meta: Mapping[str, Any] | None = None) -> str:
     meta = meta or {}
     faults = list(dict.fromkeys(r.fault for r in records))
+    interrupted = completeness.faults_banner(meta, records)
     lines = ["# Faults: what each server model costs when things go wrong", "",
+             *([f"**{interrupted}**", ""] if interrupted else []),
              "Lost: requests of the steady load without a 2xx answer; how they failed: refused (could not "
              "connect), reset (closed without an answer), timeout, 5xx, wrong (neither 2xx nor 5xx), unsent (never "
              "sent by the end). Recovery: seconds from the fault until the offered load is answered in full again "

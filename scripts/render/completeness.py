@@ -6,11 +6,12 @@ reads as a complete one; :func:`repeats_advice` keeps the advice about repeats i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from scripts.analysis.analysis import Completeness
 from scripts.common.formatting import format_rps
+from scripts.records.records import FaultRecord
 
 MAX_LISTED = 12  # cells named in the banner; the rest are counted
 _HEADS = {"interrupted": "interrupted",
@@ -48,3 +49,17 @@ def repeats_advice(plan: Mapping[str, Any], measured: int) -> str:
     if isinstance(planned, int) and planned > measured:
         return f"the plan's {planned} repeats were not all measured: the run stopped before them"
     return "no repeats, so no interval: --repeats 3 gives one"
+
+
+def faults_banner(meta: Mapping[str, Any], faults: Sequence[FaultRecord]) -> str | None:
+    """``interrupted: 2 of 9 cases ran; not run: crash against uvicorn, ...`` for a faults run that stopped before
+    its plan (faults.json's ``state``); None for a finished run, or one from before ``state`` was recorded."""
+    state = meta.get("state")
+    planned = [(f, m) for f in meta.get("faults") or () for m in meta.get("modes") or ()]
+    if state not in ("interrupted", "running") or not planned:
+        return None
+    ran = {(r.fault, r.mode) for r in faults}
+    missing = [f"{f} against {m}" for f, m in planned if (f, m) not in ran]
+    gaps = missing[:MAX_LISTED] + ([f"and {len(missing) - MAX_LISTED} more"] if len(missing) > MAX_LISTED else [])
+    return (f"{_HEADS[str(state)]}: {len(planned) - len(missing)} of {len(planned)} cases ran"
+            + (f"; not run: {', '.join(gaps)}" if gaps else ""))

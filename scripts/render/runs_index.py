@@ -87,6 +87,8 @@ def fault_entry(run: records.Run) -> RunEntry:
         else ""
     losing = [(f, sum(1 for r in faults if r.fault == f and r.ok and r.requests_lost)) for f in kinds]
     headline = "; ".join(f"{f}: {n} of {len(modes)} modes lose requests" for f, n in losing if n)
+    interrupted = completeness.faults_banner(meta, faults)
+    cases += f"; {interrupted}" if interrupted else ""
     report = next((n for n in ("report.html", "faults.html", "faults.md") if (run.path / n).exists()), None)
     plan = (f"faults: {len(kinds)} faults x {len(modes)} modes" + (", quick" if meta.get("quick") else "")
             + _app(meta.get("app")))
