@@ -45,6 +45,8 @@ from scripts.run.cell import run_cell
 from scripts.run.ladder import run_ladders
 from scripts.run.remote import run_remote_cell
 
+DB_NAME = "world.sqlite"  # the run's own database, removed when the run ends
+
 
 class RunFolderInUse(ValueError):
     """``--out`` names a folder that already holds something: a run never mixes its records with another's."""
@@ -128,7 +130,7 @@ def prepare(plan: Plan, console: Console) -> Path:
                       "noisier[/yellow]")
     if not plan.wrk and any(single_request(plan.scenario_registry[s]) for s in plan.scenarios):
         wrk_process.warn_missing_once()
-    db_path = db.create(run_dir / "world.sqlite")
+    db_path = db.create(run_dir / DB_NAME)
     if plan.db_url:
         db.seed_postgres(plan.db_url)
     if plan.measures_fork_references():
@@ -162,10 +164,10 @@ def run(plan: Plan, console: Console | None = None) -> int:
     console = console or Console(stderr=True)
     check_out(plan.out)
     progress = Progress(plan)
-    db_path = prepare(plan, console)
     failed = 0
     state: ProgressState = "interrupted"
     try:
+        db_path = prepare(plan, console)  # a Ctrl-C while the references are measured is an interruption too
         failed = measure_cells(plan, db_path, console)
         if plan.open_loop_modes():
             console.print("open loop: latency against offered load")
@@ -176,7 +178,7 @@ def run(plan: Plan, console: Console | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: writing the summary of the finished cells and ladder steps[/yellow]")
     finally:
-        db_path.unlink(missing_ok=True)
+        (plan.out / DB_NAME).unlink(missing_ok=True)
         progress.end(state)
         console.print(f"summary: {report.render_run(plan.out)}")
     if state == "interrupted":
