@@ -31,6 +31,7 @@ from rich.console import Console
 
 from apps import db
 from scripts import report
+from scripts.analysis import analysis
 from scripts.common.files import write_json_atomic
 from scripts.common.procs import StartError
 from scripts.load import wrk_process
@@ -38,7 +39,9 @@ from scripts.load.generators.base import single_request
 from scripts.plan.environment import environment
 from scripts.plan.plan import FORK_LOOP_S, FORK_REF_S, RESULTS, Plan, plan_from_args
 from scripts.plan.plan import build_parser as plan_parser
+from scripts.records import records
 from scripts.records.records import PROGRESS_NAME, ProgressState, RunInfo, RunProgress, references_to_json, to_json
+from scripts.render import completeness
 from scripts.render import console as out
 from scripts.run import reference
 from scripts.run.cell import run_cell
@@ -182,6 +185,8 @@ def run(plan: Plan, console: Console | None = None) -> int:
         progress.end(state)
         console.print(f"summary: {report.render_run(plan.out)}")
     if state == "interrupted":
+        console.print(f"[yellow]{completeness.banner(analysis.completeness(records.load(plan.out)))}[/yellow]",
+                      highlight=False, soft_wrap=True)
         return 130
     if failed:
         console.print(f"[yellow]{failed} of {len(plan.cells())} cells failed; see summary.md[/yellow]")

@@ -49,7 +49,8 @@ from scripts.faults.settings import NEEDS_SAMPLE_APP, ROOT, Case, Settings, serv
 from scripts.load import LoadError
 from scripts.modes import MODE_SETS, MODES, Mode
 from scripts.plan import environment, plan, userapp
-from scripts.records.records import FAULTS_NAME, FaultRecord, faults_to_json
+from scripts.records.records import FAULTS_NAME, FaultRecord, faults_to_json, load_faults
+from scripts.render import completeness
 from scripts.run.verify import VerifyError
 
 
@@ -220,6 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     faults_report.render_run(out)
     print(f"faults: wrote {out / 'faults.md'} and {out / faults_html.PAGE_NAME}")
+    if code:
+        ran, stored = load_faults(out)
+        print(f"faults: {completeness.faults_banner(stored, ran)}", flush=True)
     return code
 
 

@@ -277,6 +277,7 @@ def test_an_interrupted_run_keeps_finished_cells_and_says_what_it_did_not_measur
     assert "the plan's 2 repeats were not all measured" in summary
     assert banner in html.unescape((out / "report.html").read_text())
     assert banner in html.unescape((tmp_path / "index.html").read_text())
+    assert banner in " ".join((tmp_path / "bench.log").read_text().split())  # and on the console
     assert json.loads((out / "progress.json").read_text())["state"] == "interrupted"
 
 

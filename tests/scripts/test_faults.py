@@ -249,3 +249,4 @@ def test_an_interrupted_faults_run_reports_the_cases_that_ran(tmp_path: Path) ->
     banner = f"interrupted: {len(doc['records'])} of 6 cases ran; not run: "
     assert banner in (out / "faults.md").read_text() and "state against uvicorn" in (out / "faults.md").read_text()
     assert banner in html.unescape((out / "report.html").read_text())
+    assert f"faults: {banner}" in text  # and on the console
