@@ -35,7 +35,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 }
 # The module of the typed records, and the records the schema page lists.
 RECORDS = ("scripts.records.records",)
-RECORD_CLASSES = ("CellRecord", "Resources", "OpenLoopRecord", "FaultRecord", "RunInfo", "References")
+RECORD_CLASSES = ("CellRecord", "Resources", "OpenLoopRecord", "FaultRecord", "RunInfo", "RunProgress", "References")
 
 MARKER = re.compile(r"<!--\s*generated:\s*([a-z-]+)\s*-->")
 

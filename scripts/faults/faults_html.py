@@ -25,6 +25,7 @@ from plotly.subplots import make_subplots
 from scripts.common.formatting import MISSING, format_rps, format_sig
 from scripts.faults import faults_summary as fr
 from scripts.records.records import FaultRecord
+from scripts.render import completeness
 from scripts.render import html as h
 from scripts.render.charts import LAYOUT, MARGIN
 from scripts.render.plot_style import mode_colors
@@ -389,7 +390,9 @@ def _subtitle(run_dir: Path, records: Sequence[FaultRecord], meta: Mapping[str, 
             f"{len(faults)} faults x {len(modes)} modes", "quick (short loads)" if meta.get("quick") else "default run",
             f"{meta.get('workers', 2)} workers per pool", str(env.get("cpu_model") or "CPU model not recorded")]
     links = " · ".join(f'<a href="{n}">{n}</a>' for n in ("faults.md", "faults.json") if (run_dir / n).exists())
-    return h.esc(" · ".join(bits)) + (f"<br>{links}" if links else "")
+    interrupted = completeness.faults_banner(meta, records)
+    head = f'<b class="bad" id="interrupted">{h.esc(interrupted)}</b><br>' if interrupted else ""
+    return head + h.esc(" · ".join(bits)) + (f"<br>{links}" if links else "")
 
 
 def render(records: Sequence[FaultRecord], run_dir: Path, meta: Mapping[str, Any]) -> h.Page:

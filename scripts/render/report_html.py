@@ -17,7 +17,7 @@ from scripts.analysis.significance import welch_log
 from scripts.analysis.stats import FoldedCell
 from scripts.common.formatting import MISSING, format_mb, format_rps, format_sig
 from scripts.records.records import FLAG_MEANINGS, Flag
-from scripts.render import charts
+from scripts.render import charts, completeness
 from scripts.render import html as h
 from scripts.render.summary import format_errors, format_flags, format_interval
 
@@ -251,7 +251,9 @@ def _subtitle(run: AnalysedRun, run_dir: Path, started: str | None) -> str:
             f"repeat{'' if plan.get('repeats') == 1 else 's'} of {plan.get('duration', MISSING)} s"]
     links = " · ".join(f'<a href="{name}">{name}</a>' for name in ("summary.md", "throughput.png", "latency.png")
                        if (run_dir / name).exists())
-    return " · ".join(bits) + (f"<br>{links}" if links else "")
+    interrupted = completeness.banner(run.completeness)
+    head = f'<b class="bad" id="interrupted">{h.esc(interrupted)}</b><br>' if interrupted else ""
+    return head + " · ".join(bits) + (f"<br>{links}" if links else "")
 
 
 _TOC = (("verdict", "Verdict"), ("your-app", "Your app"), ("charts", "Charts"), ("tables", "Tables"),

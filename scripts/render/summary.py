@@ -18,6 +18,7 @@ from scripts.analysis.stats import FoldedCell
 from scripts.common.files import write_text_atomic
 from scripts.common.formatting import MISSING, as_number, format_mb, format_percent, format_rps, format_sig
 from scripts.records.records import FLAG_MEANINGS, Flag, OpenLoopRecord
+from scripts.render import completeness
 
 COLUMNS = ("mode", "users", "req/s", "95% CI", "p50 ms", "p99 ms", "errors", "CPU ms/req", "req/CPU-s", "memory MB",
            "MB/process", "generator", "flags")
@@ -116,7 +117,7 @@ def _scenario_section(run: AnalysedRun, scenario: str) -> list[str]:
             *(_row(f) for f in rows), ""]
 
 
-def _overview(figures: Sequence[FoldedCell]) -> str:
+def _overview(figures: Sequence[FoldedCell], plan: Mapping[str, Any]) -> str:
     if not figures:
         return "No cells were recorded."
     failed = sum(not f.ok for f in figures)
@@ -126,7 +127,7 @@ def _overview(figures: Sequence[FoldedCell]) -> str:
         text += (f" Each figure is the median of {repeats} repeats (modes interleaved); "
                  "the 95% CI is the Student-t interval of their mean.")
     else:
-        text += " Each figure is one measurement (no repeats, so no interval: --repeats 3 gives one)."
+        text += f" Each figure is one measurement ({completeness.repeats_advice(plan, repeats)})."
     return text
 
 
@@ -242,7 +243,9 @@ def _charts_section(charts: Sequence[str]) -> list[str]:
 def summary_markdown(run: AnalysedRun, *, charts: Sequence[str] = (), extra: Sequence[str] = ()) -> str:
     """The whole report as Markdown; figures in plan order, which decides the order of scenarios and modes.
     ``extra``: lines of sections rendered elsewhere (a user's app: scripts.render.userapp_report), after the plan."""
-    lines = ["# workerbench results", "", _overview(run.figures), ""]
+    interrupted = completeness.banner(run.completeness)
+    lines = ["# workerbench results", "", *([f"**{interrupted}**", ""] if interrupted else []),
+             _overview(run.figures, run.info.plan if run.info else {}), ""]
     if run.info and run.info.plan:
         lines += _plan_section(run.info.plan)
     lines += extra

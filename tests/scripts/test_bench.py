@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from scripts.modes import MODE_SETS, MODES, Launch, Mode, mode_sets
 from scripts.plan.environment import BUSY_PERCENT, cpu_busy_percent
 from scripts.plan.plan import plan_from_args
 from scripts.records import distribution
+from scripts.render import runs_index
 from scripts.run.verify import VerifyError, verify
 from tests.conftest import ROOT, StartServer
 
@@ -252,23 +255,70 @@ def test_short_bench_writes_cells_summary_and_charts(tmp_path: Path) -> None:
         assert mode in summary
 
 
-@pytest.mark.slow
-def test_an_interrupted_run_keeps_finished_cells(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "scripts.bench", "--modes", "prefork", "--scenarios", "plaintext,json,db,io",
-           "--concurrency", "2", "--no-sweep", "--no-close", "--repeats", "1", "--duration", "2", "--warmup", "0",
-           "--out", str(out)]
-    with running(cmd, log_path=tmp_path / "bench.log", cwd=ROOT) as proc:
-        deadline = time.monotonic() + 60
-        while not list((out / "cells").glob("*.json")) and time.monotonic() < deadline:
+def _interrupt_when(cmd: list[str], log: Path, ready: Callable[[], bool], timeout: float = 90) -> int:
+    """Run ``cmd`` until ``ready()``, then Ctrl-C it as a terminal does (SIGINT to its process group)."""
+    with running(cmd, log_path=log, cwd=ROOT) as proc:
+        deadline = time.monotonic() + timeout
+        while not ready() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
-        assert list((out / "cells").glob("*.json")), (tmp_path / "bench.log").read_text()
+        assert ready(), log.read_text()
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        code = proc.wait(timeout=60)
+        return proc.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_keeps_finished_cells_and_says_what_it_did_not_measure(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "scripts.bench", "--modes", "prefork", "--scenarios", "plaintext,json",
+           "--concurrency", "2", "--no-sweep", "--no-close", "--repeats", "2", "--duration", "2", "--warmup", "0",
+           "--no-open-loop", "--out", str(out)]
+    runs_index.write_index(tmp_path)  # a folder with an index of ours gets it rebuilt, as results/ does
+    code = _interrupt_when(cmd, tmp_path / "bench.log", lambda: bool(list((out / "cells").glob("*.json"))))
     assert code == 130, (tmp_path / "bench.log").read_text()
     cells = list((out / "cells").glob("*.json"))
     assert 1 <= len(cells) < 4
-    assert (out / "summary.md").exists()
+    summary = (out / "summary.md").read_text()
+    banner = f"interrupted: {len(cells)} of 4 planned cells measured; not measured: "
+    assert banner in summary and "prefork json c=2 r1" in summary
+    assert "--repeats 3 gives one" not in summary  # the plan asked for 2: it says they were not all measured
+    assert "the plan's 2 repeats were not all measured" in summary
+    assert banner in html.unescape((out / "report.html").read_text())
+    assert banner in html.unescape((tmp_path / "index.html").read_text())
+    assert banner in " ".join((tmp_path / "bench.log").read_text().split())  # and on the console
+    assert json.loads((out / "progress.json").read_text())["state"] == "interrupted"
+
+
+@pytest.mark.slow
+def test_an_interrupted_ladder_keeps_and_shows_every_finished_step(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "scripts.bench", "--modes", "prefork,uvicorn", "--scenarios", "io",
+           "--concurrency", "2", "--no-sweep", "--no-close", "--repeats", "1", "--duration", "1", "--warmup", "0",
+           "--open-loop-rates", "50,100,200,400", "--out", str(out)]
+    code = _interrupt_when(cmd, tmp_path / "bench.log", lambda: len(list((out / "openloop").glob("*.json"))) >= 2)
+    assert code == 130, (tmp_path / "bench.log").read_text()
+    steps = [json.loads(p.read_text()) for p in sorted((out / "openloop").glob("*.json"))]
+    assert [s["offered_rate"] for s in steps][:2] == [50, 100] and all(s["mode"] == "prefork" for s in steps[:2])
+    summary = (out / "summary.md").read_text()
+    assert "## Latency against offered load (open loop)" in summary and "| prefork | 100 |" in summary
+    assert f"interrupted: 2 of 2 planned cells and {len(steps)} open-loop ladder steps measured" in summary
+    assert "the open-loop ladder of uvicorn" in summary
+    assert (out / "openloop.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_a_used_out_folder_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    (tmp_path / "cells").mkdir()
+    (tmp_path / "cells" / "000-prefork-plaintext-c32-r1.json").write_text("{}")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    result = bench_cli("--modes", "prefork", "--scenarios", "plaintext", "--repeats", "1", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert f"--out {tmp_path} is not empty (cells/)" in result.stderr and "name another --out" in result.stderr
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    plan = plan_from_args(["--modes", "prefork", "--scenarios", "plaintext", "--out", str(tmp_path)])
+    assert plan is not None
+    with pytest.raises(bench.RunFolderInUse):
+        bench.run(plan)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
 @pytest.mark.slow

@@ -8,12 +8,18 @@ a process gone, PSS grown, a token seen by the next request, a worker replaced.
 from __future__ import annotations
 
 import dataclasses
+import html
+import json
+import os
+import signal
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from scripts.common.procs import free_port
+from scripts.common.procs import free_port, running
 from scripts.faults import faults_report, observe, suite, timeline
 from scripts.faults.settings import Case, Settings, server_env
 from scripts.load import engine_process
@@ -21,7 +27,7 @@ from scripts.load.engine_process import OpenLoopResult
 from scripts.modes import MODES
 from scripts.records import records
 from scripts.records.records import FaultRecord
-from tests.conftest import HOST, StartServer
+from tests.conftest import HOST, ROOT, StartServer
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +244,34 @@ def test_slow_clients_are_held_and_uvicorn_serves_beside_them(settings: Settings
     # One event loop per worker multiplexes the slow clients beside the normal ones.
     assert all(lv["success_pct"] >= 90 for kind in ("slowloris", "nonreader")
                for lv in uvicorn.details["levels"][kind][:1])
+
+
+@pytest.mark.slow
+def test_an_interrupted_faults_run_reports_the_cases_that_ran(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "scripts.faults", "--quick", "--modes", "prefork,uvicorn", "--faults",
+           "error,crash,state", "--out", str(out)]
+
+    def ran() -> int:
+        try:
+            return len(json.loads((out / "faults.json").read_text())["records"])
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    log = tmp_path / "faults.log"
+    with running(cmd, log_path=log, cwd=ROOT) as proc:
+        deadline = time.monotonic() + 90
+        while not ran() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert ran(), log.read_text()
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        code = proc.wait(timeout=60)
+    text = log.read_text()
+    assert code == 130 and "Traceback" not in text, text
+    assert "faults: interrupted: writing the reports of the finished cases" in text
+    doc = json.loads((out / "faults.json").read_text())
+    assert doc["state"] == "interrupted" and 1 <= len(doc["records"]) < 6
+    banner = f"interrupted: {len(doc['records'])} of 6 cases ran; not run: "
+    assert banner in (out / "faults.md").read_text() and "state against uvicorn" in (out / "faults.md").read_text()
+    assert banner in html.unescape((out / "report.html").read_text())
+    assert f"faults: {banner}" in text  # and on the console

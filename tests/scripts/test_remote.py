@@ -255,3 +255,44 @@ def test_serve_with_its_status_port_taken_says_so_and_stops_the_server(tmp_path:
     assert f"error: status port {status_port}: [Errno 98]" in result.stderr
     with socket.socket() as probe:  # the server it had started is gone with it
         assert probe.connect_ex((HOST, port)) != 0
+
+
+@pytest.mark.slow
+def test_serve_on_a_port_another_server_answers_on_never_says_ready(tmp_path: Path) -> None:
+    port = free_port(HOST)
+    with serve(tmp_path, "prefork", "--bind", f"{HOST}:{port}") as (old, _):
+        result = subprocess.run([sys.executable, "-m", "scripts.serve", "uvicorn", "--bind", f"{HOST}:{port}"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 3, result.stderr
+        events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        assert [e["event"] for e in events] == ["failed"], result.stdout  # never "ready" under the new name
+        assert f"{HOST}:{port} is taken" in result.stderr
+        assert fetch_json(old["status"])["mode"] == "prefork"  # the old server is left alone
+
+
+@pytest.mark.slow
+def test_a_server_that_answers_but_is_not_the_one_listening_is_refused(tmp_path: Path) -> None:
+    """The race the port check cannot close: another server takes the port between the check and the bind. The
+    answer on the port is not enough: the server we started must be the one listening there."""
+    from scripts import serve as serve_module
+    from scripts.common.procs import StartError
+
+    with socket.socket() as other:
+        other.bind((HOST, 0))
+        other.listen()
+        port = other.getsockname()[1]
+        with running([sys.executable, "-c", "import time; time.sleep(30)"], log_path=tmp_path / "ours.log") as ours:
+            with pytest.raises(StartError, match=f"something answers on port {port}, but not this server"):
+                serve_module.wait_ours(ours, port, tmp_path / "ours.log", deadline_s=1.0)
+        with running([sys.executable, "-c", "raise SystemExit(1)"], log_path=tmp_path / "dead.log") as dead:
+            dead.wait(timeout=10)
+            with pytest.raises(StartError, match="server exited with code 1"):
+                serve_module.wait_ours(dead, port, tmp_path / "dead.log", deadline_s=5.0)
+        listening = [sys.executable, "-c", "import socket, time\ns = socket.create_server(('127.0.0.1', 0))\n"
+                     "print(s.getsockname()[1], flush=True)\ntime.sleep(30)"]
+        with running(listening, log_path=tmp_path / "server.log") as server:
+            deadline = time.monotonic() + 10
+            while not (tmp_path / "server.log").read_text().strip() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            own_port = int((tmp_path / "server.log").read_text())
+            serve_module.wait_ours(server, own_port, tmp_path / "server.log", deadline_s=5.0)  # ours: no error
