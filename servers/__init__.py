@@ -16,13 +16,15 @@ import signal
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 Interface = Literal["wsgi", "asgi"]
-Family = Literal["hand-written", "wsgi", "asgi"]
+Family = Literal["hand-written", "wsgi", "green", "asgi"]
 # The order families are shown in (charts, tables, --list): this project's servers, then the production
-# servers of each interface.
-FAMILIES: dict[Family, str] = {"hand-written": "hand-written", "wsgi": "WSGI servers", "asgi": "ASGI servers"}
+# servers of each interface, the green-thread servers (WSGI apps on a gevent loop) between the two.
+FAMILIES: dict[Family, str] = {"hand-written": "hand-written", "wsgi": "WSGI servers", "green": "green threads",
+                               "asgi": "ASGI servers"}
 
 APPS: dict[Interface, str] = {"wsgi": "apps.wsgi:app", "asgi": "apps.asgi:app"}
 
@@ -91,10 +93,15 @@ class Mode:
     worker_timeout_flag: str | None = None
     max_requests_flag: str | None = None
     reload_signal: signal.Signals | None = None
+    # The option that recycles a worker whose resident memory passes N MB (uWSGI's --reload-on-rss).
+    max_rss_flag: str | None = None
+    # A WSGI server whose workers run the app on green threads (gevent, the standard library monkey-patched):
+    # its own family, between the threads and the event loops.
+    green_threads: bool = False
 
     @property
     def family(self) -> Family:
-        return "hand-written" if self.hand_written else self.interface
+        return "hand-written" if self.hand_written else "green" if self.green_threads else self.interface
 
     def argv(self, *, host: str, port: int, workers: int, python: str = sys.executable,
              app: str | None = None) -> list[str]:
@@ -211,6 +218,45 @@ def _waitress(l: Launch) -> list[str]:  # noqa: E741
     ]
 
 
+def _gunicorn_gevent(l: Launch) -> list[str]:  # noqa: E741
+    # The worker monkey-patches the standard library before it imports the app, then serves each connection on
+    # a greenlet of a pool of --worker-connections (1000, gunicorn's default, spelt out: it is this model's size).
+    return [*_gunicorn(l, "gevent"), "--worker-connections", GEVENT_CONNECTIONS]
+
+
+GEVENT_CONNECTIONS = "1000"
+
+
+def _uwsgi(l: Launch) -> list[str]:  # noqa: E741
+    # The uwsgi binary beside the interpreter (pip installs it into the environment's bin/). It embeds the
+    # Python it was built with, not the environment: --home points it at the environment's site-packages.
+    # --http11-socket: the workers speak HTTP/1.1 with keep-alive themselves (--http-socket would close after
+    # every response, --http would put uWSGI's router process in front); --socket-timeout closes an idle one.
+    # uWSGI's defaults that would make it the odd one out: SIGTERM means "reload" (--die-on-term: stop), an app
+    # that fails to import leaves workers answering 500 (--need-app: exit), every request is logged
+    # (--disable-logging). It loads the app in the master and forks (its default, kept: no --lazy-apps).
+    environment = Path(l.python).parent
+    return [
+        str(environment / "uwsgi"),
+        "--master",
+        "--processes", str(l.workers),
+        "--http11-socket", f"{l.host}:{l.port}",
+        "--module", l.app,
+        "--home", str(environment.parent),
+        "--pythonpath", ".",
+        "--socket-timeout", KEEPALIVE_S,
+        "--disable-logging",
+        "--die-on-term",
+        "--need-app",
+    ]
+
+
+def _daphne(l: Launch) -> list[str]:  # noqa: E741
+    # One process (Twisted's reactor): --workers does not apply. Verbosity 0 writes no access log. Its idle
+    # connections close after Twisted's HTTPFactory timeout, 60 s, which daphne offers no option to change.
+    return [l.python, "-m", "daphne", "--bind", l.host, "--port", str(l.port), "--verbosity", "0", l.app]
+
+
 MODES: dict[str, Mode] = {
     m.name: m
     for m in (
@@ -322,6 +368,38 @@ MODES: dict[str, Mode] = {
             "head; default 30 s); backlog 1024",
         ),
         Mode(
+            name="uwsgi",
+            worker_timeout_flag="--harakiri",
+            max_requests_flag="--max-requests",
+            max_rss_flag="--reload-on-rss",
+            reload_signal=signal.SIGHUP,
+            packages=("uwsgi",),
+            interface="wsgi",
+            summary="uWSGI (C): a master and pre-forked workers that speak HTTP/1.1 themselves (--http11-socket)",
+            command=_uwsgi,
+            in_default_set=False,
+            start_s=0.5,
+            defaults="--workers as `--processes`, one thread each; the app loaded in the master, then forked (its "
+            "default); idle connections closed after 5 s (`--socket-timeout 5`, default 4 s); backlog 100 "
+            "(`--listen`); request head up to 4 KiB (`--buffer-size`); SIGTERM stops it (`--die-on-term`; "
+            "uWSGI's default is to reload)",
+        ),
+        Mode(
+            name="gunicorn-gevent",
+            worker_timeout_flag="--timeout",
+            max_requests_flag="--max-requests",
+            reload_signal=signal.SIGHUP,
+            packages=("gunicorn", "gevent"),
+            interface="wsgi",
+            green_threads=True,
+            summary="gunicorn with gevent workers: the standard library monkey-patched, a greenlet per connection",
+            command=_gunicorn_gevent,
+            in_default_set=False,
+            start_s=0.6,
+            defaults="at most 1000 connections per worker (`--worker-connections`, its default); keep-alive 5 s "
+            "(gunicorn's default 2 s); backlog 2048",
+        ),
+        Mode(
             name="uvicorn",
             max_requests_flag="--limit-max-requests",  # its supervisor has no per-request timeout
             reload_signal=signal.SIGHUP,
@@ -366,6 +444,18 @@ MODES: dict[str, Mode] = {
             in_default_set=False,
             start_s=1.0,  # spawns (not forks) its workers, and they poll for the shutdown signal
             defaults="keep-alive 5 s (its default too); backlog 100",
+        ),
+        Mode(
+            name="daphne",
+            packages=("daphne", "twisted"),
+            interface="asgi",
+            summary="daphne, Django Channels' reference ASGI server: one process on Twisted's reactor",
+            command=_daphne,
+            uses_workers=False,
+            in_default_set=False,
+            start_s=0.8,
+            defaults="one process whatever `--workers` says; idle connections closed after 60 s (Twisted's "
+            "`HTTPFactory` timeout: daphne has no option for it); backlog 50 (Twisted's)",
         ),
     )
 }
