@@ -230,21 +230,25 @@ GEVENT_CONNECTIONS = "1000"
 def _uwsgi(l: Launch) -> list[str]:  # noqa: E741
     # The uwsgi binary beside the interpreter (pip installs it into the environment's bin/). It embeds the
     # Python it was built with, not the environment: --home points it at the environment's site-packages.
-    # --http11-socket: the workers speak HTTP/1.1 with keep-alive themselves (--http-socket would close after
-    # every response, --http would put uWSGI's router process in front); --socket-timeout closes an idle one.
-    # uWSGI's defaults that would make it the odd one out: SIGTERM means "reload" (--die-on-term: stop), an app
-    # that fails to import leaves workers answering 500 (--need-app: exit), every request is logged
-    # (--disable-logging). It loads the app in the master and forks (its default, kept: no --lazy-apps).
+    # --http: uWSGI's HTTP router, an event-driven C process that holds the clients' connections (keep-alive with
+    # --http-keepalive, idle ones closed after --http-timeout) and passes each request to a free worker over the
+    # uwsgi protocol; what uWSGI's documentation gives for serving HTTP without a proxy in front. Not
+    # --http11-socket, where a worker keeps a keep-alive connection until it goes idle: with 32 connections on 2
+    # workers, 30 would wait in the backlog. uWSGI's defaults that would make it the odd one out: SIGTERM means
+    # "reload" (--die-on-term: stop), an app that fails to import leaves workers answering 500 (--need-app:
+    # exit), every request is logged (--disable-logging). It loads the app in the master and forks (its default,
+    # kept: no --lazy-apps).
     environment = Path(l.python).parent
     return [
         str(environment / "uwsgi"),
         "--master",
         "--processes", str(l.workers),
-        "--http11-socket", f"{l.host}:{l.port}",
+        "--http", f"{l.host}:{l.port}",
+        "--http-keepalive",
+        "--http-timeout", KEEPALIVE_S,
         "--module", l.app,
         "--home", str(environment.parent),
         "--pythonpath", ".",
-        "--socket-timeout", KEEPALIVE_S,
         "--disable-logging",
         "--die-on-term",
         "--need-app",
@@ -375,14 +379,14 @@ MODES: dict[str, Mode] = {
             reload_signal=signal.SIGHUP,
             packages=("uwsgi",),
             interface="wsgi",
-            summary="uWSGI (C): a master and pre-forked workers that speak HTTP/1.1 themselves (--http11-socket)",
+            summary="uWSGI (C): a master, pre-forked workers and its event-driven HTTP router in front (--http)",
             command=_uwsgi,
             in_default_set=False,
             start_s=0.5,
-            defaults="--workers as `--processes`, one thread each; the app loaded in the master, then forked (its "
-            "default); idle connections closed after 5 s (`--socket-timeout 5`, default 4 s); backlog 100 "
-            "(`--listen`); request head up to 4 KiB (`--buffer-size`); SIGTERM stops it (`--die-on-term`; "
-            "uWSGI's default is to reload)",
+            defaults="--workers as `--processes`, one thread each, plus the HTTP router process; the app loaded in "
+            "the master, then forked (its default); keep-alive 5 s (`--http-keepalive`, off by default; "
+            "`--http-timeout 5`, default 60 s, which also bounds a response's wait); backlog 100 (`--listen`); "
+            "SIGTERM stops it (`--die-on-term`; uWSGI's default is to reload)",
         ),
         Mode(
             name="gunicorn-gevent",

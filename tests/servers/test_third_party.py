@@ -79,18 +79,19 @@ WHY_EMPTY_LINES = "any number of empty lines before the request line is skipped 
 WHY_SAME_CL = ("Content-Length repeated with the same value is taken as that value (RFC 9112 6.3 lets a recipient "
                "do so); served")
 
-# uWSGI (--http11-socket): a parser written to sit behind a proxy (nginx, or uWSGI's own router), not at the edge.
-# It splits the request line at its first two spaces and the head into "name: value" lines and checks neither,
-# reads a body by Content-Length alone, and never looks at Transfer-Encoding.
+# uWSGI: its HTTP router (--http) parses the request and passes it to a worker as uwsgi packets. It splits the
+# request line at its first two spaces and the head into "name: value" lines and checks neither, reads a body by
+# Content-Length alone, and never looks at Transfer-Encoding.
 WHY_UWSGI_ECHO = ("the request line is split at its first two spaces and nothing is checked: the third part, whatever "
                   "it is, comes back as the protocol of the status line ('FOO/1.1 404 Not Found'), which is no HTTP "
                   "answer")
-WHY_UWSGI_WAITS = ("a line it cannot split into a request line or 'name: value', or a head not ended by CRLF CRLF, "
-                   "does not end the head: it waits for more until --socket-timeout")
+WHY_UWSGI_WAITS = "a head not ended by CRLF CRLF does not end: it waits for more until --http-timeout"
+WHY_UWSGI_CLOSES = ("a line it cannot split into a request line of three parts, or into 'name: value', closes the "
+                    "connection without an answer (the corpus answers 400)")
 WHY_UWSGI_UNCHECKED = ("the method, target, version, field names and values are not checked: whatever splits is "
                        "passed to the app; served")
-WHY_UWSGI_BUFFER = ("the whole request head must fit its 4 KiB buffer (--buffer-size): a larger one is closed without "
-                    "an answer (the corpus answers 414 or 431)")
+WHY_UWSGI_BUFFER = ("the whole request head must fit the router's 4 KiB buffer (--buffer-size): a larger one is "
+                    "closed without an answer (the corpus answers 414 or 431)")
 WHY_UWSGI_EMPTY_LINE = "an empty line (or one of spaces) before the request line ends the connection without an answer"
 WHY_UWSGI_LENGTH = ("Content-Length is read as a number without validation (a list, a sign, hex, a negative or a "
                     "second, different value) and Transfer-Encoding beside it is ignored; served")
@@ -109,9 +110,9 @@ _UWSGI_ECHOES: dict[str, str] = {
     "leading-space": "not HTTP: b'/ HTTP/1.1 404 Not Found\\r\\nContent-Type: '",
     "http-0.9-versioned": "not HTTP: b'HTTP/0.9 404 Not Found\\r\\nContent-Type: te'",
 }
-_UWSGI_WAITS = ("not-http", "method-only", "bare-lf-everywhere", "bare-lf-after-header", "bare-cr", "empty-header-name",
-                "header-without-colon")
-_UWSGI_UNCHECKED = ("http-0.9", "lowercase-method", "mixed-case-method", "bad-char-in-method", "bad-version-digit",
+_UWSGI_WAITS = ("bare-lf-everywhere", "bare-lf-after-header")
+_UWSGI_CLOSES = ("not-http", "method-only", "http-0.9", "bare-cr", "empty-header-name", "header-without-colon")
+_UWSGI_UNCHECKED = ("lowercase-method", "mixed-case-method", "bad-char-in-method", "bad-version-digit",
                     "http-1.2", "nul-before-method", "control-char-in-target", "del-in-target", "raw-utf8-in-target",
                     "raw-8bit-in-target", "authority-form-on-get", "obs-fold", "whitespace-only-line-in-headers",
                     "space-before-colon", "bad-char-in-header-name", "nul-in-header-value", "del-in-header-value")
@@ -207,6 +208,7 @@ DIFFERENCES: dict[tuple[str, str], tuple[Outcome, str]] = {
     # uWSGI.
     **{("uwsgi", c): (a, WHY_UWSGI_ECHO) for c, a in _UWSGI_ECHOES.items()},
     **{("uwsgi", c): (SILENT, WHY_UWSGI_WAITS) for c in _UWSGI_WAITS},
+    **{("uwsgi", c): (CLOSED, WHY_UWSGI_CLOSES) for c in _UWSGI_CLOSES},
     **{("uwsgi", c): (404, WHY_UWSGI_UNCHECKED) for c in _UWSGI_UNCHECKED},
     **{("uwsgi", c): (CLOSED, WHY_UWSGI_BUFFER) for c in (*_LAX_REQUEST_LINE, *_LAX_HEADERS[1:])},
     ("uwsgi", "101-headers"): (404, "no limit on the number of header lines (only on the head's bytes); served"),
