@@ -236,8 +236,9 @@ def _uwsgi(l: Launch) -> list[str]:  # noqa: E741
     # --http11-socket, where a worker keeps a keep-alive connection until it goes idle: with 32 connections on 2
     # workers, 30 would wait in the backlog. uWSGI's defaults that would make it the odd one out: SIGTERM means
     # "reload" (--die-on-term: stop), an app that fails to import leaves workers answering 500 (--need-app:
-    # exit), every request is logged (--disable-logging). It loads the app in the master and forks (its default,
-    # kept: no --lazy-apps).
+    # exit), every request is logged (--disable-logging), and a worker is recycled (--max-requests, --reload-on-rss)
+    # only once it has lived 10 s (--min-worker-lifetime 1: the faults suite recycles within seconds, as gunicorn
+    # and prefork do). It loads the app in the master and forks (its default, kept: no --lazy-apps).
     environment = Path(l.python).parent
     return [
         str(environment / "uwsgi"),
@@ -252,6 +253,7 @@ def _uwsgi(l: Launch) -> list[str]:  # noqa: E741
         "--disable-logging",
         "--die-on-term",
         "--need-app",
+        "--min-worker-lifetime", "1",
     ]
 
 
@@ -386,7 +388,8 @@ MODES: dict[str, Mode] = {
             defaults="--workers as `--processes`, one thread each, plus the HTTP router process; the app loaded in "
             "the master, then forked (its default); keep-alive 5 s (`--http-keepalive`, off by default; "
             "`--http-timeout 5`, default 60 s, which also bounds a response's wait); backlog 100 (`--listen`); "
-            "SIGTERM stops it (`--die-on-term`; uWSGI's default is to reload)",
+            "SIGTERM stops it (`--die-on-term`; uWSGI's default is to reload); recycling waits for a worker to "
+            "have lived 1 s (`--min-worker-lifetime`, default 10 s)",
         ),
         Mode(
             name="gunicorn-gevent",
