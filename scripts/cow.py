@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -36,9 +37,9 @@ from pathlib import Path
 
 import psutil
 
-import servers
 from scripts.files import write_text_atomic
 from scripts.procs import free_port, group_members, running, wait_ready
+from servers import MODES
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -104,12 +105,13 @@ def variants(modes: Sequence[str], hook: Path) -> list[Variant]:
     return [v for mode in modes for v in table[mode]]
 
 
-def _role(proc: psutil.Process, leader: int) -> str:
-    if proc.pid == leader:
-        return "master"
-    if "uWSGI http" in " ".join(proc.cmdline()) or proc.name() == "uWSGI http 1":
-        return "router"
-    return "worker"
+def _routers(log: Path) -> set[int]:
+    """uWSGI's HTTP router processes, as its log names them: their command line is the master's."""
+    return {int(pid) for pid in re.findall(r"spawned uWSGI http \d+ \(pid: (\d+)\)", log.read_text(errors="replace"))}
+
+
+def _role(pid: int, leader: int, routers: set[int]) -> str:
+    return "master" if pid == leader else "router" if pid in routers else "worker"
 
 
 def _load(port: int, paths: Sequence[str], seconds: float, connections: int) -> int:
@@ -140,18 +142,19 @@ def _load(port: int, paths: Sequence[str], seconds: float, connections: int) -> 
 def measure(variant: Variant, *, app: str, paths: Sequence[str], workers: int, seconds: float, connections: int,
             logs: Path) -> Measured:
     port = free_port(HOST)
-    argv = [*servers.MODES[variant.mode].argv(host=HOST, port=port, workers=workers, app=app), *variant.extra]
+    argv = [*MODES[variant.mode].argv(host=HOST, port=port, workers=workers, app=app), *variant.extra]
     log = logs / f"{variant.mode}-{variant.name.replace(' ', '').replace('+', '-')}.log"
     with running(argv, log_path=log, cwd=ROOT) as proc:
         wait_ready(proc, HOST, port, log_path=log, path=paths[0])
         requests = _load(port, paths, seconds, connections)
         time.sleep(0.5)  # let the workers finish what they were doing
         found = []
+        routers = _routers(log)
         for pid in group_members(proc.pid):
             try:
                 p = psutil.Process(pid)
                 info = p.memory_full_info()
-                found.append(Process(pid=pid, role=_role(p, proc.pid), pss_mb=round(info.pss / 2**20, 1),
+                found.append(Process(pid=pid, role=_role(pid, proc.pid, routers), pss_mb=round(info.pss / 2**20, 1),
                                      uss_mb=round(info.uss / 2**20, 1), rss_mb=round(info.rss / 2**20, 1)))
             except psutil.Error:
                 continue
@@ -172,16 +175,22 @@ def table(results: Sequence[Measured]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scripts.cow", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m scripts.cow", description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--app", default=DJANGO_WSGI, help="WSGI app, MODULE:CALLABLE (default %(default)s)")
     p.add_argument("--path", action="append", help="paths to load, repeatable (default: the Django example's)")
     p.add_argument("--modes", default="gunicorn-sync,prefork,uwsgi", help="comma-separated (default %(default)s)")
     p.add_argument("--workers", type=int, default=4, help="workers per server (default %(default)s)")
     p.add_argument("--seconds", type=float, default=3.0, help="seconds of load before measuring (default %(default)s)")
     p.add_argument("--connections", type=int, default=8)
-    p.add_argument("--out", type=Path, default=Path("results") / time.strftime("cow-%Y%m%d-%H%M%S"))
+    p.add_argument("--out", type=Path, help="run folder (default results/cow-DATE-TIME)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
+    args.out = args.out or Path("results") / time.strftime("cow-%Y%m%d-%H%M%S")
     modes = [m for m in args.modes.split(",") if m]
     known = {"gunicorn-sync", "prefork", "uwsgi"}
     if unknown := [m for m in modes if m not in known]:
