@@ -12,7 +12,8 @@ For each variant this starts the server, loads it for a few seconds (wrk on ``--
 every worker has served, compiled its templates and run its collector), and reads each process's PSS
 (proportional set size: a page shared by N processes counts 1/N to each), USS (pages of its own) and RSS from
 ``/proc/PID/smaps_rollup`` through psutil. The whole server's PSS is what it costs the machine; a worker's USS is
-what one more worker would cost.
+what one more worker would cost. The run folder gets ``cow.md``, ``cow.json`` and ``report.html`` (the server's
+PSS per variant, stacked by process role, and the table).
 
 | mode | variants |
 | --- | --- |
@@ -35,8 +36,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import plotly.graph_objects as go
 import psutil
 
+from scripts import html as h
 from scripts.files import write_text_atomic
 from scripts.procs import free_port, group_members, running, wait_ready
 from servers import MODES
@@ -187,6 +190,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def report(results: Sequence[Measured], *, app: str, workers: int) -> h.Page:
+    """report.html: the server's PSS per variant, stacked by role (master, workers, router), and the table."""
+    labels = [f"{r.mode}<br>{r.variant}" for r in results]
+    figure = go.Figure(layout={"barmode": "stack", "title": f"PSS of the whole server: {app}, {workers} workers",
+                               "yaxis_title": "PSS (MB)", "height": 460, "margin": {"t": 60, "b": 90}})
+    for role, colour in (("master", "#8c564b"), ("worker", "#2ca02c"), ("router", "#7f7f7f")):
+        ys = [round(sum(p.pss_mb for p in r.processes if p.role == role), 1) for r in results]
+        if any(ys):
+            figure.add_trace(go.Bar(name=f"{role}s" if role == "worker" else role, x=labels, y=ys,
+                                    marker_color=colour, meta=f"{role} PSS (MB)"))
+    rows = [[h.Cell(r.mode), h.Cell(r.variant), h.num(f"{r.total_pss_mb:.1f}", r.total_pss_mb),
+             h.num(f"{r.worker_median('pss_mb'):.1f}", r.worker_median("pss_mb")),
+             h.num(f"{r.worker_median('uss_mb'):.1f}", r.worker_median("uss_mb")),
+             h.num(f"{r.worker_median('rss_mb'):.1f}", r.worker_median("rss_mb")),
+             h.num(str(len(r.workers)), len(r.workers)), h.num(f"{r.requests:,}", r.requests)] for r in results]
+    page = h.Page(title="Copy-on-write: what preloading and gc.freeze() save",
+                  subtitle=h.esc(f"{app}, {workers} workers; PSS counts a page shared by N processes 1/N to each, "
+                                 "USS is a process's own pages"), charts=True)
+    page.add(h.chart(figure, "chart-cow", "The server's PSS by variant: its master, its workers, and uWSGI's HTTP "
+                     "router. Preloading shares the app's pages with every worker; gc.freeze() keeps them shared."),
+             h.table(("mode", "variant", "server PSS MB", "worker PSS MB (median)", "worker USS MB (median)",
+                      "worker RSS MB (median)", "workers", "requests"), rows,
+                     numeric=(False, False, True, True, True, True, True, True)),
+             "<p>The commands, per variant, are in cow.json.</p>")
+    return page
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
@@ -211,8 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_text_atomic(args.out / "cow.json", json.dumps(
         {"app": args.app, "paths": paths, "workers": args.workers,
          "results": [{**asdict(r), "total_pss_mb": r.total_pss_mb} for r in results]}, indent=1))
+    report(results, app=args.app, workers=args.workers).write(args.out / "report.html")
     print(md)
-    print(f"cow: wrote {args.out / 'cow.md'}")
+    print(f"cow: wrote {args.out / 'cow.md'} and {args.out / 'report.html'}")
     return 0
 
 
