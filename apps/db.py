@@ -5,7 +5,10 @@ Backends
 By default the table lives in a SQLite file named by ``WORKERBENCH_DB``. The
 harness creates it once before a run (:func:`create`); an app started by hand
 creates the default file on first use, atomically, so concurrent workers never
-see half a table.
+see half a table. That default file lives in a folder private to the user
+(``$TMPDIR/workerbench-<uid>``, mode 0700, checked to be theirs), not at a
+fixed name in the shared temporary folder where anyone could leave one first;
+and a database file the current user does not own is refused, wherever it is.
 
 When ``WORKERBENCH_DATABASE_URL`` holds a ``postgresql://`` URL, the same
 queries go to that PostgreSQL server through psycopg 3 instead. The table there
@@ -61,6 +64,7 @@ import atexit
 import os
 import random
 import sqlite3
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -116,8 +120,43 @@ _rng = random.Random()
 os.register_at_fork(after_in_child=_rng.seed)
 
 
+class UnsafeDatabase(PermissionError):
+    """The SQLite file, or the folder of the default one, belongs to someone else or is open to others."""
+
+
 def default_path() -> Path:
-    return Path(tempfile.gettempdir()) / "workerbench-world.sqlite"
+    """The default SQLite file, in this user's private folder (made on first use, checked on every use).
+
+    One folder per user rather than one per process (mkdtemp): every process of a fork server started
+    by hand would otherwise build its own table, once per request.
+    """
+    folder = Path(tempfile.gettempdir()) / f"workerbench-{os.geteuid()}"
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        raise UnsafeDatabase(
+            f"refusing the default database folder {folder}: it must be a directory owned by this user "
+            f"(uid {os.geteuid()}) and closed to others (mode 0700), and it is not (uid {st.st_uid}, "
+            f"mode {stat.filemode(st.st_mode)}); remove it, or name a file of your own in {ENV_PATH}")
+    return folder / "world.sqlite"
+
+
+def check_owner(target: Path) -> None:
+    """Refuse (:class:`UnsafeDatabase`) an existing database file that the current user does not own.
+
+    Whoever owns it can change the table under the app (or replace it with a crafted one) at any time.
+    """
+    try:
+        owner = os.stat(target).st_uid
+    except FileNotFoundError:
+        return
+    if owner != os.geteuid():
+        raise UnsafeDatabase(
+            f"refusing the SQLite database {target}: it belongs to uid {owner}, not to this user "
+            f"(uid {os.geteuid()}); remove it, or point {ENV_PATH} at a file of your own")
 
 
 def path() -> Path:
@@ -154,7 +193,8 @@ def _seeded_numbers(rows: int) -> Iterator[tuple[int, int]]:
 
 
 def create(target: Path, rows: int = ROWS) -> Path:
-    """Create the ``world`` table at ``target`` unless a complete one is there already."""
+    """Create the ``world`` table at ``target`` unless a complete one is there already (and is ours)."""
+    check_owner(target)
     if _is_complete(target, rows):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ A worker on another host is invisible to this host's CPU trace, and locust's own
 samples its own process every :data:`SAMPLE_S` and sends the figure as a custom message (locust's
 ``send_message``/``register_message``); every master takes them, and one started by the bench
 (``WB_WORKER_CPU_FILE`` set) stamps each on arrival with its own clock and writes them all to that file when
-it quits, for :func:`scripts.generators.locust.hot_workers` to read over the measured interval.
+it quits, for :func:`scripts.load.generators.locust.hot_workers` to read over the measured interval.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from scripts.procs import schedstat_wait_s
+from scripts.common.procs import schedstat_wait_s
 
 if TYPE_CHECKING:  # the harness imports this module's names, and must never import locust (gevent patches)
     from locust.env import Environment

@@ -59,7 +59,7 @@ local function num(x, fmt)
    return string.format(fmt or "%.0f", x)
 end
 
--- The percentile spectrum, at scripts/distribution.py's levels: each halving of the distance to 100%
+-- The percentile spectrum, at scripts/records/distribution.py's levels: each halving of the distance to 100%
 -- gets five points, until a point would be less than one request away; then the maximum. wrk hands a
 -- script percentiles, not its histogram, and each percentile() is one pass over its buckets, so ~100
 -- points cost milliseconds. wrk's percentile(100) is 0 (its rank is count + 1), hence max.

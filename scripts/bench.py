@@ -2,11 +2,11 @@
 
 The stages, each a module of its own::
 
-    scripts.plan         the command line -> one frozen Plan -> cells
-    scripts.cell         one cell: start, ready, verify, warm up, load (scripts.generators), record
-    scripts.ladder       the open-loop ladder (latency against offered load)
-    scripts.records      what lands on disk (typed, versioned), and the loader
-    scripts.report       render_run: records -> scripts.analysis -> charts and summary.md
+    scripts.plan.plan         the command line -> one frozen Plan -> cells
+    scripts.run.cell         one cell: start, ready, verify, warm up, load (scripts.load.generators), record
+    scripts.run.ladder       the open-loop ladder (latency against offered load)
+    scripts.records.records      what lands on disk (typed, versioned), and the loader
+    scripts.report       render_run: records -> scripts.analysis.analysis -> charts and summary.md
 
 This module runs them in order and owns the run folder. An interrupted run keeps every finished cell
 and still renders the summary and charts from them.
@@ -14,6 +14,7 @@ and still renders the summary and charts from them.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import signal
@@ -27,17 +28,20 @@ from typing import Any
 from rich.console import Console
 
 from apps import db
-from scripts import console as out
-from scripts import reference, report, wrk
-from scripts.cell import run_cell
-from scripts.environment import environment
-from scripts.files import write_json_atomic
-from scripts.generators.base import single_request
-from scripts.ladder import run_ladders
-from scripts.plan import FORK_LOOP_S, FORK_REF_S, RESULTS, Plan, plan_from_args
-from scripts.procs import StartError
-from scripts.records import RunInfo, references_to_json, to_json
-from scripts.remote import run_remote_cell
+from scripts import report
+from scripts.common.files import write_json_atomic
+from scripts.common.procs import StartError
+from scripts.load import wrk_process
+from scripts.load.generators.base import single_request
+from scripts.plan.environment import environment
+from scripts.plan.plan import FORK_LOOP_S, FORK_REF_S, RESULTS, Plan, plan_from_args
+from scripts.plan.plan import build_parser as plan_parser
+from scripts.records.records import RunInfo, references_to_json, to_json
+from scripts.render import console as out
+from scripts.run import reference
+from scripts.run.cell import run_cell
+from scripts.run.ladder import run_ladders
+from scripts.run.remote import run_remote_cell
 
 
 def point_latest(run_dir: Path) -> None:
@@ -62,12 +66,12 @@ def measure_references(plan: Plan, run_dir: Path, console: Console) -> None:
         try:  # the least a Python fork server can do, driven like the modes
             refs["fork_loop"] = reference.measure_fork_loop_rate(
                 FORK_LOOP_S, plan.server_cpus, plan.client_cpus, run_dir / "reference")
-        except (OSError, RuntimeError, StartError, wrk.WrkError) as exc:
+        except (OSError, RuntimeError, StartError, wrk_process.WrkError) as exc:
             console.print(f"[yellow]warning: fork-loop reference not measured: {exc}[/yellow]")
         try:  # what the standard library's fork server does with the same app: the fork mode's bar
             refs["stdlib_fork"] = reference.measure_fork_loop_rate(
                 FORK_LOOP_S, plan.server_cpus, plan.client_cpus, run_dir / "reference", what="stdlib-fork")
-        except (OSError, RuntimeError, StartError, wrk.WrkError) as exc:
+        except (OSError, RuntimeError, StartError, wrk_process.WrkError) as exc:
             console.print(f"[yellow]warning: stdlib-fork reference not measured: {exc}[/yellow]")
     if refs:
         write_json_atomic(run_dir / "reference.json", references_to_json(refs))
@@ -85,7 +89,7 @@ def prepare(plan: Plan, console: Console) -> Path:
                       f"busy; load average {env['load_average'][0]:.2f} on {env['cpu_count']} CPUs); figures will be "
                       "noisier[/yellow]")
     if not plan.wrk and any(single_request(plan.scenario_registry[s]) for s in plan.scenarios):
-        wrk.warn_missing_once()
+        wrk_process.warn_missing_once()
     db_path = db.create(run_dir / "world.sqlite")
     if plan.db_url:
         db.seed_postgres(plan.db_url)
@@ -145,6 +149,11 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The bench's command line, over the registered modes and generators (:func:`scripts.plan.plan.build_parser`)."""
+    return plan_parser()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     plan = plan_from_args(argv)
     if plan is None:
@@ -155,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     if plan.postgres:
-        from scripts import pg
+        from scripts.run import pg
 
         try:
             with pg.postgres() as url:

@@ -39,10 +39,10 @@ from pathlib import Path
 import plotly.graph_objects as go
 import psutil
 
-from scripts import html as h
-from scripts.files import write_text_atomic
-from scripts.procs import free_port, group_members, running, wait_ready
-from servers import MODES
+from scripts.common.files import write_text_atomic
+from scripts.common.procs import free_port, group_members, running, wait_ready
+from scripts.modes import MODES
+from scripts.render import html as h
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"

@@ -3,7 +3,7 @@
 ``python -m scripts.genbench`` starts each target server pinned to one CPU (nginx with a
 throwaway config, if ``/usr/sbin/nginx`` or ``nginx`` is installed; and this project's prefork
 with 2 workers), then for ``--rounds`` rounds runs wrk and the native generator
-(:mod:`scripts.openloop` ``--closed-loop``, on :mod:`scripts.engine`) pinned to another CPU,
+(:mod:`scripts.load.engine_process` ``--closed-loop``, on :mod:`scripts.load.engine`) pinned to another CPU,
 with keep-alive and with a new connection per request. The order inside a round alternates
 (wrk first in odd rounds, native first in even ones), so a drift in the machine's load
 favours neither. It prints, per server and connection mode, the median rate of each and the
@@ -31,8 +31,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from scripts import openloop, wrk
-from scripts.procs import free_port, running, wait_ready
+from scripts.common.procs import free_port, running, wait_ready
+from scripts.load import engine_process, wrk_process
+from scripts.modes import MODES
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -84,7 +85,9 @@ class Run:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Target:
+class Loaded:
+    """A server the generators load: its name, port and the path of its "Hello, World!"."""
+
     name: str
     port: int
     path: str
@@ -95,7 +98,7 @@ def find_nginx() -> str | None:
 
 
 @contextmanager
-def nginx_server(exe: str, cpus: set[int], tmp: Path) -> Iterator[Target]:
+def nginx_server(exe: str, cpus: set[int], tmp: Path) -> Iterator[Loaded]:
     """nginx, one worker, answering "Hello, World!" with ``return 200`` on a free loopback port."""
     port = free_port(HOST)
     conf = tmp / "nginx.conf"
@@ -105,19 +108,19 @@ def nginx_server(exe: str, cpus: set[int], tmp: Path) -> Iterator[Target]:
     with running([exe, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(conf)], log_path=log,
                  cpus=cpus) as proc:
         wait_ready(proc, HOST, port, log_path=log, path="/")
-        yield Target(name="nginx", port=port, path="/")
+        yield Loaded(name="nginx", port=port, path="/")
 
 
 @contextmanager
-def prefork_server(cpus: set[int], tmp: Path, workers: int) -> Iterator[Target]:
-    """This project's prefork server on ``apps.wsgi:app``; ``/plaintext`` is its "Hello, World!"."""
+def prefork_server(cpus: set[int], tmp: Path, workers: int) -> Iterator[Loaded]:
+    """This project's prefork server on ``apps.wsgi:app``, started as the bench starts it (its registry entry);
+    ``/plaintext`` is its "Hello, World!"."""
     port = free_port(HOST)
     log = tmp / "prefork.log"
-    argv = [sys.executable, "-m", "servers.prefork", "apps.wsgi:app", "--bind", f"{HOST}:{port}",
-            "--workers", str(workers), "--keepalive", "5"]
+    argv = MODES["prefork"].argv(host=HOST, port=port, workers=workers)
     with running(argv, log_path=log, cwd=ROOT, cpus=cpus) as proc:
         wait_ready(proc, HOST, port, log_path=log)
-        yield Target(name="prefork", port=port, path="/plaintext")
+        yield Loaded(name="prefork", port=port, path="/plaintext")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -129,17 +132,17 @@ class Sample:
     cpu: float | None
 
 
-def run_wrk(target: Target, *, close: bool, args: argparse.Namespace, workdir: Path) -> Sample:
-    r = wrk.run_wrk(host=HOST, port=target.port, path=target.path, close=close, connections=args.connections,
-                    duration=args.duration, workdir=workdir, cpus={args.generator_cpu})
+def run_wrk(target: Loaded, *, close: bool, args: argparse.Namespace, workdir: Path) -> Sample:
+    r = wrk_process.run_wrk(host=HOST, port=target.port, path=target.path, close=close, connections=args.connections,
+                            duration=args.duration, workdir=workdir, cpus={args.generator_cpu})
     return Sample(requests=r.requests, throughput_rps=r.throughput_rps, errors=r.errors, latency_ms=r.latency_ms,
                   cpu=r.cpu_utilization)
 
 
-def run_native(target: Target, *, close: bool, args: argparse.Namespace, workdir: Path) -> Sample:
-    r = openloop.run_openloop(f"http://{HOST}:{target.port}{target.path}", duration=args.duration,
-                              workdir=workdir, connections=args.connections, close=close, closed_loop=True,
-                              cpus={args.generator_cpu})
+def run_native(target: Loaded, *, close: bool, args: argparse.Namespace, workdir: Path) -> Sample:
+    r = engine_process.run_openloop(f"http://{HOST}:{target.port}{target.path}", duration=args.duration,
+                                    workdir=workdir, connections=args.connections, close=close, closed_loop=True,
+                                    cpus={args.generator_cpu})
     return Sample(requests=r.requests, throughput_rps=r.throughput_rps, errors=r.errors, latency_ms=r.latency_ms,
                   cpu=r.generator_cpu_util)
 
@@ -147,7 +150,7 @@ def run_native(target: Target, *, close: bool, args: argparse.Namespace, workdir
 GENERATORS: dict[str, Callable[..., Sample]] = {"wrk": run_wrk, "native": run_native}
 
 
-def rounds(target: Target, args: argparse.Namespace, workdir: Path) -> Iterator[Run]:
+def rounds(target: Loaded, args: argparse.Namespace, workdir: Path) -> Iterator[Run]:
     # A short warm-up of each: the server's first connections and the page cache should not land in round 1.
     for name, generate in GENERATORS.items():
         quick = argparse.Namespace(**{**vars(args), "duration": 1})
@@ -186,7 +189,7 @@ def summarize(runs: Sequence[Run]) -> list[dict[str, object]]:
     return out
 
 
-def arg_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scripts.genbench", description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--servers", default=None,
                    help=f"comma-separated, of {', '.join(SERVERS)} (default: both, nginx only if installed)")
@@ -202,7 +205,7 @@ def arg_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = arg_parser()
+    p = build_parser()
     args = p.parse_args(argv)
     nginx = find_nginx()
     args.servers = args.servers.split(",") if args.servers else [s for s in SERVERS if s != "nginx" or nginx]
@@ -211,8 +214,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error(f"unknown server or connection mode: {', '.join(bad)}")
     if "nginx" in args.servers and nginx is None:
         p.error("nginx is not installed (apt-get install nginx-light)")
-    if wrk.find_wrk() is None:
-        p.error(wrk.MISSING)
+    if wrk_process.find_wrk() is None:
+        p.error(wrk_process.MISSING)
     if args.rounds < 1 or args.duration < 1 or args.connections < 1:
         p.error("--rounds, --duration and --connections must be >= 1")
     args.nginx = nginx

@@ -1,8 +1,8 @@
 """``python -m scripts.report RUN``: render a run folder (charts and ``summary.md``) from its records.
 
 The pipeline's last stage, and the one entry point to it: :func:`render_run` loads the run's records
-(:mod:`scripts.records`), analyses them (:mod:`scripts.analysis`) and hands the result to the renderers
-(:mod:`scripts.plot`, :mod:`scripts.summary`). The bench calls it at the end of every run, finished or
+(:mod:`scripts.records.records`), analyses them (:mod:`scripts.analysis.analysis`) and hands the result to the renderers
+(:mod:`scripts.render.plot`, :mod:`scripts.render.summary`). The bench calls it at the end of every run, finished or
 interrupted; this command calls it on any run folder, for example an interrupted or an older one.
 """
 
@@ -13,7 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scripts import analysis, export, htmlreport, index, plot, records, summary, userapp_report
+from scripts.analysis import analysis
+from scripts.records import records
+from scripts.render import csv_export, plot, report_html, runs_index, summary, userapp_report
 
 
 def render_run(run_dir: Path) -> Path:
@@ -24,25 +26,30 @@ def render_run(run_dir: Path) -> Path:
     charts = plot.write_charts(analysed, run_dir)
     written = summary.write_summary(analysed, run_dir, charts=[c.name for c in charts],
                                     extra=userapp_report.section(run))
-    htmlreport.write_report(analysed, run_dir, started=min((c.started_at for c in run.cells if c.started_at),
+    report_html.write_report(analysed, run_dir, started=min((c.started_at for c in run.cells if c.started_at),
                                                            default=None), extra=[userapp_report.html_section(run)])
-    index.rebuild_for(run_dir)
+    runs_index.rebuild_for(run_dir)
     return written
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scripts.report",
                                      description="Redraw the charts, summary and report.html of a run from its "
                                      "records.")
     parser.add_argument("run_dir", type=Path, help="a run folder, e.g. results/latest")
-    parser.add_argument("--export", choices=export.FORMATS, help="also write every cell as one flat table "
+    parser.add_argument("--export", choices=csv_export.FORMATS, help="also write every cell as one flat table "
                         "(cells.csv in the run folder)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not list((args.run_dir / "cells").glob("*.json")):
         parser.error(f"no cell records under {args.run_dir / 'cells'}")
     print(render_run(args.run_dir))
     if args.export:
-        print(export.export(args.run_dir, args.export))
+        print(csv_export.export(args.run_dir, args.export))
     return 0
 
 

@@ -7,6 +7,12 @@ process group of its own that is stopped whole on SIGINT, SIGTERM and any exit. 
 followed by a line for people. A read-only status endpoint on a port of its own (or a file rewritten twice a
 second) reports the server group's CPU seconds and memory, which the bench reads at both ends of every measured
 interval (``--target-status``). It answers GET and HEAD only: nothing on it changes the server.
+
+The status tells whoever reaches it the server's pids, command line, CPU and memory, so it listens on loopback
+whatever ``--bind`` says; a bench on another host needs ``--expose-status`` (the server's address) or
+``--status-bind ADDR``. It is polled a few times a second by one bench: a client gets STATUS_READ_TIMEOUT_S to
+send its request, and at most STATUS_MAX_CONNECTIONS are served at once (more are closed at once), so silent
+clients cannot pile up threads.
 """
 
 from __future__ import annotations
@@ -28,16 +34,19 @@ from pathlib import Path
 from typing import Any
 
 from apps import db
-from scripts.cell import server_env
-from scripts.cpus import parse_cpus
-from scripts.files import write_json_atomic
-from scripts.plan import ROOT, Plan, plan_from_args
-from scripts.procs import StartError, group_affinity, log_tail, pin_group, running, wait_ready
-from scripts.resources import snapshot
-from servers import MODES
+from scripts.common.cpus import parse_cpus
+from scripts.common.files import write_json_atomic
+from scripts.common.procs import StartError, group_affinity, log_tail, pin_group, running, wait_ready
+from scripts.load.resources import snapshot
+from scripts.modes import MODES
+from scripts.plan.plan import ROOT, Plan, plan_from_args
+from scripts.run.cell import server_env
 
 STATUS_SCHEMA = 1
 STATUS_FILE_INTERVAL_S = 0.5
+STATUS_HOST = "127.0.0.1"
+STATUS_READ_TIMEOUT_S = 5.0
+STATUS_MAX_CONNECTIONS = 16
 # Exit codes.
 OK, SERVER_DIED, NOT_READY, USAGE = 0, 1, 3, 2
 
@@ -73,7 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--status-port", type=int, default=0,
                         help="port of the read-only status endpoint (default: a free one, printed when ready)")
     status.add_argument("--status-file", type=Path, help="write the status to this file instead of serving it")
-    p.add_argument("--status-bind", help="address of the status endpoint (default: the server's address)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--status-bind",
+                       help=f"address of the status endpoint (default {STATUS_HOST}, whatever --bind says: it shows "
+                            "the server's pids, command line, CPU and memory)")
+    where.add_argument("--expose-status", action="store_true",
+                       help="serve the status endpoint on the server's own address (--bind), for a bench on another "
+                            "host to read (--target-status)")
     p.add_argument("--log", type=Path, help="the server's output (default: a file in a temporary folder)")
     p.add_argument("--start-timeout", type=float, default=30.0, help="seconds the server gets to become ready")
     return p
@@ -92,13 +107,15 @@ def _plan(args: argparse.Namespace, out: Path) -> Plan:
 
 
 def status_of(mode: str, pgid: int, extra: dict[str, Any]) -> dict[str, Any]:
-    """What the status endpoint serves: the server group's totals now (see scripts.resources.snapshot)."""
+    """What the status endpoint serves: the server group's totals now (see scripts.load.resources.snapshot)."""
     return {"schema": STATUS_SCHEMA, "mode": mode, "pid": pgid, "time": time.time(),
             **asdict(snapshot(pgid)), "cpus": len(group_affinity(pgid)), **extra}
 
 
 def _handler(report: Callable[[], dict[str, Any]]) -> type[BaseHTTPRequestHandler]:
     class Status(BaseHTTPRequestHandler):
+        timeout = STATUS_READ_TIMEOUT_S  # a client that sends nothing is dropped, its thread freed
+
         def do_GET(self) -> None:
             body = json.dumps(report()).encode() + b"\n"
             self.send_response(200)
@@ -117,11 +134,30 @@ def _handler(report: Callable[[], dict[str, Any]]) -> type[BaseHTTPRequestHandle
 
 
 class _Server(ThreadingHTTPServer):
+    """A thread per connection, at most STATUS_MAX_CONNECTIONS at once: one more is closed unanswered."""
+
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.slots = threading.BoundedSemaphore(STATUS_MAX_CONNECTIONS)
         super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()  # no thread started to release it
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 @contextmanager
@@ -202,7 +238,8 @@ def _serve_ready(args: argparse.Namespace, pid: int, ready: float, log: Path,
         try:
             status = stack.enter_context(
                 status_file(args.status_file, report, threading.Event()) if args.status_file is not None
-                else status_endpoint(args.status_bind or host, args.status_port, report))
+                else status_endpoint(host if args.expose_status else args.status_bind or STATUS_HOST, args.status_port,
+                                     report))
         except OSError as exc:  # the port taken, the folder missing: say which; the caller stops the server
             print(f"error: status {args.status_file or f'port {args.status_port}'}: {exc}", file=sys.stderr)
             return USAGE

@@ -32,6 +32,8 @@ import socket
 import struct
 import subprocess
 import sys
+import time
+import traceback
 from typing import IO, Any, cast
 from wsgiref.handlers import BaseCGIHandler
 from wsgiref.headers import Headers
@@ -48,16 +50,22 @@ from servers._startup import (
 from servers.fork import ForkServer
 from servers.netio import ClientGone
 from servers.parse import Connection, Limits, ProtocolError
-from servers.wsgi import ServerInfo, build_environ, load_app, send_error
+from servers.wsgi import REASONS, ServerInfo, build_environ, check_head, load_app, send_error
 
 SOFTWARE = "workerbench-cgi"
+
+
+# Request headers that must not become meta-variables. ``Proxy:`` arrives as HTTP_PROXY, which
+# curl, requests, Go's net/http and others read as the proxy to send their own requests through:
+# the client would choose where the script's outgoing requests go (httpoxy, CVE-2016-5385).
+DROPPED_META = frozenset({"HTTP_PROXY"})
 
 
 def cgi_environment(environ: dict[str, Any], base: dict[str, str]) -> dict[str, str]:
     """The CGI meta-variables for a request, over the server's own environment."""
     env = dict(base)
     for key, value in environ.items():
-        if not key.startswith("wsgi.") and isinstance(value, str):
+        if not key.startswith("wsgi.") and isinstance(value, str) and key not in DROPPED_META:
             env[key] = value
     env["GATEWAY_INTERFACE"] = "CGI/1.1"
     env.setdefault("CONTENT_LENGTH", "0")
@@ -86,10 +94,9 @@ class CGIServer(ForkServer):
         except ClientGone:
             return
         # The script writes to the socket with plain blocking writes; the kernel's send timeout
-        # makes a client that stops reading fail them instead of holding the process for ever.
-        seconds = max(self.limits.send_timeout, 0.001)
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
-                        struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000)))
+        # makes a client that stops reading fail them instead of holding the process for ever
+        # (and the script turns it into one deadline for the whole response: SocketStdout).
+        _set_send_timeout(conn, self.limits.send_timeout)
         body = os.memfd_create("cgi-body")
         view = memoryview(request.body)
         while view:
@@ -112,12 +119,29 @@ class NonParsedHeaders(BaseCGIHandler):
     http_version = "1.1"
     server_software = SOFTWARE
     wsgi_run_once = True  # PEP 3333: this process serves one request and exits
+    # The same 500 as fork and prefork give (servers.wsgi.send_error), not wsgiref's HTML-less default.
+    error_status = f"500 {REASONS[500]}"
+    error_body = f"{REASONS[500]}: the application failed\n".encode()
+    error_headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(error_body)))]
 
     # Set by BaseHandler as it runs; typeshed's stub does not declare them.
     environ: dict[str, str]
     headers: Headers | None
     headers_sent: bool
     bytes_sent: int
+
+    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        # wsgiref writes the app's status and headers as they are: the check fork and prefork run
+        # (servers.wsgi.check_head) keeps CR, LF and other control characters off the wire here too.
+        # An InvalidResponse raised to the app ends in handle_error(): logged, and a 500.
+        headers = list(headers)
+        check_head(status, headers)
+        return super().start_response(status, headers, exc_info)
+
+    def log_exception(self, exc_info: Any) -> None:
+        # As run_wsgi logs an app's failure: the request it failed on, then the traceback.
+        print(f"app failed on {self.environ.get('REQUEST_METHOD')} {self.environ.get('PATH_INFO')}\n"
+              + "".join(traceback.format_exception(*exc_info)), file=sys.stderr, end="", flush=True)
 
     def cleanup_headers(self) -> None:
         super().cleanup_headers()
@@ -135,26 +159,58 @@ class NonParsedHeaders(BaseCGIHandler):
 
 
 class SocketStdout:
-    """The client's socket as the script's stdout: whole writes, or TimeoutError when a write makes no progress.
+    """The client's socket as the script's stdout: whole writes, or TimeoutError once the send timeout is spent.
 
-    sys.stdout.buffer will not do: once the socket's send timeout (SO_SNDTIMEO, set by the
-    parent) passes, it reports a short write, and wsgiref retries a short write for ever.
+    The parent sets the send timeout as the socket's SO_SNDTIMEO. The kernel restarts that
+    timeout on every write() call, and a write that made some progress returns short: a
+    client that reads a little now and then would hold the process far beyond it. So the
+    timeout is read back here and made one deadline for the whole response, counted from
+    its first write, and each write gets only what is left of it.
+
+    sys.stdout.buffer will not do: once the timeout passes it reports a short write, and
+    wsgiref retries a short write for ever.
     """
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        self.timeout: float | None = None  # None: not a socket with a send timeout (run by hand)
+        self.deadline: float | None = None
+        self.sock: socket.socket | None = None  # a second handle on fd, for its options; fd does the writes
+        copy = os.dup(fd)
+        try:
+            self.sock = socket.socket(fileno=copy)
+            sec, usec = struct.unpack("ll", self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16))
+        except OSError:
+            if self.sock is None:
+                os.close(copy)
+            self.sock = None
+        else:
+            self.timeout = sec + usec / 1_000_000 or None
 
     def write(self, data: bytes) -> int:
         view = memoryview(data)
+        if self.timeout is not None and self.deadline is None:
+            self.deadline = time.monotonic() + self.timeout
         while view:
+            if self.deadline is not None and self.sock is not None:
+                left = self.deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the client did not read the response within the send timeout")
+                _set_send_timeout(self.sock, left)
             try:
                 view = view[os.write(self.fd, view):]
             except BlockingIOError:
-                raise TimeoutError("the client stopped reading the response (send timeout)") from None
+                raise TimeoutError("the client did not read the response within the send timeout") from None
         return len(data)
 
     def flush(self) -> None:
         pass  # nothing is buffered
+
+
+def _set_send_timeout(sock: socket.socket, seconds: float) -> None:
+    seconds = max(seconds, 0.001)  # 0 would mean no timeout at all
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                    struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000)))
 
 
 def run_request(app_spec: str) -> int:

@@ -29,6 +29,13 @@ wait in the kernel's accept backlog instead of being refused. Signal handlers
 only queue the signal; the loop reaps children with ``waitpid(-1, WNOHANG)``
 on every wake-up, so no zombie outlives one pass of the loop.
 
+When ``fork()`` itself fails (EAGAIN at the process limit, RLIMIT_NPROC or the
+kernel's pid limit; ENOMEM), the parent answers that one connection 503 and
+stops accepting until a child exits or a short back-off passes (doubling to
+FORK_RETRY_MAX_S while forks keep failing), so the others wait in the backlog.
+It logs once when forks start failing and once when they work again, with the
+count of refused connections, never a line per connection.
+
 A child ignores SIGTERM so that a ``kill`` of the whole process group (what the
 harness does) lets the request in progress finish; the parent SIGKILLs any
 child still running when ``--graceful-timeout`` runs out.
@@ -41,6 +48,7 @@ import argparse
 import gc
 import logging
 import os
+import select
 import selectors
 import signal
 import socket
@@ -59,12 +67,36 @@ from servers._startup import (
     setup_logging,
 )
 from servers.http import serve_connection, warm_up
+from servers.netio import RECV_SIZE, wait_for
 from servers.parse import Limits
-from servers.wsgi import ServerInfo, WSGIApp, http_date
+from servers.wsgi import ServerInfo, WSGIApp, http_date, send_error
 
 log = logging.getLogger("workerbench.fork")
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD)
+# After a failed fork(), the parent stops accepting for this long (or until a child exits), doubling per
+# failure in a row up to the max: long enough not to spin on a limit, short enough to notice it lifting.
+FORK_RETRY_FIRST_S = 0.05
+FORK_RETRY_MAX_S = 1.0
+
+
+def refuse(conn: socket.socket, info: ServerInfo) -> None:
+    """Answer 503 on a connection no process can serve, from the parent, and close it.
+
+    The request is read (briefly waited for) first: closing a socket with unread bytes sends a reset,
+    and the client could lose the 503 to it.
+    """
+    if wait_for(conn, select.POLLIN, 0.05):
+        try:
+            conn.recv(RECV_SIZE, socket.MSG_DONTWAIT)
+        except OSError:
+            pass
+    send_error(conn, 503, "no process is free to serve the request; retry later", info)
+    try:
+        conn.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    conn.close()
 
 
 class ForkServer:
@@ -89,6 +121,9 @@ class ForkServer:
         self.watching = False  # the listener is registered with the selector
         self.stopping = False
         self.draining_deadline: float | None = None
+        self.fork_failures = 0  # in a row; while > 0, accepting pauses until paused_until or a child's exit
+        self.refused = 0  # connections answered 503 since forks started failing
+        self.paused_until = 0.0
 
     # signals ---------------------------------------------------------------
     def handle_sigchld(self) -> None:
@@ -119,6 +154,7 @@ class ForkServer:
             if pid == 0:
                 return
             self.children.discard(pid)
+            self.paused_until = 0.0  # a process slot is free again: try the next fork now
             if os.WIFSIGNALED(status):
                 sig = signal.Signals(os.WTERMSIG(status)).name
                 log.warning("child %d killed by %s", pid, sig)
@@ -133,10 +169,19 @@ class ForkServer:
                 self.children.discard(pid)
 
     def _fork(self, conn: socket.socket, peer: object) -> None:
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # EAGAIN at a process limit, ENOMEM: refuse this one, keep serving
+            self._fork_failed(conn, exc)
+            return
         if pid:
             self.children.add(pid)
             conn.close()
+            if self.fork_failures:
+                log.warning("fork works again after %d failures; %d connections were answered 503",
+                            self.fork_failures, self.refused)
+                self.fork_failures = self.refused = 0
+                self.paused_until = 0.0
             return
         code = 0
         try:
@@ -157,6 +202,17 @@ class ForkServer:
                 conn.close()
             finally:
                 os._exit(code)
+
+    def _fork_failed(self, conn: socket.socket, exc: OSError) -> None:
+        self.fork_failures += 1
+        self.refused += 1
+        delay = min(FORK_RETRY_MAX_S, FORK_RETRY_FIRST_S * 2 ** (self.fork_failures - 1))
+        self.paused_until = time.monotonic() + delay
+        if self.fork_failures == 1:  # once per episode; its end is logged by the next fork that works
+            log.error("fork failed: %s; answering 503 and accepting again once a child exits (or after %.2fs, "
+                      "up to %.1fs while it fails) with %d children running", exc, delay, FORK_RETRY_MAX_S,
+                      len(self.children))
+        refuse(conn, self.info)
 
     def serve_child(self, conn: socket.socket, peer: object) -> None:
         """What a child does with its connection before it exits (:mod:`servers.cgi` execs here)."""
@@ -192,7 +248,7 @@ class ForkServer:
 
     def _watch_listener(self, selector: selectors.BaseSelector) -> None:
         """Watch the listener only while a child may be forked: beyond the cap, clients wait in the backlog."""
-        want = not self.stopping and len(self.children) < self.max_children
+        want = not self.stopping and len(self.children) < self.max_children and not self._paused()
         if want != self.watching:
             if want:
                 selector.register(self.listener, selectors.EVENT_READ)
@@ -200,9 +256,13 @@ class ForkServer:
                 selector.unregister(self.listener)
             self.watching = want
 
+    def _paused(self) -> bool:
+        """Accepting waits after a failed fork (see FORK_RETRY_FIRST_S)."""
+        return self.paused_until != 0.0 and self.paused_until > time.monotonic()  # no clock read when not paused
+
     def _select_timeout(self) -> float:
         if self.draining_deadline is None:
-            return 1.0
+            return max(0.0, min(1.0, self.paused_until - time.monotonic())) if self._paused() else 1.0
         return max(0.0, min(1.0, self.draining_deadline - time.monotonic()))
 
     def _drained(self) -> bool:
@@ -218,7 +278,7 @@ class ForkServer:
         return True
 
     def _accept_pending(self) -> None:
-        while len(self.children) < self.max_children:
+        while len(self.children) < self.max_children and not self._paused():
             try:
                 conn, peer = self.listener.accept()
             except (BlockingIOError, InterruptedError):

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from apps import db
-from scripts.procs import free_port, running, wait_ready
+from scripts.common.procs import free_port, running, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -99,7 +99,7 @@ def pg_url() -> Iterator[str]:
 
     Skips only when the PostgreSQL server binaries are not installed; any other failure is an error.
     """
-    from scripts import pg
+    from scripts.run import pg
 
     try:
         pg.find_binaries()

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from apps import db
-from scripts.procs import get
+from scripts.common.procs import get
 from tests.conftest import ROOT, StartServer
 
 BACKENDS = [db.SQLITE, db.POSTGRESQL]

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-import servers
 from apps import faults, workloads
-from scripts.procs import free_port, get, running, wait_ready
+from scripts.common.procs import free_port, get, running, wait_ready
+from scripts.modes import MODES
 from tests.apps.test_workloads import call_asgi, call_wsgi
 from tests.conftest import HOST, ROOT, live_children
 
@@ -39,7 +39,7 @@ def serving(mode: str, world_db: Path, tmp_path: Path, workers: int = 1) -> Iter
     port = free_port(HOST)
     env = {**os.environ, faults.ENV: "1", "WORKERBENCH_DB": str(world_db), "PYTHONPATH": str(ROOT)}
     log = tmp_path / f"{mode}.log"
-    argv = servers.MODES[mode].argv(host=HOST, port=port, workers=workers)
+    argv = MODES[mode].argv(host=HOST, port=port, workers=workers)
     with running(argv, log_path=log, env=env, cwd=ROOT) as proc:
         wait_ready(proc, HOST, port, log_path=log, deadline_s=30)
         yield port, proc.pid

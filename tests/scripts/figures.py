@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from scripts.analysis import AnalysedRun, analyse_figures
-from scripts.records import Flag, OpenLoopRecord, References, RunInfo, cell_from_json
-from scripts.stats import FoldedCell
+from scripts.analysis.analysis import AnalysedRun, analyse_figures
+from scripts.analysis.stats import FoldedCell
+from scripts.records.records import Flag, OpenLoopRecord, References, RunInfo, cell_from_json
 
 
 def figure_from(data: Mapping[str, Any]) -> FoldedCell:

@@ -14,16 +14,17 @@ import pytest
 
 from loadtests.scenarios import SCENARIOS
 from scripts import bench
-from scripts.cpus import parse_cpus
-from scripts.environment import BUSY_PERCENT, cpu_busy_percent
-from scripts.files import write_json_atomic
-from scripts.generators import GENERATORS
-from scripts.generators import locust as locust_gen
-from scripts.plan import plan_from_args
-from scripts.procs import running
-from scripts.verify import VerifyError, verify
-from scripts.wrk import find_wrk
-from servers import MODE_SETS, MODES, Launch, Mode, mode_sets
+from scripts.common.cpus import parse_cpus
+from scripts.common.files import write_json_atomic
+from scripts.common.procs import running
+from scripts.load.generators import GENERATORS
+from scripts.load.generators import locust as locust_gen
+from scripts.load.wrk_process import find_wrk
+from scripts.modes import MODE_SETS, MODES, Launch, Mode, mode_sets
+from scripts.plan.environment import BUSY_PERCENT, cpu_busy_percent
+from scripts.plan.plan import plan_from_args
+from scripts.records import distribution
+from scripts.run.verify import VerifyError, verify
 from tests.conftest import ROOT, StartServer
 
 DATA = Path(__file__).parent / "data"
@@ -146,7 +147,7 @@ def test_quick_plan_covers_every_mode_and_scenario_briefly(tmp_path: Path) -> No
     default = MODE_SETS["default"]
     assert plan.modes == default and plan.scenarios == tuple(SCENARIOS)
     assert plan.sweep_scenarios == () and plan.repeats == 1 and plan.close_scenarios == ()
-    expected = sum(len(MODES[m].only_scenarios) or len(SCENARIOS) for m in default)
+    expected = sum(len(MODES[m].placement.only_scenarios) or len(SCENARIOS) for m in default)
     assert len(plan.cells()) == expected
     assert {c.mode for c in plan.cells()} == set(default) and {c.scenario for c in plan.cells()} == set(SCENARIOS)
     assert plan.estimate_s() < 140  # leaves room for nox to build its environment within 3 minutes
@@ -176,10 +177,10 @@ def test_parse_locust_json_totals_and_percentiles() -> None:
 
 
 def test_percentile_on_known_histograms() -> None:
-    assert locust_gen.percentile({1.0: 50, 2.0: 49, 10.0: 1}, 0.5) == 1.0
-    assert locust_gen.percentile({1.0: 50, 2.0: 49, 10.0: 1}, 0.99) == 2.0
-    assert locust_gen.percentile({1.0: 50, 2.0: 49, 10.0: 1}, 0.999) == 10.0
-    assert locust_gen.percentile({5.0: 1}, 0.5) == 5.0
+    assert distribution.percentile_of({1.0: 50, 2.0: 49, 10.0: 1}, 0.5) == 1.0
+    assert distribution.percentile_of({1.0: 50, 2.0: 49, 10.0: 1}, 0.99) == 2.0
+    assert distribution.percentile_of({1.0: 50, 2.0: 49, 10.0: 1}, 0.999) == 10.0
+    assert distribution.percentile_of({5.0: 1}, 0.5) == 5.0
 
 
 def test_verify_rejects_a_server_that_answers_wrongly(start_server: StartServer) -> None:
@@ -224,8 +225,8 @@ def test_short_bench_writes_cells_summary_and_charts(tmp_path: Path) -> None:
                        timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
-    swept = [m for m in MODES if MODES[m].in_sweeps]
-    in_db = [m for m in MODES if not MODES[m].only_scenarios or "db" in MODES[m].only_scenarios]
+    swept = [m for m in MODES if MODES[m].placement.in_sweeps]
+    in_db = [m for m in MODES if not MODES[m].placement.only_scenarios or "db" in MODES[m].placement.only_scenarios]
     assert len(records) == len(MODES) + len(in_db) + len(swept)  # plaintext and db at 8 users, plaintext at 2
     assert {r["mode"] for r in records} == set(MODES)
     for r in records:

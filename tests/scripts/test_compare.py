@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts import comparison, export, index, records
+from scripts.analysis import comparison
+from scripts.records import records
+from scripts.render import csv_export, runs_index
 from scripts.report import render_run
 from tests.conftest import ROOT
 
@@ -148,7 +150,7 @@ def test_export_csv_has_every_cell_as_a_row(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     with (run / "cells.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 19 and list(rows[0]) == list(export.COLUMNS)
+    assert len(rows) == 19 and list(rows[0]) == list(csv_export.COLUMNS)
     first = rows[0]
     assert (first["mode"], first["scenario"], first["concurrency"], first["keepalive"]) == ("fork", "plaintext", "1",
                                                                                              "yes")
@@ -159,7 +161,7 @@ def test_export_csv_has_every_cell_as_a_row(tmp_path: Path) -> None:
 def test_the_index_is_rebuilt_for_runs_in_a_results_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     results = tmp_path / "results"
     results.mkdir()
-    monkeypatch.setattr(index, "RESULTS", results)
+    monkeypatch.setattr(runs_index, "RESULTS", results)
     first = copy_run(results, "2026-11-29T090417")
     render_run(first)
     assert "2026-11-29T090417/report.html" in (results / "index.html").read_text()

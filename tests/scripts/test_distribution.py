@@ -1,5 +1,6 @@
-"""scripts.distribution (histograms and percentile spectra), the significance test of scripts.significance, and
-wrk's percentile spectrum from a real run, through the wrk generator into a record and back."""
+"""scripts.records.distribution (histograms and percentile spectra), the significance test of
+scripts.analysis.significance, and wrk's percentile spectrum from a real run, through the wrk generator into a record
+and back."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from loadtests.scenarios import SCENARIOS
-from scripts import distribution, records, significance, stats, wrk
-from scripts.generators.base import Load
-from scripts.generators.wrk import WRK
+from scripts.analysis import significance, stats
+from scripts.load import wrk_process
+from scripts.load.generators.base import Load
+from scripts.load.generators.wrk import WRK
+from scripts.records import distribution, records
 from tests.conftest import StartServer
 
 
@@ -144,7 +147,7 @@ def test_wrk_reports_a_spectrum_the_record_keeps(wrk_exe: str, start_server: Sta
     with start_server(prefork) as srv:
         result = WRK.run(Load(scenario=SCENARIOS["plaintext"], host=srv.host, port=srv.port, connections=4,
                               duration=1, workdir=tmp_path))
-    parsed = wrk.parse_wrk_output((tmp_path / "wrk.log").read_text())
+    parsed = wrk_process.parse_wrk_output((tmp_path / "wrk.log").read_text())
     assert parsed.spectrum_ms[0][0] == 0.0 and parsed.spectrum_ms[-1] == (100.0, result.latency_ms["max"])
     assert result.latency_histogram is not None and sum(result.latency_histogram.values()) == result.requests
     back = dict(distribution.spectrum(result.latency_histogram))

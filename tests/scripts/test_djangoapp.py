@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from scripts import bench
-from scripts.plan import plan_from_args
-from scripts.procs import free_port, get, running, wait_ready
-from servers import MODES
+from scripts.common.procs import free_port, get, running, wait_ready
+from scripts.modes import MODES
+from scripts.plan.plan import plan_from_args
 from tests.conftest import HOST, ROOT
 
 DJANGO = ["--app", "examples.djangoapp.wsgi:application", "--asgi-app", "examples.djangoapp.asgi:application"]

@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from scripts import fault_report, index, records
+from scripts.faults import faults_report
+from scripts.records import records
+from scripts.render import runs_index
 from tests.conftest import ROOT
 from tests.scripts.browser import check_charts, check_sorting, screenshot
 
@@ -28,7 +30,7 @@ MODES = ["cgi", "fork", "prefork", "gunicorn-sync", "uvicorn"]
 def stored_faults(tmp_path: Path) -> Path:
     target = tmp_path / "faults-v1"
     shutil.copytree(STORED, target)
-    fault_report.render_run(target)
+    faults_report.render_run(target)
     return target
 
 
@@ -79,7 +81,7 @@ def test_faults_page_of_the_stored_run_in_a_browser(stored_faults: Path, visit: 
 def test_a_real_faults_run_in_its_page_and_the_index(visit: Any, tmp_path: Path) -> None:
     results = tmp_path / "results"
     results.mkdir()
-    index.write_index(results)  # an index of ours: the run below rebuilds it
+    runs_index.write_index(results)  # an index of ours: the run below rebuilds it
     out = results / "faults-real"
     done = subprocess.run([sys.executable, "-m", "scripts.faults", "--quick", "--modes", "prefork,waitress", "--faults",
                            "crash,recycle", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=240,

@@ -1,7 +1,7 @@
 """scripts.faults against real servers: each fault against prefork and a third-party mode, for real.
 
 Short settings (the harness's --quick): about 4-8 s per case. Everything the harness starts is in a
-process group it stops (scripts.procs.running); the assertions are on what the faults really did:
+process group it stops (scripts.common.procs.running); the assertions are on what the faults really did:
 a process gone, PSS grown, a token seen by the next request, a worker replaced.
 """
 
@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 
-import servers
-from scripts import fault_report, faults, openloop, records
-from scripts.faults import Case, Settings
-from scripts.procs import free_port
-from scripts.records import FaultRecord
+from scripts.common.procs import free_port
+from scripts.faults import faults_report, observe, suite, timeline
+from scripts.faults.settings import Case, Settings, server_env
+from scripts.load import engine_process
+from scripts.load.engine_process import OpenLoopResult
+from scripts.modes import MODES
+from scripts.records import records
+from scripts.records.records import FaultRecord
 from tests.conftest import HOST, StartServer
 
 
@@ -28,12 +31,12 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="module")
 def env(world_db: Path) -> Iterator[dict[str, str]]:
-    yield faults.server_env(world_db)
+    yield server_env(world_db)
 
 
 def run(fault: str, mode: str, settings: Settings, env: dict[str, str]) -> FaultRecord:
-    case = Case(settings=settings, mode=servers.MODES[mode], env=env, workdir=settings.out / f"{fault}-{mode}")
-    record = faults.run_case(fault, case)
+    case = Case(settings=settings, mode=MODES[mode], env=env, workdir=settings.out / f"{fault}-{mode}")
+    record = suite.run_case(fault, case)
     assert record.status != "failed", (record.error, record.log_tail)
     return record
 
@@ -126,10 +129,10 @@ def test_shutdown_exits_and_leaves_nothing(mode: str, settings: Settings, env: d
 def test_report_from_real_records(settings: Settings, env: dict[str, str], tmp_path: Path) -> None:
     written = [run("crash", "prefork", settings, env), run("state", "fork", settings, env),
                run("reload", "fork", settings, env)]
-    faults.write_records(tmp_path / "faults.json", written, {"quick": True})
+    suite.write_records(tmp_path / "faults.json", written, {"quick": True})
     loaded = records.load(tmp_path).faults
     assert list(loaded) == written
-    md = fault_report.render(tmp_path, loaded).read_text()
+    md = faults_report.render(tmp_path, loaded).read_text()
     assert "| prefork |" in md and "isolated" in md and "not applicable" in md
     # The caution x mode matrix: one row per fault, one column per mode, a few words per cell.
     assert "| caution | fault | prefork | fork |" in md
@@ -141,28 +144,29 @@ def test_recovery_from_a_timeline() -> None:
     # 200/s in 0.1 s steps: 20 per step; nothing for 1 s after a fault at 1.0 s, then full service.
     ok = [20] * 10 + [0] * 10 + [40] + [20] * 19
     failed = [0] * 10 + [0] * 9 + [5] + [0] * 20
-    result = faults.OpenLoopResult(
+    result = OpenLoopResult(
         mode="open", url="", method="GET", connections=1, close=False, offered_rate=200, duration_s=4.0,
         timeout_s=1, scheduled=800, sent=800, completed=795, ok=795, unsent=0, retries=0, connects=1,
         errors={}, achieved_rate=0, elapsed_s=0, generator_behind_s=None, generator_kept_up=None,
         generator_cpu_util=0, generator_runqueue_frac=None, scheduler_lag_ms={}, queue_wait_ms={},
         latency_ms={}, latency_uncorrected_ms={}, warnings=(),
         timeline={"origin_monotonic": 0.0, "step_s": 0.1, "ok": ok, "failed": failed})
-    observed = faults.Observed(result=result, fault_at_s=1.0, samples=[], notes={})
-    assert faults.recovery_s(observed, 200.0) == pytest.approx(1.0)
+    observed = observe.Observed(result=result, fault_at_s=1.0, samples=[], notes={})
+    assert timeline.recovery_s(observed, 200.0) == pytest.approx(1.0)
     # Still down at the end: never recovers.
     down = dataclasses.replace(result, timeline={"origin_monotonic": 0.0, "step_s": 0.1,
                                                  "ok": [20] * 10 + [0] * 30, "failed": [0] * 40})
-    assert faults.recovery_s(faults.Observed(result=down, fault_at_s=1.0, samples=[], notes={}), 200.0) is None
+    assert timeline.recovery_s(observe.Observed(result=down, fault_at_s=1.0, samples=[], notes={}), 200.0) is None
 
 
 def test_openloop_timeline_counts_every_outcome(start_server: StartServer, tmp_path: Path) -> None:
     def build(host: str, port: int) -> list[str]:
-        return servers.MODES["prefork"].argv(host=host, port=port, workers=2)
+        return MODES["prefork"].argv(host=host, port=port, workers=2)
 
     with start_server(build) as srv:
-        r = openloop.run_openloop(f"http://{HOST}:{srv.port}/plaintext", rate=200, duration=2, workdir=tmp_path / "a")
-        missing = openloop.run_openloop(f"http://{HOST}:{srv.port}/nope", rate=50, duration=1,
+        r = engine_process.run_openloop(f"http://{HOST}:{srv.port}/plaintext", rate=200, duration=2,
+                                        workdir=tmp_path / "a")
+        missing = engine_process.run_openloop(f"http://{HOST}:{srv.port}/nope", rate=50, duration=1,
                                         workdir=tmp_path / "b")
     assert r.timeline["step_s"] == 0.1 and len(r.timeline["ok"]) == len(r.timeline["failed"])
     assert sum(r.timeline["ok"]) == r.ok == 400 and sum(r.timeline["failed"]) == 0
@@ -176,7 +180,7 @@ def test_openloop_timeline_counts_every_outcome(start_server: StartServer, tmp_p
 
 def test_openloop_timeline_counts_connect_errors(tmp_path: Path) -> None:
     port = free_port(HOST)
-    r = openloop.run_openloop(f"http://{HOST}:{port}/", rate=50, duration=1, connections=4, timeout=2,
+    r = engine_process.run_openloop(f"http://{HOST}:{port}/", rate=50, duration=1, connections=4, timeout=2,
                               workdir=tmp_path)
     assert sum(r.timeline["failed"]) == r.errors["connect"] == 50 and sum(r.timeline["ok"]) == 0
     assert sum(r.timeline["failed_by"]["refused"]) == 50

@@ -11,8 +11,8 @@ import pytest
 
 from loadtests.scenarios import SCENARIOS
 from scripts import bench
-from scripts.generators import GENERATORS, Generator, Load, choose
-from scripts.plan import plan_from_args
+from scripts.load.generators import GENERATORS, Generator, Load, choose
+from scripts.plan.plan import plan_from_args
 from tests.conftest import StartServer
 from tests.scripts.toy_generator import TOY
 

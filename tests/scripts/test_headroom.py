@@ -11,9 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from scripts import bench, stats
-from scripts.plan import plan_from_args
-from scripts.records import Flag, cell_from_json
+from scripts import bench
+from scripts.analysis import stats
+from scripts.plan.plan import plan_from_args
+from scripts.records.records import GENERATOR_BOUND, Flag, cell_from_json
 
 
 def measure(tmp_path: Path, *args: str) -> dict[str, Any]:
@@ -31,7 +32,7 @@ def test_locust_against_uvicorn_is_flagged_generator_bound(tmp_path: Path) -> No
                      "--concurrency", "32", "--duration", "3")
     assert record["generator"] == "locust"
     # Its CPU alone, or (on a busy machine, where it gets less of its CPU) what it used and waited for.
-    assert record["generator_cpu"] > stats.GENERATOR_BOUND or record["generator_warning"].startswith(
+    assert record["generator_cpu"] > GENERATOR_BOUND or record["generator_warning"].startswith(
         "locust wanted"), record
     assert Flag.GENERATOR_BOUND in stats.fold([cell_from_json(record)]).flags
     summary = (tmp_path / "summary.md").read_text()
@@ -45,7 +46,7 @@ def test_wrk_against_the_fork_server_has_headroom(wrk_exe: str, tmp_path: Path) 
     record = measure(tmp_path, "--modes", "fork", "--scenarios", "plaintext", "--concurrency", "8",
                      "--duration", "2")
     assert record["generator"] == "wrk"
-    assert record["generator_cpu"] < stats.GENERATOR_BOUND, record
+    assert record["generator_cpu"] < GENERATOR_BOUND, record
     assert Flag.GENERATOR_BOUND not in stats.fold([cell_from_json(record)]).flags
 
 

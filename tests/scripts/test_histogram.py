@@ -1,4 +1,4 @@
-"""scripts.histogram: exact below 2**sub_bits µs, bounded relative error above, nearest-rank percentiles."""
+"""scripts.load.histogram: exact below 2**sub_bits µs, bounded relative error above, nearest-rank percentiles."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from scripts.histogram import Histogram, nearest_rank
-from scripts.openloop import percentile, summarize_ms
+from scripts.load.engine_process import summarize_ms
+from scripts.load.histogram import Histogram, nearest_rank, percentile
 
 
 def filled(values: list[int], sub_bits: int = 11) -> Histogram:

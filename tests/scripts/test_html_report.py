@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from scripts import comparehtml, comparison, index
+from scripts.analysis import comparison
+from scripts.render import compare_html, runs_index
 from scripts.report import render_run
 from tests.conftest import ROOT
 from tests.scripts.browser import check_charts, check_sorting, screenshot
@@ -81,7 +82,7 @@ def test_compare_page_in_a_browser(stored_run: Path, visit: Any, tmp_path: Path)
     other = tmp_path / "other"
     shutil.copytree(stored_run, other)
     result = comparison.compare(comparison.load_side(stored_run), comparison.load_side(other))
-    page = comparehtml.write(result, tmp_path / "compare.html")
+    page = compare_html.write(result, tmp_path / "compare.html")
     seen = visit(page)
     screenshot(seen, tmp_path, "compare-stored-run")
     assert seen.errors == [] and seen.remote_requests() == []
@@ -92,7 +93,7 @@ def test_compare_page_in_a_browser(stored_run: Path, visit: Any, tmp_path: Path)
 
 def test_index_page_in_a_browser(stored_run: Path, visit: Any, tmp_path: Path) -> None:
     (stored_run.parent / "not-a-run").mkdir()
-    page = index.write_index(stored_run.parent)
+    page = runs_index.write_index(stored_run.parent)
     seen = visit(page)
     screenshot(seen, tmp_path, "index")
     assert seen.errors == [] and seen.remote_requests() == []

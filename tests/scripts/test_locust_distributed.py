@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from loadtests.scenarios import SCENARIOS
-from scripts import stats
-from scripts.generators.base import Load, LoadError, LoadResult
-from scripts.generators.locust import LOCUST, Distribution, Locust, hot_workers, joined, locust_command
-from scripts.plan import plan_from_args
-from scripts.procs import free_port
-from scripts.records import CellRecord, Flag, cell_from_json, load_cells, to_json
-from scripts.resources import run_tracing
+from scripts.analysis import stats
+from scripts.common.procs import free_port
+from scripts.load.generators.base import Load, LoadError, LoadResult
+from scripts.load.generators.locust import LOCUST, Distribution, Locust, hot_workers, joined, locust_command
+from scripts.load.resources import run_tracing
+from scripts.plan.plan import plan_from_args
+from scripts.records.records import CellRecord, Flag, cell_from_json, load_cells, to_json
 from tests.conftest import ROOT, StartServer
 
 PREFORK = [sys.executable, "-m", "servers.prefork", "apps.wsgi:app", "--workers", "2"]

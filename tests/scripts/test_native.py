@@ -1,4 +1,5 @@
-"""The native closed-loop generator (scripts.openloop --closed-loop on scripts.engine) against real servers.
+"""The native closed-loop generator (scripts.load.engine_process --closed-loop on
+scripts.load.engine) against real servers.
 
 The server keeps its own tally: ``counting_app`` (served by a real prefork, two workers) appends
 one byte per answered request to a file opened with O_APPEND (``o`` for 200, ``e`` for 503;
@@ -18,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from scripts import openloop
-from scripts.histogram import Histogram
-from scripts.procs import free_port
+from scripts.common.procs import free_port
+from scripts.load import engine_process
+from scripts.load.histogram import Histogram
 from tests.conftest import HOST, StartServer
 
 COUNT_FILE_ENV = "WB_TEST_COUNT_FILE"
@@ -64,7 +65,7 @@ def prefork_counting_one_worker(host: str, port: int) -> list[str]:
     return prefork_counting(host, port, workers=1)
 
 
-def check_result(r: openloop.OpenLoopResult, tally: bytes, *, duration: float, least: int = 100) -> None:
+def check_result(r: engine_process.OpenLoopResult, tally: bytes, *, duration: float, least: int = 100) -> None:
     """Every request the server answered was counted once, with its status, and the report reads like wrk's."""
     assert r.mode == "closed" and r.completed >= least and b"b" not in tally
     assert r.completed == r.requests == len(tally) == r.sent == r.scheduled
@@ -90,7 +91,7 @@ def test_counts_match_the_servers_tally(close: bool, start_server: StartServer, 
     monkeypatch.setenv(COUNT_FILE_ENV, str(tally_file))
     with start_server(prefork_counting if close else prefork_counting_one_worker) as srv:
         started = time.monotonic()
-        r = openloop.run_openloop(f"http://{HOST}:{srv.port}/count", closed_loop=True, duration=1.5,
+        r = engine_process.run_openloop(f"http://{HOST}:{srv.port}/count", closed_loop=True, duration=1.5,
                                   connections=8, close=close, workdir=tmp_path / "gen")
         elapsed = time.monotonic() - started
     assert elapsed < 1.5 + 10  # the run plus process start-up: it stops by itself
@@ -106,7 +107,7 @@ def test_nobody_listening_fails_fast_and_ends(tmp_path: Path) -> None:
     # not spin past the end) and count each as a connect error.
     port = free_port(HOST)
     started = time.monotonic()
-    r = openloop.run_openloop(f"http://{HOST}:{port}/", closed_loop=True, duration=1, connections=4, timeout=1,
+    r = engine_process.run_openloop(f"http://{HOST}:{port}/", closed_loop=True, duration=1, connections=4, timeout=1,
                               workdir=tmp_path)
     assert time.monotonic() - started < 1 + 10
     assert r.completed == 0 and r.sent == 0 and r.connects == 0
@@ -120,7 +121,7 @@ def test_silent_server_times_out_within_the_bound(tmp_path: Path) -> None:
         listener.bind((HOST, 0))
         listener.listen(64)
         started = time.monotonic()
-        r = openloop.run_openloop(f"http://{HOST}:{listener.getsockname()[1]}/", closed_loop=True, duration=1,
+        r = engine_process.run_openloop(f"http://{HOST}:{listener.getsockname()[1]}/", closed_loop=True, duration=1,
                                   connections=4, timeout=0.5, workdir=tmp_path)
         elapsed = time.monotonic() - started
     assert elapsed < 1 + 0.5 + 10
@@ -138,7 +139,7 @@ def test_large_bodies_go_out_whole(start_server: StartServer, tmp_path: Path, mo
     monkeypatch.setenv(COUNT_FILE_ENV, str(tally_file))
     monkeypatch.setenv(BODY_LENGTH_ENV, str(len(body)))
     with start_server(prefork_counting) as srv:
-        r = openloop.run_openloop(f"http://{HOST}:{srv.port}/count", closed_loop=True, duration=1, connections=2,
+        r = engine_process.run_openloop(f"http://{HOST}:{srv.port}/count", closed_loop=True, duration=1, connections=2,
                                   method="POST", body=body, workdir=tmp_path / "gen")
     check_result(r, tally_file.read_bytes(), duration=1, least=2 * FAIL_EVERY)
     assert r.connects == 2 and r.method == "POST"

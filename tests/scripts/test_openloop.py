@@ -1,4 +1,4 @@
-"""scripts.openloop: percentiles, refusals, bounds, and real runs against real servers on loopback.
+"""scripts.load.engine_process: percentiles, refusals, bounds, and real runs against real servers on loopback.
 
 The stall test is the point of the module. ``tests/scripts/stall_app.py`` blocks every
 request that arrives in the first 0.25 s of each wall-clock second. What theory predicts:
@@ -37,9 +37,9 @@ from pathlib import Path
 import pytest
 
 from loadtests.scenarios import UPLOAD_BODY
-from scripts import openloop
-from scripts.loadgen import LoadError
-from scripts.procs import free_port
+from scripts.common.procs import free_port
+from scripts.load import LoadError, engine_process
+from scripts.load.histogram import percentile
 from tests.conftest import HOST, ROOT, StartServer
 
 NO_ERRORS = {"connect": 0, "read": 0, "write": 0, "timeout": 0, "status": 0}
@@ -54,15 +54,15 @@ def prefork(app: str, *extra: str, workers: int = 2) -> Callable[[str, int], lis
 
 
 def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "scripts.openloop", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run([sys.executable, "-m", "scripts.load.engine_process", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, check=False)
 
 
 def url(port: int, path: str) -> str:
     return f"http://{HOST}:{port}{path}"
 
 
-def accounted(r: openloop.OpenLoopResult) -> int:
+def accounted(r: engine_process.OpenLoopResult) -> int:
     """Every scheduled request ends exactly one way."""
     return r.completed + r.errors["connect"] + r.errors["read"] + r.errors["write"] + r.errors["timeout"]
 
@@ -72,50 +72,51 @@ def accounted(r: openloop.OpenLoopResult) -> int:
 
 def test_percentile_nearest_rank() -> None:
     values = [15.0, 20.0, 35.0, 40.0, 50.0]  # the textbook nearest-rank example
-    assert [openloop.percentile(values, f) for f in (0.05, 0.30, 0.40, 0.50, 1.0)] == [15, 20, 20, 35, 50]
+    assert [percentile(values, f) for f in (0.05, 0.30, 0.40, 0.50, 1.0)] == [15, 20, 20, 35, 50]
     hundred = [float(i) for i in range(1, 101)]
-    assert openloop.percentile(hundred, 0.50) == 50
-    assert openloop.percentile(hundred, 0.99) == 99
-    assert openloop.percentile(hundred, 0.999) == 100
+    assert percentile(hundred, 0.50) == 50
+    assert percentile(hundred, 0.99) == 99
+    assert percentile(hundred, 0.999) == 100
     # 0.99 * 800 is 792.0000000000001 in floating point: the rank must still be 792, not 793.
     eight_hundred = [float(i) for i in range(1, 801)]
-    assert openloop.percentile(eight_hundred, 0.99) == 792
-    assert openloop.percentile([7.0], 0.999) == 7
+    assert percentile(eight_hundred, 0.99) == 792
+    assert percentile([7.0], 0.999) == 7
     with pytest.raises(ValueError):
-        openloop.percentile([], 0.5)
+        percentile([], 0.5)
     with pytest.raises(ValueError):
-        openloop.percentile(hundred, 0.0)
+        percentile(hundred, 0.0)
 
 
 def test_summary_in_milliseconds() -> None:
     seconds = [i / 1000 for i in range(1000, 0, -1)]  # 1 ms .. 1000 ms, unsorted
-    assert openloop.summarize_ms(seconds) == {"p50": 500.0, "p75": 750.0, "p90": 900.0, "p99": 990.0,
+    assert engine_process.summarize_ms(seconds) == {"p50": 500.0, "p75": 750.0, "p90": 900.0, "p99": 990.0,
                                               "p999": 999.0, "max": 1000.0, "mean": 500.5}
-    assert openloop.summarize_ms([]) == {}
+    assert engine_process.summarize_ms([]) == {}
 
 
 def test_request_bytes() -> None:
-    target = openloop.parse_target("http://[::1]:8080/io?ms=5")
+    target = engine_process.parse_endpoint("http://[::1]:8080/io?ms=5")
     assert (target.address, target.port, target.path) == ("::1", 8080, "/io?ms=5")
-    assert openloop.build_request(target, "GET", b"", close=True) == (
+    assert engine_process.build_request(target, "GET", b"", close=True) == (
         b"GET /io?ms=5 HTTP/1.1\r\nHost: [::1]:8080\r\nUser-Agent: workerbench-openloop\r\nAccept: */*\r\n"
         b"Connection: close\r\n\r\n")
-    post = openloop.build_request(openloop.parse_target("http://localhost:80/upload"), "POST", b"abc", close=False)
+    post = engine_process.build_request(engine_process.parse_endpoint("http://localhost:80/upload"), "POST", b"abc",
+                                        close=False)
     assert post.endswith(b"Content-Length: 3\r\n\r\nabc")
     assert b"Host: localhost:80\r\n" in post
-    assert openloop.parse_target("http://localhost/").address == "127.0.0.1"
+    assert engine_process.parse_endpoint("http://localhost/").address == "127.0.0.1"
 
 
 def test_command_line_and_parse_errors(tmp_path: Path) -> None:
-    argv = openloop.openloop_command("http://127.0.0.1:1/x", duration=2, out=tmp_path / "r.json", rate=100,
+    argv = engine_process.openloop_command("http://127.0.0.1:1/x", duration=2, out=tmp_path / "r.json", rate=100,
                                      connections=8, close=True)
-    assert argv[1:3] == ["-m", "scripts.openloop"]
+    assert argv[1:3] == ["-m", "scripts.load.engine_process"]
     assert argv[argv.index("--rate") + 1] == "100.0" and "--close" in argv and "--closed-loop" not in argv
     with pytest.raises(ValueError):
-        openloop.openloop_command("http://127.0.0.1:1/", duration=1, out=tmp_path / "r.json")
+        engine_process.openloop_command("http://127.0.0.1:1/", duration=1, out=tmp_path / "r.json")
     (tmp_path / "bad.json").write_text('{"mode": "open"}')
     with pytest.raises(LoadError, match="missing"):
-        openloop.parse_result(tmp_path / "bad.json")
+        engine_process.parse_result(tmp_path / "bad.json")
 
 
 @pytest.mark.parametrize("bad", ["http://10.0.0.1:80/", "http://example.com/plaintext", "http://127.0.0.2:80/",
@@ -129,7 +130,7 @@ def test_refuses_anything_but_loopback(bad: str, tmp_path: Path) -> None:
     assert not out.exists()
     assert time.monotonic() - started < 20  # refused at once, not after a run
     with pytest.raises(ValueError):
-        openloop.run_openloop(bad, rate=10, duration=1, workdir=tmp_path / "api")
+        engine_process.run_openloop(bad, rate=10, duration=1, workdir=tmp_path / "api")
     assert not (tmp_path / "api").exists()  # refused before anything was started
 
 
@@ -138,7 +139,7 @@ def test_refuses_anything_but_loopback(bad: str, tmp_path: Path) -> None:
 
 def test_nobody_listening_counts_connect_errors(tmp_path: Path) -> None:
     port = free_port(HOST)
-    r = openloop.run_openloop(url(port, "/"), rate=50, duration=1, connections=4, timeout=2, workdir=tmp_path)
+    r = engine_process.run_openloop(url(port, "/"), rate=50, duration=1, connections=4, timeout=2, workdir=tmp_path)
     assert r.scheduled == 50
     assert r.errors["connect"] == 50 and r.sent == 0 and r.completed == 0
     assert r.latency_ms == {} and r.latency_uncorrected_ms == {}
@@ -152,7 +153,7 @@ def test_silent_server_times_out_and_the_run_still_ends(tmp_path: Path) -> None:
         listener.listen(64)
         port = listener.getsockname()[1]
         started = time.monotonic()
-        r = openloop.run_openloop(url(port, "/"), rate=20, duration=1, connections=4, timeout=1, workdir=tmp_path)
+        r = engine_process.run_openloop(url(port, "/"), rate=20, duration=1, connections=4, timeout=1, workdir=tmp_path)
         elapsed = time.monotonic() - started
     assert elapsed < 1 + 1 + 10  # schedule + timeout + process start-up, with room
     assert r.scheduled == 20 and r.completed == 0
@@ -165,7 +166,7 @@ def test_silent_server_times_out_and_the_run_still_ends(tmp_path: Path) -> None:
 
 def test_fast_server_at_200_per_second(start_server: StartServer, tmp_path: Path) -> None:
     with start_server(prefork("apps.wsgi:app", "--keepalive", "5")) as srv:
-        r = openloop.run_openloop(url(srv.port, "/plaintext"), rate=200, duration=2, workdir=tmp_path)
+        r = engine_process.run_openloop(url(srv.port, "/plaintext"), rate=200, duration=2, workdir=tmp_path)
     assert (r.mode, r.offered_rate, r.connections, r.scheduled) == ("open", 200.0, 64, 400)
     assert 380 <= r.sent <= 400 and 380 <= r.completed <= 400 and r.ok == r.completed
     assert r.errors == NO_ERRORS and r.unsent == 0 and r.retries == 0
@@ -186,12 +187,12 @@ def test_fast_server_at_200_per_second(start_server: StartServer, tmp_path: Path
 
 def test_new_connection_per_request(start_server: StartServer, tmp_path: Path) -> None:
     with start_server(prefork("apps.wsgi:app")) as srv:  # no --keepalive: the server closes after each answer
-        server_closes = openloop.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
+        server_closes = engine_process.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
                                               workdir=tmp_path / "server")
-        both_close = openloop.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
+        both_close = engine_process.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
                                            close=True, workdir=tmp_path / "both")
     with start_server(prefork("apps.wsgi:app", "--keepalive", "5")) as srv:
-        client_closes = openloop.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
+        client_closes = engine_process.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
                                               close=True, workdir=tmp_path / "client")
     for r in (server_closes, both_close, client_closes):
         assert r.scheduled == 100 and r.completed == r.ok == 100 and r.errors == NO_ERRORS
@@ -209,10 +210,10 @@ def test_post_body_and_status_errors(start_server: StartServer, tmp_path: Path) 
                   "--out", str(out_get))
     assert post.returncode == 0, post.stderr
     assert get.returncode == 0, get.stderr
-    r = openloop.parse_result(out_post)
+    r = engine_process.parse_result(out_post)
     assert r.method == "POST" and r.completed == r.ok == r.scheduled == 100 and r.errors == NO_ERRORS
     # The same path without the POST is refused (405): counted as completed, and as status errors.
-    g = openloop.parse_result(out_get)
+    g = engine_process.parse_result(out_get)
     assert g.completed == 100 and g.ok == 0 and g.errors == {**NO_ERRORS, "status": 100}
     assert json.loads(out_post.read_text())["errors"] == NO_ERRORS
 
@@ -220,9 +221,9 @@ def test_post_body_and_status_errors(start_server: StartServer, tmp_path: Path) 
 def test_stall_shows_only_in_the_corrected_open_loop(start_server: StartServer, tmp_path: Path) -> None:
     with start_server(prefork("tests.scripts.stall_app:app", "--keepalive", "5", workers=1)) as srv:
         target = url(srv.port, "/plaintext")
-        wide = openloop.run_openloop(target, rate=200, duration=4, connections=16, workdir=tmp_path / "open16")
-        single = openloop.run_openloop(target, rate=250, duration=4, connections=1, workdir=tmp_path / "open1")
-        closed = openloop.run_openloop(target, closed_loop=True, duration=4, connections=1,
+        wide = engine_process.run_openloop(target, rate=200, duration=4, connections=16, workdir=tmp_path / "open16")
+        single = engine_process.run_openloop(target, rate=250, duration=4, connections=1, workdir=tmp_path / "open1")
+        closed = engine_process.run_openloop(target, closed_loop=True, duration=4, connections=1,
                                        workdir=tmp_path / "closed1")
     report = {name: (r.latency_ms.get("p99"), r.latency_uncorrected_ms.get("p99"), r.completed)
               for name, r in (("open16", wide), ("open1", single), ("closed1", closed))}
@@ -251,7 +252,8 @@ def test_server_idle_close_means_reconnect(start_server: StartServer, tmp_path: 
     # The server drops a kept-alive connection after 0.1 s idle; requests come 0.25 s apart on one
     # connection, so each finds its connection closed by the server and must connect anew.
     with start_server(prefork("apps.wsgi:app", "--keepalive", "0.1")) as srv:
-        r = openloop.run_openloop(url(srv.port, "/plaintext"), rate=4, duration=2, connections=1, workdir=tmp_path)
+        r = engine_process.run_openloop(url(srv.port, "/plaintext"), rate=4, duration=2, connections=1,
+                                        workdir=tmp_path)
     assert r.scheduled == 8 and r.completed == r.ok == 8 and r.errors == NO_ERRORS
     assert r.connects == 8  # one per request (a resend after a racing close would still connect once)
 
@@ -291,7 +293,7 @@ def test_stale_keepalive_connection_is_resent_once(tmp_path: Path) -> None:
         server = threading.Thread(target=_answer_once_then_drop, args=(listener, stop), daemon=True)
         server.start()
         try:
-            r = openloop.run_openloop(url(listener.getsockname()[1], "/"), rate=4, duration=1, connections=1,
+            r = engine_process.run_openloop(url(listener.getsockname()[1], "/"), rate=4, duration=1, connections=1,
                                       workdir=tmp_path)
         finally:
             stop.set()

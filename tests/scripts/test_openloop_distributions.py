@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 
-from scripts import distribution, htmlcharts, plot, records
-from scripts.analysis import analyse, analyse_figures
-from scripts.generators.native import histogram_ms
-from scripts.histogram import Histogram
-from scripts.records import OpenLoopRecord, RecordError, openloop_from_json, to_json
+from scripts.analysis.analysis import analyse, analyse_figures
+from scripts.load.generators.native import histogram_ms
+from scripts.load.histogram import Histogram
+from scripts.records import distribution, records
+from scripts.records.records import OpenLoopRecord, RecordError, openloop_from_json, to_json
+from scripts.render import charts, plot
 from scripts.report import render_run
 from tests.conftest import ROOT
 from tests.scripts.browser import check_charts, screenshot
@@ -78,16 +79,16 @@ def test_the_stored_run_still_loads_and_renders_without_open_loop_spectra(tmp_pa
     shutil.copytree(STORED, run)
     loaded = records.load(run)
     assert loaded.openloop and all(p.latency_histogram == {} for p in loaded.openloop)
-    assert htmlcharts.openloop_spectra(analyse(loaded)) == []
+    assert charts.openloop_spectra(analyse(loaded)) == []
     render_run(run)
     page = (run / "report.html").read_text()
     assert "chart-openloop-spectrum" not in page and 'id="chart-openloop"' in page
 
 
 def test_the_chart_draws_each_steps_spectrum_one_line_per_rate() -> None:
-    charts = dict(htmlcharts.openloop_spectra(analyse_figures([], openloop=STEPS)))
-    assert list(charts) == ["prefork", "uvicorn"]
-    for mode, fig in charts.items():
+    spectra = dict(charts.openloop_spectra(analyse_figures([], openloop=STEPS)))
+    assert list(spectra) == ["prefork", "uvicorn"]
+    for mode, fig in spectra.items():
         mine = [p for p in STEPS if p.mode == mode]
         assert [t.name for t in fig.data] == [f"{p.offered_rate:g} req/s" for p in mine]
         for trace, p in zip(fig.data, mine, strict=True):
@@ -98,7 +99,7 @@ def test_the_chart_draws_each_steps_spectrum_one_line_per_rate() -> None:
             assert trace.line.dash == (None if p.generator_kept_up else "dot")
             assert f"offered {p.offered_rate:g} req/s" in trace.customdata[0][0]
     # One latency scale for every mode, spanning every step's fastest and slowest answer.
-    ranges = {tuple(fig.layout.yaxis.range) for fig in charts.values()}
+    ranges = {tuple(fig.layout.yaxis.range) for fig in spectra.values()}
     assert len(ranges) == 1
     low, high = ranges.pop()
     assert 10**low < 0.3 and 10**high > 180.5

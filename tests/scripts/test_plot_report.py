@@ -15,10 +15,11 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-import servers
-from scripts import analysis, plot, summary
-from scripts.formatting import format_rps, format_sig
-from scripts.records import load_cells, references_from_json
+from scripts import modes
+from scripts.analysis import analysis
+from scripts.common.formatting import format_rps, format_sig
+from scripts.records.records import load_cells, references_from_json
+from scripts.render import plot, plot_style, summary
 from tests.scripts.figures import figure_from, run_of
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -215,7 +216,7 @@ def test_a_mode_has_the_same_colour_in_every_figure(records: list[dict[str, Any]
     assert figure is not None
     lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
 
-    colours = plot.mode_colors(list(MODES))
+    colours = plot_style.mode_colors(list(MODES))
     assert len(set(colours.values())) == len(MODES)
     for position, mode in enumerate(SHOWN):
         expected = to_hex(colours[mode])
@@ -378,11 +379,11 @@ def test_load_records_without_cells_folder(tmp_path: Path) -> None:
 
 
 def test_colours_follow_family_and_place_whichever_modes_a_run_measured() -> None:
-    everything = plot.mode_colors(list(servers.MODES))
-    assert len(set(everything.values())) == len(servers.MODES)
+    everything = plot_style.mode_colors(list(modes.MODES))
+    assert len(set(everything.values())) == len(modes.MODES)
     subset = ["hypercorn", "prefork", "granian-wsgi"]
-    assert plot.mode_colors(subset) == {mode: everything[mode] for mode in subset}
-    toys = plot.mode_colors(["toy-a", "toy-b"])
+    assert plot_style.mode_colors(subset) == {mode: everything[mode] for mode in subset}
+    toys = plot_style.mode_colors(["toy-a", "toy-b"])
     assert len(set(toys.values())) == 2 and not set(toys.values()) & set(everything.values())
 
 
@@ -415,10 +416,10 @@ def test_a_latency_panel_spanning_orders_of_magnitude_goes_log_scale() -> None:
 
 
 def test_many_modes_wrap_bar_charts_into_fewer_columns() -> None:
-    records = [ok_record(mode, scenario, 32, 1000.0) for mode in servers.MODES for scenario in SCENARIOS * 2]
-    records += [ok_record(mode, f"s{i}", 32, 1000.0) for mode in servers.MODES for i in range(4)]
+    records = [ok_record(mode, scenario, 32, 1000.0) for mode in modes.MODES for scenario in SCENARIOS * 2]
+    records += [ok_record(mode, f"s{i}", 32, 1000.0) for mode in modes.MODES for i in range(4)]
     figure = plot.throughput_figure(run_of(records))
-    assert figure.get_figwidth() <= plot.MAX_WIDTH_IN
+    assert figure.get_figwidth() <= plot_style.MAX_WIDTH_IN
     assert len(figure.axes) == 6
 
 
@@ -452,6 +453,6 @@ def test_the_throughput_axis_reaches_the_tops_of_the_intervals_within_reason() -
     assert ax.get_ylim()[1] >= 1600.0
     assert not [t for t in ax.texts if t.get_text().startswith("95% CI to")]
     ax = plot.throughput_figure(run_of([steady, wide, wild])).axes[0]
-    assert ax.get_ylim()[1] == pytest.approx(1000.0 * plot.MAX_INTERVAL_AXIS)
+    assert ax.get_ylim()[1] == pytest.approx(1000.0 * plot_style.MAX_INTERVAL_AXIS)
     marks = [t.get_text() for t in ax.texts if t.get_text().startswith("95% CI to")]
     assert marks == ["95% CI to " + format_rps(9000.0)]

@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from scripts import procs
+from scripts.common import procs
 
 # The leader forks a child that exits at once and is never reaped (a zombie), and one that keeps running.
 ZOMBIE_AND_SLEEPER = """

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from scripts.records import (
+from scripts.records.records import (
     SCHEMA_VERSION,
     CellRecord,
     OpenLoopRecord,

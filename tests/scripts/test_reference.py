@@ -6,7 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from scripts import procs, reference
+from scripts.common import procs
+from scripts.run import reference
 from tests.conftest import ROOT
 
 
@@ -18,7 +19,7 @@ def test_fork_rate_is_measured_in_a_fresh_interpreter() -> None:
 
 def test_fork_loop_server_answers_each_connection_from_a_new_process(tmp_path: Path) -> None:
     port = procs.free_port()
-    argv = [sys.executable, "-m", "scripts.reference", "fork-loop", "--port", str(port)]
+    argv = [sys.executable, "-m", "scripts.run.reference", "fork-loop", "--port", str(port)]
     log = tmp_path / "loop.log"
     with procs.running(argv, log_path=log, cwd=ROOT) as proc:
         procs.wait_ready(proc, "127.0.0.1", port, log_path=log, path="/")
@@ -39,7 +40,7 @@ def test_fork_loop_rate_is_driven_by_wrk_and_leaves_nothing_behind(wrk_exe: str,
 
 def test_stdlib_fork_server_serves_the_app_from_a_child_per_connection(tmp_path: Path) -> None:
     port = procs.free_port()
-    argv = [sys.executable, "-m", "scripts.reference", "stdlib-fork", "--port", str(port)]
+    argv = [sys.executable, "-m", "scripts.run.reference", "stdlib-fork", "--port", str(port)]
     log = tmp_path / "stdlib.log"
     with procs.running(argv, log_path=log, cwd=ROOT) as proc:
         procs.wait_ready(proc, "127.0.0.1", port, log_path=log, path="/plaintext")

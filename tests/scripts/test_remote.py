@@ -19,10 +19,10 @@ from typing import Any
 import psutil
 import pytest
 
-from scripts.plan import plan_from_args
-from scripts.procs import free_port, group_members, running
-from scripts.records import load_cells
-from servers import MODES
+from scripts.common.procs import free_port, group_members, running
+from scripts.modes import MODES
+from scripts.plan.plan import plan_from_args
+from scripts.records.records import load_cells
 from tests.conftest import ROOT
 from tests.scripts.netns import NetnsPair
 
@@ -127,7 +127,8 @@ def test_target_unreachable_and_wrong_answers_fail_their_cells_and_the_run_goes_
 def test_a_quick_run_goes_across_two_network_namespaces(netns: NetnsPair, tmp_path: Path) -> None:
     """The server in one namespace (its own host), the harness and its generators in the other."""
     bind = f"{netns.server_address}:8000"
-    with serve(tmp_path, "prefork", "--bind", bind, "--status-port", "8001", prefix=netns.exec_server) as (info, _):
+    with serve(tmp_path, "prefork", "--bind", bind, "--status-port", "8001", "--expose-status",
+               prefix=netns.exec_server) as (info, _):
         assert info["url"] == f"http://{bind}"
         run = bench("--target", info["url"], "--label", "across", "--target-status", info["status"], "--quick",
                     "--scenarios", "plaintext,json,mixed", "--out", str(tmp_path / "run"), prefix=netns.exec_client)

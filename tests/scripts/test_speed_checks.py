@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from scripts.analysis import SpeedCheck, speed_checks
-from scripts.records import References, references_from_json
-from scripts.stats import FoldedCell
-from scripts.summary import summary_markdown
-from servers import FORK_RATE, MODES, Launch, Mode, Target
+from scripts.analysis.analysis import SpeedCheck, speed_checks
+from scripts.analysis.stats import FoldedCell
+from scripts.modes import FORK_RATE, MODES, Checks, Launch, Mode, SpeedRatio
+from scripts.records.records import References, references_from_json
+from scripts.render.summary import summary_markdown
 from tests.scripts.figures import figure_from, run_of
 
 
@@ -93,9 +93,10 @@ def test_checks_come_from_the_registry_entries() -> None:
 
     registry = {
         "a": Mode(name="a", interface="wsgi", summary="a", command=serve,
-                  targets=(Target(check="a / b, keep-alive", scenario="plaintext", against="b", ratio=2.0),
-                           Target(check="a / fork()", scenario="plaintext/close", against=FORK_RATE, ratio=0.5))),
-        "b": Mode(name="b", interface="asgi", summary="b", command=serve, reuse_targets=(("sqlite", 1.5),)),
+                  checks=Checks(speed=(
+                      SpeedRatio(check="a / b, keep-alive", scenario="plaintext", against="b", ratio=2.0),
+                      SpeedRatio(check="a / fork()", scenario="plaintext/close", against=FORK_RATE, ratio=0.5)))),
+        "b": Mode(name="b", interface="asgi", summary="b", command=serve, checks=Checks(reuse=(("sqlite", 1.5),))),
     }
     records = [cell("a", "plaintext", 3000), cell("b", "plaintext", 1000), cell("a", "plaintext/close", 100),
                cell("b", "db/reuse", 300, base_scenario="db", db_strategy="reuse", db_backend="sqlite"),
@@ -105,7 +106,7 @@ def test_checks_come_from_the_registry_entries() -> None:
         ("a / b, keep-alive", 3.0, 2.0, True), ("a / fork()", 0.25, 0.5, False),
         ("db (sqlite) reuse / per-request, b", 3.0, 1.5, True)]
     # The shipped registry holds the hand-written servers to their targets, and only them.
-    assert {name for name, mode in MODES.items() if mode.targets} == {"cgi", "fork", "prefork"}
+    assert {name for name, mode in MODES.items() if mode.checks.speed} == {"cgi", "fork", "prefork"}
 
 
 def test_fork_is_held_against_the_standard_library_fork_server() -> None:

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from scripts import stats
-from scripts.records import CellRecord, Flag, cell_from_json
+from scripts.analysis import stats
+from scripts.records.records import CellRecord, Flag, cell_from_json, wanted_more
 
 
 def rec(rate: float, *, mode: str = "prefork", repeat: int = 0, gen: float = 0.5, failures: int = 0,
@@ -75,8 +75,8 @@ def test_t_quantiles() -> None:
 
 
 def test_a_generator_that_used_and_waited_for_more_than_the_bound_is_named_with_both() -> None:
-    assert stats.wanted_more("wrk", 0.45, 0.53) == ("wrk wanted 98% of its CPUs while measuring (45% used, 53% "
+    assert wanted_more("wrk", 0.45, 0.53) == ("wrk wanted 98% of its CPUs while measuring (45% used, 53% "
                                                     "waiting for a CPU)")
-    assert stats.wanted_more("wrk", 0.45, 0.2) is None  # it had room
-    assert stats.wanted_more("wrk", 0.95, 0.04) is None  # its CPU alone flags it: nothing to add
-    assert stats.wanted_more("wrk", 0.5, None) is None and stats.wanted_more("wrk", None, 0.9) is None
+    assert wanted_more("wrk", 0.45, 0.2) is None  # it had room
+    assert wanted_more("wrk", 0.95, 0.04) is None  # its CPU alone flags it: nothing to add
+    assert wanted_more("wrk", 0.5, None) is None and wanted_more("wrk", None, 0.9) is None

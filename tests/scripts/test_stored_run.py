@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import analysis, records
+from scripts.analysis import analysis
+from scripts.records import records
 from scripts.report import render_run
 from tests.conftest import ROOT
 

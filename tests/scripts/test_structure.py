@@ -1,5 +1,5 @@
 """The project's modules import one another in one direction: no cycles (plot and report once imported each
-other because the analysis lived in the report; see scripts/analysis.py)."""
+other because the analysis lived in the report; see scripts/analysis/analysis.py)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def import_graph() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                # "from scripts import plot" imports the module scripts.plot.
+                # "from scripts import plot" imports the module scripts.render.plot.
                 targets = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
             graph[name] |= {t for t in targets if t in modules and t != name}
     return graph
@@ -56,7 +56,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycles() -> None:
     graph = import_graph()
-    assert graph["scripts.report"] >= {"scripts.plot", "scripts.summary"}  # the graph sees real edges
+    assert graph["scripts.report"] >= {"scripts.render.plot", "scripts.render.summary"}  # the graph sees real edges
     # A package's __init__ importing its own submodules is how a package is built, not a cycle.
     packages = {m for m in graph if (ROOT / m.replace(".", "/") / "__init__.py").exists()}
     found = [c for c in cycles(graph) if not (c[0] in packages and all(m.startswith(c[0]) for m in c))]
@@ -69,6 +69,48 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 def test_renderers_do_not_reach_back_into_the_runner() -> None:
     graph = import_graph()
-    runner = {"scripts.bench", "scripts.cell", "scripts.ladder", "scripts.plan", "scripts.generators"}
-    for renderer in ("scripts.plot", "scripts.summary", "scripts.analysis", "scripts.records"):
+    runner = {"scripts.bench", "scripts.run.cell", "scripts.run.ladder", "scripts.plan.plan", "scripts.load.generators"}
+    renderers = (
+        "scripts.render.plot", "scripts.render.summary", "scripts.analysis.analysis", "scripts.records.records")
+    for renderer in renderers:
         assert not graph[renderer] & runner, renderer
+
+
+# The stages of scripts/, lowest first: a module imports only from its own stage or a lower one. The thin
+# commands (scripts/bench.py, serve.py, compare.py, report.py, index.py, export.py, genbench.py) sit above them all.
+STAGES = ("common", "modes", "records", "load", "plan", "run", "analysis", "render", "faults")
+COMMANDS = len(STAGES)
+
+
+def stage_of(module: str) -> int | None:
+    """The rank of a scripts module's stage (None: not a scripts module)."""
+    parts = module.split(".")
+    if parts[0] != "scripts" or len(parts) == 1:
+        return None
+    return STAGES.index(parts[1]) if parts[1] in STAGES else COMMANDS
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    found = []
+    for module, imported in sorted(graph.items()):
+        rank = stage_of(module)
+        for target in sorted(imported):
+            theirs = stage_of(target)
+            if rank is not None and theirs is not None and theirs > rank:
+                found.append((module, target))
+    return found
+
+
+def test_stages_import_only_downward() -> None:
+    graph = import_graph()
+    assert all(stage_of(m) is not None for m in graph if m.startswith("scripts."))
+    # Every folder of scripts/ is a stage of the list (a new folder takes its place in it).
+    folders = {p.name for p in (ROOT / "scripts").iterdir() if (p / "__init__.py").exists()}
+    assert folders == set(STAGES)
+    assert upward_imports(graph) == []
+
+
+def test_the_stage_check_finds_an_upward_import() -> None:
+    graph = {"scripts.records.records": {"scripts.render.plot"}, "scripts.render.plot": {"scripts.records.records"},
+             "scripts.bench": {"scripts.run.cell"}}
+    assert upward_imports(graph) == [("scripts.records.records", "scripts.render.plot")]

@@ -12,8 +12,8 @@ import pytest
 
 from loadtests.scenario_file import ScenarioFileError, load_scenario_file
 from scripts import bench
-from scripts.plan import Plan, plan_from_args
-from servers import MODE_SETS
+from scripts.modes import MODE_SETS
+from scripts.plan.plan import Plan, plan_from_args
 from tests.conftest import ROOT
 
 FLASK = ["--app", "examples.flaskapp:app"]

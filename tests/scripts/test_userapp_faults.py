@@ -11,8 +11,12 @@ from typing import Any
 
 import pytest
 
-from scripts import bench, faults, index, records, userapp
-from scripts.plan import plan_from_args
+from scripts import bench
+from scripts.faults import suite
+from scripts.plan import userapp
+from scripts.plan.plan import plan_from_args
+from scripts.records import records
+from scripts.render import runs_index
 from tests.conftest import ROOT
 from tests.scripts.browser import screenshot
 
@@ -26,7 +30,7 @@ def _faults(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_faults_that_run_on_any_app_run_on_a_flask_app(tmp_path: Path, visit: Any) -> None:
-    index.write_index(tmp_path)  # an index of ours beside the run: the run rebuilds it
+    runs_index.write_index(tmp_path)  # an index of ours beside the run: the run rebuilds it
     out = tmp_path / "faults"
     done = _faults(*FLASK, "--modes", "prefork,gunicorn-sync,uvicorn", "--faults", "crash,reload,shutdown,slow",
                    "--out", str(out))
@@ -100,7 +104,7 @@ def test_an_app_that_fails_to_import_fails_its_cases_with_a_hint_and_the_run_goe
 
 def test_a_path_that_answers_404_is_reported_not_loaded(tmp_path: Path) -> None:
     out = tmp_path / "faults"
-    assert faults.main(["--quick", "--app", "examples.flaskapp:app", "--paths", "/no/such/page", "--modes",
+    assert suite.main(["--quick", "--app", "examples.flaskapp:app", "--paths", "/no/such/page", "--modes",
                         "prefork", "--faults", "reload", "--out", str(out)]) == 0
     (record,) = records.load(out).faults
     assert record.status == "failed" and "status 404, expected 200" in (record.error or "")
@@ -118,7 +122,7 @@ def test_a_path_that_answers_404_is_reported_not_loaded(tmp_path: Path) -> None:
 def test_what_cannot_run_on_a_user_app_is_refused_before_anything_starts(
         args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stopped:
-        faults.main([*args, "--out", str(tmp_path / "run")])
+        suite.main([*args, "--out", str(tmp_path / "run")])
     assert stopped.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
@@ -128,7 +132,7 @@ def test_a_user_app_bench_run_shows_your_app_in_report_html(tmp_path: Path, visi
                            "prefork,gunicorn-sync,uvicorn", "--generator", "native", "--concurrency", "4",
                            "--no-sweep", "--no-close", "--repeats", "1", "--duration", "1", "--warmup", "0.2",
                            "--no-open-loop", "--out", str(tmp_path / "run")])
-    index.write_index(tmp_path)
+    runs_index.write_index(tmp_path)
     assert plan is not None and bench.run(plan) == 0
     assert "your app examples.flaskapp:app" in (tmp_path / "index.html").read_text()
     seen = visit(plan.out / "report.html")

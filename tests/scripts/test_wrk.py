@@ -1,4 +1,5 @@
-"""scripts.wrk and loadtests/wrk_report.lua: the parser on captured wrk output, and real wrk runs on loopback.
+"""scripts.load.wrk_process and loadtests/wrk_report.lua: the parser on captured wrk output, and real wrk runs on
+loopback.
 
 wrk is a system package. Without it these tests fail with the install hint, unless
 ``WORKERBENCH_NO_WRK=1`` says the machine has no wrk on purpose (then they are skipped).
@@ -17,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from loadtests.scenarios import UPLOAD_BODY
-from scripts import wrk
-from scripts.procs import free_port
+from scripts.common.procs import free_port
+from scripts.load import wrk_process
 from tests.conftest import HOST, StartServer
 
 DATA = Path(__file__).parent / "data"
@@ -44,7 +45,7 @@ CAPTURED_LATENCY_MS = {"p50": 0.367, "p75": 0.524, "p90": 0.809, "p99": 3.39, "p
 
 
 def test_parse_captured_prefork_plaintext() -> None:
-    result = wrk.parse_wrk_output((DATA / "wrk_output.txt").read_text())
+    result = wrk_process.parse_wrk_output((DATA / "wrk_output.txt").read_text())
     assert result.requests == CAPTURED_REQUESTS
     assert result.duration_s == CAPTURED_DURATION_S
     assert result.throughput_rps == pytest.approx(7769.53, abs=0.01)  # as wrk's own "Requests/sec" line
@@ -57,64 +58,64 @@ def test_parse_captured_prefork_plaintext() -> None:
 
 def test_parse_without_marker_names_the_tail() -> None:
     text = "Running 1s test @ http://127.0.0.1:1/\n" + "".join(f"line {i}\n" for i in range(100)) + "last words\n"
-    with pytest.raises(wrk.WrkError, match="WORKERBENCH_WRK_JSON") as info:
-        wrk.parse_wrk_output(text)
+    with pytest.raises(wrk_process.WrkError, match="WORKERBENCH_WRK_JSON") as info:
+        wrk_process.parse_wrk_output(text)
     assert "last words" in str(info.value)
     assert "line 5\n" not in str(info.value)
 
 
 def test_parse_garbled_report_is_an_error() -> None:
-    with pytest.raises(wrk.WrkError, match="unreadable"):
-        wrk.parse_wrk_output('WORKERBENCH_WRK_JSON {"requests": 3}\n')
+    with pytest.raises(wrk_process.WrkError, match="unreadable"):
+        wrk_process.parse_wrk_output('WORKERBENCH_WRK_JSON {"requests": 3}\n')
 
 
 # --- command line, environment, refusals ----------------------------------------------------------------------------
 
 
 def test_command_line() -> None:
-    argv = wrk.wrk_command(url="http://127.0.0.1:8000/plaintext", connections=2, duration=5, threads=4)
+    argv = wrk_process.wrk_command(url="http://127.0.0.1:8000/plaintext", connections=2, duration=5, threads=4)
     assert argv[1:] == ["--threads", "2", "--connections", "2", "--duration", "5s", "--timeout", "10s",
-                        "--script", str(wrk.LUA_SCRIPT), "http://127.0.0.1:8000/plaintext"]
-    assert wrk.LUA_SCRIPT.is_absolute() and wrk.LUA_SCRIPT.is_file()
+                        "--script", str(wrk_process.LUA_SCRIPT), "http://127.0.0.1:8000/plaintext"]
+    assert wrk_process.LUA_SCRIPT.is_absolute() and wrk_process.LUA_SCRIPT.is_file()
     with pytest.raises(ValueError):
-        wrk.wrk_command(url="http://127.0.0.1:8000/", connections=0, duration=1)
+        wrk_process.wrk_command(url="http://127.0.0.1:8000/", connections=0, duration=1)
 
 
 def test_env_writes_the_body_to_a_file(tmp_path: Path) -> None:
-    env = wrk.wrk_env(method="POST", body=UPLOAD_BODY, close=True, workdir=tmp_path)
+    env = wrk_process.wrk_env(method="POST", body=UPLOAD_BODY, close=True, workdir=tmp_path)
     assert env["WB_METHOD"] == "POST" and env["WB_CLOSE"] == "1"
     assert Path(env["WB_BODY_FILE"]).read_bytes() == UPLOAD_BODY
-    assert wrk.wrk_env(method="GET", body=b"", close=False, workdir=tmp_path / "empty") == {
+    assert wrk_process.wrk_env(method="GET", body=b"", close=False, workdir=tmp_path / "empty") == {
         "WB_METHOD": "GET", "WB_BODY_FILE": "", "WB_CLOSE": "0", "WB_HEADERS": ""}
     assert not (tmp_path / "empty").exists()
     headers = (("Content-Type", "application/json"), ("X-Token", "a: b"))
-    assert wrk.wrk_env(method="GET", body=b"", close=False, workdir=tmp_path, headers=headers)["WB_HEADERS"] == (
-        "Content-Type: application/json\nX-Token: a: b")
+    env = wrk_process.wrk_env(method="GET", body=b"", close=False, workdir=tmp_path, headers=headers)
+    assert env["WB_HEADERS"] == "Content-Type: application/json\nX-Token: a: b"
     with pytest.raises(ValueError, match="method"):
-        wrk.wrk_env(method="GET /x HTTP/1.1\r\n", body=b"", close=False, workdir=tmp_path)
+        wrk_process.wrk_env(method="GET /x HTTP/1.1\r\n", body=b"", close=False, workdir=tmp_path)
 
 
 def test_url_brackets_ipv6() -> None:
-    assert wrk.url_for("::1", 8000, "/json") == "http://[::1]:8000/json"
-    assert wrk.url_for("localhost", 8000, "/io?ms=20") == "http://localhost:8000/io?ms=20"
+    assert wrk_process.url_for("::1", 8000, "/json") == "http://[::1]:8000/json"
+    assert wrk_process.url_for("localhost", 8000, "/io?ms=20") == "http://localhost:8000/io?ms=20"
     with pytest.raises(ValueError, match="path"):
-        wrk.url_for("127.0.0.1", 8000, "plaintext")
+        wrk_process.url_for("127.0.0.1", 8000, "plaintext")
 
 
 @pytest.mark.parametrize("host", ["10.0.0.1", "example.com", "0.0.0.0", "127.0.0.2", ""])
 def test_refuses_hosts_other_than_loopback(host: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="loopback"):
-        wrk.run_wrk(host=host, port=80, path="/", connections=1, duration=1, workdir=tmp_path)
+        wrk_process.run_wrk(host=host, port=80, path="/", connections=1, duration=1, workdir=tmp_path)
     assert not (tmp_path / "wrk.log").exists()  # refused before anything was started
 
 
 def test_install_hint_is_printed_once(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(wrk, "_warned", False)
-    wrk.warn_missing_once()
-    wrk.warn_missing_once()
+    monkeypatch.setattr(wrk_process, "_warned", False)
+    wrk_process.warn_missing_once()
+    wrk_process.warn_missing_once()
     captured = capsys.readouterr()
     assert captured.err == ("wrk not found: apt-get install wrk (Debian/Ubuntu); using the native generator "
-                            "(scripts/openloop.py, closed loop) instead\n")
+                            "(scripts/load/engine_process.py, closed loop) instead\n")
     assert captured.out == ""
 
 
@@ -123,7 +124,7 @@ def test_install_hint_is_printed_once(monkeypatch: pytest.MonkeyPatch, capsys: p
 
 def test_get_plaintext(wrk_exe: str, start_server: StartServer, tmp_path: Path) -> None:
     with start_server(prefork("--keepalive", "5")) as srv:
-        result = wrk.run_wrk(host=srv.host, port=srv.port, path="/plaintext", connections=4, duration=1,
+        result = wrk_process.run_wrk(host=srv.host, port=srv.port, path="/plaintext", connections=4, duration=1,
                              workdir=tmp_path)
     assert result.requests > 0
     assert result.errors == {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0}
@@ -135,17 +136,17 @@ def test_get_plaintext(wrk_exe: str, start_server: StartServer, tmp_path: Path) 
 def test_refused_connection_is_an_error(wrk_exe: str, tmp_path: Path) -> None:
     # wrk 4.1 checks that it can connect before it starts, and exits 1 when it cannot.
     port = free_port(HOST)  # nobody listens here
-    with pytest.raises(wrk.WrkError, match="unable to connect"):
-        wrk.run_wrk(host=HOST, port=port, path="/", connections=1, duration=1, workdir=tmp_path)
+    with pytest.raises(wrk_process.WrkError, match="unable to connect"):
+        wrk_process.run_wrk(host=HOST, port=port, path="/", connections=1, duration=1, workdir=tmp_path)
 
 
 def test_status_errors_are_counted(wrk_exe: str, start_server: StartServer, tmp_path: Path) -> None:
     with start_server(prefork("--keepalive", "5")) as srv:
-        upload = wrk.run_wrk(host=srv.host, port=srv.port, path="/upload", method="POST", body=UPLOAD_BODY,
+        upload = wrk_process.run_wrk(host=srv.host, port=srv.port, path="/upload", method="POST", body=UPLOAD_BODY,
                              connections=2, duration=1, workdir=tmp_path / "post")
-        wrong_method = wrk.run_wrk(host=srv.host, port=srv.port, path="/upload", connections=2, duration=1,
+        wrong_method = wrk_process.run_wrk(host=srv.host, port=srv.port, path="/upload", connections=2, duration=1,
                                    workdir=tmp_path / "get")
-        missing = wrk.run_wrk(host=srv.host, port=srv.port, path="/nowhere", connections=2, duration=1,
+        missing = wrk_process.run_wrk(host=srv.host, port=srv.port, path="/nowhere", connections=2, duration=1,
                               workdir=tmp_path / "404")
     assert upload.requests > 0 and upload.non_2xx == 0 and upload.socket_errors == 0
     # The same path without the POST is refused (405): the method really comes from WB_METHOD.
@@ -155,7 +156,7 @@ def test_status_errors_are_counted(wrk_exe: str, start_server: StartServer, tmp_
 
 def test_close_succeeds_against_a_keepalive_server(wrk_exe: str, start_server: StartServer, tmp_path: Path) -> None:
     with start_server(prefork("--keepalive", "5")) as srv:
-        result = wrk.run_wrk(host=srv.host, port=srv.port, path="/plaintext", close=True, connections=2,
+        result = wrk_process.run_wrk(host=srv.host, port=srv.port, path="/plaintext", close=True, connections=2,
                              duration=1, workdir=tmp_path)
     assert result.requests > 0 and result.non_2xx == 0 and result.socket_errors == 0
 
@@ -255,7 +256,7 @@ def recording_server() -> Iterator[Recorder]:
 
 def test_post_body_and_connection_close_arrive(wrk_exe: str, tmp_path: Path) -> None:
     with recording_server() as rec:
-        result = wrk.run_wrk(host=HOST, port=rec.port, path="/upload", method="POST", body=UPLOAD_BODY,
+        result = wrk_process.run_wrk(host=HOST, port=rec.port, path="/upload", method="POST", body=UPLOAD_BODY,
                              close=True, connections=1, duration=1, workdir=tmp_path)
     assert result.requests > 0 and result.non_2xx == 0 and result.socket_errors == 0
     assert 0 < result.requests <= rec.requests
@@ -277,7 +278,7 @@ def test_post_body_and_connection_close_arrive(wrk_exe: str, tmp_path: Path) -> 
 
 def test_keepalive_is_the_default(wrk_exe: str, tmp_path: Path) -> None:
     with recording_server() as rec:
-        result = wrk.run_wrk(host=HOST, port=rec.port, path="/plaintext", connections=2, duration=1,
+        result = wrk_process.run_wrk(host=HOST, port=rec.port, path="/plaintext", connections=2, duration=1,
                              workdir=tmp_path)
     assert result.requests > 10 and result.socket_errors == 0
     # Every request went over the two connections wrk opened (plus its start-up check, which sends nothing).
@@ -295,10 +296,10 @@ def test_keepalive_is_the_default(wrk_exe: str, tmp_path: Path) -> None:
 def test_a_warm_up_shorter_than_a_second_loads_the_server_and_stops_wrk(wrk_exe: str, tmp_path: Path) -> None:
     # wrk's shortest run is a second; a 0.3 s warm-up stops it before it ends, so it never prints its report.
     with recording_server() as rec:
-        wrk.warm_up(host=HOST, port=rec.port, path="/plaintext", method="POST", body=b"x", close=True,
+        wrk_process.warm_up(host=HOST, port=rec.port, path="/plaintext", method="POST", body=b"x", close=True,
                     connections=2, seconds=0.3, workdir=tmp_path)
         served = rec.requests
     assert served > 0
-    assert wrk.MARKER not in (tmp_path / "wrk.log").read_text()
+    assert wrk_process.MARKER not in (tmp_path / "wrk.log").read_text()
     head, body = rec.raw[0]
     assert head.split(b"\r\n")[0] == b"POST /plaintext HTTP/1.1" and b"Connection: close" in head and body == b"x"

@@ -1,7 +1,7 @@
 """A toy load generator, written as docs/how-to/add-generator.md says: one module, one registry entry.
 
 Threads with one keep-alive ``http.client`` connection each, a closed loop: slow, but enough to show that
-the harness runs any object with the fields and methods of ``scripts.generators.base.Generator``.
+the harness runs any object with the fields and methods of ``scripts.load.generators.base.Generator``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from loadtests.scenarios import Scenario
-from scripts.generators.base import Load, LoadResult, single_request
+from scripts.load.generators.base import Load, LoadResult, single_request
 
 
 def _client(load: Load, deadline: float, latencies: list[float], failures: list[int]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.procs import free_port, get, running, wait_ready
+from scripts.common.procs import free_port, get, running, wait_ready
 from tests.conftest import HOST, ROOT, Server, server_env
 from tests.servers.corpus.upstream import H11, LLHTTP, SERVED, Case
 from tests.servers.malformed import SERVED as SERVED_CASES

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from scripts.procs import free_port, get, group_members, running
+from scripts.common.procs import free_port, get, group_members, running
 from servers import _startup
 from tests.conftest import HOST, ROOT, StartServer
 

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import pytest
 
-from scripts.procs import free_port, get, running, wait_ready
+from scripts.common.procs import free_port, get, running, wait_ready
 from tests.conftest import HOST, ROOT, Server, StartServer, server_env
 
 APP = "tests.servers.faulty_app:app"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.procs import get
+from scripts.common.procs import get
 from tests.conftest import StartServer
 
 APP = "tests.servers.faulty_app:app"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.procs import free_port, get, running, wait_ready
+from scripts.common.procs import free_port, get, running, wait_ready
 from tests.conftest import HOST, ROOT, Server, server_env
 from tests.servers.malformed import CORPUS
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.procs import free_port, get, running, wait_ready
-from servers import MODES
+from scripts.common.procs import free_port, get, running, wait_ready
+from scripts.modes import MODES
 from tests.conftest import HOST, ROOT, server_env
 
 # (method, path, body) for every endpoint, including the error answers.

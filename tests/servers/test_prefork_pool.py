@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from scripts.procs import get, group_members
+from scripts.common.procs import get, group_members
 from tests.conftest import Server, StartServer
 from tests.load import Load
 

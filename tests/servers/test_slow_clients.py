@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 import psutil
 import pytest
 
-from scripts.procs import get
+from scripts.common.procs import get
 from tests.conftest import Server, StartServer
 
 APP = "tests.servers.faulty_app:app"

@@ -18,13 +18,13 @@ from typing import Final
 
 import pytest
 
-from scripts import environment
-from scripts.procs import free_port, get, running, wait_ready
-from servers import MODES
+from scripts.common.procs import free_port, get, running, wait_ready
+from scripts.modes import MODES
+from scripts.plan import environment
 from tests.conftest import HOST, ROOT, Server, server_env
 from tests.servers.malformed import CORPUS
 
-THIRD_PARTY = [name for name, mode in MODES.items() if not mode.hand_written]
+THIRD_PARTY = [name for name, mode in MODES.items() if not mode.placement.hand_written]
 # What a server did instead of answering: it closed the connection, or kept it open and said nothing.
 CLOSED: Final = "closed without an answer"
 SILENT: Final = "no answer, connection kept open"
@@ -298,8 +298,8 @@ def test_there_are_production_modes_of_both_interfaces() -> None:
 def test_every_production_mode_names_its_packages_and_they_are_installed_and_recorded() -> None:
     versions = environment.package_versions()  # what every run's plan.json records
     for name in THIRD_PARTY:
-        assert MODES[name].packages, name
-        for package in MODES[name].packages:
+        assert MODES[name].process.packages, name
+        for package in MODES[name].process.packages:
             # pyproject.toml installs them all: a missing one is an error, not a skip.
             assert versions[package], f"{name} needs {package}, which is not installed"
 
