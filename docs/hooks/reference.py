@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "faults": ("scripts.faults:build_parser",),
     "compare": ("scripts.compare:build_parser",),
     "serve": ("scripts.serve:build_parser",),
+    "cow": ("scripts.cow:build_parser",),
 }
 # The module of the typed records, and the records the schema page lists.
 RECORDS = ("scripts.records.records",)
