@@ -130,13 +130,14 @@ def _waitress(l: Launch) -> list[str]:  # noqa: E741
     ]
 
 
+# gevent's pool size per worker (--worker-connections): gunicorn's default, spelt out, as it is this model's size.
+GEVENT_CONNECTIONS = "1000"
+
+
 def _gunicorn_gevent(l: Launch) -> list[str]:  # noqa: E741
     # The worker monkey-patches the standard library before it imports the app, then serves each connection on
-    # a greenlet of a pool of --worker-connections (1000, gunicorn's default, spelt out: it is this model's size).
+    # a greenlet of a pool of --worker-connections.
     return [*_gunicorn(l, "gevent"), "--worker-connections", GEVENT_CONNECTIONS]
-
-
-GEVENT_CONNECTIONS = "1000"
 
 
 def _uwsgi(l: Launch) -> list[str]:  # noqa: E741
