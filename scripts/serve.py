@@ -41,6 +41,7 @@ from scripts.load.resources import snapshot
 from scripts.modes import MODES
 from scripts.plan.plan import ROOT, Plan, plan_from_args
 from scripts.run.cell import server_env
+from servers.netio import parse_bind
 
 STATUS_SCHEMA = 1
 STATUS_FILE_INTERVAL_S = 0.5
@@ -51,12 +52,12 @@ STATUS_MAX_CONNECTIONS = 16
 OK, SERVER_DIED, NOT_READY, USAGE = 0, 1, 3, 2
 
 
-def parse_bind(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[V6]:PORT``."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. 0.0.0.0:8000 or [::1]:8000), got {value!r}")
-    return host.strip("[]"), int(port)
+def bind_address(value: str) -> tuple[str, int]:
+    """``--bind``, read by the servers' own rule (:func:`servers.netio.parse_bind`)."""
+    try:
+        return parse_bind(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _mode(value: str) -> str:
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scripts.serve",
                                 description="Serve one mode as the bench would, for a bench on another host.")
     p.add_argument("mode", type=_mode, help=f"one of: {', '.join(MODES)}")
-    p.add_argument("--bind", type=parse_bind, required=True, help="HOST:PORT the server listens on")
+    p.add_argument("--bind", type=bind_address, required=True, help="HOST:PORT the server listens on")
     p.add_argument("--workers", type=int, default=2, help="workers for a pool-based mode (default %(default)s)")
     p.add_argument("--threads", type=int, help="threads per worker for a threaded mode (default: the mode's own)")
     p.add_argument("--db-strategy", choices=db.STRATEGIES, default=db.REUSE,

@@ -36,7 +36,7 @@ _GRANIAN = ("granian-wsgi", "granian-asgi")
 _HTTPTOOLS = ("uvicorn", "gunicorn-uvicorn")  # uvicorn's protocol on llhttp, under its own or gunicorn's master
 _LAX_REQUEST_LINE = ("request-line-over-8k",)
 _LAX_HEADERS = ("101-headers", "header-block-over-16k", "header-name-over-16k", "header-value-over-8190",
-                "header-name-over-8190")
+                "header-name-over-8190", "field-line-of-8191", "field-line-of-8196")
 _HOST = ("no-host-http11", "two-host-headers", "two-identical-hosts")
 _BOTH_LENGTHS = ("cl-and-te", "te-and-cl")
 _HOST_VALUES = ("host-with-space", "host-with-slash", "host-with-userinfo")
@@ -76,6 +76,8 @@ WHY_CONNECT_LLHTTP = ("llhttp reads CONNECT as an upgrade and uvicorn refuses wh
 WHY_TE_IDENTITY = "Transfer-Encoding: identity is refused with 400 instead of the corpus's 501 (not implemented)"
 WHY_REPEATED_FIELD = "a repeated singleton field (two Content-Types) is passed to the app; served"
 WHY_EMPTY_LINES = "any number of empty lines before the request line is skipped (the corpus allows 4); served"
+WHY_CHUNK_EXT = ("a chunk-size line's extensions are read without a cap of their own (the corpus refuses one over "
+                 "4 KiB); served")
 WHY_SAME_CL = ("Content-Length repeated with the same value is taken as that value (RFC 9112 6.3 lets a recipient "
                "do so); served")
 
@@ -142,6 +144,9 @@ DIFFERENCES: dict[tuple[str, str], tuple[Outcome, str]] = {
     **{(m, "authority-form-on-get"): (404, WHY_AUTHORITY) for m in (*_GRANIAN, "waitress", "hypercorn")},
     **{(m, "five-empty-lines-first"): (404, WHY_EMPTY_LINES) for m in (*_GRANIAN, *_HTTPTOOLS, "waitress")},
     **{(m, "cl-repeated-same-value"): (200, WHY_SAME_CL) for m in (*_GRANIAN, "hypercorn")},
+    **{(m, "chunk-extension-over-4k"): (200, WHY_LAZY_CHUNKS) for m in (*_GUNICORN, "granian-wsgi")},
+    **{(m, "chunk-extension-over-4k"): (200, WHY_CHUNK_EXT)
+       for m in ("waitress", "granian-asgi", "hypercorn", *_HTTPTOOLS)},
     **{(m, "http-1.2"): (404, WHY_OTHER_VERSIONS) for m in _GUNICORN},
     # waitress: a lenient parser that serves what it can read and waits for what it cannot.
     **{("waitress", c): (404, WHY_OTHER_VERSIONS + " (waitress answers as HTTP/1.0)")
@@ -217,13 +222,14 @@ DIFFERENCES: dict[tuple[str, str], tuple[Outcome, str]] = {
     ("uwsgi", "unsupported-expect"): (404, WHY_EXPECT),
     **{("uwsgi", c): (200, WHY_UWSGI_LENGTH) for c in _UWSGI_LENGTHS},
     ("uwsgi", "cl-over-limit"): (SILENT, WHY_NO_BODY_LIMIT),
-    **{("uwsgi", c): (200, WHY_UWSGI_NO_TE) for c in (*_UWSGI_CODINGS, *_BROKEN_CHUNKS)},
+    **{("uwsgi", c): (200, WHY_UWSGI_NO_TE) for c in (*_UWSGI_CODINGS, *_BROKEN_CHUNKS, "chunk-extension-over-4k")},
     # daphne (Twisted).
     **{("daphne", c): (404, WHY_TOKEN_METHOD) for c in ("lowercase-method", "mixed-case-method")},
     **{("daphne", c): (SILENT, "a head must end in CRLF CRLF: one ended by bare LFs never ends, and Twisted waits "
                        "for more") for c in ("bare-lf-everywhere", "bare-lf-after-header")},
     **{("daphne", c): (404, WHY_TWISTED_LINE) for c in ("request-line-over-8k", "header-value-over-8190",
-                                                        "header-name-over-8190")},
+                                                        "header-name-over-8190", "field-line-of-8191",
+                                                        "field-line-of-8196")},
     **{("daphne", c): (CLOSED, WHY_TWISTED_LINE) for c in ("header-block-over-16k", "header-name-over-16k")},
     ("daphne", "101-headers"): (404, WHY_LIMITS + " (Twisted allows 500 header lines)"),
     ("daphne", "obs-fold"): (404, "a folded header line is unfolded (RFC 9112 lets a recipient do so); served"),
