@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "faults": ("scripts.faults:build_parser",),
     "compare": ("scripts.compare:build_parser",),
     "serve": ("scripts.serve:build_parser",),
+    "cow": ("scripts.cow:build_parser",),
 }
 # The module of the typed records, and the records the schema page lists.
 RECORDS = ("scripts.records.records",)
@@ -176,6 +177,7 @@ def _mode_section(m: Any, families: dict[str, str], sets: list[str]) -> list[str
         ("packages", ", ".join(_code(p) for p in m.process.packages) or "this project only"),
         ("worker timeout", _code(m.faults.worker_timeout_flag or "") or "not offered"),
         ("recycling", _code(m.faults.max_requests_flag or "") or "not offered"),
+        ("recycling by memory", _code(m.faults.max_rss_flag or "") or "not offered"),
         ("reload signal", _code(m.faults.reload_signal.name) if m.faults.reload_signal else "not offered"),
     ]
     where = m.placement

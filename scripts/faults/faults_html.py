@@ -68,6 +68,8 @@ CAUTION_MEANING = {
     "errors": "an exception, or a crash of the process, takes down more than the request that caused it",
     "leaks": "memory a request keeps grows the process until something restarts it; restarting costs throughput",
     "lifecycle": "stuck workers must be found and killed, workers replaced (reload), and the server stopped cleanly",
+    "blocking calls": "a call that blocks without yielding (C code, a computation) stalls every green thread or "
+                      "coroutine of its process, where threads and processes serve beside it",
     "cleanup": "a process that exits must close what it opened (here: its database connection)",
     "slow clients": "a client that sends or reads slowly ties up whatever serves it",
 }
@@ -155,21 +157,23 @@ def availability(fault: str, records: Sequence[FaultRecord]) -> go.Figure | None
 
 
 def memory(records: Sequence[FaultRecord]) -> go.Figure | None:
-    usable = [r for r in records if r.fault in ("leak", "leak+recycle") and r.details.get("pss")]
+    usable = [r for r in records if r.fault in ("leak", "leak+recycle", "leak+rss") and r.details.get("pss")]
     if not usable:
         return None
     colors = mode_colors(list(dict.fromkeys(r.mode for r in usable)))
     fig = go.Figure()
     fig.update_layout(**{**LAYOUT, "legend": LEGEND_RIGHT}, title="Memory leak: PSS of the process tree against "
-                      "requests served (solid: no recycling; dashed: recycled)", xaxis_title="requests served "
+                      "requests served (solid: no recycling; dashed: recycled by request count; "
+                      "dotted: by RSS)", xaxis_title="requests served "
                       "(each keeps 16 KiB)", yaxis_title="PSS (MB)")
     for r in usable:
-        recycled = r.fault == "leak+recycle"
-        name = f"{r.mode}{' recycled' if recycled else ''}"
+        recycled = r.fault in ("leak+recycle", "leak+rss")
+        name = r.mode + {"leak+recycle": " recycled", "leak+rss": " recycled by RSS"}.get(r.fault, "")
         xs, ys = [p[0] for p in r.details["pss"]], [p[1] for p in r.details["pss"]]
         fig.add_trace(go.Scatter(
             name=name, x=xs, y=ys, mode="lines+markers", marker={"size": 4},
-            line={"color": colors[r.mode], "dash": "dash" if recycled else "solid"},
+            line={"color": colors[r.mode],
+                  "dash": ("dot" if r.fault == "leak+rss" else "dash") if recycled else "solid"},
             customdata=[[f"<b>{name}</b><br>{x:,} requests: {y:.0f} MB"] for x, y in zip(xs, ys, strict=True)],
             hovertemplate=HOVER))
     return fig

@@ -76,7 +76,7 @@ def availability_figure(fault: str, records: Sequence[FaultRecord], what: str | 
 
 
 def memory_figure(records: Sequence[FaultRecord]) -> Figure | None:
-    usable = [r for r in records if r.fault in ("leak", "leak+recycle") and r.details.get("pss")]
+    usable = [r for r in records if r.fault in ("leak", "leak+recycle", "leak+rss") and r.details.get("pss")]
     if not usable:
         return None
     fig, ax = plt.subplots(figsize=(9, 5))
@@ -84,12 +84,12 @@ def memory_figure(records: Sequence[FaultRecord]) -> Figure | None:
     for r in usable:
         xs = [p[0] for p in r.details["pss"]]
         ys = [p[1] for p in r.details["pss"]]
-        style = "--" if r.fault == "leak+recycle" else "-"
-        label = f"{r.mode}{' recycled' if r.fault == 'leak+recycle' else ''}"
+        style = {"leak+recycle": "--", "leak+rss": ":"}.get(r.fault, "-")
+        label = r.mode + {"leak+recycle": " recycled", "leak+rss": " recycled by RSS"}.get(r.fault, "")
         ax.plot(xs, ys, style, label=label, color=colors[r.mode])
     ax.set_xlabel("requests served (each keeps 16 KiB)")
     ax.set_ylabel("PSS of the process tree (MB)")
-    ax.set_title("memory leak: with and without recycling (--max-requests)", fontsize=10)
+    ax.set_title("memory leak: without recycling, recycled by request count (--max-requests) and by RSS", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

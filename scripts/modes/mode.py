@@ -26,7 +26,9 @@ class Mode:
 
     @property
     def family(self) -> Family:
-        return "hand-written" if self.placement.hand_written else self.interface
+        if self.placement.hand_written:
+            return "hand-written"
+        return "green" if self.placement.green_threads else self.interface
 
     def argv(self, *, host: str, port: int, workers: int, python: str = sys.executable,
              app: str | None = None) -> list[str]:

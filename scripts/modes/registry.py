@@ -6,14 +6,15 @@ parts: the process model (:mod:`~scripts.modes.launch`), where it takes part (:m
 the speed checks it is held to (:mod:`~scripts.modes.checks`) and what the faults suite may use of it
 (:mod:`~scripts.modes.fault_support`). The harness starts that command in a process group of its own and stops
 the whole group, so a mode needs no wrapper class, a production server included. To add a mode, add one entry
-here (and its command function): its family (this project's servers, WSGI servers, ASGI servers) decides where
-reports show it, and the named sets of ``--modes`` (:func:`~scripts.modes.mode.mode_sets`) take it in by its
-parts.
+here (and its command function): its family (this project's servers, WSGI servers, green threads, ASGI servers)
+decides where reports show it, and the named sets of ``--modes`` (:func:`~scripts.modes.mode.mode_sets`) take it
+in by its parts.
 """
 
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 from scripts.modes.checks import FORK_LOOP, FORK_RATE, STDLIB_FORK, Checks, SpeedRatio
 from scripts.modes.fault_support import FaultSupport
@@ -127,6 +128,52 @@ def _waitress(l: Launch) -> list[str]:  # noqa: E741
         f"--cleanup-interval={KEEPALIVE_S}",
         l.app,
     ]
+
+
+# gevent's pool size per worker (--worker-connections): gunicorn's default, spelt out, as it is this model's size.
+GEVENT_CONNECTIONS = "1000"
+
+
+def _gunicorn_gevent(l: Launch) -> list[str]:  # noqa: E741
+    # The worker monkey-patches the standard library before it imports the app, then serves each connection on
+    # a greenlet of a pool of --worker-connections.
+    return [*_gunicorn(l, "gevent"), "--worker-connections", GEVENT_CONNECTIONS]
+
+
+def _uwsgi(l: Launch) -> list[str]:  # noqa: E741
+    # The uwsgi binary beside the interpreter (pip installs it into the environment's bin/). It embeds the
+    # Python it was built with, not the environment: --home points it at the environment's site-packages.
+    # --http: uWSGI's HTTP router, an event-driven C process that holds the clients' connections (keep-alive with
+    # --http-keepalive, idle ones closed after --http-timeout) and passes each request to a free worker over the
+    # uwsgi protocol; what uWSGI's documentation gives for serving HTTP without a proxy in front. Not
+    # --http11-socket, where a worker keeps a keep-alive connection until it goes idle: with 32 connections on 2
+    # workers, 30 would wait in the backlog. uWSGI's defaults that would make it the odd one out: SIGTERM means
+    # "reload" (--die-on-term: stop), an app that fails to import leaves workers answering 500 (--need-app:
+    # exit), every request is logged (--disable-logging), and a worker is recycled (--max-requests, --reload-on-rss)
+    # only once it has lived 10 s (--min-worker-lifetime 1: the faults suite recycles within seconds, as gunicorn
+    # and prefork do). It loads the app in the master and forks (its default, kept: no --lazy-apps).
+    environment = Path(l.python).parent
+    return [
+        str(environment / "uwsgi"),
+        "--master",
+        "--processes", str(l.workers),
+        "--http", f"{l.host}:{l.port}",
+        "--http-keepalive",
+        "--http-timeout", KEEPALIVE_S,
+        "--module", l.app,
+        "--home", str(environment.parent),
+        "--pythonpath", ".",
+        "--disable-logging",
+        "--die-on-term",
+        "--need-app",
+        "--min-worker-lifetime", "1",
+    ]
+
+
+def _daphne(l: Launch) -> list[str]:  # noqa: E741
+    # One process (Twisted's reactor): --workers does not apply. Verbosity 0 writes no access log. Its idle
+    # connections close after Twisted's HTTPFactory timeout, 60 s, which daphne offers no option to change.
+    return [l.python, "-m", "daphne", "--bind", l.host, "--port", str(l.port), "--verbosity", "0", l.app]
 
 
 MODES: dict[str, Mode] = {
@@ -267,6 +314,46 @@ MODES: dict[str, Mode] = {
             placement=Placement(in_default_set=False),
         ),
         Mode(
+            name="uwsgi",
+            interface="wsgi",
+            summary="uWSGI (C): a master, pre-forked workers and its event-driven HTTP router in front (--http)",
+            command=_uwsgi,
+            process=Process(
+                packages=("uwsgi",),
+                start_s=0.5,
+                defaults="--workers as `--processes`, one thread each, plus the HTTP router process; the app loaded in "
+                "the master, then forked (its default); keep-alive 5 s (`--http-keepalive`, off by default; "
+                "`--http-timeout 5`, default 60 s, which also bounds a response's wait); backlog 100 (`--listen`); "
+                "SIGTERM stops it (`--die-on-term`; uWSGI's default is to reload); recycling waits for a worker to "
+                "have lived 1 s (`--min-worker-lifetime`, default 10 s)",
+            ),
+            placement=Placement(in_default_set=False),
+            faults=FaultSupport(
+                worker_timeout_flag="--harakiri",
+                max_requests_flag="--max-requests",
+                max_rss_flag="--reload-on-rss",
+                reload_signal=signal.SIGHUP,
+            ),
+        ),
+        Mode(
+            name="gunicorn-gevent",
+            interface="wsgi",
+            summary="gunicorn with gevent workers: the standard library monkey-patched, a greenlet per connection",
+            command=_gunicorn_gevent,
+            process=Process(
+                packages=("gunicorn", "gevent"),
+                start_s=0.6,
+                defaults="at most 1000 connections per worker (`--worker-connections`, its default); keep-alive 5 s "
+                "(gunicorn's default 2 s); backlog 2048",
+            ),
+            placement=Placement(in_default_set=False, green_threads=True),
+            faults=FaultSupport(
+                worker_timeout_flag="--timeout",
+                max_requests_flag="--max-requests",
+                reload_signal=signal.SIGHUP,
+            ),
+        ),
+        Mode(
             name="uvicorn",
             interface="asgi",
             summary="uvicorn with httptools and uvloop: one event loop per worker multiplexes connections",
@@ -321,6 +408,20 @@ MODES: dict[str, Mode] = {
                 packages=("hypercorn",),
                 start_s=1.0,  # spawns (not forks) its workers, and they poll for the shutdown signal
                 defaults="keep-alive 5 s (its default too); backlog 100",
+            ),
+            placement=Placement(in_default_set=False),
+        ),
+        Mode(
+            name="daphne",
+            interface="asgi",
+            summary="daphne, Django Channels' reference ASGI server: one process on Twisted's reactor",
+            command=_daphne,
+            process=Process(
+                packages=("daphne", "twisted"),
+                uses_workers=False,
+                start_s=0.8,
+                defaults="one process whatever `--workers` says; idle connections closed after 60 s (Twisted's "
+                "`HTTPFactory` timeout: daphne has no option for it); backlog 50 (Twisted's)",
             ),
             placement=Placement(in_default_set=False),
         ),

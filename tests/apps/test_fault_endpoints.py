@@ -72,6 +72,12 @@ def test_state_leak_and_hang_have_one_format(both: dict[str, int]) -> None:
         assert big == (200, workloads.TEXT, b"x" * 3072)
         hang = fetch(port, "/fault/hang?s=0.05")
         assert hang[:2] == (200, workloads.JSON) and json.loads(hang[2])["hung_s"] == 0.05
+        spin = fetch(port, "/fault/spin?s=0.05")
+        assert spin[:2] == (200, workloads.JSON) and json.loads(spin[2])["spun_s"] == 0.05
+        assert set(json.loads(spin[2])) == {"spun_s", "turns", "pid"}
+        query = fetch(port, "/fault/sqlite?ms=20")
+        assert query[:2] == (200, workloads.JSON) and json.loads(query[2])["rows"] > 0
+        assert set(json.loads(query[2])) == {"asked_ms", "took_ms", "rows", "pid"}
 
 
 @pytest.mark.slow

@@ -225,12 +225,13 @@ def test_a_mode_that_fails_to_start_fails_its_cell_and_the_run_goes_on(tmp_path:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(420)  # fourteen modes, three cells each, on a busy 2-core machine
 def test_short_bench_writes_cells_summary_and_charts(tmp_path: Path) -> None:
     """A real run of every mode: a smoke test of the whole path, seconds per cell."""
     out = tmp_path / "run"
     result = bench_cli("--quick", "--modes", "all", "--scenarios", "plaintext,db", "--concurrency", "8", "--sweep",
                        "plaintext", "--sweep-levels", "2", "--duration", "1", "--warmup", "0.2", "--out", str(out),
-                       timeout=280)
+                       timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
     swept = [m for m in MODES if MODES[m].placement.in_sweeps]

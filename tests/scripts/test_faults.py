@@ -275,3 +275,47 @@ def test_an_interrupted_faults_run_reports_the_cases_that_ran(tmp_path: Path) ->
     assert banner in (out / "faults.md").read_text() and "state against uvicorn" in (out / "faults.md").read_text()
     assert banner in html.unescape((out / "report.html").read_text())
     assert f"faults: {banner}" in text  # and on the console
+
+
+# The three modes of issue 22: uWSGI's settings as the worker-model cautions, and what green threads cannot yield.
+
+
+@pytest.mark.slow
+def test_uwsgi_harakiri_kills_a_hung_worker_and_a_sleeping_greenlet_never_hangs_gevent(
+        settings: Settings, env: dict[str, str]) -> None:
+    uwsgi = run("hang", "uwsgi", settings, env)
+    gone = uwsgi.details["hung_process_gone_s"]
+    assert uwsgi.details["timeout_offered"] and gone is not None and gone < settings.hang_timeout + 4
+    assert uwsgi.command[uwsgi.command.index("--harakiri") + 1] == str(settings.hang_timeout)
+    # /fault/hang sleeps: monkey-patched, the sleep is a yield, so the worker goes on serving and heartbeating.
+    gevent = run("hang", "gunicorn-gevent", settings, env)
+    assert gevent.requests_lost == 0 and gevent.details["hung_process_gone_s"] is None
+
+
+@pytest.mark.slow
+def test_a_computation_that_never_yields_stalls_a_gevent_worker_but_not_a_thread_pool(
+        settings: Settings, env: dict[str, str]) -> None:
+    gevent = run("spin", "gunicorn-gevent", settings, env)
+    gthread = run("spin", "gunicorn-gthread", settings, env)
+    # Every connection on the spinning worker waits: the clients' 1 s timeouts are the lost requests.
+    assert gevent.requests_lost and gevent.details["failures"].get("timeout"), gevent.verdict
+    assert gthread.requests_lost == 0, gthread.verdict
+
+
+@pytest.mark.slow
+def test_a_blocking_sqlite_query_stalls_green_threads_where_a_sleep_does_not(
+        settings: Settings, env: dict[str, str]) -> None:
+    record = run("blocking", "gunicorn-gevent", settings, env)
+    p99, slow = record.details["p99_ms"], record.details["slow_ms"]
+    assert record.details["slow_requests"]["sqlite"] >= 1 and record.details["slow_requests"]["wait"] >= 1
+    # Under a 300 ms sleep the other requests of the worker go on; under a 300 ms query they wait for it.
+    assert p99["sqlite"] >= slow / 2 > p99["wait"], record.verdict
+
+
+@pytest.mark.slow
+def test_uwsgi_recycles_a_leaking_worker_by_its_rss(settings: Settings, env: dict[str, str]) -> None:
+    record = run("leak+rss", "uwsgi", settings, env)
+    flag, limit = record.details["recycle_option"]
+    assert flag == "--reload-on-rss" and int(limit) > settings.rss_growth_mb
+    assert record.details["new_processes"] >= 1, record.verdict
+    assert run("leak+rss", "prefork", settings, env).status == "not offered"
