@@ -28,13 +28,13 @@ REGISTRY = ("scripts.modes", "servers")
 # Per command, "module:function" candidates. A function named `main` builds its parser inside and is run until it
 # parses; any other is called with no arguments, or with the registry if it requires one.
 COMMANDS: dict[str, tuple[str, ...]] = {
-    "bench": ("scripts.bench:build_parser", "scripts.plan:build_parser"),
+    "bench": ("scripts.bench:build_parser", "scripts.plan.plan:build_parser", "scripts.plan:build_parser"),
     "faults": ("scripts.faults:build_parser", "scripts.faults:main"),
     "compare": ("scripts.compare:build_parser", "scripts.compare:main"),
     "serve": ("scripts.serve:build_parser",),
 }
 # The module of the typed records, and the records the schema page lists.
-RECORDS = ("scripts.records",)
+RECORDS = ("scripts.records.records", "scripts.records")
 RECORD_CLASSES = ("CellRecord", "Resources", "OpenLoopRecord", "FaultRecord", "RunInfo", "References")
 
 MARKER = re.compile(r"<!--\s*generated:\s*([a-z-]+)\s*-->")
@@ -169,24 +169,24 @@ def _mode_section(m: Any, families: dict[str, str], sets: list[str]) -> list[str
     facts = [
         ("family", f"{families.get(m.family, m.family)} ({m.interface.upper()})"),
         ("sets", ", ".join(_code(s) for s in sets)),
-        ("its settings here", _cell(m.defaults) or "its own defaults"),
-        ("workers", "`--workers` sizes its pool" if m.uses_workers else "no process pool: `--workers` does not apply"),
-        ("threads", f"{m.threads} per worker (`--threads`)" if m.threads else "no thread pool"),
-        ("packages", ", ".join(_code(p) for p in m.packages) or "this project only"),
-        ("worker timeout", _code(m.worker_timeout_flag or "") or "not offered"),
-        ("recycling", _code(m.max_requests_flag or "") or "not offered"),
-        ("reload signal", _code(m.reload_signal.name) if m.reload_signal else "not offered"),
+        ("its settings here", _cell(m.process.defaults) or "its own defaults"),
+        ("workers", "`--workers` sizes its pool" if m.process.uses_workers else "no process pool: `--workers` does not apply"),
+        ("threads", f"{m.process.threads} per worker (`--threads`)" if m.process.threads else "no thread pool"),
+        ("packages", ", ".join(_code(p) for p in m.process.packages) or "this project only"),
+        ("worker timeout", _code(m.faults.worker_timeout_flag or "") or "not offered"),
+        ("recycling", _code(m.faults.max_requests_flag or "") or "not offered"),
+        ("reload signal", _code(m.faults.reload_signal.name) if m.faults.reload_signal else "not offered"),
     ]
-    if m.only_scenarios:
-        facts.append(("scenarios", "only " + ", ".join(_code(s) for s in m.only_scenarios)))
-    if m.min_duration_s:
-        facts.append(("measured interval", f"at least {m.min_duration_s:g} s"))
-    if not m.in_sweeps:
+    if m.placement.only_scenarios:
+        facts.append(("scenarios", "only " + ", ".join(_code(s) for s in m.placement.only_scenarios)))
+    if m.placement.min_duration_s:
+        facts.append(("measured interval", f"at least {m.placement.min_duration_s:g} s"))
+    if not m.placement.in_sweeps:
         facts.append(("concurrency sweep", "sits it out"))
-    for t in m.targets:
+    for t in m.checks.speed:
         held = f"held to {t.ratio:g}x" if t.ratio else "reported"
         facts.append(("speed check", f"{_cell(t.check)} (`{t.scenario}`, {held})"))
-    for backend, ratio in m.reuse_targets:
+    for backend, ratio in m.checks.reuse:
         held = f"held to {ratio:g}x" if ratio else "reported"
         facts.append(("connection reuse check", f"{backend}: {held}"))
     lines = [f"### `{m.name}` {{ #{m.name} }}", "", _cell(m.summary), "", "| property | value |", "| --- | --- |"]
