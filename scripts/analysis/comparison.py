@@ -123,6 +123,14 @@ class Comparison:
     def count(self, verdict: Verdict) -> int:
         return sum(c.throughput.verdict == verdict for c in self.cells)
 
+    def regressions(self) -> list[tuple[CellKey, Metric]]:
+        """Every metric of every cell called a regression: significant after Holm and beyond --min-change."""
+        return [(c.key, m) for c in self.cells for m in (c.throughput, c.p99) if m.verdict == "regression"]
+
+    def untested(self) -> list[CellKey]:
+        """Cells neither of whose metrics could be tested (one repeat on a side, or failed): a gate cannot see them."""
+        return [c.key for c in self.cells if c.throughput.p_holm is None and c.p99.p_holm is None]
+
 
 class RunUnreadable(Exception):
     """A run folder that holds nothing to compare; the message says why."""
@@ -313,6 +321,24 @@ def markdown(c: Comparison) -> str:
         lines.append("")
     lines += _md_unmatched(c) + _md_differences(c)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def gate_lines(c: Comparison) -> list[str]:
+    """What ``--fail-on-regression`` found: each regression with its change and p, or why nothing failed."""
+    found = c.regressions()
+    if found:
+        return [f"regression beyond {c.min_change:.0%} in {len(found)} "
+                f"{'metric' if len(found) == 1 else 'metrics'} (exit 3):"] + [
+            f"  {key.label}: {'throughput' if m.name == 'throughput' else 'p99 latency'} {format_change(m.change)} "
+            f"(95% CI {format_ci(m.change)}, p {format_p(m)} after Holm)" for key, m in found]
+    lines = [f"no significant regression beyond {c.min_change:.0%} in {len(c.cells)} matched "
+             f"{'cell' if len(c.cells) == 1 else 'cells'} (exit 0)"]
+    blind = c.untested()
+    if blind:
+        lines.append(f"  but {len(blind)} of them could not be tested (one repeat or a failed side), so the gate "
+                     "cannot see a regression there: " + "; ".join(k.label for k in blind)
+                     + ". Gate on runs made with --repeats 3 or more.")
+    return lines
 
 
 def _md_verdict(metric: Metric) -> str:
