@@ -170,7 +170,8 @@ def _mode_section(m: Any, families: dict[str, str], sets: list[str]) -> list[str
         ("family", f"{families.get(m.family, m.family)} ({m.interface.upper()})"),
         ("sets", ", ".join(_code(s) for s in sets)),
         ("its settings here", _cell(m.process.defaults) or "its own defaults"),
-        ("workers", "`--workers` sizes its pool" if m.process.uses_workers else "no process pool: `--workers` does not apply"),
+        ("workers", "`--workers` sizes its pool" if m.process.uses_workers
+         else "no process pool: `--workers` does not apply"),
         ("threads", f"{m.process.threads} per worker (`--threads`)" if m.process.threads else "no thread pool"),
         ("packages", ", ".join(_code(p) for p in m.process.packages) or "this project only"),
         ("worker timeout", _code(m.faults.worker_timeout_flag or "") or "not offered"),
