@@ -88,6 +88,14 @@ def _gunicorn_uvicorn(l: Launch) -> list[str]:  # noqa: E741
     return _gunicorn(l, "uvicorn_worker.UvicornWorker")
 
 
+def _gunicorn_asgi(l: Launch) -> list[str]:  # noqa: E741
+    # gunicorn's own asyncio ASGI worker (gunicorn >= 24). The parser and loop are named rather than left to
+    # "auto", which would pick the C parser (gunicorn_h1c) where it happens to be installed and change what is
+    # measured and what the malformed corpus gets; lifespan stays "auto", as uvicorn's. Keep-alive from gunicorn's
+    # --keep-alive. No access log unless --access-logfile is given.
+    return [*_gunicorn(l, "asgi"), "--asgi-loop", "uvloop", "--http-parser", "python"]
+
+
 def _granian(l: Launch, interface: Interface) -> list[str]:  # noqa: E741
     # Granian's default interface is rsgi, its own: the interface is always given. An idle keep-alive
     # connection is closed when its next request's head does not arrive within the header read timeout (30 s
@@ -323,6 +331,25 @@ MODES: dict[str, Mode] = {
                 defaults="keep-alive 5 s (its default too); backlog 100",
             ),
             placement=Placement(in_default_set=False),
+        ),
+        Mode(
+            name="gunicorn-asgi",
+            interface="asgi",
+            summary="gunicorn's own asyncio ASGI worker (`-k asgi`, gunicorn >= 24): its HTTP parser on uvloop",
+            command=_gunicorn_asgi,
+            process=Process(
+                packages=("gunicorn",),
+                start_s=0.8,
+                defaults="keep-alive 5 s (from gunicorn's `--keep-alive`; its default 2 s); uvloop; its "
+                "pure-Python parser (`--http-parser python`, not the optional C one); backlog 2048; at most 1000 "
+                "connections per worker",
+            ),
+            placement=Placement(in_default_set=False),
+            faults=FaultSupport(
+                worker_timeout_flag="--timeout",
+                max_requests_flag="--max-requests",
+                reload_signal=signal.SIGHUP,
+            ),
         ),
     )
 }
