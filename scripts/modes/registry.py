@@ -148,6 +148,7 @@ MODES: dict[str, Mode] = {
             process=Process(
                 defaults="no pool; at most 64 children; closes after every response",
                 uses_workers=False,
+                holds=64,
                 fork_per_request=True,
             ),
             placement=Placement(
@@ -171,6 +172,7 @@ MODES: dict[str, Mode] = {
             process=Process(
                 defaults="no pool; at most 64 children at once, clients beyond that wait in the listen backlog",
                 uses_workers=False,
+                holds=64,
                 fork_per_request=True,
             ),
             placement=Placement(hand_written=True),
@@ -271,6 +273,7 @@ MODES: dict[str, Mode] = {
                 defaults="blocking threads per worker: its default, half of backlog / workers (256 with 2 workers); "
                 "idle connections closed after 5 s (`--http1-header-read-timeout 5000`, the time to read a request's "
                 "head; default 30 s); backlog 1024",
+                holds=512,  # half the backlog of blocking threads, shared among the workers
             ),
             placement=Placement(in_default_set=False),
         ),

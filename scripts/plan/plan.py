@@ -215,6 +215,9 @@ class Plan:
         data["server_cpus"] = format_cpus(self.server_cpus)
         data["client_cpus"] = format_cpus(self.client_cpus)
         data["generators"] = {name: self.generator_for(name) for name in self.scenarios}
+        # Threads per worker of the threaded modes (--threads or their own): Little's law's ceilings need them.
+        data["threads"] = {name: t for name in self.modes if name in self.registry
+                           for t in [self.registry[name].process.threads] if t}
         data["cells"] = len(self.cells())
         return data
 

@@ -18,6 +18,7 @@ from scripts.analysis.stats import FoldedCell
 from scripts.common.files import write_text_atomic
 from scripts.common.formatting import MISSING, as_number, format_mb, format_percent, format_rps, format_sig
 from scripts.records.records import FLAG_MEANINGS, Flag, OpenLoopRecord
+from scripts.render import ceilings
 
 COLUMNS = ("mode", "users", "req/s", "95% CI", "p50 ms", "p99 ms", "errors", "CPU ms/req", "req/CPU-s", "memory MB",
            "MB/process", "generator", "flags")
@@ -248,6 +249,7 @@ def summary_markdown(run: AnalysedRun, *, charts: Sequence[str] = (), extra: Seq
     lines += extra
     for scenario in run.scenarios:
         lines += _scenario_section(run, scenario)
+    lines += ceilings.markdown(run)
     lines += _flags_section(run.figures)
     lines += _speed_section(run.checks)
     lines += _openloop_section(run)
