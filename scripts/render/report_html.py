@@ -19,7 +19,7 @@ from scripts.common.formatting import MISSING, format_mb, format_rps, format_sig
 from scripts.records.records import FLAG_MEANINGS, Flag
 from scripts.render import ceilings, charts
 from scripts.render import html as h
-from scripts.render.summary import format_errors, format_flags, format_interval
+from scripts.render.summary import NO_LOG, format_errors, format_flags, format_interval
 
 REPORT_NAME = "report.html"
 # Flags and the generator come early: a wide table scrolls, and they decide how to read the number beside them.
@@ -189,7 +189,7 @@ def failures_section(figures: Sequence[FoldedCell]) -> str:
         return ""
     parts = ['<section id="failed"><h2>Failed cells</h2>']
     for f in failed:
-        log = h.pre(f.log_tail) if f.log_tail.strip() else "<p>No server log captured.</p>"
+        log = h.pre(f.log_tail) if f.log_tail.strip() else f"<p>{NO_LOG}</p>"
         parts.append(f"<h3>{h.esc(f.mode)} / {h.esc(f.scenario)} / {f.concurrency} users</h3>"
                      f"<p>Error:</p>{h.pre(f.error or 'no error message')}"
                      f'<details class="log" open><summary>Log tail</summary>{log}</details>')

@@ -25,6 +25,8 @@ COLUMNS = ("mode", "users", "req/s", "95% CI", "p50 ms", "p99 ms", "errors", "CP
 # Numbers right-aligned so that magnitudes line up when the Markdown is rendered.
 _ALIGNMENT = ("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---", "---")
 NOT_MEASURED = "not measured"
+# A failed cell whose server log is empty: it ran and said nothing (servers log warnings and errors only).
+NO_LOG = "The server wrote nothing to its log: it logs warnings and errors only, so the error above is all there is."
 # The plan's headline settings first; whatever else it holds follows in its own order.
 _PLAN_KEY_ORDER = ("modes", "scenarios", "concurrency", "duration_s", "duration", "workers")
 
@@ -222,7 +224,7 @@ def _failures_section(figures: Sequence[FoldedCell]) -> list[str]:
     for f in figures:
         if f.ok:
             continue
-        log = _fenced(f.log_tail) if f.log_tail.strip() else ["_No server log captured._"]
+        log = _fenced(f.log_tail) if f.log_tail.strip() else [f"_{NO_LOG}_"]
         error = f.error or f"no error message (status: {f.status})"
         lines += [f"### {f.mode} / {f.scenario} / {f.concurrency} users", "", "Error:", "", *_fenced(error), "",
                   "Log tail:", "", *log, ""]

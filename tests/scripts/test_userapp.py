@@ -95,12 +95,15 @@ def app(environ, start_response):
 """
 
 
-def test_an_app_that_fails_to_import_fails_its_cells_with_the_traceback_and_a_hint(tmp_path: Path) -> None:
+def test_an_app_that_fails_to_import_fails_its_cells_with_the_traceback_and_a_hint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     app_dir = tmp_path / "src"
     app_dir.mkdir()
     (app_dir / "myapp.py").write_text(NEEDS_ENV)
     args = ("--app", "myapp:app", "--app-dir", str(app_dir), "--paths", "/", "--modes", "prefork,gunicorn-sync")
     plan = _plan(tmp_path, *args)
+    # Said once on the console before any cell starts; the cells still run and record it.
+    assert "warning: --app myapp:app fails to import: KeyError: 'MYAPP_GREETING'" in capsys.readouterr().err
     assert bench.run(plan) == 1
     for r in _cells(plan).values():
         assert r["status"] == "failed" and r["requests"] is None, r
@@ -123,6 +126,16 @@ def test_a_path_answering_404_fails_its_cell_and_is_not_measured(tmp_path: Path)
     assert missing["status"] == "failed" and missing["requests"] is None
     assert "status 404, expected 200" in missing["error"] and "never measured" in missing["error"]
     assert missing["answers"] == {"no-such-page": "404 text/html; charset=utf-8"}
+
+
+def test_a_health_path_answering_404_says_which_path_answered_what(tmp_path: Path) -> None:
+    plan = plan_from_args([*FLASK, "--paths", "/", "--health-path", "/no/health", "--modes", "prefork", *SHORT,
+                           "--start-timeout", "2", "--out", str(tmp_path / "run")])
+    assert plan is not None and bench.run(plan) == 1
+    record = _cells(plan)[("prefork", "root")]
+    assert record["error"].startswith("StartError: server not ready after 2s: GET /no/health on 127.0.0.1:")
+    assert record["error"].endswith("wants 200, and it answered 404")
+    assert "The server wrote nothing to its log" in (plan.out / "summary.md").read_text()
 
 
 def test_paths_make_one_get_scenario_each(tmp_path: Path) -> None:
@@ -251,6 +264,13 @@ def test_bad_app_options_are_refused_with_what_is_valid(tmp_path: Path, capsys: 
         (["--app", "examples.flaskapp:app", "--paths", "/", "--modes", "asgi"], "no mode asked for can serve"),
         (["--app", "examples.flaskapp:app", "--paths", "/", "--scenarios", "plaintext"], "valid: root"),
         (["--app", "examples.flaskapp:app", "--paths", "/", "--app-dir", str(tmp_path / "nowhere")], "no such folder"),
+        # Checked once before the run, not by every cell's server exiting with code 5 or 3.
+        (["--app", "nosuchmodule:app", "--paths", "/"], "--app nosuchmodule:app: no module 'nosuchmodule' (looked up "
+         "in the project root only; --app-dir DIR adds the folder it lives in"),
+        (["--app", "examples.flaskapp:nope", "--paths", "/"],
+         "AttributeError: module 'examples.flaskapp' has no attribute 'nope'"),
+        (["--asgi-app", "nosuchpkg.sub:app", "--paths", "/", "--app-dir", str(tmp_path)],
+         f"no module 'nosuchpkg.sub' (looked up in --app-dir {tmp_path}, then the project root"),
     ):
         with pytest.raises(SystemExit) as stopped:
             plan_from_args([*args, "--out", str(tmp_path / "run")])
