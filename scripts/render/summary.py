@@ -173,9 +173,17 @@ _OPENLOOP_INTRO = (
     "Requests sent at a constant rate on a fixed schedule, whatever the answers; latency counts from each"
     " request's intended send time, so time a request waited behind a stalled server is counted (the"
     " coordinated-omission correction of wrk2 and HdrHistogram). Every mode gets the same doubling ladder"
-    " of rates on `/io?ms=20` and leaves it one step after it completes less than half the offered rate."
-    " The knee is the first offered rate where the mode completed under 95% of it or its p99 passed ten"
+    " of rates on `{path}`, {step} per step, and leaves it one step after it completes less than half the offered"
+    " rate. The knee is the first offered rate where the mode completed under 95% of it or its p99 passed ten"
     " times its light-load p99.")
+
+
+def openloop_intro(run: AnalysedRun) -> str:
+    """The ladder's paragraph, naming the path and step length this run's ladder used (its records say)."""
+    paths = sorted({p.path for p in run.openloop if p.path}) or ["/io?ms=20"]  # records before the path was kept
+    steps = sorted({p.duration_s for p in run.openloop if p.duration_s})
+    step = " or ".join(f"{d:g} s" for d in steps) if steps else "a few seconds"
+    return _OPENLOOP_INTRO.format(path="`, `".join(paths), step=step)
 
 
 def _openloop_row(p: OpenLoopRecord) -> str:
@@ -191,7 +199,7 @@ def _openloop_row(p: OpenLoopRecord) -> str:
 def _openloop_section(run: AnalysedRun) -> list[str]:
     if not run.openloop:
         return []
-    lines = ["## Latency against offered load (open loop)", "", _OPENLOOP_INTRO, "",
+    lines = ["## Latency against offered load (open loop)", "", openloop_intro(run), "",
              "| mode | offered req/s | achieved req/s | p50 ms | p99 ms | p99 uncorrected ms | errors "
              "| generator kept up |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
