@@ -237,3 +237,27 @@ def test_the_gate_on_real_runs_passes_noise_and_fails_one_worker_against_two(tmp
     real = cli(base, fewer, "--fail-on-regression", "--out", tmp_path / "c2")
     assert real.returncode == 3, real.stdout + real.stderr
     assert "gunicorn-sync io @16: throughput -" in real.stderr
+
+
+def test_a_quick_run_against_a_normal_one_says_the_concurrency_differs(tmp_path: Path) -> None:
+    a, b = copy_run(tmp_path, "a"), copy_run(tmp_path, "b")
+    for path in (b / "cells").glob("*.json"):  # b measured as --quick does: everything at 16 users
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps({**data, "concurrency": 16}))
+    plan = json.loads((b / "plan.json").read_text())
+    plan["plan"]["quick"] = True
+    (b / "plan.json").write_text(json.dumps(plan))
+    result = cli(a, b)
+    assert result.returncode == 1
+    assert "users 16, a --quick run)" in result.stdout and "users 1, 32" in result.stdout
+    assert "They share modes and scenarios but no concurrency" in result.stdout
+    assert "They share no mode" not in result.stdout
+
+
+def test_one_cell_reads_as_one_cell(tmp_path: Path) -> None:
+    a, b = copy_run(tmp_path, "a"), copy_run(tmp_path, "b")
+    for run in (a, b):
+        for path in (run / "cells").glob("*.json"):
+            if not path.name.startswith("005-"):
+                path.unlink()
+    assert "1 cell matched, but none was measured more than once" in cli(a, b).stdout
