@@ -167,7 +167,7 @@ MODES: dict[str, Mode] = {
         Mode(
             name="fork",
             interface="wsgi",
-            summary="hand-written fork-per-request server: the app is preloaded, each request gets a child",
+            summary="fork-per-request server: the app is preloaded, each request gets a child",
             command=_fork,
             process=Process(
                 defaults="no pool; at most 64 children at once, clients beyond that wait in the listen backlog",
@@ -194,7 +194,7 @@ MODES: dict[str, Mode] = {
         Mode(
             name="prefork",
             interface="wsgi",
-            summary="hand-written pre-fork server: a master and a pool of long-lived workers on one socket",
+            summary="pre-fork server: a master and a pool of long-lived workers on one socket",
             command=_prefork,
             process=Process(defaults="--workers; keep-alive 5 s"),
             placement=Placement(hand_written=True),

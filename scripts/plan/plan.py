@@ -18,6 +18,7 @@ from apps import db
 from loadtests.scenario_file import ScenarioFileError
 from loadtests.scenarios import SCENARIOS, Scenario
 from scripts.common.cpus import available, default_cpus, format_cpus, parse_cpus
+from scripts.common.files import run_folder
 from scripts.load import generators, wrk_process
 from scripts.load.generators import GENERATORS, Generator
 from scripts.load.generators import locust as locust_generator
@@ -334,7 +335,7 @@ def _add_load_options(p: argparse.ArgumentParser, gens: dict[str, Generator]) ->
 
 
 def _add_other_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, help="run folder (default: a new timestamped folder under results/)")
+    p.add_argument("--out", type=run_folder, help="run folder (default: a new timestamped folder under results/)")
     p.add_argument("--db-strategies", type=_names("database strategy", list(db.STRATEGIES)),
                    help="connection strategies for the database scenarios: reuse (one connection per worker) "
                    "and/or per-request (connect, query, close); default both (per-request under the default "

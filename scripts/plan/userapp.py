@@ -240,7 +240,7 @@ def add_arguments(p: argparse.ArgumentParser, open_loop_help: str = OPEN_LOOP_HE
 
 def early(argv: list[str] | None) -> argparse.Namespace:
     """The user-app options alone, read before the full parser is built (its scenario names depend on them)."""
-    p = argparse.ArgumentParser(add_help=False)
+    p = argparse.ArgumentParser(prog="python -m scripts.bench", add_help=False)  # its errors read as the bench's
     add_arguments(p)
     args, _ = p.parse_known_args(argv)
     return args

@@ -156,6 +156,10 @@ def test_export_csv_has_every_cell_as_a_row(tmp_path: Path) -> None:
                                                                                              "yes")
     assert float(first["throughput_rps"]) == 502.58 and first["memory_mean_mb"] == "11.5"  # migrated from rss_*
     assert {r["db_strategy"] for r in rows} == {"", "reuse", "per-request"}
+    # The figure's flags, as the report shows them, on every repeat of its cell.
+    flagged = {(r["mode"], r["scenario"], r["concurrency"], r["flags"]) for r in rows if r["flags"]}
+    assert flagged == {("prefork", "plaintext/close", "32", "generator-bound"),
+                       ("uvicorn", "plaintext", "32", "spread")}
 
 
 def test_the_index_is_rebuilt_for_runs_in_a_results_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
