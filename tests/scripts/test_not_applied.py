@@ -83,3 +83,36 @@ def test_the_ladder_on_your_app_names_the_path_and_step_it_used(tmp_path: Path) 
     assert done.returncode == 0, done.stdout + done.stderr
     summary = (tmp_path / "run" / "summary.md").read_text()
     assert "doubling ladder of rates on `/api/items`, 1 s per step" in summary and "/io?ms=20" not in summary
+
+
+@pytest.mark.parametrize("command", ["scripts.bench", "scripts.faults"])
+def test_out_naming_a_file_is_a_usage_error(tmp_path: Path, command: str) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    for out, message in ((afile, "is a file; --out names a folder"), (afile / "run", "is a file, so no folder")):
+        done = subprocess.run([sys.executable, "-m", command, "--out", str(out)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+        assert done.stderr.splitlines()[-1].startswith(f"python -m {command}: error: argument --out:")
+    assert afile.read_text() == "keep me"
+
+
+def test_an_unknown_fault_is_a_usage_error_listing_the_valid_ones() -> None:
+    done = subprocess.run([sys.executable, "-m", "scripts.faults", "--faults", "crash,nope"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "argument --faults: unknown fault nope; valid: crash, segv, hang" in done.stderr
+
+
+def test_errors_of_the_user_app_options_carry_the_bench_prefix() -> None:
+    done = subprocess.run([sys.executable, "-m", "scripts.bench", "--app", "flaskapp"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1].startswith("python -m scripts.bench: error: argument --app: expected")
+
+
+def test_list_names_each_family_once() -> None:
+    done = subprocess.run([sys.executable, "-m", "scripts.bench", "--list"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0 and "hand-written hand-written" not in done.stdout
+    assert "mode      fork             hand-written fork-per-request server" in done.stdout
