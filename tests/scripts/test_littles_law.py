@@ -84,3 +84,20 @@ def test_a_real_io_run_shows_each_figure_beside_its_ceiling_and_an_edited_one_is
     summary = (run / "summary.md").read_text()
     assert "| 180 | 180% | **above the ceiling: a measurement error** |" in summary
     assert "1 figure is above the ceiling here" in summary
+
+
+@pytest.mark.slow
+def test_a_one_second_io_cell_is_not_eaten_by_the_warm_ups_leftovers(tmp_path: Path) -> None:
+    """The warm-up ends with a request in flight on each of the 32 connections; gunicorn-sync's two workers still
+    served them (0.3 s) inside the measured second: 60 req/s of a 100 req/s ceiling, and a p99 twice the p50 (the
+    window's first requests queued behind them). The cell now waits them out before the window opens."""
+    run = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "scripts.bench", "--modes", "gunicorn-sync", "--scenarios", "io",
+                             "--concurrency", "32", "--repeats", "1", "--duration", "1", "--warmup", "0.5",
+                             "--no-sweep", "--no-close", "--no-open-loop", "--out", str(run)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=240, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    record = json.loads(next((run / "cells").glob("*.json")).read_text())
+    latency = record["latency_ms"]
+    assert latency["p99"] < 1.4 * latency["p50"], latency  # no request of the window waited behind the warm-up's
+    assert record["throughput_rps"] > 75, record["throughput_rps"]  # of the 100 req/s ceiling (2 workers / 20 ms)

@@ -152,7 +152,7 @@ def test_sample_only_parts_do_not_run_for_a_user_app(tmp_path: Path) -> None:
                            str(tmp_path / "run")])
     assert plan is not None
     assert not plan.measures_fork_references() and not plan.open_loop_modes()
-    assert plan.sweep_scenarios == () and plan.db_strategies == ("reuse",)
+    assert plan.sweep_scenarios == () and plan.db_strategies == ()  # no database scenario of its own
     # cgi, held to the sample plaintext, runs the first of the user's scenarios only.
     assert {c.scenario for c in plan.cells() if c.mode == "cgi"} == {"home"}
     ladder = plan_from_args([*FLASK, "--paths", "/", "--open-loop-path", "/api/items", "--modes", "prefork",
