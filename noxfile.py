@@ -1,4 +1,5 @@
-"""workerbench sessions: ``nox -s bench``, ``faults``, ``compare``, ``tests``, ``lint``, ``typecheck`` and ``docs``."""
+"""workerbench sessions: ``nox -s bench``, ``faults``, ``compare``, ``gate``, ``tests``, ``lint``, ``typecheck``
+and ``docs``."""
 
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ def compare(session: nox.Session) -> None:
     if len(session.posargs) < 2:
         session.error("usage: nox -s compare -- RUN_A RUN_B [--out FOLDER] [--min-change PERCENT]")
     session.run("python", "-m", "scripts.compare", *session.posargs)
+
+
+@nox.session
+def gate(session: nox.Session) -> None:
+    """A CI gate: `nox -s gate -- BASELINE CANDIDATE` fails on a significant regression (docs/how-to/ci-gate.md)."""
+    session.install("-e", ".")
+    if len(session.posargs) < 2:
+        session.error("usage: nox -s gate -- BASELINE_RUN CANDIDATE_RUN [--min-change PERCENT] [--alpha ALPHA]")
+    # scripts.compare exits 3 on a regression (listed on stderr), 1 when the runs share no cell, 2 when one cannot be
+    # read; any of them fails this session, and nox then exits 1.
+    session.run("python", "-m", "scripts.compare", *session.posargs, "--fail-on-regression")
 
 
 @nox.session

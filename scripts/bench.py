@@ -33,6 +33,7 @@ from apps import db
 from scripts import report
 from scripts.analysis import analysis
 from scripts.common.files import write_json_atomic
+from scripts.common.formatting import count, minutes
 from scripts.common.procs import StartError
 from scripts.load import wrk_process
 from scripts.load.generators.base import single_request
@@ -144,9 +145,11 @@ def prepare(plan: Plan, console: Console) -> Path:
 def measure_cells(plan: Plan, db_path: Path, console: Console) -> int:
     """Every cell of the plan, each written as soon as it is measured; returns how many failed."""
     cells = plan.cells()
-    console.print(f"workerbench: {len(cells)} cells, about {plan.estimate_s() / 60:.1f} min -> {plan.out}")
+    console.print(f"workerbench: {count(len(cells), 'cell')}, {minutes(plan.estimate_s())} -> {plan.out}")
     for mode, why in plan.not_applicable:
         console.print(f"[yellow]{mode}: not applicable: {why}[/yellow]", highlight=False)
+    for option, why in plan.not_applied:
+        console.print(f"[yellow]not applied: {option}: {why}[/yellow]", highlight=False, soft_wrap=True)
     failed = 0
     with out.progress(console) as progress:
         task = progress.add_task("starting", total=len(cells))
@@ -189,7 +192,7 @@ def run(plan: Plan, console: Console | None = None) -> int:
                       highlight=False, soft_wrap=True)
         return 130
     if failed:
-        console.print(f"[yellow]{failed} of {len(plan.cells())} cells failed; see summary.md[/yellow]")
+        console.print(f"[yellow]{failed} of {count(len(plan.cells()), 'cell')} failed; see summary.md[/yellow]")
         return 1
     return 0
 

@@ -165,6 +165,17 @@ def mode_details_markdown() -> str:
     return "\n".join(lines)
 
 
+def _at_once(m: Any) -> str:
+    """What the mode serves at once with 2 workers: the numerator of its Little's-law ceiling in the reports."""
+    try:
+        held, how = _import("scripts.analysis.littles_law").holds(m, 2)
+    except (ImportError, AttributeError):
+        return "not stated"
+    if not held:
+        return f"{how}: on `io` (20 ms a request) at most the users / 20 ms"
+    return f"{how}: on `io` (20 ms a request) at most {held / 0.02:,.0f} req/s with 2 workers, fewer with fewer users"
+
+
 def _mode_section(m: Any, families: dict[str, str], sets: list[str]) -> list[str]:
     argv = m.argv(host="127.0.0.1", port=8000, workers=2, python="python")
     facts = [
@@ -174,6 +185,7 @@ def _mode_section(m: Any, families: dict[str, str], sets: list[str]) -> list[str
         ("workers", "`--workers` sizes its pool" if m.process.uses_workers
          else "no process pool: `--workers` does not apply"),
         ("threads", f"{m.process.threads} per worker (`--threads`)" if m.process.threads else "no thread pool"),
+        ("serves at once", _at_once(m)),
         ("packages", ", ".join(_code(p) for p in m.process.packages) or "this project only"),
         ("worker timeout", _code(m.faults.worker_timeout_flag or "") or "not offered"),
         ("recycling", _code(m.faults.max_requests_flag or "") or "not offered"),

@@ -51,7 +51,8 @@ shows up as failures and latency). The question each fault asks: what does this 
 connection closed without an answer, as when the process holding it dies), <b>timeout</b> (no answer within
 the request timeout: the request sits behind a stuck process), <b>5xx</b> (the server answered with an error),
 <b>wrong</b> (an answer neither 2xx nor 5xx, or not HTTP); <b>unsent</b>: scheduled but never sent by the end,
-because every connection was still waiting.</li>
+because every connection was still waiting. After a shutdown's SIGTERM the listener closes, which is the point:
+its refused and unsent requests are counted in their columns but not as lost (lost counts the cut ones).</li>
 <li><b>new processes</b>: processes of the server first seen after the fault, such as a worker started to
 replace a dead one (&mdash; for a process per request, whose processes come and go anyway).</li>
 <li><b>recovery</b>: seconds from the fault until the offered load is answered in full again and stays so

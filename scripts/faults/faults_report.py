@@ -31,7 +31,7 @@ from scripts.faults.faults_summary import (
     CAUTIONS,
     SMOOTH_S,
     WHAT,
-    failure_split,
+    failure_text,
     has_timeline,
     short,
     timelines,
@@ -166,9 +166,10 @@ def markdown(records: Sequence[FaultRecord], charts: dict[str, str], meta: Mappi
              *([f"**{interrupted}**", ""] if interrupted else []),
              "Lost: requests of the steady load without a 2xx answer; how they failed: refused (could not "
              "connect), reset (closed without an answer), timeout, 5xx, wrong (neither 2xx nor 5xx), unsent (never "
-             "sent by the end). Recovery: seconds from the fault until the offered load is answered in full again "
-             "and stays so (— : not measured, or never). n/a: meaningless for the process model; not offered: the "
-             "server has no such feature. The same, interactive: report.html.", "",
+             "sent by the end); after a shutdown's SIGTERM, refused and unsent requests are no loss (the listener "
+             "closed, which is the point) and are shown apart. Recovery: seconds from the fault until the offered "
+             "load is answered in full again and stays so (— : not measured, or never). n/a: meaningless for the "
+             "process model; not offered: the server has no such feature. The same, interactive: report.html.", "",
              *your_app_lines(meta, records), *matrix(records), ""]
     for fault in faults:
         lines += [f"## {fault}", "", what(fault, meta), ""]
@@ -177,8 +178,7 @@ def markdown(records: Sequence[FaultRecord], charts: dict[str, str], meta: Mappi
         lines += ["| mode | lost | how they failed | recovery (s) | verdict |", "| --- | --- | --- | --- | --- |"]
         for r in (r for r in records if r.fault == fault):
             verdict = r.verdict if r.status != "failed" else f"harness failed: {r.error}"
-            split = ", ".join(f"{n} {k}" for k, n in failure_split(r).items()) or ("none" if r.requests_lost == 0
-                                                                                    else None)
+            split = failure_text(r) or ("none" if r.requests_lost == 0 else None)
             lines.append(f"| {r.mode} | {_cell(r.requests_lost)} | {_cell(split)} | {_cell(r.recovery_s)} "
                          f"| {_cell(verdict)} |")
         lines.append("")

@@ -214,6 +214,20 @@ def failure_split(r: FaultRecord) -> dict[str, int]:
     return {k: int(n) for k, n in (r.details.get("failures") or {}).items() if n}
 
 
+# Failures that are not losses for a fault: after SIGTERM the listener closes, so refused and unsent requests are
+# the point of a shutdown (cases.shutdown counts only the cut ones as lost).
+NOT_LOST = {"shutdown": ("refused", "unsent")}
+
+
+def failure_text(r: FaultRecord) -> str:
+    """How the failed requests ended, the lost ones first and apart from those that are no loss for this fault:
+    ``1 reset; not lost: 14 refused after the listener closed``."""
+    split, apart = failure_split(r), NOT_LOST.get(r.fault, ())
+    lost = ", ".join(f"{n} {k}" for k, n in split.items() if k not in apart)
+    after = ", ".join(f"{n} {k}" for k, n in split.items() if k in apart)
+    return "; ".join(filter(None, (lost, f"not lost: {after} after the listener closed" if after else "")))
+
+
 def lost_short(r: FaultRecord) -> str:
     """``3 lost (2 reset, 1 timeout)``."""
     split = failure_split(r)

@@ -41,7 +41,7 @@ import psycopg
 
 from loadtests.scenario_file import ScenarioFileError
 from loadtests.scenarios import Scenario
-from scripts.common.files import write_text_atomic
+from scripts.common.files import run_folder, write_text_atomic
 from scripts.common.procs import StartError, log_tail
 from scripts.faults import faults_html, faults_report
 from scripts.faults.cases import FAULTS
@@ -142,13 +142,12 @@ def _case(settings: Settings, mode: Mode, env: dict[str, str], fault: str) -> Fa
     return record
 
 
-def _names(text: str | None, valid: Sequence[str], what: str) -> list[str]:
-    if not text:
-        return list(valid)
+def _fault_names(text: str) -> list[str]:
+    """--faults: known names only; a usage error (exit 2) listing the valid ones otherwise."""
     names = [n.strip() for n in text.split(",") if n.strip()]
-    wrong = [n for n in names if n not in valid]
-    if wrong:
-        raise SystemExit(f"faults: unknown {what} {', '.join(wrong)}; valid: {', '.join(valid)}")
+    wrong = [n for n in names if n not in FAULTS]
+    if wrong or not names:
+        raise argparse.ArgumentTypeError(f"unknown fault {', '.join(wrong) or repr(text)}; valid: {', '.join(FAULTS)}")
     return names
 
 
@@ -179,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modes", type=plan.modes_argument(MODES), default=MODE_SETS["default"],
                    help="modes and mode sets (default, all, wsgi, asgi), comma-separated; default: "
                         f"{', '.join(MODE_SETS['default'])}")
-    p.add_argument("--faults", help=f"comma-separated, default all: {', '.join(FAULTS)}")
-    p.add_argument("--out", type=Path, help="run folder (default results/faults-<UTC time>)")
+    p.add_argument("--faults", type=_fault_names, help=f"comma-separated, default all: {', '.join(FAULTS)}")
+    p.add_argument("--out", type=run_folder, help="run folder (default results/faults-<UTC time>)")
     userapp.add_arguments(p, open_loop_help="the faults' steady load sends GET PATH (default: the first request of "
                           "--scenario-file, else of --paths)")
     return p
@@ -193,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     modes = list(args.modes)
-    faults = _names(args.faults, list(FAULTS), "fault")
+    faults = args.faults or list(FAULTS)
     out = args.out or ROOT / "results" / time.strftime("faults-%Y%m%dT%H%M%SZ", time.gmtime())
     settings = Settings(quick=args.quick, out=out)
     registry: Mapping[str, Mode] = MODES

@@ -89,6 +89,14 @@ def _gunicorn_uvicorn(l: Launch) -> list[str]:  # noqa: E741
     return _gunicorn(l, "uvicorn_worker.UvicornWorker")
 
 
+def _gunicorn_asgi(l: Launch) -> list[str]:  # noqa: E741
+    # gunicorn's own asyncio ASGI worker (gunicorn >= 24). The parser and loop are named rather than left to
+    # "auto", which would pick the C parser (gunicorn_h1c) where it happens to be installed and change what is
+    # measured and what the malformed corpus gets; lifespan stays "auto", as uvicorn's. Keep-alive from gunicorn's
+    # --keep-alive. No access log unless --access-logfile is given.
+    return [*_gunicorn(l, "asgi"), "--asgi-loop", "uvloop", "--http-parser", "python"]
+
+
 def _granian(l: Launch, interface: Interface) -> list[str]:  # noqa: E741
     # Granian's default interface is rsgi, its own: the interface is always given. An idle keep-alive
     # connection is closed when its next request's head does not arrive within the header read timeout (30 s
@@ -187,6 +195,7 @@ MODES: dict[str, Mode] = {
             process=Process(
                 defaults="no pool; at most 64 children; closes after every response",
                 uses_workers=False,
+                holds=64,
                 fork_per_request=True,
             ),
             placement=Placement(
@@ -205,11 +214,12 @@ MODES: dict[str, Mode] = {
         Mode(
             name="fork",
             interface="wsgi",
-            summary="hand-written fork-per-request server: the app is preloaded, each request gets a child",
+            summary="fork-per-request server: the app is preloaded, each request gets a child",
             command=_fork,
             process=Process(
                 defaults="no pool; at most 64 children at once, clients beyond that wait in the listen backlog",
                 uses_workers=False,
+                holds=64,
                 fork_per_request=True,
             ),
             placement=Placement(hand_written=True),
@@ -231,7 +241,7 @@ MODES: dict[str, Mode] = {
         Mode(
             name="prefork",
             interface="wsgi",
-            summary="hand-written pre-fork server: a master and a pool of long-lived workers on one socket",
+            summary="pre-fork server: a master and a pool of long-lived workers on one socket",
             command=_prefork,
             process=Process(defaults="--workers; keep-alive 5 s"),
             placement=Placement(hand_written=True),
@@ -310,6 +320,7 @@ MODES: dict[str, Mode] = {
                 defaults="blocking threads per worker: its default, half of backlog / workers (256 with 2 workers); "
                 "idle connections closed after 5 s (`--http1-header-read-timeout 5000`, the time to read a request's "
                 "head; default 30 s); backlog 1024",
+                holds=512,  # half the backlog of blocking threads, shared among the workers
             ),
             placement=Placement(in_default_set=False),
         ),
@@ -424,6 +435,25 @@ MODES: dict[str, Mode] = {
                 "`HTTPFactory` timeout: daphne has no option for it); backlog 50 (Twisted's)",
             ),
             placement=Placement(in_default_set=False),
+        ),
+        Mode(
+            name="gunicorn-asgi",
+            interface="asgi",
+            summary="gunicorn's own asyncio ASGI worker (`-k asgi`, gunicorn >= 24): its HTTP parser on uvloop",
+            command=_gunicorn_asgi,
+            process=Process(
+                packages=("gunicorn",),
+                start_s=0.8,
+                defaults="keep-alive 5 s (from gunicorn's `--keep-alive`; its default 2 s); uvloop; its "
+                "pure-Python parser (`--http-parser python`, not the optional C one); backlog 2048; at most 1000 "
+                "connections per worker",
+            ),
+            placement=Placement(in_default_set=False),
+            faults=FaultSupport(
+                worker_timeout_flag="--timeout",
+                max_requests_flag="--max-requests",
+                reload_signal=signal.SIGHUP,
+            ),
         ),
     )
 }

@@ -29,7 +29,7 @@ FAMILY_PALETTES: dict[str, tuple[str, ...]] = {
     "hand-written": ("#8c564b", "#d62728", "#ff7f0e", "#e377c2"),
     "wsgi": ("#2ca02c", "#bcbd22", "#17becf", "#0b6e4f", "#98df8a"),
     "green": ("#e6ab02", "#a6761d"),
-    "asgi": ("#1f77b4", "#9467bd", "#6baed6", "#393b79", "#c5b0d5"),
+    "asgi": ("#1f77b4", "#9467bd", "#6baed6", "#393b79", "#c5b0d5", "#7570b3"),
     "other": ("#7f7f7f", "#4d4d4d", "#b0b0b0", "#262626"),
 }
 FAMILY_MARKERS = {"hand-written": "o", "wsgi": "s", "green": "v", "asgi": "^", "other": "D"}

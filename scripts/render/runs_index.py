@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.analysis import analysis
-from scripts.common.formatting import MISSING, format_rps
+from scripts.common.formatting import MISSING, count, format_rps
 from scripts.records import records
 from scripts.render import completeness
 from scripts.render import html as h
@@ -60,7 +60,7 @@ def _headline(run: analysis.AnalysedRun) -> str:
 
 def _plan(info: records.RunInfo | None, run: analysis.AnalysedRun) -> str:
     plan = info.plan if info else {}
-    text = f"{len(run.modes)} modes x {len(run.scenarios)} scenarios"
+    text = f"{count(len(run.modes), 'mode')} x {count(len(run.scenarios), 'scenario')}"
     if plan:
         repeats = plan.get("repeats", MISSING)
         text += f", {repeats} repeat{'' if repeats == 1 else 's'} of {plan.get('duration', MISSING)} s"

@@ -151,6 +151,10 @@ def test_shutdown_exits_and_leaves_nothing(mode: str, settings: Settings, env: d
     split = record.details["failures"]
     assert split["refused"] > 0 and record.details["cut"] == sum(split[k] for k in ("reset", "timeout", "5xx",
                                                                                      "wrong"))
+    # One meaning of "lost" in the table: the refused requests are shown apart from the cut ones, as no loss.
+    row = next(line for line in faults_report.markdown([record], {}).splitlines() if line.startswith(f"| {mode} |"))
+    assert row.startswith(f"| {mode} | {record.requests_lost} | ")
+    assert f"not lost: {split['refused']} refused after the listener closed" in row
 
 
 @pytest.mark.slow
