@@ -149,7 +149,7 @@ DIFFERENCES: dict[tuple[str, str], tuple[Outcome, str]] = {
     **{(m, "cl-repeated-same-value"): (200, WHY_SAME_CL) for m in (*_GRANIAN, "hypercorn")},
     **{(m, "chunk-extension-over-4k"): (200, WHY_LAZY_CHUNKS) for m in (*_GUNICORN, "granian-wsgi")},
     **{(m, "chunk-extension-over-4k"): (200, WHY_CHUNK_EXT)
-       for m in ("waitress", "granian-asgi", "hypercorn", *_HTTPTOOLS)},
+       for m in ("waitress", "granian-asgi", "hypercorn", _GASGI, *_HTTPTOOLS)},
     **{(m, "http-1.2"): (404, WHY_OTHER_VERSIONS) for m in _GUNICORN},
     # waitress: a lenient parser that serves what it can read and waits for what it cannot.
     **{("waitress", c): (404, WHY_OTHER_VERSIONS + " (waitress answers as HTTP/1.0)")
