@@ -18,7 +18,7 @@ PSS per variant, stacked by process role, and the table).
 | mode | variants |
 | --- | --- |
 | gunicorn-sync | each worker imports the app; ``--preload``; ``--preload`` with ``gc.freeze()`` (``on_starting``) |
-| prefork | each worker imports the app; ``--preload``, which always runs ``gc.collect(); gc.freeze()`` |
+| prefork | each worker imports the app; ``--preload --no-gc-freeze``; ``--preload`` (``gc.collect(); gc.freeze()``) |
 | uwsgi | ``--lazy-apps`` (each worker imports the app); its default, the app loaded in the master |
 """
 
@@ -101,6 +101,7 @@ def variants(modes: Sequence[str], hook: Path) -> list[Variant]:
                           Variant(mode="gunicorn-sync", name="preload + gc.freeze",
                                   extra=("--preload", "--config", str(hook)))],
         "prefork": [Variant(mode="prefork", name="no preload", extra=()),
+                    Variant(mode="prefork", name="preload", extra=("--preload", "--no-gc-freeze")),
                     Variant(mode="prefork", name="preload + gc.freeze", extra=("--preload",))],
         "uwsgi": [Variant(mode="uwsgi", name="no preload", extra=("--lazy-apps",)),
                   Variant(mode="uwsgi", name="preload", extra=())],

@@ -40,6 +40,7 @@ class Options:
     app: str
     workers: int = 1
     preload: bool = False
+    gc_freeze: bool = True  # after a preload: gc.collect() and gc.freeze() before the first fork
     max_requests: int = 0
     max_requests_jitter: int = 0
     graceful_timeout: float = 30.0

@@ -29,3 +29,18 @@ def test_preloading_with_a_freeze_shares_what_each_worker_would_import(tmp_path:
     page = (out / "report.html").read_text()
     assert "chart-cow" in page and "preload + gc.freeze" in page
     assert "| gunicorn-sync | no preload |" in (out / "cow.md").read_text()
+
+
+@pytest.mark.slow
+def test_prefork_measures_a_preload_without_the_freeze_too(tmp_path: Path) -> None:
+    out = tmp_path / "cow"
+    assert cow.main(["--modes", "prefork", "--workers", "2", "--seconds", "1.5", "--out", str(out)]) == 0
+    results = {r["variant"]: r for r in json.loads((out / "cow.json").read_text())["results"]}
+    assert list(results) == ["no preload", "preload", "preload + gc.freeze"]
+    assert "--no-gc-freeze" in results["preload"]["command"]
+    assert "--no-gc-freeze" not in results["preload + gc.freeze"]["command"]
+
+    def own(variant: str) -> float:
+        return max(p["uss_mb"] for p in results[variant]["processes"] if p["role"] == "worker")
+
+    assert own("preload + gc.freeze") < 0.7 * own("no preload")
