@@ -24,7 +24,7 @@ from scripts.analysis.comparison import (
     markdown,
 )
 from scripts.analysis.significance import ALPHA
-from scripts.render import compare_html
+from scripts.render.web import compare_html
 
 
 def _share(text: str) -> float:

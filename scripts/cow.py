@@ -42,7 +42,7 @@ import psutil
 from scripts.common.files import write_text_atomic
 from scripts.common.procs import free_port, group_members, running, wait_ready
 from scripts.modes import MODES
-from scripts.render import html as h
+from scripts.render.web import html as h
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"

@@ -1,6 +1,6 @@
 """``python -m scripts.index [FOLDER]``: rebuild ``results/index.html`` (or FOLDER's), every run in it newest first.
 
-A thin command over :mod:`scripts.render.runs_index`, which the bench and the faults suite also call after each run.
+A thin command over :mod:`scripts.render.web.runs_index`, which the bench and the faults suite also call after each run.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scripts.render import runs_index
+from scripts.render.web import runs_index
 
 
 def build_parser() -> argparse.ArgumentParser:

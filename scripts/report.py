@@ -15,7 +15,8 @@ from pathlib import Path
 
 from scripts.analysis import analysis
 from scripts.records import records
-from scripts.render import csv_export, plot, report_html, runs_index, summary, userapp_report
+from scripts.render import csv_export, plot, summary, userapp_report
+from scripts.render.web import report_html, runs_index
 
 
 def render_run(run_dir: Path) -> Path:

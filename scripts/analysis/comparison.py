@@ -13,8 +13,8 @@ repeat on a side cannot be tested at all and says so. Then the plan and environm
 explain a change (commit, versions, CPU model, CPU sets), and what could not be compared: cells measured in
 one run only, failed cells, incomplete or older runs.
 
-This module compares and writes Markdown; :mod:`scripts.render.compare_html` draws the page and :mod:`scripts.compare`
-is the command line.
+This module compares and writes Markdown; :mod:`scripts.render.web.compare_html` draws the page and
+:mod:`scripts.compare` is the command line.
 """
 
 from __future__ import annotations

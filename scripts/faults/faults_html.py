@@ -1,5 +1,5 @@
 """A faults run's ``report.html``: one self-contained page, in the bench report's shell and style
-(:mod:`scripts.render.html`).
+(:mod:`scripts.render.web.html`).
 
 Every run, bench or faults, writes its page as ``report.html`` (a faults run wrote ``faults.html`` before: a
 re-render removes that old name, so a folder never holds two pages of one run).
@@ -26,9 +26,9 @@ from scripts.common.formatting import MISSING, format_rps, format_sig
 from scripts.faults import faults_summary as fr
 from scripts.records.records import FaultRecord
 from scripts.render import completeness
-from scripts.render import html as h
-from scripts.render.charts import LAYOUT, MARGIN
 from scripts.render.plot_style import mode_colors
+from scripts.render.web import html as h
+from scripts.render.web.charts import LAYOUT, MARGIN
 
 PAGE_NAME = "report.html"
 OLD_PAGE_NAME = "faults.html"  # what faults runs before 2026-11-29 wrote; results/index.html still links it

@@ -41,8 +41,9 @@ from scripts.faults.faults_summary import (
 )
 from scripts.records import records
 from scripts.records.records import FaultRecord
-from scripts.render import completeness, runs_index
+from scripts.render import completeness
 from scripts.render.plot_style import mode_colors
+from scripts.render.web import runs_index
 
 FAILURE_DASHES = {"refused": ":", "reset": "-", "timeout": "--", "5xx": "-.", "wrong": (0, (1, 3))}
 

@@ -1,6 +1,6 @@
 """What a fault record reduces to, in words and numbers: shared by faults.md (:mod:`scripts.faults.faults_report`),
 the faults run's report.html (:mod:`scripts.faults.faults_html`) and the results index
-(:mod:`scripts.render.runs_index`).
+(:mod:`scripts.render.web.runs_index`).
 
 Each fault's description, the cautions of the worker model and the faults that measure them, a few words of
 outcome per record, the failures split by how they ended, and a record's timeline smoothed for drawing.

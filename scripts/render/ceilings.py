@@ -6,7 +6,7 @@ from __future__ import annotations
 from scripts.analysis.analysis import AnalysedRun
 from scripts.analysis.littles_law import TOLERANCE, Ceiling, ceilings, sample_waits
 from scripts.common.formatting import MISSING, format_percent, format_rps
-from scripts.render import html as h
+from scripts.render.web import html as h
 
 HEADERS = ("scenario", "mode", "users", "at once", "why", "wait ms", "ceiling req/s", "req/s", "of ceiling", "check")
 ABOVE = "above the ceiling: a measurement error"

@@ -15,7 +15,7 @@ from scripts.analysis.analysis import by_family, ordered
 from scripts.common.formatting import MISSING
 from scripts.plan.userapp import ADAPTED_SUFFIX
 from scripts.records.records import CellRecord, Run
-from scripts.render import html as h
+from scripts.render.web import html as h
 
 DISAGREE = "**differs**"
 

@@ -26,7 +26,7 @@ from scripts.modes import MODE_SETS, MODES, Launch, Mode, mode_sets
 from scripts.plan.environment import BUSY_PERCENT, cpu_busy_percent
 from scripts.plan.plan import plan_from_args
 from scripts.records import distribution
-from scripts.render import runs_index
+from scripts.render.web import runs_index
 from scripts.run.verify import VerifyError, verify
 from tests.conftest import ROOT, StartServer
 

@@ -14,7 +14,8 @@ import pytest
 
 from scripts.analysis import comparison
 from scripts.records import records
-from scripts.render import csv_export, runs_index
+from scripts.render import csv_export
+from scripts.render.web import runs_index
 from scripts.report import render_run
 from tests.conftest import ROOT
 

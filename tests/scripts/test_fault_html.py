@@ -18,7 +18,7 @@ import pytest
 
 from scripts.faults import faults_report
 from scripts.records import records
-from scripts.render import runs_index
+from scripts.render.web import runs_index
 from tests.conftest import ROOT
 from tests.scripts.browser import check_charts, check_sorting, screenshot
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from scripts.analysis import comparison
-from scripts.render import compare_html, runs_index
+from scripts.render.web import compare_html, runs_index
 from scripts.report import render_run
 from tests.conftest import ROOT
 from tests.scripts.browser import check_charts, check_sorting, screenshot

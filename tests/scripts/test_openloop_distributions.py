@@ -23,7 +23,8 @@ from scripts.load.generators.native import histogram_ms
 from scripts.load.histogram import Histogram
 from scripts.records import distribution, records
 from scripts.records.records import OpenLoopRecord, RecordError, openloop_from_json, to_json
-from scripts.render import charts, plot
+from scripts.render import plot
+from scripts.render.web import charts
 from scripts.report import render_run
 from tests.conftest import ROOT
 from tests.scripts.browser import check_charts, screenshot

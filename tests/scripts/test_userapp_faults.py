@@ -16,7 +16,7 @@ from scripts.faults import suite
 from scripts.plan import userapp
 from scripts.plan.plan import plan_from_args
 from scripts.records import records
-from scripts.render import runs_index
+from scripts.render.web import runs_index
 from tests.conftest import ROOT
 from tests.scripts.browser import screenshot
 

@@ -18,7 +18,7 @@ from scripts.analysis import analysis
 from scripts.common.formatting import MISSING, count, format_rps
 from scripts.records import records
 from scripts.render import completeness
-from scripts.render import html as h
+from scripts.render.web import html as h
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"

@@ -1,5 +1,5 @@
 """``compare.html``: a :class:`scripts.analysis.comparison.Comparison` as one self-contained page
-(see :mod:`scripts.render.html`).
+(see :mod:`scripts.render.web.html`).
 
 First what changed (the headline and the cells that cleared the noise), then one chart per metric with every
 matched cell's change and its 95% interval, coloured by verdict, then the sortable table, what differs in
@@ -24,7 +24,7 @@ from scripts.analysis.comparison import (
     verdict_text,
 )
 from scripts.common.formatting import format_rps, format_sig
-from scripts.render import html as h
+from scripts.render.web import html as h
 
 VERDICT_COLORS = {"regression": "#d62728", "improvement": "#2ca02c", "within noise": "#7f7f7f",
                   "untested": "#bcbd22", "failed": "#000000"}

@@ -1,7 +1,7 @@
 """``report.html``: an analysed run as one self-contained page a reader can open offline or send on.
 
 In the order a reader asks: the verdict (which mode leads each scenario, by how much, with the interval), the
-interactive charts (:mod:`scripts.render.charts`), a sortable table per scenario, the flags explained, the speed
+interactive charts (:mod:`scripts.render.web.charts`), a sortable table per scenario, the flags explained, the speed
 checks and open-loop ladder, the plan, environment and versions, and failed cells with their log tails. A
 pure renderer like :mod:`scripts.render.summary`: the figures come analysed, this module lays them out.
 """
@@ -17,9 +17,10 @@ from scripts.analysis.significance import welch_log
 from scripts.analysis.stats import FoldedCell
 from scripts.common.formatting import MISSING, format_mb, format_rps, format_sig
 from scripts.records.records import FLAG_MEANINGS, Flag
-from scripts.render import ceilings, charts, completeness
-from scripts.render import html as h
+from scripts.render import ceilings, completeness
 from scripts.render.summary import NO_LOG, format_errors, format_flags, format_interval
+from scripts.render.web import charts
+from scripts.render.web import html as h
 
 REPORT_NAME = "report.html"
 # Flags and the generator come early: a wide table scrolls, and they decide how to read the number beside them.
