@@ -20,6 +20,7 @@ from scripts.modes.fault_support import FaultSupport
 from scripts.modes.launch import Interface, Launch, Process
 from scripts.modes.mode import Mode, mode_sets
 from scripts.modes.placement import Placement
+from scripts.modes.tuning import Tuning
 
 
 def _cgi(l: Launch) -> list[str]:  # noqa: E741
@@ -265,6 +266,8 @@ MODES: dict[str, Mode] = {
                 "head; default 30 s); backlog 1024",
             ),
             placement=Placement(in_default_set=False),
+            # Its blocking threads are set by an option of its own; without it, granian's default (above).
+            tuning=Tuning(threads_flag="--blocking-threads"),
         ),
         Mode(
             name="uvicorn",
