@@ -85,6 +85,8 @@ def build_parser(registry: dict[str, Mode] | None = None) -> argparse.ArgumentPa
                    f"{QUICK_DURATION:g})")
     p.add_argument("--precision", type=_positive, help=f"bisect until the bracket is this narrow, as a fraction "
                    f"(default {PRECISION:g}; --quick: {QUICK_PRECISION:g})")
+    p.add_argument("--grid", action="store_true", help="measure every setting of the ranges instead of climbing "
+                   "(slow: the exhaustive grid the climb is checked against)")
     p.add_argument("--quick", action="store_true", help="one scenario (io), one interval a rate, a coarser bisection")
     p.add_argument("--for-cores", type=int, metavar="N", help="also estimate the best setting on a machine of N cores")
     p.add_argument("--for-memory", type=_positive, metavar="GIB", help="... and M GiB of memory (with --for-cores)")
@@ -158,7 +160,7 @@ def plan_from_args(argv: Sequence[str] | None = None) -> tuple[TunePlan, argpars
                     precision=args.precision or (QUICK_PRECISION if quick else PRECISION))
     ranges = {name: r for name, r in (("workers", args.workers_range), ("threads", args.threads_range)) if r}
     return TunePlan(plan=plan, target=target, memory_budget_mb=args.memory_budget, ranges=ranges,
-                    quick=quick), args
+                    quick=quick, grid=args.grid), args
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -174,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan.out.mkdir(parents=True, exist_ok=True)
     described = {**plan.describe(), "slo_p99_ms": tp.target.slo_p99_ms, "repeats": tp.target.repeats,
                  "interval_s": tp.target.duration_s, "precision": tp.target.precision,
-                 "memory_budget_mb": tp.memory_budget_mb, "ranges": tp.ranges, "quick": tp.quick,
+                 "memory_budget_mb": tp.memory_budget_mb, "ranges": tp.ranges, "quick": tp.quick, "grid": tp.grid,
                  "for_cores": args.for_cores, "for_memory_gib": args.for_memory}
     run = TuneRun(plan=described, environment=environment(plan))
     db_path = db.create(plan.out / "world.sqlite")

@@ -5,8 +5,9 @@ server's CPU and memory (PSS) during every interval."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,35 @@ def _summarised(base: SettingResult, capacity: float, trials: list[Trial]) -> Se
         memory_mb=max(memory, default=base.memory_idle_mb))
 
 
+def capacity_of(plan: Plan, scenario: Scenario, port: int, proc: subprocess.Popen[bytes], *, target: Target,
+                start_rate: float, logs: Path, report: Callable[[Trial], None] = lambda t: None) -> list[Trial]:
+    """Every trial of the search for the capacity of the server ``proc`` (already serving ``scenario`` on ``port``),
+    after a short warm-up that is not judged: a fresh server's first requests are not its steady state."""
+    plan.generators[OPEN_LOOP_NAME].run(Load(
+        scenario=scenario, host=plan.host, port=port, connections=CONNECTIONS, duration=WARMUP_S,
+        workdir=logs / "warmup", cpus=plan.client_cpus, rate=max(MIN_RATE, start_rate / 2), timeout=DRAIN_S))
+    trials: list[Trial] = []
+
+    def trial(rate: float) -> bool:
+        t = _trial(plan, scenario, port, proc.pid, rate, target, logs / f"rate-{rate:g}-{len(trials)}")
+        trials.append(t)
+        report(t)
+        if proc.poll() is not None:
+            raise StartError(f"server exited with code {proc.returncode} during the load")
+        return t.passed
+
+    find_capacity(passes_majority(trial, target.repeats), start_rate, precision=target.precision)
+    return trials
+
+
+def capacity(trials: Sequence[Trial]) -> float:
+    """The highest rate that passed, as the search decided it: the rates it bisected are passed by a majority."""
+    by_rate: dict[float, list[bool]] = {}
+    for t in trials:
+        by_rate.setdefault(t.rate, []).append(t.passed)
+    return max((r for r, v in by_rate.items() if sum(v) > len(v) / 2), default=0.0)
+
+
 def measure_setting(plan: Plan, mode_name: str, scenario_name: str, setting: dict[str, int], *, target: Target,
                     start_rate: float, db_path: Path, logs: Path,
                     report: Callable[[Trial], None] = lambda t: None) -> SettingResult:
@@ -82,31 +112,17 @@ def measure_setting(plan: Plan, mode_name: str, scenario_name: str, setting: dic
     argv = mode.argv(host=plan.host, port=port, workers=plan.workers, app=plan.app_for(mode_name), setting=setting)
     base = SettingResult(mode=mode_name, scenario=scenario_name, setting=dict(setting), status="failed",
                          command=tuple(argv))
-    trials: list[Trial] = []
     started = time.monotonic()
-
-    def trial(rate: float) -> bool:
-        t = _trial(plan, scenario, port, proc.pid, rate, target, logs / f"rate-{rate:g}-{len(trials)}")
-        trials.append(t)
-        report(t)
-        if proc.poll() is not None:
-            raise StartError(f"server exited with code {proc.returncode} during the load")
-        return t.passed
-
     try:
         with serving(plan, argv, port, scenario, logs / "server.log", server_env(plan, db_path, None)) as (proc, _):
             idle = snapshot(proc.pid)
-            # Not judged: a fresh server's first requests (imports, connection set-up) are not its steady state.
-            plan.generators[OPEN_LOOP_NAME].run(Load(
-                scenario=scenario, host=plan.host, port=port, connections=CONNECTIONS, duration=WARMUP_S,
-                workdir=logs / "warmup", cpus=plan.client_cpus, rate=max(MIN_RATE, start_rate / 2), timeout=DRAIN_S))
             base = dataclasses.replace(base, memory_idle_mb=round(idle.memory_mb, 1), processes=idle.processes)
-            capacity = find_capacity(passes_majority(trial, target.repeats), start_rate, precision=target.precision)
-        result = _summarised(base, capacity, trials)
+            trials = capacity_of(plan, scenario, port, proc, target=target, start_rate=start_rate, logs=logs,
+                                 report=report)
+        result = _summarised(base, capacity(trials), trials)
     except (*CELL_ERRORS, ValueError) as exc:
         tail = log_tail(logs / "server.log")
         if plan.app and (note := userapp.failure_note(plan.app, logs / "server.log")):
             tail += "\n" + note
-        result = dataclasses.replace(base, error=f"{type(exc).__name__}: {exc}".splitlines()[0], log_tail=tail,
-                                     trials=tuple(trials))
+        result = dataclasses.replace(base, error=f"{type(exc).__name__}: {exc}".splitlines()[0], log_tail=tail)
     return dataclasses.replace(result, elapsed_s=round(time.monotonic() - started, 1))

@@ -59,9 +59,9 @@ def find_capacity(passes: Callable[[float], bool], start: float, *, precision: f
             hi = rate
             if lo > 0.0:
                 break
-            if rate / 2 < floor:
+            if rate <= floor:
                 return 0.0
-            rate /= 2
+            rate = max(rate / 2, floor)
     while hi / lo > 1 + precision and not math.isinf(hi):
         mid = round(math.sqrt(lo * hi), 1)
         if mid <= lo or mid >= hi:

@@ -4,6 +4,7 @@ capacity by bisection; written to ``tune.json`` after every setting, so an inter
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ class TunePlan:
     memory_budget_mb: float | None = None
     ranges: dict[str, tuple[int, int]] = field(default_factory=dict)  # axis name -> (lowest, highest) given
     quick: bool = False
+    grid: bool = False  # measure every setting of the ranges (the check of the climb), not the climb
 
     def axes(self, mode: str) -> list[tuple[str, tuple[int, ...]]]:
         n = len(self.plan.server_cpus) or 1
@@ -111,7 +113,12 @@ class Runner:
                     measured[key] = self.measure(entry, setting)
                 return _outcome(measured[key])
 
-            best, _ = climb(axes, measure, memory_budget_mb=tp.memory_budget_mb)
+            if tp.grid:
+                for values in itertools.product(*(v for _, v in axes)):
+                    measure(dict(zip((n for n, _ in axes), values, strict=True)))
+                best = None
+            else:
+                best, _ = climb(axes, measure, memory_budget_mb=tp.memory_budget_mb)
         else:
             best = entry.default if default.ok else None
         best_result = entry.result(best)
