@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "faults": ("scripts.faults:build_parser", "scripts.faults:main"),
     "compare": ("scripts.compare:build_parser", "scripts.compare:main"),
     "serve": ("scripts.serve:build_parser",),
+    "tune": ("scripts.tune:build_parser",),
 }
 # The module of the typed records, and the records the schema page lists.
 RECORDS = ("scripts.records",)

@@ -4,8 +4,10 @@ the estimate and the report's text and charts."""
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -197,3 +199,20 @@ def test_heat_map_has_a_cell_per_setting_tried() -> None:
     assert svg.count("<rect") == 4 * 3 and "1,900" in svg and ">x<" in svg
     bars = tune_report.heatmap_svg(replace(run.modes[1]))
     assert bars.count("<rect") == 3 and "140" in bars
+
+
+def test_bench_tuned_runs_each_mode_at_its_best_setting_labelled(tmp_path: Path) -> None:
+    from scripts.plan.plan import plan_from_args
+
+    (tmp_path / "tune.json").write_text(json.dumps(to_json(sample_run())))
+    plan = plan_from_args(["--tuned", str(tmp_path), "--modes", "gunicorn-sync,gunicorn-gthread,uvicorn", "--quick",
+                           "--out", str(tmp_path / "bench")])
+    assert plan is not None
+    assert plan.modes == ("gunicorn-sync+tuned", "gunicorn-gthread+tuned", "uvicorn")  # uvicorn: no tune, as is
+    gthread = plan.registry["gunicorn-gthread+tuned"]
+    argv = gthread.argv(host="h", port=1, workers=plan.workers)
+    assert argv[argv.index("--workers") + 1] == "3" and argv[argv.index("--threads") + 1] == "8"
+    assert "tuned: threads=8 workers=3" in gthread.summary
+    assert {c.mode for c in plan.cells()} == set(plan.modes)
+    with pytest.raises(SystemExit):
+        plan_from_args(["--tuned", str(tmp_path / "nothing"), "--quick"])
