@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,13 @@ def _trial(plan: Plan, scenario: Scenario, port: int, pgid: int, rate: float, ta
                  memory_mb=round(usage.memory_peak_mb, 1), generator_kept_up=s.kept_up if s else None)
 
 
+@contextmanager
+def _process(serving: AbstractContextManager[tuple[subprocess.Popen[bytes], float]]
+             ) -> Iterator[subprocess.Popen[bytes]]:
+    with serving as (proc, _):
+        yield proc
+
+
 def _summarised(base: SettingResult, capacity: float, trials: list[Trial]) -> SettingResult:
     at = [t for t in trials if t.passed and t.rate == capacity]
     memory = [t.memory_mb for t in trials if t.memory_mb is not None]
@@ -73,21 +81,63 @@ def _summarised(base: SettingResult, capacity: float, trials: list[Trial]) -> Se
         memory_mb=max(memory, default=base.memory_idle_mb))
 
 
-def capacity_of(plan: Plan, scenario: Scenario, port: int, proc: subprocess.Popen[bytes], *, target: Target,
-                start_rate: float, logs: Path, report: Callable[[Trial], None] = lambda t: None) -> list[Trial]:
-    """Every trial of the search for the capacity of the server ``proc`` (already serving ``scenario`` on ``port``),
-    after a short warm-up that is not judged: a fresh server's first requests are not its steady state."""
+class Server:
+    """A server the search can restart: ``start(port)`` enters a context that yields the running process on that
+    port. A rate the server fell behind at (requests left unanswered) leaves it a queue that would fail every lower
+    rate after it; the search then restarts it, so every rate is measured against a server with no backlog."""
+
+    def __init__(self, host: str, start: Callable[[int], AbstractContextManager[subprocess.Popen[bytes]]]) -> None:
+        self.host, self._start = host, start
+        self._stack = ExitStack()
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    def __enter__(self) -> Server:
+        self.restart()
+        self.restarts = 0
+        return self
+
+    def restart(self) -> None:
+        self._stack.close()
+        self.port = free_port(self.host)
+        self.proc = self._stack.enter_context(self._start(self.port))
+        self.restarts += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
+def gross(t: Trial, slo_p99_ms: float) -> bool:
+    """A failure no repeat would turn: most of the rate unserved, or p99 far past the target."""
+    return t.achieved < 0.8 * t.rate or (t.p99_ms is not None and t.p99_ms > 5 * slo_p99_ms)
+
+
+def capacity_of(plan: Plan, scenario: Scenario, server: Server, *, target: Target, start_rate: float, logs: Path,
+                report: Callable[[Trial], None] = lambda t: None) -> list[Trial]:
+    """Every trial of the search for the capacity of ``server`` (running, serving ``scenario``), after a short
+    warm-up that is not judged: a fresh server's first requests are not its steady state."""
+    assert server.proc is not None
     plan.generators[OPEN_LOOP_NAME].run(Load(
-        scenario=scenario, host=plan.host, port=port, connections=CONNECTIONS, duration=WARMUP_S,
-        workdir=logs / "warmup", cpus=plan.client_cpus, rate=max(MIN_RATE, start_rate / 2), timeout=DRAIN_S))
+        scenario=scenario, host=plan.host, port=server.port, connections=CONNECTIONS, duration=WARMUP_S,
+        workdir=logs / "warmup", cpus=plan.client_cpus, rate=max(MIN_RATE, min(50.0, start_rate / 2)),
+        timeout=DRAIN_S))
     trials: list[Trial] = []
+    decided: dict[float, bool] = {}
 
     def trial(rate: float) -> bool:
-        t = _trial(plan, scenario, port, proc.pid, rate, target, logs / f"rate-{rate:g}-{len(trials)}")
+        if rate in decided:  # a gross failure decides its rate: no repeat
+            return decided[rate]
+        assert server.proc is not None
+        t = _trial(plan, scenario, server.port, server.proc.pid, rate, target, logs / f"rate-{rate:g}-{len(trials)}")
         trials.append(t)
         report(t)
-        if proc.poll() is not None:
-            raise StartError(f"server exited with code {proc.returncode} during the load")
+        if server.proc.poll() is not None:
+            raise StartError(f"server exited with code {server.proc.returncode} during the load")
+        if t.errors:
+            server.restart()
+        if not t.passed and gross(t, target.slo_p99_ms):
+            decided[rate] = False
         return t.passed
 
     find_capacity(passes_majority(trial, target.repeats), start_rate, precision=target.precision)
@@ -108,16 +158,23 @@ def measure_setting(plan: Plan, mode_name: str, scenario_name: str, setting: dic
     """The setting's capacity and what it costs; a server that does not start or refuses the setting gives a failed
     result with the reason and the log's tail."""
     mode, scenario = plan.registry[mode_name], plan.scenario_registry[scenario_name]
-    port = free_port(plan.host)
-    argv = mode.argv(host=plan.host, port=port, workers=plan.workers, app=plan.app_for(mode_name), setting=setting)
+    argv = mode.argv(host=plan.host, port=0, workers=plan.workers, app=plan.app_for(mode_name), setting=setting)
     base = SettingResult(mode=mode_name, scenario=scenario_name, setting=dict(setting), status="failed",
                          command=tuple(argv))
     started = time.monotonic()
+    env = server_env(plan, db_path, None)
+
+    def start(port: int) -> AbstractContextManager[subprocess.Popen[bytes]]:
+        argv = mode.argv(host=plan.host, port=port, workers=plan.workers, app=plan.app_for(mode_name),
+                         setting=setting)
+        return _process(serving(plan, argv, port, scenario, logs / "server.log", env))
+
     try:
-        with serving(plan, argv, port, scenario, logs / "server.log", server_env(plan, db_path, None)) as (proc, _):
-            idle = snapshot(proc.pid)
+        with Server(plan.host, start) as server:
+            assert server.proc is not None
+            idle = snapshot(server.proc.pid)
             base = dataclasses.replace(base, memory_idle_mb=round(idle.memory_mb, 1), processes=idle.processes)
-            trials = capacity_of(plan, scenario, port, proc, target=target, start_rate=start_rate, logs=logs,
+            trials = capacity_of(plan, scenario, server, target=target, start_rate=start_rate, logs=logs,
                                  report=report)
         result = _summarised(base, capacity(trials), trials)
     except (*CELL_ERRORS, ValueError) as exc:

@@ -4,17 +4,20 @@ capacity the tune found."""
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from loadtests.scenarios import SCENARIOS, Scenario
 from scripts.common.cpus import parse_cpus
-from scripts.common.procs import free_port, pin_group, running, wait_ready
+from scripts.common.procs import pin_group, running, wait_ready
 from scripts.plan.plan import ROOT, Plan
 from scripts.run.verify import verify
 from scripts.tuning import results
 from scripts.tuning.command import to_local
-from scripts.tuning.measure import Target, capacity, capacity_of
+from scripts.tuning.measure import Server, Target, capacity, capacity_of
 from scripts.tuning.results import ModeResult
 
 
@@ -42,16 +45,22 @@ def reproduce(run_dir: Path, entry: ModeResult, *, target: Target | None = None,
     server, client = parse_cpus(plan_data["server_cpus"]), parse_cpus(plan_data["client_cpus"])
     plan = Plan(modes=(entry.mode,), scenarios=(entry.scenario,), concurrency=(1,), sweep_scenarios=(), sweep_levels=(),
                 duration=1, warmup=0.0, workers=1, out=run_dir, server_cpus=server, client_cpus=client)
-    port = free_port(plan.host)
-    argv = to_local(entry.production_command, plan.host, port)
     logs = run_dir / "logs" / "reproduce" / entry.mode
     best = entry.result(entry.best)
-    with running(argv, log_path=logs / "server.log", env=env, cwd=ROOT, cpus=set(server)) as proc:
-        wait_ready(proc, plan.host, port, log_path=logs / "server.log", deadline_s=30.0,
-                   path=scenario.probes[0].path)
-        pin_group(proc.pid, server)
-        verify(plan.host, port, scenario)
-        trials = capacity_of(plan, scenario, port, proc, target=target,
+    line = entry.production_command
+
+    @contextmanager
+    def start(port: int) -> Iterator[subprocess.Popen[bytes]]:
+        with running(to_local(line, plan.host, port), log_path=logs / "server.log", env=env, cwd=ROOT,
+                     cpus=set(server)) as proc:
+            wait_ready(proc, plan.host, port, log_path=logs / "server.log", deadline_s=30.0,
+                       path=scenario.probes[0].path)
+            pin_group(proc.pid, server)
+            verify(plan.host, port, scenario)
+            yield proc
+
+    with Server(plan.host, start) as started:
+        trials = capacity_of(plan, scenario, started, target=target,
                              start_rate=best.capacity_rps if best else 100.0, logs=logs)
-    return Reproduced(mode=entry.mode, scenario=entry.scenario, command=entry.production_command,
+    return Reproduced(mode=entry.mode, scenario=entry.scenario, command=line,
                       tuned_rps=best.capacity_rps if best else 0.0, measured_rps=capacity(trials))

@@ -75,8 +75,9 @@ class Runner:
         return f"ETA {max(0.0, per * (self.total - self.done)) / 60:.1f} min"
 
     def measure(self, entry: ModeResult, setting: dict[str, int]) -> SettingResult:
+        # The last setting measured is the climb's neighbour of this one: its capacity is the nearest guess.
         ok = [s.capacity_rps for s in entry.settings if s.ok and s.capacity_rps > 0]
-        start = max(ok) if ok else FIRST_RATE
+        start = ok[-1] if ok else FIRST_RATE
         logs = self.tp.plan.out / "logs" / entry.scenario / entry.mode / (
             "-".join(f"{k}{v}" for k, v in setting.items()) or "only")
 
@@ -97,12 +98,37 @@ class Runner:
         self.console.print(f"    -> {said}", highlight=False)
         return result
 
+    def finish(self, entry: ModeResult, best: dict[str, int] | None) -> None:
+        """Record the mode's best (the climb's pick, or the best measured where that is 5% better: the default may
+        beat the climb, and an interrupted climb has no pick) and its production command."""
+        tp = self.tp
+        best_result = entry.result(best)
+        fitting = [s for s in entry.settings if s.ok and (tp.memory_budget_mb is None or s.memory_mb is None
+                                                          or s.memory_mb <= tp.memory_budget_mb)]
+        top = max(fitting, key=lambda s: s.capacity_rps, default=None)
+        if top is not None and top.capacity_rps > 0 and (
+                best_result is None or top.capacity_rps > best_result.capacity_rps * 1.05):
+            best = top.setting
+        command = None if best is None else production_command(tp.plan.registry[entry.mode], best,
+                                                               app=tp.plan.app_for(entry.mode), workers=tp.plan.workers)
+        index = self.run.modes.index(entry)
+        self.run.modes[index] = dataclasses.replace(entry, best=best, production_command=command)
+        self.save()
+
     def tune_mode(self, scenario: str, mode: str) -> None:
         tp = self.tp
         axes = tp.axes(mode)
         entry = ModeResult(mode=mode, scenario=scenario, axes={n: list(v) for n, v in axes}, default=tp.default(mode),
                            best=None)
         self.run.modes.append(entry)
+        try:
+            self._search(entry, axes)
+        except KeyboardInterrupt:
+            self.finish(entry, None)
+            raise
+
+    def _search(self, entry: ModeResult, axes: list[tuple[str, tuple[int, ...]]]) -> None:
+        tp = self.tp
         default = self.measure(entry, entry.default)
         if axes:
             measured = {tuple(sorted(default.setting.items())): default}
@@ -121,19 +147,7 @@ class Runner:
                 best, _ = climb(axes, measure, memory_budget_mb=tp.memory_budget_mb)
         else:
             best = entry.default if default.ok else None
-        best_result = entry.result(best)
-        # The default may beat the climb's pick (the climb starts at the lowest values): the best is the best measured.
-        fitting = [s for s in entry.settings if s.ok and (tp.memory_budget_mb is None or s.memory_mb is None
-                                                          or s.memory_mb <= tp.memory_budget_mb)]
-        top = max(fitting, key=lambda s: s.capacity_rps, default=None)
-        if top is not None and (best_result is None or top.capacity_rps > best_result.capacity_rps * 1.05):
-            best = top.setting
-        app = tp.plan.app_for(mode)
-        command = None if best is None else production_command(tp.plan.registry[mode], best, app=app,
-                                                               workers=tp.plan.workers)
-        index = self.run.modes.index(entry)
-        self.run.modes[index] = dataclasses.replace(entry, best=best, production_command=command)
-        self.save()
+        self.finish(entry, best)
 
 
 def tune(tp: TunePlan, run: TuneRun, db_path: Path, console: Console,
