@@ -136,8 +136,8 @@ def capacity_of(plan: Plan, scenario: Scenario, server: Server, *, target: Targe
             raise StartError(f"server exited with code {server.proc.returncode} during the load")
         if t.errors:
             server.restart()
-        if not t.passed and gross(t, target.slo_p99_ms):
-            decided[rate] = False
+        if not t.passed and gross(t, target.slo_p99_ms) and not any(x.passed for x in trials if x.rate == rate):
+            decided[rate] = False  # a first interval failing grossly: a stall after a pass is left to the majority
         return t.passed
 
     find_capacity(passes_majority(trial, target.repeats), start_rate, precision=target.precision)
