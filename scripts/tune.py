@@ -30,6 +30,7 @@ from scripts.plan.environment import environment
 from scripts.plan.plan import RESULTS, Plan, modes_argument
 from scripts.tuning import tune_report
 from scripts.tuning.measure import Target
+from scripts.tuning.quota import QuotaError
 from scripts.tuning.results import TuneRun
 from scripts.tuning.tune_run import TunePlan, tune
 
@@ -90,6 +91,8 @@ def build_parser(registry: dict[str, Mode] | None = None) -> argparse.ArgumentPa
     p.add_argument("--quick", action="store_true", help="one scenario (io), one interval a rate, a coarser bisection")
     p.add_argument("--for-cores", type=int, metavar="N", help="also estimate the best setting on a machine of N cores")
     p.add_argument("--for-memory", type=_positive, metavar="GIB", help="... and M GiB of memory (with --for-cores)")
+    p.add_argument("--cpu-quota", type=_positive, metavar="FRACTION", help="give the server this share of one CPU's "
+                   "time (a cgroup quota; needs root): 0.5 measures it on half a CPU, to check --for-cores against")
     p.add_argument("--server-cpus", type=parse_cpus, help="CPUs for the server (default: the first half)")
     p.add_argument("--client-cpus", type=parse_cpus, help="CPUs for the load generator (default: the rest)")
     p.add_argument("--start-timeout", type=float, default=30.0, help="seconds a server gets to become ready")
@@ -160,7 +163,7 @@ def plan_from_args(argv: Sequence[str] | None = None) -> tuple[TunePlan, argpars
                     precision=args.precision or (QUICK_PRECISION if quick else PRECISION))
     ranges = {name: r for name, r in (("workers", args.workers_range), ("threads", args.threads_range)) if r}
     return TunePlan(plan=plan, target=target, memory_budget_mb=args.memory_budget, ranges=ranges,
-                    quick=quick, grid=args.grid), args
+                    quick=quick, grid=args.grid, cpu_quota=args.cpu_quota), args
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -177,13 +180,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     described = {**plan.describe(), "slo_p99_ms": tp.target.slo_p99_ms, "repeats": tp.target.repeats,
                  "interval_s": tp.target.duration_s, "precision": tp.target.precision,
                  "memory_budget_mb": tp.memory_budget_mb, "ranges": tp.ranges, "quick": tp.quick, "grid": tp.grid,
-                 "for_cores": args.for_cores, "for_memory_gib": args.for_memory}
+                 "for_cores": args.for_cores, "for_memory_gib": args.for_memory, "cpu_quota": tp.cpu_quota}
     run = TuneRun(plan=described, environment=environment(plan))
     db_path = db.create(plan.out / "world.sqlite")
     started = time.monotonic()
     code = 0
     try:
         run = tune(tp, run, db_path, console)
+    except QuotaError as exc:
+        console.print(f"[red]error: --cpu-quota: {exc}[/red]")
+        code = 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: reporting what was measured[/yellow]")
         code = 130

@@ -25,13 +25,13 @@ class Estimate:
     memory_bound: bool  # the memory, not the cores, limits the workers
 
 
-def utilisation(capacity_rps: float, cpu_ms_per_request: float, server_cpus: int) -> float:
+def utilisation(capacity_rps: float, cpu_ms_per_request: float, server_cpus: float) -> float:
     """The share of the server CPUs the best setting used at its capacity."""
     return min(1.0, capacity_rps * cpu_ms_per_request / 1000 / server_cpus)
 
 
 def estimate(*, capacity_rps: float, cpu_ms_per_request: float, memory_mb: float, processes: int,
-             server_cpus: int, workers: int | None, cores: int, memory_gib: float | None) -> Estimate:
+             server_cpus: float, workers: int | None, cores: int, memory_gib: float | None) -> Estimate:
     per_process = memory_mb / max(processes, 1)
     scale = cores / server_cpus
     new_workers = max(1, round(workers * scale)) if workers else None

@@ -65,9 +65,12 @@ def _trial(plan: Plan, scenario: Scenario, port: int, pgid: int, rate: float, ta
 
 
 @contextmanager
-def _process(serving: AbstractContextManager[tuple[subprocess.Popen[bytes], float]]
-             ) -> Iterator[subprocess.Popen[bytes]]:
+def _process(serving: AbstractContextManager[tuple[subprocess.Popen[bytes], float]],
+             confine: Callable[[int], None] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """The serving server's process; ``confine(pgid)`` puts its group under a CPU quota (scripts.tuning.quota)."""
     with serving as (proc, _):
+        if confine is not None:
+            confine(proc.pid)
         yield proc
 
 
@@ -154,7 +157,8 @@ def capacity(trials: Sequence[Trial]) -> float:
 
 def measure_setting(plan: Plan, mode_name: str, scenario_name: str, setting: dict[str, int], *, target: Target,
                     start_rate: float, db_path: Path, logs: Path,
-                    report: Callable[[Trial], None] = lambda t: None) -> SettingResult:
+                    report: Callable[[Trial], None] = lambda t: None,
+                    confine: Callable[[int], None] | None = None) -> SettingResult:
     """The setting's capacity and what it costs; a server that does not start or refuses the setting gives a failed
     result with the reason and the log's tail."""
     mode, scenario = plan.registry[mode_name], plan.scenario_registry[scenario_name]
@@ -167,7 +171,7 @@ def measure_setting(plan: Plan, mode_name: str, scenario_name: str, setting: dic
     def start(port: int) -> AbstractContextManager[subprocess.Popen[bytes]]:
         argv = mode.argv(host=plan.host, port=port, workers=plan.workers, app=plan.app_for(mode_name),
                          setting=setting)
-        return _process(serving(plan, argv, port, scenario, logs / "server.log", env))
+        return _process(serving(plan, argv, port, scenario, logs / "server.log", env), confine)
 
     try:
         with Server(plan.host, start) as server:

@@ -70,7 +70,8 @@ def estimate_line(run: TuneRun, m: ModeResult) -> str | None:
     best = m.result(m.best)
     if not cores or best is None or best.cpu_ms_per_request is None or best.memory_mb is None:
         return None
-    server_cpus = len([c for c in str(run.plan.get("server_cpus", "0")).split(",") if c]) or 1
+    server_cpus = (len([c for c in str(run.plan.get("server_cpus", "0")).split(",") if c]) or 1) * float(
+        run.plan.get("cpu_quota") or 1.0)  # a quota of half a CPU: the measurement is of 0.5 CPU
     e = estimate(capacity_rps=best.capacity_rps, cpu_ms_per_request=best.cpu_ms_per_request,
                  memory_mb=best.memory_mb, processes=best.processes or 1, server_cpus=server_cpus,
                  workers=(m.best or {}).get("workers"), cores=cores, memory_gib=memory)

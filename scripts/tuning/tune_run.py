@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from scripts.plan.plan import Plan
 from scripts.tuning import results
 from scripts.tuning.command import production_command
 from scripts.tuning.measure import Target, measure_setting
+from scripts.tuning.quota import cpu_quota
 from scripts.tuning.results import ModeResult, SettingResult, Trial, TuneRun, setting_label
 from scripts.tuning.search import Outcome, axis_values, climb
 
@@ -32,6 +34,7 @@ class TunePlan:
     ranges: dict[str, tuple[int, int]] = field(default_factory=dict)  # axis name -> (lowest, highest) given
     quick: bool = False
     grid: bool = False  # measure every setting of the ranges (the check of the climb), not the climb
+    cpu_quota: float | None = None  # the server gets this share of one CPU's time (scripts.tuning.quota)
 
     def axes(self, mode: str) -> list[tuple[str, tuple[int, ...]]]:
         n = len(self.plan.server_cpus) or 1
@@ -59,8 +62,9 @@ def _outcome(r: SettingResult) -> Outcome:
 class Runner:
     """Measures settings, keeps the run file current and tells the console how far it is."""
 
-    def __init__(self, tp: TunePlan, run: TuneRun, db_path: Path, console: Console) -> None:
-        self.tp, self.run, self.db_path, self.console = tp, run, db_path, console
+    def __init__(self, tp: TunePlan, run: TuneRun, db_path: Path, console: Console,
+                 confine: Callable[[int], None] | None = None) -> None:
+        self.tp, self.run, self.db_path, self.console, self.confine = tp, run, db_path, console, confine
         self.done = 0
         self.total = max(1, tp.estimate_settings())
         self.started = time.monotonic()
@@ -89,7 +93,8 @@ class Runner:
         self.console.print(f"[{self.done + 1}/~{self.total}] {entry.scenario} {entry.mode} {setting_label(setting)} "
                            f"({self.eta()})", highlight=False)
         result = measure_setting(self.tp.plan, entry.mode, entry.scenario, setting, target=self.tp.target,
-                                 start_rate=start, db_path=self.db_path, logs=logs, report=line)
+                                 start_rate=start, db_path=self.db_path, logs=logs, report=line,
+                                 confine=self.confine)
         entry.settings.append(result)
         self.done += 1
         self.save()
@@ -153,7 +158,13 @@ class Runner:
 def tune(tp: TunePlan, run: TuneRun, db_path: Path, console: Console,
          after_mode: Callable[[TuneRun], None] = lambda r: None) -> TuneRun:
     """Every mode of every scenario; a KeyboardInterrupt propagates after the run file holds what was measured."""
-    runner = Runner(tp, run, db_path, console)
+    with ExitStack() as stack:
+        confine = stack.enter_context(cpu_quota(tp.cpu_quota)) if tp.cpu_quota else None
+        return _tune(Runner(tp, run, db_path, console, confine), after_mode)
+
+
+def _tune(runner: Runner, after_mode: Callable[[TuneRun], None]) -> TuneRun:
+    tp, console = runner.tp, runner.console
     console.print(f"tune: {len(tp.plan.modes)} modes x {len(tp.plan.scenarios)} scenarios, about {runner.total} "
                   f"settings -> {tp.plan.out}")
     try:

@@ -126,3 +126,25 @@ def test_the_report_section_in_chromium(tmp_path: Path, visit: Any) -> None:
     assert "Winner: gunicorn-gthread" in text and "gunicorn apps.wsgi:app --threads 8 --workers 3" in text
     assert "ESTIMATE, not a measurement" in text
     print(screenshot(page, tmp_path, "tune-report"))
+
+
+def test_a_cpu_quota_holds_the_server_group_to_its_share(tmp_path: Path) -> None:
+    import sys
+    import time
+
+    import psutil
+
+    from scripts.common.procs import running
+    from scripts.tuning.quota import QuotaError, cpu_quota
+
+    spin = [sys.executable, "-c", "while True: pass"]
+    with running(spin, log_path=tmp_path / "spin.log", cpus={0}) as proc:
+        try:
+            with cpu_quota(0.25) as confine:
+                confine(proc.pid)
+                used0, t0 = sum(psutil.Process(proc.pid).cpu_times()[:2]), time.monotonic()
+                time.sleep(1.5)
+                share = (sum(psutil.Process(proc.pid).cpu_times()[:2]) - used0) / (time.monotonic() - t0)
+        except QuotaError as exc:
+            pytest.skip(str(exc))
+    assert share < 0.35, share  # a quarter of a CPU, give or take a period
