@@ -52,7 +52,8 @@ class TunePlan:
 
     def estimate_settings(self) -> int:
         """Settings a run measures, roughly: the default and about four steps an axis."""
-        return sum(1 + sum(min(4, len(v)) for _, v in self.axes(m)) for m in self.plan.modes) * len(self.plan.scenarios)
+        return sum(1 + sum(min(4, len(v)) for _, v in self.axes(m)) for m in self.plan.modes
+                   for s in self.plan.scenarios if s in (self.plan.registry[m].placement.only_scenarios or (s,)))
 
 
 def _outcome(r: SettingResult) -> Outcome:
@@ -170,6 +171,10 @@ def _tune(runner: Runner, after_mode: Callable[[TuneRun], None]) -> TuneRun:
     try:
         for scenario in tp.plan.scenarios:
             for mode in tp.plan.modes:
+                only = tp.plan.registry[mode].placement.only_scenarios
+                if only and scenario not in only and tp.plan.app is None:
+                    console.print(f"{scenario} {mode}: skipped, the mode is measured on {', '.join(only)} only")
+                    continue
                 runner.tune_mode(scenario, mode)
                 after_mode(runner.run)
     except KeyboardInterrupt:
