@@ -148,3 +148,33 @@ def test_a_cpu_quota_holds_the_server_group_to_its_share(tmp_path: Path) -> None
         except QuotaError as exc:
             pytest.skip(str(exc))
     assert share < 0.35, share  # a quarter of a CPU, give or take a period
+
+
+def test_ctrl_c_keeps_what_was_measured(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "scripts.tune", "--quick", "--modes", "gunicorn-sync",
+                             "--scenarios", "io", "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the first setting is written
+            if (out / results.FILE).exists() and results.load(out).modes and results.load(out).modes[0].settings:
+                break
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        text = proc.communicate(timeout=60)[0].decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, text
+    assert "ETA" in text and "interrupted: reporting what was measured" in text
+    run = results.load(out)
+    assert run.interrupted and run.modes[0].settings and run.modes[0].settings[0].ok
+    assert "**Interrupted**" in (out / "summary.md").read_text()
