@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import os
 import signal
 import sys
 import time
@@ -28,7 +29,7 @@ from scripts.modes import MODES, Mode, mode_sets
 from scripts.plan import userapp
 from scripts.plan.environment import environment
 from scripts.plan.plan import RESULTS, Plan, modes_argument
-from scripts.tuning import tune_report
+from scripts.tuning import results, tune_report
 from scripts.tuning.measure import Target
 from scripts.tuning.quota import QuotaError
 from scripts.tuning.results import TuneRun
@@ -97,6 +98,9 @@ def build_parser(registry: dict[str, Mode] | None = None) -> argparse.ArgumentPa
     p.add_argument("--client-cpus", type=parse_cpus, help="CPUs for the load generator (default: the rest)")
     p.add_argument("--start-timeout", type=float, default=30.0, help="seconds a server gets to become ready")
     p.add_argument("--out", type=Path, help="run folder (default: results/tune-TIMESTAMP)")
+    p.add_argument("--check-command", type=Path, metavar="RUN", help="do not tune: start the winner's printed "
+                   "command of each scenario of the tune run RUN by itself, measure its capacity the same way and "
+                   "compare")
     userapp.add_arguments(p, open_loop_help="with your app: GET PATH is the request tuned for (as --request)")
     return p
 
@@ -170,8 +174,24 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def check_commands(run_dir: Path) -> int:
+    """Start each scenario's winning command as printed, measure it, and say how far it is from the tune's figure."""
+    from scripts.tuning.reproduce import reproduce
+
+    run = results.load(run_dir)
+    for scenario, win in tune_report.winners(run).items():
+        again = reproduce(run_dir, win)
+        load = os.getloadavg()
+        print(f"{scenario}: {win.mode}: tuned {again.tuned_rps:,.1f}/s, the printed command alone "
+              f"{again.measured_rps:,.1f}/s ({(again.ratio - 1) * 100:+.1f}%; load average {load[0]:.2f})\n"
+              f"  {again.command}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     tp, args = plan_from_args(argv)
+    if args.check_command:
+        return check_commands(args.check_command)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     console = Console(stderr=True)
