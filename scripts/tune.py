@@ -25,6 +25,7 @@ from apps import db
 from loadtests.scenario_file import ScenarioFileError
 from loadtests.scenarios import SCENARIOS, Scenario
 from scripts.common.cpus import available, default_cpus, format_cpus, parse_cpus
+from scripts.common.files import write_json_atomic
 from scripts.modes import MODES, Mode, mode_sets
 from scripts.plan import userapp
 from scripts.plan.environment import environment
@@ -215,6 +216,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 130
     finally:
         db_path.unlink(missing_ok=True)
+    if (plan.out / results.FILE).exists():  # the load average at the end, beside the one at the start
+        done = results.load(plan.out)
+        ended = dataclasses.replace(done, plan={**done.plan, "load_average_end": ", ".join(
+            f"{x:.2f}" for x in os.getloadavg())})
+        write_json_atomic(plan.out / results.FILE, results.to_json(ended))
     summary = tune_report.render(plan.out)
     console.print(tune_report.console_text(plan.out), highlight=False, soft_wrap=True)
     console.print(f"summary: {summary}\nfinished in {time.monotonic() - started:.0f}s: {plan.out}")

@@ -180,8 +180,8 @@ def heatmap_svg(m: ModeResult) -> str:
                          f'<text x="{x + cw / 2 - 1}" y="{y + 17}" text-anchor="middle">{label}</text>')
     heads = [f'<text x="{left + j * cw + cw / 2}" y="20" text-anchor="middle">{cols_axis} {c}</text>'
              for j, c in enumerate(cols)] if cols_axis else [
-        f'<text x="{left}" y="20">capacity (requests/s at the target) per {rows_axis}</text>']
-    width, height = left + max(len(cols), 4) * cw + 10, head + len(rows) * ch + 10
+        f'<text x="{left}" y="20">capacity, requests/s at the target</text>']
+    width, height = max(left + max(len(cols), 4) * cw + 10, 420), head + len(rows) * ch + 10
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="tune-chart" data-mode="{html.escape(m.mode)}" '
             f'width="{width}" height="{height}" font-family="sans-serif" font-size="12">{"".join(heads + cells)}</svg>')
 
