@@ -203,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "memory_budget_mb": tp.memory_budget_mb, "ranges": tp.ranges, "quick": tp.quick, "grid": tp.grid,
                  "for_cores": args.for_cores, "for_memory_gib": args.for_memory, "cpu_quota": tp.cpu_quota}
     run = TuneRun(plan=described, environment=environment(plan))
+    write_json_atomic(plan.out / results.FILE, results.to_json(run))  # a report even if nothing gets measured
     db_path = db.create(plan.out / "world.sqlite")
     started = time.monotonic()
     code = 0
