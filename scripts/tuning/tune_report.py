@@ -75,7 +75,7 @@ def estimate_line(run: TuneRun, m: ModeResult) -> str | None:
     e = estimate(capacity_rps=best.capacity_rps, cpu_ms_per_request=best.cpu_ms_per_request,
                  memory_mb=best.memory_mb, processes=best.processes or 1, server_cpus=server_cpus,
                  workers=(m.best or {}).get("workers"), cores=cores, memory_gib=memory)
-    where = f"{cores} cores" + (f" and {memory:g} GiB" if memory else "")
+    where = f"{cores} core{'s' if cores != 1 else ''}" + (f" and {memory:g} GiB" if memory else "")
     workers = f" with {e.workers} workers" if e.workers else ""
     bound = " (memory-bound)" if e.memory_bound else ""
     return (f"ESTIMATE, not a measurement: on {where}, {m.mode}{workers} would serve about {e.capacity_rps:,.0f} "
