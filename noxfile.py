@@ -1,5 +1,5 @@
-"""workerbench sessions: ``nox -s bench``, ``tune``, ``faults``, ``compare``, ``tests``, ``lint``, ``typecheck``
-and ``docs``."""
+"""workerbench sessions: ``nox -s bench``, ``tune``, ``faults``, ``compare``, ``gate``, ``tests``, ``lint``,
+``typecheck`` and ``docs``."""
 
 from __future__ import annotations
 
@@ -44,8 +44,23 @@ def compare(session: nox.Session) -> None:
 
 
 @nox.session
+def gate(session: nox.Session) -> None:
+    """A CI gate: `nox -s gate -- BASELINE CANDIDATE` fails on a significant regression (docs/how-to/ci-gate.md)."""
+    session.install("-e", ".")
+    if len(session.posargs) < 2:
+        session.error("usage: nox -s gate -- BASELINE_RUN CANDIDATE_RUN [--min-change PERCENT] [--alpha ALPHA]")
+    # scripts.compare exits 3 on a regression (listed on stderr), 1 when the runs share no cell, 2 when one cannot be
+    # read; any of them fails this session, and nox then exits 1.
+    session.run("python", "-m", "scripts.compare", *session.posargs, "--fail-on-regression")
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite against real server processes; arguments after `--` go to pytest."""
+    """Run the test suite against real server processes; arguments after `--` go to pytest.
+
+    `nox -s tests -- -m "not slow"` runs the fast tier alone: every test that starts no process (no server, load
+    generator, browser or database server), in well under a minute. `-m slow` runs the rest.
+    """
     session.install("-e", ".[test]")
     session.run("python", "-m", "pytest", *session.posargs)
 

@@ -12,6 +12,8 @@ the fault harness measures.
 | ``/fault/crash?how=exit`` | ``os._exit(70)``: the process serving the request dies without answering |
 | ``/fault/crash?how=segv`` | reads address 0 through ctypes: a real SIGSEGV |
 | ``/fault/hang?s=N`` | blocks the serving thread for N s (default and cap 3600): a request that never returns |
+| ``/fault/spin?s=N`` | busy in Python for N s (default and cap 3600), never yielding: a hung computation |
+| ``/fault/sqlite?ms=N`` | one SQLite query that runs about N ms (default 200, cap 10000) inside the C library |
 | ``/fault/error`` | raises ``RuntimeError``: the server's own 500 |
 | ``/fault/leak?kb=N`` | keeps N KiB (default 64, cap 65536) in a module-level list, written so it is resident |
 | ``/fault/state?set=T`` | remembers T in a module-level variable; answers the value the previous request left |
@@ -23,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import sqlite3
 import time
 from urllib.parse import parse_qs
 
@@ -75,6 +78,47 @@ def hang(query: str) -> bytes:
     seconds = _number(query, "s", MAX_HANG_S, 0.0, MAX_HANG_S)
     time.sleep(seconds)
     return body({"hung_s": seconds, "pid": os.getpid()})
+
+
+def spin(query: str) -> bytes:
+    """Busy in Python, calling nothing that could yield. A thread still lets the others run at each GIL switch
+    interval; a greenlet (gevent) or a coroutine gives its event loop no chance until it ends: green threads
+    switch only where the code blocks on something gevent patched, and a computation never does."""
+    seconds = _number(query, "s", MAX_HANG_S, 0.0, MAX_HANG_S)
+    end = time.monotonic() + seconds
+    turns = 0
+    while time.monotonic() < end:
+        turns += 1
+    return body({"spun_s": seconds, "turns": turns, "pid": os.getpid()})
+
+
+DEFAULT_SQLITE_MS = 200.0
+MAX_SQLITE_MS = 10_000.0
+_sqlite_rows_per_ms: list[float] = []  # measured once per process
+
+
+def _count_to(conn: sqlite3.Connection, n: int) -> int:
+    row = conn.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
+                       "SELECT count(*) FROM c", (n,)).fetchone()
+    return int(row[0])
+
+
+def sqlite_query(query: str) -> bytes:
+    """A query that spends about ``ms`` in SQLite's C code (a recursive count, sized from a first timed one in this
+    process). The sqlite3 module releases the GIL while SQLite works, so other threads run beside it; gevent
+    cannot patch a C library's work into a yield, so every greenlet of the worker waits for it, as every
+    coroutine of an event loop waits for any synchronous call."""
+    ms = _number(query, "ms", DEFAULT_SQLITE_MS, 0.0, MAX_SQLITE_MS)
+    with sqlite3.connect(":memory:") as conn:
+        if not _sqlite_rows_per_ms:
+            _count_to(conn, 50_000)  # a first query pays for warming up, not for counting
+            started = time.perf_counter()
+            _count_to(conn, 200_000)
+            _sqlite_rows_per_ms.append(200_000 / max((time.perf_counter() - started) * 1000, 1e-3))
+        started = time.perf_counter()
+        rows = _count_to(conn, max(1, int(ms * _sqlite_rows_per_ms[0])))
+        took = (time.perf_counter() - started) * 1000
+    return body({"asked_ms": ms, "took_ms": round(took, 1), "rows": rows, "pid": os.getpid()})
 
 
 def error(_: str) -> bytes:

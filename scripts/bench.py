@@ -8,8 +8,10 @@ The stages, each a module of its own::
     scripts.records.records      what lands on disk (typed, versioned), and the loader
     scripts.report       render_run: records -> scripts.analysis.analysis -> charts and summary.md
 
-This module runs them in order and owns the run folder. An interrupted run keeps every finished cell
-and still renders the summary and charts from them.
+This module runs them in order and owns the run folder: a new or empty one (a folder that holds anything is
+refused, so a run's outputs hold exactly the cells its plan measured), with ``progress.json`` saying what the plan
+set out to measure and how far it got. An interrupted run keeps every finished cell and ladder step and still
+renders the summary and charts from them, which say it was interrupted and what was not measured.
 """
 
 from __future__ import annotations
@@ -29,19 +31,61 @@ from rich.console import Console
 
 from apps import db
 from scripts import report
+from scripts.analysis import analysis
 from scripts.common.files import write_json_atomic
+from scripts.common.formatting import count, minutes
 from scripts.common.procs import StartError
 from scripts.load import wrk_process
 from scripts.load.generators.base import single_request
 from scripts.plan.environment import environment
 from scripts.plan.plan import FORK_LOOP_S, FORK_REF_S, RESULTS, Plan, plan_from_args
 from scripts.plan.plan import build_parser as plan_parser
-from scripts.records.records import RunInfo, references_to_json, to_json
+from scripts.records import records
+from scripts.records.records import PROGRESS_NAME, ProgressState, RunInfo, RunProgress, references_to_json, to_json
+from scripts.render import completeness
 from scripts.render import console as out
 from scripts.run import reference
 from scripts.run.cell import run_cell
 from scripts.run.ladder import run_ladders
 from scripts.run.remote import run_remote_cell
+
+DB_NAME = "world.sqlite"  # the run's own database, removed when the run ends
+
+
+class RunFolderInUse(ValueError):
+    """``--out`` names a folder that already holds something: a run never mixes its records with another's."""
+
+
+def check_out(run_dir: Path) -> None:
+    """Refuse a run folder that exists and is not empty (RunFolderInUse, which says what it holds)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderInUse(f"--out {run_dir} is a file, not a folder")
+    held = sorted(p.name + ("/" if p.is_dir() else "") for p in run_dir.iterdir()) if run_dir.is_dir() else []
+    if held:
+        shown = ", ".join(held[:6]) + (f" and {len(held) - 6} more" if len(held) > 6 else "")
+        raise RunFolderInUse(f"--out {run_dir} is not empty ({shown}): a run writes into a new or empty folder, so "
+                             "its reports hold only its own cells; name another --out, or remove this folder first")
+
+
+class Progress:
+    """``progress.json``: the plan's cells and ladders, and how far the run got; rewritten as the run goes."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.path = plan.out / PROGRESS_NAME
+        self.record = RunProgress(cells=tuple(f"{c.mode} {c.label} c={c.concurrency} r{c.repeat}"
+                                              for c in plan.cells()), ladder_modes=plan.open_loop_modes())
+        self._write()
+
+    def ladder_done(self, mode: str) -> None:
+        self.record = dataclasses.replace(self.record, ladder_done=(*self.record.ladder_done, mode))
+        self._write()
+
+    def end(self, state: ProgressState) -> None:
+        self.record = dataclasses.replace(self.record, state=state)
+        self._write()
+
+    def _write(self) -> None:
+        write_json_atomic(self.path, to_json(self.record))
 
 
 def point_latest(run_dir: Path) -> None:
@@ -90,7 +134,7 @@ def prepare(plan: Plan, console: Console) -> Path:
                       "noisier[/yellow]")
     if not plan.wrk and any(single_request(plan.scenario_registry[s]) for s in plan.scenarios):
         wrk_process.warn_missing_once()
-    db_path = db.create(run_dir / "world.sqlite")
+    db_path = db.create(run_dir / DB_NAME)
     if plan.db_url:
         db.seed_postgres(plan.db_url)
     if plan.measures_fork_references():
@@ -101,9 +145,11 @@ def prepare(plan: Plan, console: Console) -> Path:
 def measure_cells(plan: Plan, db_path: Path, console: Console) -> int:
     """Every cell of the plan, each written as soon as it is measured; returns how many failed."""
     cells = plan.cells()
-    console.print(f"workerbench: {len(cells)} cells, about {plan.estimate_s() / 60:.1f} min -> {plan.out}")
+    console.print(f"workerbench: {count(len(cells), 'cell')}, {minutes(plan.estimate_s())} -> {plan.out}")
     for mode, why in plan.not_applicable:
         console.print(f"[yellow]{mode}: not applicable: {why}[/yellow]", highlight=False)
+    for option, why in plan.not_applied:
+        console.print(f"[yellow]not applied: {option}: {why}[/yellow]", highlight=False, soft_wrap=True)
     failed = 0
     with out.progress(console) as progress:
         task = progress.add_task("starting", total=len(cells))
@@ -119,26 +165,34 @@ def measure_cells(plan: Plan, db_path: Path, console: Console) -> int:
 
 
 def run(plan: Plan, console: Console | None = None) -> int:
+    """Measure the plan into its run folder (refused with RunFolderInUse when that holds anything); the exit
+    status: 0, 1 when cells failed, 130 when interrupted."""
     console = console or Console(stderr=True)
-    db_path = prepare(plan, console)
+    check_out(plan.out)
+    progress = Progress(plan)
     failed = 0
-    interrupted = False
+    state: ProgressState = "interrupted"
     try:
+        db_path = prepare(plan, console)  # a Ctrl-C while the references are measured is an interruption too
         failed = measure_cells(plan, db_path, console)
         if plan.open_loop_modes():
             console.print("open loop: latency against offered load")
             run_ladders(plan, plan.out, db_path,
-                        lambda r: console.print(out.ladder_line(r), highlight=False, soft_wrap=True))
+                        lambda r: console.print(out.ladder_line(r), highlight=False, soft_wrap=True),
+                        progress.ladder_done)
+        state = "finished"
     except KeyboardInterrupt:
-        interrupted = True
-        console.print("[yellow]interrupted: writing the summary of the finished cells[/yellow]")
+        console.print("[yellow]interrupted: writing the summary of the finished cells and ladder steps[/yellow]")
     finally:
-        db_path.unlink(missing_ok=True)
+        (plan.out / DB_NAME).unlink(missing_ok=True)
+        progress.end(state)
         console.print(f"summary: {report.render_run(plan.out)}")
-    if interrupted:
+    if state == "interrupted":
+        console.print(f"[yellow]{completeness.banner(analysis.completeness(records.load(plan.out)))}[/yellow]",
+                      highlight=False, soft_wrap=True)
         return 130
     if failed:
-        console.print(f"[yellow]{failed} of {len(plan.cells())} cells failed; see summary.md[/yellow]")
+        console.print(f"[yellow]{failed} of {count(len(plan.cells()), 'cell')} failed; see summary.md[/yellow]")
         return 1
     return 0
 
@@ -158,6 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = plan_from_args(argv)
     if plan is None:
         return 0
+    try:
+        check_out(plan.out)
+    except RunFolderInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, _terminate)
     # A shell without job control starts a background job (`cmd &` in a script, CI) with SIGINT ignored, and
     # Python then keeps it ignored: Ctrl-C's signal, sent on purpose, would not stop the run.

@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.run_dir.is_dir():
+        parser.error(f"no such folder: {args.run_dir}")
     if not list((args.run_dir / "cells").glob("*.json")):
         parser.error(f"no cell records under {args.run_dir / 'cells'}")
     print(render_run(args.run_dir))

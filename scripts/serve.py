@@ -2,11 +2,13 @@
 bench on another host (``--target``).
 
 The same command line from the registry, the same environment and a fresh database file, the server in a
-process group of its own that is stopped whole on SIGINT, SIGTERM and any exit. Once the server answers
-``/health``, one JSON line on stdout says so (``{"event": "ready", "pid": ..., "url": ..., "status": ...}``),
-followed by a line for people. A read-only status endpoint on a port of its own (or a file rewritten twice a
-second) reports the server group's CPU seconds and memory, which the bench reads at both ends of every measured
-interval (``--target-status``). It answers GET and HEAD only: nothing on it changes the server.
+process group of its own that is stopped whole on SIGINT, SIGTERM and any exit. A port something already
+listens on is refused before the server starts; once the server answers ``/health`` and is seen listening on the
+port itself (alive, and ours: not another server that took the port first), one JSON line on stdout says so
+(``{"event": "ready", "pid": ..., "url": ..., "status": ...}``), followed by a line for people. A read-only
+status endpoint on a port of its own (or a file rewritten twice a second) reports the server group's CPU seconds
+and memory, which the bench reads at both ends of every measured interval (``--target-status``). It answers GET
+and HEAD only: nothing on it changes the server.
 
 The status tells whoever reaches it the server's pids, command line, CPU and memory, so it listens on loopback
 whatever ``--bind`` says; a bench on another host needs ``--expose-status`` (the server's address) or
@@ -33,14 +35,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from apps import db
 from scripts.common.cpus import parse_cpus
 from scripts.common.files import write_json_atomic
-from scripts.common.procs import StartError, group_affinity, log_tail, pin_group, running, wait_ready
+from scripts.common.procs import (
+    StartError,
+    group_affinity,
+    group_members,
+    log_tail,
+    pin_group,
+    running,
+    wait_ready,
+)
 from scripts.load.resources import snapshot
 from scripts.modes import MODES
 from scripts.plan.plan import ROOT, Plan, plan_from_args
 from scripts.run.cell import server_env
+from servers.netio import parse_bind
 
 STATUS_SCHEMA = 1
 STATUS_FILE_INTERVAL_S = 0.5
@@ -51,12 +64,12 @@ STATUS_MAX_CONNECTIONS = 16
 OK, SERVER_DIED, NOT_READY, USAGE = 0, 1, 3, 2
 
 
-def parse_bind(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[V6]:PORT``."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. 0.0.0.0:8000 or [::1]:8000), got {value!r}")
-    return host.strip("[]"), int(port)
+def bind_address(value: str) -> tuple[str, int]:
+    """``--bind``, read by the servers' own rule (:func:`servers.netio.parse_bind`)."""
+    try:
+        return parse_bind(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _mode(value: str) -> str:
@@ -69,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scripts.serve",
                                 description="Serve one mode as the bench would, for a bench on another host.")
     p.add_argument("mode", type=_mode, help=f"one of: {', '.join(MODES)}")
-    p.add_argument("--bind", type=parse_bind, required=True, help="HOST:PORT the server listens on")
+    p.add_argument("--bind", type=bind_address, required=True, help="HOST:PORT the server listens on")
     p.add_argument("--workers", type=int, default=2, help="workers for a pool-based mode (default %(default)s)")
     p.add_argument("--threads", type=int, help="threads per worker for a threaded mode (default: the mode's own)")
     p.add_argument("--db-strategy", choices=db.STRATEGIES, default=db.REUSE,
@@ -198,6 +211,44 @@ def _poll_host(host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """StartError when something already listens on ``host:port``: its answers to /health would pass for ours."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # what a lingering TIME_WAIT allows a server
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise StartError(f"{host}:{port} is taken ({exc.strerror}): another server listens there; stop it or "
+                             "choose another --bind") from None
+
+
+def group_listens(pgid: int, port: int) -> bool:
+    """Whether a process of group ``pgid`` holds a listening socket on ``port``."""
+    for pid in group_members(pgid):
+        try:
+            sockets = psutil.Process(pid).net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in sockets):
+            return True
+    return False
+
+
+def wait_ours(proc: Any, port: int, log: Path, deadline_s: float) -> None:
+    """Wait until the server that answered is ours: alive, and listening on ``port`` itself (another server that
+    took the port first answers /health just as well). StartError when it exits or never listens."""
+    deadline = time.monotonic() + deadline_s
+    while not group_listens(proc.pid, port):
+        if proc.poll() is not None:
+            raise StartError(f"server exited with code {proc.returncode}: something else answers on port {port}\n"
+                             f"{log_tail(log)}")
+        if time.monotonic() > deadline:
+            raise StartError(f"something answers on port {port}, but not this server (it does not listen there)\n"
+                             f"{log_tail(log)}")
+        time.sleep(0.1)
+
+
 def _announce(info: dict[str, Any]) -> None:
     print(json.dumps(info), flush=True)
     print(f"serving {info['mode']} (pid {info['pid']}) at {info['url']} after {info['ready_s']:.2f}s; "
@@ -214,20 +265,28 @@ def serve(args: argparse.Namespace, stop: threading.Event) -> int:
         log = args.log or Path(tmp) / "server.log"
         argv = plan.registry[args.mode].argv(host=host, port=port, workers=plan.workers)
         cpus = set(args.cpus) if args.cpus else None
+        try:
+            check_port_free(host, port)
+        except StartError as exc:
+            return _failed(args.mode, exc)
         with running(argv, log_path=log, env=server_env(plan, db_path, args.db_strategy), cwd=ROOT,
                      cpus=cpus) as proc:
             try:
                 ready = wait_ready(proc, _poll_host(host), port, log_path=log, deadline_s=args.start_timeout)
+                wait_ours(proc, port, log, args.start_timeout)
             except StartError as exc:
-                print(json.dumps({"event": "failed", "mode": args.mode, "error": str(exc).splitlines()[0]}),
-                      flush=True)
-                print(f"error: {exc}", file=sys.stderr)
-                return NOT_READY
+                return _failed(args.mode, exc)
             if cpus:
                 pin_group(proc.pid, args.cpus)
             extra = {"workers": plan.workers, "db_strategy": args.db_strategy, "command": argv}
             return _serve_ready(args, proc.pid, ready, log, lambda: status_of(args.mode, proc.pid, extra), stop,
                                 proc.poll)
+
+
+def _failed(mode: str, exc: StartError) -> int:
+    print(json.dumps({"event": "failed", "mode": mode, "error": str(exc).splitlines()[0]}), flush=True)
+    print(f"error: {exc}", file=sys.stderr)
+    return NOT_READY
 
 
 def _serve_ready(args: argparse.Namespace, pid: int, ready: float, log: Path,

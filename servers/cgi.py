@@ -47,9 +47,10 @@ from servers._startup import (
     report_app_failure,
     setup_logging,
 )
+from servers.connection import Connection
 from servers.fork import ForkServer
 from servers.netio import ClientGone
-from servers.parse import Connection, Limits, ProtocolError
+from servers.parse import Limits, ProtocolError
 from servers.wsgi import REASONS, ServerInfo, build_environ, check_head, load_app, send_error
 
 SOFTWARE = "workerbench-cgi"
@@ -78,9 +79,11 @@ class CGIServer(ForkServer):
         super().__init__(_never_called, listener, info, limits, **kwargs)
         self.app_spec = app_spec
 
-    def serve_child(self, conn: socket.socket, peer: object) -> None:
+    def serve_child(self, conn: socket.socket, peer: object, reader: Connection | None) -> None:
         try:
-            request = Connection(conn, self.limits).read_request(first=True)
+            if reader is None:  # the parent only peeked at a request that came whole
+                reader = Connection(conn, self.limits)
+            request = reader.read_request(first=True)
             if request is None:
                 return
             environ = build_environ(request, self.info, peer)

@@ -33,8 +33,9 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from servers.connection import Connection
 from servers.netio import RECV_SIZE, ClientGone
-from servers.parse import Connection, Limits, ProtocolError
+from servers.parse import Limits, ProtocolError
 from servers.wsgi import ServerInfo, WSGIApp, build_environ, run_wsgi, send_error
 
 log = logging.getLogger("workerbench.http")
@@ -48,13 +49,14 @@ class Session:
     between requests, so an idle keep-alive client never holds the worker.
     """
 
-    def __init__(self, sock: socket.socket, peer: Any, app: WSGIApp, server: ServerInfo, limits: Limits) -> None:
+    def __init__(self, sock: socket.socket, peer: Any, app: WSGIApp, server: ServerInfo, limits: Limits,
+                 conn: Connection | None = None) -> None:
         self.sock = sock
         self.peer = peer
         self.app = app
         self.server = server
         self.limits = limits
-        self.conn = Connection(sock, limits)
+        self.conn = Connection(sock, limits) if conn is None else conn  # given: the request was read already
         self.served = 0
 
     def serve_next(self) -> bool:
@@ -80,16 +82,17 @@ class Session:
     @property
     def pipelined(self) -> bool:
         """A complete request (or the error behind one) is already buffered: act on it before waiting on the socket."""
-        return bool(self.conn.msg.done) or self.conn.deferred is not None
+        return bool(self.conn.msg.done) or self.conn.parser.deferred is not None
 
     def close(self) -> None:
         self.sock.close()  # the worker holds the only descriptor, so this sends the FIN
         self.conn.msg.release()
 
 
-def serve_connection(sock: socket.socket, peer: Any, app: WSGIApp, server: ServerInfo, limits: Limits) -> int:
+def serve_connection(sock: socket.socket, peer: Any, app: WSGIApp, server: ServerInfo, limits: Limits,
+                     conn: Connection | None = None) -> int:
     """Serve every request on ``sock`` until it should close; returns the number of requests served."""
-    session = Session(sock, peer, app, server, limits)
+    session = Session(sock, peer, app, server, limits, conn)
     try:
         while session.serve_next():
             pass

@@ -87,11 +87,12 @@ def send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
 
 
 def parse_bind(value: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` (on 127.0.0.1), the port 1-65535: the one rule for every
+    ``--bind`` (the servers' and ``python -m scripts.serve``'s)."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"--bind must be HOST:PORT, got {value!r}")
-    host = host.strip("[]") or "127.0.0.1"
-    return host, int(port)
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--bind must be HOST:PORT (e.g. 127.0.0.1:8000 or [::1]:8000), got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 class BindError(Exception):

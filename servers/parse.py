@@ -2,8 +2,13 @@
 
 Theory of operation
 -------------------
-:class:`Connection` feeds received bytes to an httptools (llhttp) parser, whose
-callbacks are a :class:`_Message`, until one complete request is queued. Limits are
+Parsing does no I/O (sans-I/O, as hypercorn's ``protocol/h11.py`` and h11 itself):
+:class:`RequestParser` takes bytes (:meth:`~RequestParser.feed`) and gives back requests
+or the :class:`ProtocolError` to answer with (:meth:`~RequestParser.next_request`), so
+every request corpus runs against it in-process. The I/O layer over one socket (reads,
+deadlines, ``100 Continue``) is :class:`servers.connection.Connection`. The parser feeds
+the bytes to an httptools (llhttp) parser, whose callbacks are a :class:`_Message`,
+until one complete request is queued. Limits are
 checked as bytes arrive, so an oversized or slow request is refused before it is
 buffered: request line (414), header count, block and field size (431), body size
 (413), and a deadline for the whole header block (slow clients are dropped). Every
@@ -14,22 +19,21 @@ front could read differently (two lengths, a coding other than chunked, a bad Ho
 refused. Pipelined requests are queued in order, and an error in bytes behind a
 complete request waits (``deferred``) until that request has been answered.
 
-A refusal is a :class:`ProtocolError` carrying the status to answer with. Reads go
-through :mod:`servers.netio`: ``MSG_DONTWAIT`` first, a bounded wait only on EAGAIN.
+A chunked body is fed to llhttp in pieces as large as its chunks: the parser follows
+the chunk framing itself (:meth:`RequestParser._chunk_stop`) so that a body's cost is
+linear in its bytes whatever they hold, and it caps a chunk-size line (extensions
+included) at MAX_CHUNK_LINE bytes, which llhttp would otherwise skip without a limit.
+
+A refusal is a :class:`ProtocolError` carrying the status to answer with.
 """
 
 from __future__ import annotations
 
 import re
-import select
-import socket
-import time
 from collections import deque
 from dataclasses import dataclass
 
 import httptools
-
-from servers.netio import RECV_SIZE, ClientGone, send_all, wait_for
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -39,7 +43,9 @@ class Limits:
     max_request_line: int = 8 * 1024
     max_headers: int = 100
     max_header_bytes: int = 16 * 1024
-    max_header_field: int = 8190  # one field's name or value (gunicorn's limit; nginx's buffers are 8 KiB)
+    # One field line, "name: value" and its CRLF, as gunicorn counts it (limit_request_field_size); nginx's buffers
+    # are 8 KiB.
+    max_header_field: int = 8190
     max_body: int = 10 * 1024 * 1024
     header_timeout: float = 10.0
     body_timeout: float = 30.0
@@ -96,6 +102,10 @@ class _Message:
         self.error: ProtocolError | None = None
         self.in_message = False
         self.last_had_body = False
+        self.last_chunked = False
+        self.chunk_left = 0
+        self.chunk_line = bytearray()
+        self.trailer_bytes = -1
         self._reset()
 
     def _reset(self) -> None:
@@ -144,8 +154,10 @@ class _Message:
         self.header_count += 1
         self.header_bytes += name_size + value_size + 4
         limits = self.limits
+        # llhttp hands over the value without its leading whitespace: the line is counted with one space after the
+        # colon, as clients write it (gunicorn: len("name: value") + len("\r\n") > limit_request_field_size).
         if (self.header_count > limits.max_headers or self.header_bytes > limits.max_header_bytes
-                or name_size > limits.max_header_field or value_size > limits.max_header_field):
+                or name_size + value_size + 4 > limits.max_header_field):
             self._over_limit(name_size, value_size)
         if self.headers_complete:
             if name.lower() in FORBIDDEN_TRAILERS:
@@ -197,6 +209,10 @@ class _Message:
         if te and b",".join(te).strip().lower() != b"chunked":
             self._fail(501, "only the chunked transfer coding is supported")
         self.chunked = bool(te)
+        if te:
+            self.chunk_left = 0  # chunk data (and its CRLF) still to come: see RequestParser._chunk_stop
+            self.chunk_line = bytearray()
+            self.trailer_bytes = -1  # -1 until the last chunk: then the bytes of the trailer section so far
         if cl:
             if len(set(cl)) != 1 or not cl[0].strip().isdigit():
                 self._fail(400, "invalid Content-Length")
@@ -228,6 +244,7 @@ class _Message:
             )
         )
         self.last_had_body = self.chunked or bool(self.content_length)
+        self.last_chunked = self.chunked
         self._reset()
         self.in_message = False
 
@@ -239,79 +256,76 @@ REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\x00-\x20\x7f]+ HTTP/
 
 
 MAX_EMPTY_LINES = 4  # RFC 9112 2.2: ignore "at least one" empty line before a request line; a few, not a flood
+# A chunk-size line with its extensions: RFC 9112 7.1.1 sets no limit, and llhttp skips extensions without one
+# (h11 bounds the line by its 16 KiB incomplete-event limit, nginx by its 1 KiB-8 KiB buffers).
+MAX_CHUNK_LINE = 4096
+# A body is read into a parked connection (prefork's workers, fork's parent) up to this size; past it the
+# connection is handed over and the rest read by the worker or child, as before, so that a thousand parked
+# uploads cannot make one process buffer a thousand --max-body bodies.
+PARKED_BODY_MAX = 256 * 1024
+CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
 
 
-class Connection:
-    """Reads requests from one client socket, in order, within the limits.
+class RequestParser:
+    """Bytes in, requests or a refusal out: the request reading of one connection, with no I/O.
 
-    Every request line, the first on the connection or one pipelined behind others (also one
-    split across reads), is held to REQUEST_LINE before the parser sees it. The common case,
-    one read holding one whole request, is parsed in one call; a read that turns out to hold
-    more than one request (or an upgrade) is parsed again by pieces cut where a request line
-    can start, so each line is found and checked. An error in bytes behind complete requests
-    is kept in ``deferred`` and raised only after those requests were answered; after a
-    request that closes the connection the rest is ignored (``closing``).
+    :meth:`feed` takes whatever bytes arrived; :meth:`next_request` gives the requests in
+    order, then raises the :class:`ProtocolError` of a refused one. Every request line, the
+    first on the connection or one pipelined behind others (also one split across
+    reads), is held to REQUEST_LINE before llhttp sees it. The common case, one read
+    holding one whole request, is parsed in one call; a read that turns out to hold more
+    than one request (or an upgrade) is parsed again by pieces cut where a request line
+    can start, so each line is found and checked. An error in bytes behind complete
+    requests is kept in ``deferred`` and raised only after those requests were taken;
+    after a request that closes the connection the rest is ignored (``closing``).
     """
 
-    def __init__(self, sock: socket.socket, limits: Limits) -> None:
-        self.sock = sock
+    def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.msg = _Message(limits)
         self.buffered = 0  # bytes received for the message in progress
-        self.continue_sent = False
         self.line: bytearray | None = bytearray()  # the request line being checked; None inside a message
         self.empty_lines = 0
         self.deferred: ProtocolError | None = None
         self.closing = False
-        self.pending: bytes | None = None  # received by prefetch(), not yet parsed
 
-    def prefetch(self) -> bool:
-        """One read that does not wait: True if there is something to act on (bytes, or the peer's close)."""
-        try:
-            data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True  # the read in read_request() meets the error again and reports it
-        if data:
-            self.pending = data
-        return True
-
-    def feed_nowait(self) -> bool:
-        """Receive and parse what has arrived, without waiting; True once :meth:`read_request` would not wait.
-
-        For an event-driven worker that keeps a connection in its epoll set until its
-        request's header block is in, so that a client sending it slowly (slowloris) never
-        holds the worker. The bytes go through the same checks and parser as in
-        :meth:`read_request` as they come, so a malformed request is refused at once rather
-        than when a blank line that may never come arrives. True when the headers (or a
-        whole request) are in, when the request is refused (the error waits in ``deferred``
-        for :meth:`read_request` to raise), and when the client closed or failed, which the
-        next read in :meth:`read_request` meets again and reports.
-        """
-        msg = self.msg
-        if msg.done or msg.headers_complete or self.deferred is not None or self.closing:
-            return True
-        try:
-            data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True
-        if not data:
-            return True
+    # the sans-I/O interface ---------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        """Parse received bytes; a refusal is kept for :meth:`next_request` (after the requests before it)."""
         self.buffered += len(data)
         try:
             self._parse(data)
         except ProtocolError as exc:
-            self.deferred = exc
-        return bool(msg.done) or msg.headers_complete or self.deferred is not None or self.closing
+            # Kept without its traceback, whose frames hold this parser: a cycle for the collector to free.
+            self.deferred = exc.with_traceback(None)
+
+    def next_request(self) -> Request | None:
+        """The next complete request; None if more bytes are needed (or ``closing``); raises a refusal in its turn."""
+        msg = self.msg
+        if msg.done:
+            request = msg.done.popleft()
+            if not msg.done and not msg.in_message and not self.line:
+                self.buffered = 0
+            return request
+        if self.deferred is not None:
+            refusal, self.deferred = self.deferred, None
+            self.closing = True  # the refusal is the last answer on the connection
+            try:
+                raise refusal
+            finally:
+                del refusal  # its traceback holds this frame, which would hold it: a cycle
+        return None
+
+    def complete(self) -> bool:
+        """A whole request (its body included), a refusal or the end is in: serving it would not wait on the client."""
+        return bool(self.msg.done) or self.deferred is not None or self.closing
 
     @property
     def started(self) -> bool:
-        """Bytes of a request have arrived (a parked idle connection's next request has begun)."""
-        return self.pending is not None or self.buffered > 0
+        """Bytes of a request have arrived (an idle connection's next request has begun)."""
+        return self.buffered > 0 or bool(self.msg.done)
 
+    # parsing ------------------------------------------------------------------
     def _check_line(self, data: bytes, pos: int) -> int:
         """Hold the request line that starts at ``self.line + data[pos:]`` to the grammar; the offset after it."""
         line = self.line
@@ -369,6 +383,8 @@ class Connection:
         The callbacks raise the precise 414 or 431 when they see a limit passed; the check on
         ``buffered`` after them bounds what they do not see yet: httptools reports a field
         only once it is complete, so one that never ends would otherwise grow without limit.
+        ``buffered`` counts the bytes of the message in progress only (a read that ends in
+        the middle of a pipelined request counts from where that request began).
         """
         if self.closing or self.deferred is not None:
             return
@@ -384,13 +400,13 @@ class Connection:
         except ProtocolError as exc:
             if not self.msg.done:
                 raise
-            self.deferred = exc
+            self.deferred = exc.with_traceback(None)
 
     def _parse_whole(self, data: bytes) -> None:
         """The fast path from a message boundary: one parser call, unless ``data`` holds more than one request."""
         msg = self.msg
         before = len(msg.done)
-        self._check_line(data, 0)
+        line_end = self._check_line(data, 0)
         upgraded = False
         try:
             msg.parser.feed_data(data)  # _execute() inlined: this is the path of almost every request
@@ -405,9 +421,18 @@ class Connection:
         completed = len(msg.done) - before
         if not upgraded and (completed == 0 or (completed == 1 and not msg.in_message)):
             if completed:  # _message_done() inlined
+                if msg.last_chunked:  # hold its chunk-size lines to MAX_CHUNK_LINE as if it had come in pieces
+                    try:
+                        self._chunk_follow(data, data.find(b"\r\n\r\n", max(0, line_end - 2)) + 4)
+                    except ProtocolError:
+                        msg.done.pop()
+                        raise
                 self.line = bytearray()
                 if not msg.done[-1].keep_alive:
                     self.closing = True
+            elif msg.chunked and msg.headers_complete:
+                # The chunked body began in this read: follow its framing from where the header block ends.
+                self._chunk_follow(data, data.find(b"\r\n\r\n", max(0, line_end - 2)) + 4)
             return
         for _ in range(completed):
             msg.done.pop()
@@ -421,79 +446,73 @@ class Connection:
         msg = self.msg
         size = len(data)
         while pos < size and not self.closing:
+            chunk_piece = False
             if self.line is not None:
                 stop = self._check_line(data, pos)
             elif msg.headers_complete and msg.content_length is not None:
                 stop = min(size, pos + msg.content_length - len(msg.body))
+            elif msg.headers_complete and msg.chunked:
+                stop = self._chunk_stop(data, pos)
+                chunk_piece = True
             else:
                 end = data.find(b"\n", pos)
                 stop = size if end < 0 else end + 1
             before = len(msg.done)
             upgraded = self._execute(data[pos:stop])
             if len(msg.done) > before:
+                if chunk_piece and (len(msg.done) > before + 1 or msg.in_message):
+                    # llhttp ended the message before the framing we followed did: never parse on unchecked.
+                    raise ProtocolError(400, "malformed chunked body")
                 self._message_done()
+                self.buffered = size - stop  # what is left of this read belongs to the next request
             if upgraded:
                 self._upgraded()
             pos = stop
 
-    def read_request(self, first: bool) -> Request | None:
-        """The next request, or None when the client closed cleanly between requests."""
-        header_deadline: float | None = None
-        body_deadline: float | None = None
-        while not self.msg.done:
-            if self.deferred is not None:
-                raise self.deferred
-            if self.closing:
-                return None
-            now = time.monotonic()
-            if not self.msg.headers_complete:
-                if header_deadline is None:
-                    idle = (not first) and self.buffered == 0
-                    header_deadline = now + (self.limits.keepalive if idle else self.limits.header_timeout)
-                deadline = header_deadline
-            else:
-                if body_deadline is None:  # rare: a body mostly comes in the read that ends its headers
-                    body_deadline = self._await_body(now)
-                deadline = body_deadline
-            remaining = deadline - now
-            if remaining <= 0:
-                self._stop_reading("request not received in time")
-                return None  # idle keep-alive connection: close quietly
-            if self.pending is not None:
-                data, self.pending = self.pending, None
-            else:
-                try:
-                    data = self.sock.recv(RECV_SIZE, socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    wait_for(self.sock, select.POLLIN, remaining)
-                    continue  # the top of the loop tells data from a deadline that passed
-                except OSError as exc:
-                    raise ClientGone(str(exc)) from None
-            if not data:
-                self._stop_reading("client closed mid-request")
-                return None
-            if header_deadline is not None and self.buffered == 0 and not first:
-                # The first byte of a new request starts its header timeout.
-                header_deadline = time.monotonic() + self.limits.header_timeout
-            self.buffered += len(data)
-            self._parse(data)
-        request = self.msg.done.popleft()
-        if not self.msg.done and not self.msg.in_message and not self.line:
-            self.buffered = 0
-        self.continue_sent = False
-        return request
+    def _chunk_follow(self, data: bytes, pos: int) -> None:
+        """Follow the chunk framing over bytes the parser has already taken."""
+        size = len(data)
+        while 0 < pos < size:
+            pos = self._chunk_stop(data, pos)
 
-    def _await_body(self, now: float) -> float:
-        """The deadline of a body that did not come with its headers; 100 Continue first if the client waits for it."""
-        if self.msg.need_continue and not self.continue_sent:
-            try:
-                send_all(self.sock, b"HTTP/1.1 100 Continue\r\n\r\n", self.limits.send_timeout)
-            except OSError as exc:
-                raise ClientGone(str(exc)) from None
-            self.continue_sent = True
-        return now + self.limits.body_timeout
+    def _chunk_stop(self, data: bytes, pos: int) -> int:
+        """Where the next piece of a chunked body ends: after the last chunk's size line, then a trailer line at a time.
 
-    def _stop_reading(self, why: str) -> None:
-        """The read is over (a deadline passed, the client closed): quietly between requests, ClientGone inside one."""
-        if self.buffered:
-            raise ClientGone(why)
+        Everything before the last chunk cannot end the message, so it is one piece
+        however many newlines its data holds (fed a line at a time, a body of newlines
+        cost a parser call per byte: 4.5 s for 10 MiB). A chunk-size line longer than
+        MAX_CHUNK_LINE is refused. Malformed framing is llhttp's to refuse; a piece only
+        has to end no later than the message can.
+        """
+        msg = self.msg
+        size = len(data)
+        if msg.trailer_bytes >= 0:
+            end = data.find(b"\n", pos)
+            stop = size if end < 0 else end + 1
+            msg.trailer_bytes += stop - pos
+            if msg.trailer_bytes > self.limits.max_header_bytes:
+                raise ProtocolError(431, "trailer section too large")
+            return stop
+        while pos < size:
+            if msg.chunk_left:
+                take = min(msg.chunk_left, size - pos)
+                msg.chunk_left -= take
+                pos += take
+                continue
+            end = data.find(b"\n", pos, pos + MAX_CHUNK_LINE + 1 - len(msg.chunk_line))
+            line = msg.chunk_line
+            if end < 0:
+                line += data[pos : pos + MAX_CHUNK_LINE + 1]
+                if len(line) > MAX_CHUNK_LINE:
+                    raise ProtocolError(400, "chunk-size line (with its extensions) too long")
+                return size
+            line += data[pos : end + 1]
+            pos = end + 1
+            match = CHUNK_SIZE.match(line)
+            length = int(match.group(), 16) if match else 0
+            line.clear()
+            if length == 0:  # the last chunk (or a malformed line, which llhttp refuses): trailers follow
+                msg.trailer_bytes = 0
+                return pos
+            msg.chunk_left = length + 2
+        return size

@@ -1,12 +1,20 @@
-"""Fixtures that start real servers on free loopback ports."""
+"""Fixtures that start real servers on free loopback ports, and the two tiers of the suite.
+
+The ``slow`` marker is the line between the tiers: a test marked slow starts a process (a server, wrk or locust,
+chromium, PostgreSQL, a ``python -m`` command); every other test runs in this interpreter, and
+``pytest -m "not slow"`` runs those alone in well under a minute. A test gets the marker explicitly
+(``@pytest.mark.slow``, or ``pytestmark`` for a module of them) or by asking for a fixture of
+:data:`PROCESS_FIXTURES` (:func:`pytest_collection_modifyitems`). While a test without the marker runs, starting a
+process fails it with a message saying so (:func:`_guarded`), so the tier cannot rot.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
 import subprocess
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Generator, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +26,79 @@ from scripts.common.procs import free_port, running, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
+
+# Fixtures that start a process (or hand out one that runs): a test asking for one, directly or through another
+# fixture, is in the slow tier.
+PROCESS_FIXTURES = frozenset({
+    "start_server",  # a server per `with start_server(...)`, below
+    "shared_server",  # a server kept for the module's tests that only read from it, below
+    "pg_url",  # a PostgreSQL server for the session, below
+    "wrk_exe",  # asked for by every test that runs wrk (tests/scripts/conftest.py)
+    "browser", "visit",  # chromium through playwright (tests/scripts/browser.py)
+    "netns",  # network namespaces made with `ip`, and what runs inside them (tests/scripts/conftest.py)
+    "srv",  # the module-scoped running server of the corpus, malformed, hardening and third-party modules
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+class _ProcessGuard:
+    """Makes starting a process fail the running test: subprocess (asyncio's too), fork and posix_spawn."""
+
+    def __init__(self, item: pytest.Item) -> None:
+        self.item = item
+        self.saved: list[tuple[object, str, object]] = []
+        self.refused: list[str] = []  # what was refused, in case the code under test swallowed the failure
+
+    def message(self, what: str) -> str:
+        return (f"{self.item.nodeid} starts a process ({what}) but is not in the slow tier: mark it "
+                f"@pytest.mark.slow, or ask for a fixture of PROCESS_FIXTURES (tests/conftest.py)")
+
+    def _refuse(self, what: str) -> Callable[..., object]:
+        def refuse(*args: object, **kwargs: object) -> object:
+            self.refused.append(what)
+            pytest.fail(self.message(what))
+
+        return refuse
+
+    def __enter__(self) -> None:
+        targets: list[tuple[object, str, str]] = [(subprocess.Popen, "_execute_child", "subprocess")]
+        targets += [(os, name, f"os.{name}") for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp")
+                    if hasattr(os, name)]
+        for owner, name, what in targets:
+            self.saved.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, self._refuse(what))
+
+    def __exit__(self, *exc: object) -> None:
+        for owner, name, original in reversed(self.saved):
+            setattr(owner, name, original)
+        self.saved.clear()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _guarded(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _guarded(item))
+
+
+def _guarded(item: pytest.Item) -> Generator[None, object, object]:
+    """Runs one phase of ``item``; outside the slow tier, with :class:`_ProcessGuard` on."""
+    if item.get_closest_marker("slow") is not None:
+        return (yield)
+    guard = _ProcessGuard(item)
+    with guard:
+        result = yield
+    if guard.refused:  # refused, and the failure caught on the way (a thread, an `except BaseException`)
+        pytest.fail(guard.message(guard.refused[0]))
+    return result
 
 
 def live_children(leader: int, recursive: bool = False) -> set[int]:
@@ -91,6 +172,37 @@ def start_server(world_db: Path, tmp_path: Path) -> StartServer:
             yield Server(HOST, port, proc, log)
 
     return start
+
+
+SharedServer = Callable[[Callable[[str, int], list[str]]], Server]
+
+
+@pytest.fixture(scope="module")
+def shared_server(world_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedServer]:
+    """``srv = shared_server(argv_builder)``: a server the module's tests share, started by the first test to ask
+    for its command line and stopped when the module is done.
+
+    For tests that only send requests and read the answers (or the log); a test that signals, kills, fills or
+    otherwise changes the server starts its own with ``start_server``. Command lines are compared with port 0, so
+    every builder that makes the same command shares one server.
+    """
+    servers: dict[tuple[str, ...], Server] = {}
+    with ExitStack() as stack:
+
+        def get_server(build: Callable[[str, int], list[str]]) -> Server:
+            key = tuple(build(HOST, 0))
+            if key not in servers:
+                port = free_port(HOST)
+                log = tmp_path_factory.mktemp("shared") / f"server-{port}.log"
+                proc = stack.enter_context(running(build(HOST, port), log_path=log, env=server_env(world_db),
+                                                   cwd=ROOT))
+                wait_ready(proc, HOST, port, log_path=log, deadline_s=30)
+                servers[key] = Server(HOST, port, proc, log)
+            srv = servers[key]
+            assert srv.proc.poll() is None, f"a shared server has exited (a test changed it?):\n{srv.log_text()}"
+            return srv
+
+        yield get_server
 
 
 @pytest.fixture(scope="session")

@@ -24,19 +24,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 # Modules that define MODES and mode_sets, newest layout first.
-REGISTRY = ("scripts.modes", "servers")
+REGISTRY = ("scripts.modes",)
 # Per command, "module:function" candidates. A function named `main` builds its parser inside and is run until it
 # parses; any other is called with no arguments, or with the registry if it requires one.
 COMMANDS: dict[str, tuple[str, ...]] = {
-    "bench": ("scripts.bench:build_parser", "scripts.plan:build_parser"),
-    "faults": ("scripts.faults:build_parser", "scripts.faults:main"),
-    "compare": ("scripts.compare:build_parser", "scripts.compare:main"),
+    "bench": ("scripts.bench:build_parser",),
+    "faults": ("scripts.faults:build_parser",),
+    "compare": ("scripts.compare:build_parser",),
     "serve": ("scripts.serve:build_parser",),
+    "cow": ("scripts.cow:build_parser",),
     "tune": ("scripts.tune:build_parser",),
 }
 # The module of the typed records, and the records the schema page lists.
-RECORDS = ("scripts.records.records", "scripts.records")
-RECORD_CLASSES = ("CellRecord", "Resources", "OpenLoopRecord", "FaultRecord", "RunInfo", "References")
+RECORDS = ("scripts.records.records",)
+RECORD_CLASSES = ("CellRecord", "Resources", "OpenLoopRecord", "FaultRecord", "RunInfo", "RunProgress", "References")
 
 MARKER = re.compile(r"<!--\s*generated:\s*([a-z-]+)\s*-->")
 
@@ -165,53 +166,46 @@ def mode_details_markdown() -> str:
     return "\n".join(lines)
 
 
-# Where a fact of a mode lives: a part of the entry (scripts/modes: process, placement, checks, faults) or, in the
-# flat layout before it, the entry itself.
-PARTS = {"defaults": "process", "uses_workers": "process", "threads": "process", "packages": "process",
-         "worker_timeout_flag": "faults", "max_requests_flag": "faults", "reload_signal": "faults",
-         "only_scenarios": "placement", "min_duration_s": "placement", "in_sweeps": "placement",
-         "targets": ("checks", "speed"), "reuse_targets": ("checks", "reuse")}
-
-
-def _fact(m: Any, name: str) -> Any:
-    where = PARTS.get(name)
-    part, attr = (where, name) if isinstance(where, str) else where or (None, name)
-    if part is not None and hasattr(m, part):
-        return getattr(getattr(m, part), attr)
-    return getattr(m, name)
-
-
-def _tuning(m: Any) -> str:
-    axes = getattr(m, "tuning_axes", ())
-    return ", ".join(a.name + (f" (`{a.flag}`)" if a.flag else "") for a in axes) or "nothing: one setting"
+def _at_once(m: Any) -> str:
+    """What the mode serves at once with 2 workers: the numerator of its Little's-law ceiling in the reports."""
+    try:
+        held, how = _import("scripts.analysis.littles_law").holds(m, 2)
+    except (ImportError, AttributeError):
+        return "not stated"
+    if not held:
+        return f"{how}: on `io` (20 ms a request) at most the users / 20 ms"
+    return f"{how}: on `io` (20 ms a request) at most {held / 0.02:,.0f} req/s with 2 workers, fewer with fewer users"
 
 
 def _mode_section(m: Any, families: dict[str, str], sets: list[str]) -> list[str]:
     argv = m.argv(host="127.0.0.1", port=8000, workers=2, python="python")
-    threads, reload_signal = _fact(m, "threads"), _fact(m, "reload_signal")
     facts = [
         ("family", f"{families.get(m.family, m.family)} ({m.interface.upper()})"),
         ("sets", ", ".join(_code(s) for s in sets)),
-        ("its settings here", _cell(_fact(m, "defaults")) or "its own defaults"),
-        ("workers", "`--workers` sizes its pool" if _fact(m, "uses_workers")
+        ("its settings here", _cell(m.process.defaults) or "its own defaults"),
+        ("workers", "`--workers` sizes its pool" if m.process.uses_workers
          else "no process pool: `--workers` does not apply"),
-        ("threads", f"{threads} per worker (`--threads`)" if threads else "no thread pool"),
-        ("tune searches", _tuning(m)),
-        ("packages", ", ".join(_code(p) for p in _fact(m, "packages")) or "this project only"),
-        ("worker timeout", _code(_fact(m, "worker_timeout_flag") or "") or "not offered"),
-        ("recycling", _code(_fact(m, "max_requests_flag") or "") or "not offered"),
-        ("reload signal", _code(reload_signal.name) if reload_signal else "not offered"),
+        ("threads", f"{m.process.threads} per worker (`--threads`)" if m.process.threads else "no thread pool"),
+        ("serves at once", _at_once(m)),
+        ("tune searches", ", ".join(a.name + (f" (`{a.flag}`)" if a.flag else "") for a in m.tuning_axes)
+         or "nothing: one setting"),
+        ("packages", ", ".join(_code(p) for p in m.process.packages) or "this project only"),
+        ("worker timeout", _code(m.faults.worker_timeout_flag or "") or "not offered"),
+        ("recycling", _code(m.faults.max_requests_flag or "") or "not offered"),
+        ("recycling by memory", _code(m.faults.max_rss_flag or "") or "not offered"),
+        ("reload signal", _code(m.faults.reload_signal.name) if m.faults.reload_signal else "not offered"),
     ]
-    if _fact(m, "only_scenarios"):
-        facts.append(("scenarios", "only " + ", ".join(_code(s) for s in _fact(m, "only_scenarios"))))
-    if _fact(m, "min_duration_s"):
-        facts.append(("measured interval", f"at least {_fact(m, 'min_duration_s'):g} s"))
-    if not _fact(m, "in_sweeps"):
+    where = m.placement
+    if where.only_scenarios:
+        facts.append(("scenarios", "only " + ", ".join(_code(s) for s in where.only_scenarios)))
+    if where.min_duration_s:
+        facts.append(("measured interval", f"at least {where.min_duration_s:g} s"))
+    if not where.in_sweeps:
         facts.append(("concurrency sweep", "sits it out"))
-    for t in _fact(m, "targets"):
+    for t in m.checks.speed:
         held = f"held to {t.ratio:g}x" if t.ratio else "reported"
         facts.append(("speed check", f"{_cell(t.check)} (`{t.scenario}`, {held})"))
-    for backend, ratio in _fact(m, "reuse_targets"):
+    for backend, ratio in m.checks.reuse:
         held = f"held to {ratio:g}x" if ratio else "reported"
         facts.append(("connection reuse check", f"{backend}: {held}"))
     lines = [f"### `{m.name}` {{ #{m.name} }}", "", _cell(m.summary), "", "| property | value |", "| --- | --- |"]

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from scripts.analysis import stats
 from scripts.analysis.stats import FoldedCell
 from scripts.common.formatting import format_rps
 from scripts.modes import FAMILIES, FORK_LOOP, FORK_RATE, MODES, STDLIB_FORK, Mode
-from scripts.records.records import Flag, OpenLoopRecord, References, Run, RunInfo
+from scripts.records.records import Flag, OpenLoopRecord, References, Run, RunInfo, RunProgress
 
 Bound = Literal["floor", "ceiling", "open"]
 # When the knee is: the mode completed less than this share of the offered rate ...
@@ -61,6 +61,18 @@ class ReferenceLine:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Completeness:
+    """How much of its plan a run measured, when that is less than all of it (an interruption)."""
+
+    state: str  # interrupted, or running (stopped without finishing, or still going)
+    planned: int  # cells
+    measured: int  # planned cells with a record
+    missing: tuple[str, ...] = ()  # the planned cells without one, as people read them (unknown: empty)
+    ladder_steps: int = 0  # open-loop steps recorded
+    ladder_unfinished: Mapping[str, float | None] = field(default_factory=dict)  # mode -> last rate measured
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AnalysedRun:
     figures: tuple[FoldedCell, ...]
     openloop: tuple[OpenLoopRecord, ...] = ()
@@ -71,6 +83,7 @@ class AnalysedRun:
     pairs: tuple[StrategyPair, ...] = ()
     knees: Mapping[str, float | None] = field(default_factory=dict)  # per mode of the open-loop ladder
     reference_lines: tuple[ReferenceLine, ...] = ()
+    completeness: Completeness | None = None  # None: the run measured everything it planned
 
     @property
     def modes(self) -> list[str]:
@@ -96,6 +109,8 @@ class AnalysedRun:
         if not any(p.ok for p in self.openloop if p.mode == mode):
             return "no step measured (the ladder failed: see the table)"
         k = self.knees.get(mode)
+        if k is None and self.completeness and mode in self.completeness.ladder_unfinished:
+            return "kept up at every rate measured (its ladder was interrupted)"
         return "kept up at every rate" if k is None else f"knee at {format_rps(k)} req/s offered"
 
 
@@ -311,7 +326,26 @@ def analyse_figures(figures: Sequence[FoldedCell], *, openloop: Sequence[OpenLoo
     )
 
 
+def _from_progress(run: Run, progress: RunProgress) -> Completeness | None:
+    recorded = {c.index for c in run.cells}
+    missing = tuple(what for i, what in enumerate(progress.cells) if i not in recorded)
+    unfinished = {m: max((p.offered_rate or 0.0 for p in run.openloop if p.mode == m and p.ok), default=None)
+                  for m in progress.ladder_modes if m not in progress.ladder_done}
+    if progress.state == "finished" and not missing and not unfinished:
+        return None
+    return Completeness(state="interrupted" if progress.state == "finished" else progress.state,
+                        planned=len(progress.cells), measured=len(progress.cells) - len(missing), missing=missing,
+                        ladder_steps=len(run.openloop), ladder_unfinished=unfinished)
+
+
+def completeness(run: Run) -> Completeness | None:
+    """What the run did not measure of its plan, from its progress.json; None when it measured everything, or for
+    a run from before progress.json (whose plan.json counts its cells: compare reports a shortfall from that)."""
+    return None if run.progress is None else _from_progress(run, run.progress)
+
+
 def analyse(run: Run) -> AnalysedRun:
     """Fold the run's repeats and derive everything the renderers show."""
-    return analyse_figures(stats.fold_all(run.cells), openloop=run.openloop, info=run.info,
-                           references=run.references)
+    analysed = analyse_figures(stats.fold_all(run.cells), openloop=run.openloop, info=run.info,
+                               references=run.references)
+    return replace(analysed, completeness=completeness(run))

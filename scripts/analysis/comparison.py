@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from scripts.analysis.significance import ALPHA, Change, holm, welch_log
-from scripts.common.formatting import MISSING, format_rps, format_sig
+from scripts.common.formatting import MISSING, count, format_rps, format_sig
 from scripts.records import records
 from scripts.records.records import CellRecord, Run
 
@@ -122,6 +122,14 @@ class Comparison:
 
     def count(self, verdict: Verdict) -> int:
         return sum(c.throughput.verdict == verdict for c in self.cells)
+
+    def regressions(self) -> list[tuple[CellKey, Metric]]:
+        """Every metric of every cell called a regression: significant after Holm and beyond --min-change."""
+        return [(c.key, m) for c in self.cells for m in (c.throughput, c.p99) if m.verdict == "regression"]
+
+    def untested(self) -> list[CellKey]:
+        """Cells neither of whose metrics could be tested (one repeat on a side, or failed): a gate cannot see them."""
+        return [c.key for c in self.cells if c.throughput.p_holm is None and c.p99.p_holm is None]
 
 
 class RunUnreadable(Exception):
@@ -315,6 +323,24 @@ def markdown(c: Comparison) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def gate_lines(c: Comparison) -> list[str]:
+    """What ``--fail-on-regression`` found: each regression with its change and p, or why nothing failed."""
+    found = c.regressions()
+    if found:
+        return [f"regression beyond {c.min_change:.0%} in {len(found)} "
+                f"{'metric' if len(found) == 1 else 'metrics'} (exit 3):"] + [
+            f"  {key.label}: {'throughput' if m.name == 'throughput' else 'p99 latency'} {format_change(m.change)} "
+            f"(95% CI {format_ci(m.change)}, p {format_p(m)} after Holm)" for key, m in found]
+    lines = [f"no significant regression beyond {c.min_change:.0%} in {len(c.cells)} matched "
+             f"{'cell' if len(c.cells) == 1 else 'cells'} (exit 0)"]
+    blind = c.untested()
+    if blind:
+        lines.append(f"  but {len(blind)} of them could not be tested (one repeat or a failed side), so the gate "
+                     "cannot see a regression there: " + "; ".join(k.label for k in blind)
+                     + ". Gate on runs made with --repeats 3 or more.")
+    return lines
+
+
 def _md_verdict(metric: Metric) -> str:
     text = verdict_text(metric)
     return f"**{text}**" if metric.verdict in ("regression", "improvement") else text
@@ -348,17 +374,17 @@ def shared_shift(c: Comparison) -> str:
 def headline(c: Comparison) -> str:
     if not c.cells:
         return (f"Nothing in common: no cell of {c.a.name} ({_cells_summary(c.a.run)}) was measured in "
-                f"{c.b.name} ({_cells_summary(c.b.run)}). Cells are matched by mode, scenario, concurrency, "
-                "keep-alive and database strategy.")
+                f"{c.b.name} ({_cells_summary(c.b.run)}). {_why_nothing(c)}")
     counts = {v: sum(x.throughput.verdict == v for x in c.cells) + sum(x.p99.verdict == v for x in c.cells)
               for v in ("regression", "improvement", "within noise", "untested", "failed")}
     tests = sum(m.p_holm is not None for x in c.cells for m in (x.throughput, x.p99))
     if not tests:
-        return (f"{len(c.cells)} cells matched, but none was measured more than once in both runs, so no change "
-                "can be told from noise (one value has no spread to weigh it against): the changes below are "
+        return (f"{count(len(c.cells), 'cell')} matched, but none was measured more than once in both runs, so no "
+                "change can be told from noise (one value has no spread to weigh it against): the changes below are "
                 "single measurements. Compare runs made with --repeats 3 or more.")
-    return (f"{len(c.cells)} cells matched; throughput and p99 of each: {counts['regression']} regressions, "
-            f"{counts['improvement']} improvements, {counts['within noise']} within noise, "
+    return (f"{count(len(c.cells), 'cell')} matched; throughput and p99 of each: "
+            f"{count(counts['regression'], 'regression')}, {count(counts['improvement'], 'improvement')}, "
+            f"{counts['within noise']} within noise, "
             f"{counts['untested']} untested (one repeat), {counts['failed']} failed. A change counts when Welch's "
             f"t-test on the log of the repeats gives p < {c.alpha:g} after Holm's correction for the {tests} tests "
             "made, and it is at "
@@ -370,7 +396,26 @@ def headline(c: Comparison) -> str:
 def _cells_summary(run: Run) -> str:
     modes = sorted({r.mode for r in run.cells})
     scenarios = sorted({key_of(r).scenario for r in run.cells})
-    return f"modes {', '.join(modes)}; scenarios {', '.join(scenarios)}"
+    users = sorted({r.concurrency for r in run.cells if r.concurrency})
+    quick = ", a --quick run" if run.info is not None and run.info.plan.get("quick") else ""
+    return (f"modes {', '.join(modes)}; scenarios {', '.join(scenarios)}; "
+            f"{'user' if users == [1] else 'users'} {', '.join(map(str, users)) or MISSING}{quick}")
+
+
+def _why_nothing(c: Comparison) -> str:
+    """What kept the runs apart: the first of the match keys on which they share nothing."""
+    ka, kb = {key_of(r) for r in c.a.run.cells}, {key_of(r) for r in c.b.run.cells}
+    for part in ("mode", "scenario", "concurrency", "keepalive", "strategy"):
+        if not {getattr(k, part) for k in ka} & {getattr(k, part) for k in kb}:
+            break
+    else:
+        part = ""
+    named = {"mode": "They share no mode", "scenario": "They share no scenario",
+             "concurrency": "They share modes and scenarios but no concurrency (a --quick run measures at 16 users, a "
+                            "normal one at 32): compare runs made at the same --concurrency",
+             "keepalive": "They share no keep-alive setting", "strategy": "They share no database strategy"}
+    return (named.get(part, "Their modes, scenarios and concurrency overlap, but never in the same cell")
+            + ". Cells are matched by mode, scenario, concurrency, keep-alive and database strategy.")
 
 
 def _md_unmatched(c: Comparison) -> list[str]:

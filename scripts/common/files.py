@@ -7,6 +7,7 @@ one. mkstemp creates files private to their owner, and results are meant to be r
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import tempfile
@@ -38,3 +39,14 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def run_folder(value: str) -> Path:
+    """An argparse type for ``--out``: a folder to write a run into, which may not exist yet but is not a file."""
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a file; --out names a folder for the run (new or existing)")
+    for parent in path.absolute().parents:
+        if parent.exists() and not parent.is_dir():
+            raise argparse.ArgumentTypeError(f"{value}: {parent} is a file, so no folder can be made under it")
+    return path

@@ -7,6 +7,16 @@ import math
 MISSING = "\u2014"  # an em dash: visibly "no value", unlike 0 or an empty cell
 
 
+def count(n: int, word: str, plural: str | None = None) -> str:
+    """``n`` and the noun that goes with it: "1 cell", "2 cells", "0 cells"."""
+    return f"{n:,} {word if n == 1 else (plural or word + 's')}"
+
+
+def minutes(seconds: float) -> str:
+    """A time estimate: "about 40 s" under a minute, "about 2.5 min" above."""
+    return f"about {seconds:.0f} s" if seconds < 60 else f"about {seconds / 60:.1f} min"
+
+
 def as_number(value: object) -> float | None:
     """``value`` as a finite float, or None for missing, non-numeric (including bool) and NaN/inf values."""
     if isinstance(value, bool) or not isinstance(value, int | float):

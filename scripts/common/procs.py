@@ -171,6 +171,7 @@ def wait_ready(proc: subprocess.Popen[bytes], host: str, port: int, *, log_path:
     :class:`StartError`."""
     start = time.monotonic()
     delay = 0.01
+    last = "nothing answered"
     while True:
         code = proc.poll()
         if code is not None:
@@ -179,10 +180,13 @@ def wait_ready(proc: subprocess.Popen[bytes], host: str, port: int, *, log_path:
             status, _, _ = get(host, port, path, timeout=1.0)
             if status == 200 or any_answer:
                 return time.monotonic() - start
-        except (OSError, http.client.HTTPException):
-            pass
+            last = f"it answered {status}"
+        except (OSError, http.client.HTTPException) as exc:
+            last = last if last.startswith("it answered") else f"nothing answered ({type(exc).__name__}: {exc})"
         if time.monotonic() - start > deadline_s:
-            raise StartError(f"server not ready after {deadline_s:.0f}s\n{log_tail(log_path)}")
+            wanted = "any answer" if any_answer else "200"
+            raise StartError(f"server not ready after {deadline_s:.0f}s: GET {path} on {host}:{port} wants {wanted}, "
+                             f"and {last}\n{log_tail(log_path)}")
         time.sleep(delay)
         delay = min(0.1, delay * 1.5)
 

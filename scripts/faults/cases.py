@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import json
+import math
 import os
 import signal
 import statistics
@@ -13,20 +14,24 @@ import subprocess
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 
+import psutil
 import psycopg
 
 from scripts.common import cpus as cpu_sets
-from scripts.common.procs import live_members
+from scripts.common.procs import group_members, live_members
 from scripts.faults.observe import GroupWatch, Observed, Server, load_probe, poke, poke_later, serve, under_load
 from scripts.faults.settings import Case, Fault
 from scripts.faults.slowclients import slow_clients
 from scripts.faults.timeline import (
     baseline,
     describe_recovery,
+    failures,
     first_gone_s,
     load_record,
+    lost,
     lost_text,
     pids_after,
     pids_before,
@@ -79,7 +84,17 @@ def _crash(how: str, fault: str) -> Fault:
     return run
 
 
-def hang(case: Case) -> FaultRecord:
+def _hang(fault: str, path: str) -> Fault:
+    """A request that never returns: ``path`` formatted with the seconds it must last (an hour for ``hang``; for
+    ``spin``, busy in Python, the load's length, so it ends with the run)."""
+
+    def run(case: Case) -> FaultRecord:
+        return _hung(case, fault, path)
+
+    return run
+
+
+def _hung(case: Case, fault: str, path: str) -> FaultRecord:
     s = case.settings
     flag = case.mode.faults.worker_timeout_flag
     extra = (flag, str(s.hang_timeout)) if flag else ()
@@ -88,13 +103,13 @@ def hang(case: Case) -> FaultRecord:
     duration = max(s.duration, s.lead + s.hang_timeout + 4.0)
     with serve(s, case.mode, extra, case.log, case.env) as (target, argv):
         def inject(t: Server) -> None:
-            t.threads.append(poke_later(t.host, t.port, "/fault/hang?s=3600", duration + 5, t.notes))
+            t.threads.append(poke_later(t.host, t.port, path.format(s=round(duration + 5)), duration + 5, t.notes))
 
         observed = under_load(s, case.mode, target, inject, case.workdir, duration=duration)
         # The hung process would otherwise hold a graceful stop for its whole grace period.
         os.killpg(target.proc.pid, signal.SIGKILL)
     rate = s.rate(case.mode)
-    record = load_record("hang", case.mode, observed, rate, command=argv,
+    record = load_record(fault, case.mode, observed, rate, command=argv,
                          details={"worker_timeout_s": s.hang_timeout if flag else None})
     gone = first_gone_s(observed, target.proc.pid)
     # Clients whose requests sit on the hung process time out (after 1 s here) and reconnect, so the
@@ -161,17 +176,20 @@ def _get(target: Server, path: str) -> tuple[str, dict[str, str], bytes]:
         conn.close()
 
 
-def _leak(recycle: bool) -> Fault:
-    fault = "leak+recycle" if recycle else "leak"
+def _leak(recycle: bool, by_memory: bool = False) -> Fault:
+    fault = "leak+rss" if by_memory else "leak+recycle" if recycle else "leak"
 
     def run(case: Case) -> FaultRecord:
         s, mode = case.settings, case.mode
-        flag = mode.faults.max_requests_flag
+        flag = mode.faults.max_rss_flag if by_memory else mode.faults.max_requests_flag
         if recycle and mode.process.fork_per_request:
             return not_applicable(case, fault, "a process serves one request and exits; nothing to recycle")
         if recycle and not flag:
-            return not_offered(case, fault, "request-count recycling (max-requests)")
-        extra = (flag, str(s.max_requests)) if recycle and flag else ()
+            return not_offered(case, fault, "memory-triggered recycling (reload-on-rss)" if by_memory
+                               else "request-count recycling (max-requests)")
+        extra: tuple[str, ...] = ()
+        if recycle and flag:
+            extra = (flag, str(worker_rss_mb(case) + s.rss_growth_mb if by_memory else s.max_requests))
         rate = s.leak_rate(mode)
         duration = min(s.leak_requests / rate, s.leak_max_s)
         with serve(s, mode, extra, case.log, case.env) as (target, argv):
@@ -192,13 +210,75 @@ def _leak_record(fault: str, case: Case, observed: Observed, rate: float, argv: 
         if mem:
             pss.append((done, round(mem / 2**20, 2)))
     record = load_record(fault, case.mode, observed, rate, command=argv, details={
-        "pss": pss, "kb_per_request": 16, "max_requests": case.settings.max_requests if recycle else None})
+        "pss": pss, "kb_per_request": 16,
+        "max_requests": case.settings.max_requests if fault == "leak+recycle" else None,
+        "recycle_option": list(argv[-2:]) if recycle else None})
     first, last = (pss[0][1], pss[-1][1]) if pss else (0.0, 0.0)
     peak = max((m for _, m in pss), default=0.0)
     served = observed.result.ok
     verdict = (f"PSS {first:.0f} -> {last:.0f} MB (peak {peak:.0f}) over {served} requests; "
                f"p99 {observed.result.latency_ms.get('p99')} ms; {record.requests_lost} lost")
     return dataclasses.replace(record, recovery_s=None, verdict=verdict)
+
+
+def worker_rss_mb(case: Case) -> int:
+    """The largest RSS of a fresh server's workers (its processes but the leader), in MB: started once, without load,
+    for a limit above it."""
+    with serve(case.settings, case.mode, (), case.workdir / "rss-probe.log", case.env) as (target, _):
+        time.sleep(0.3)
+        sizes = []
+        for pid in set(group_members(target.proc.pid)) - {target.proc.pid}:
+            with suppress(psutil.Error):
+                sizes.append(psutil.Process(pid).memory_info().rss)
+    return math.ceil(max(sizes, default=0) / 2**20)
+
+
+def blocking(case: Case) -> FaultRecord:
+    """The same steady load twice on one server, while one client sends slow requests one after another: first
+    requests that wait ``blocking_ms`` as a slow upstream does (``/io``: a sleep, which gevent's monkey-patching and
+    an ASGI app's ``await`` make a yield), then requests that spend as long in SQLite's C code (``/fault/sqlite``),
+    which nothing can turn into a yield. Threads and processes serve beside both; a green thread or an event loop
+    serves beside the first and stalls for the second."""
+    s, mode = case.settings, case.mode
+    ms = s.blocking_ms
+    rounds: dict[str, Observed] = {}
+    with serve(s, mode, (), case.log, case.env) as (target, argv):
+        for kind, path in (("wait", f"/io?ms={ms}"), ("sqlite", f"/fault/sqlite?ms={ms}")):
+            stop = threading.Event()
+
+            def inject(t: Server, path: str = path, stop: threading.Event = stop) -> None:
+                def one_after_another() -> None:
+                    answers: list[str] = []
+                    while not stop.is_set():
+                        answers.append(poke(t.host, t.port, path, 5.0))
+                    t.notes[f"slow requests {path}"] = answers
+
+                thread = threading.Thread(target=one_after_another, daemon=True)
+                thread.start()
+                t.threads.append(thread)
+
+            workdir = case.workdir / kind
+            workdir.mkdir(parents=True, exist_ok=True)
+            try:
+                rounds[kind] = under_load(s, mode, target, inject, workdir)
+            finally:
+                stop.set()
+                for thread in target.threads:
+                    thread.join(timeout=10)
+                target.threads.clear()
+    wait, sqlite = rounds["wait"], rounds["sqlite"]
+    rate = s.rate(mode)
+    record = load_record("blocking", mode, sqlite, rate, command=argv)
+    p99 = {kind: o.result.latency_ms.get("p99") for kind, o in rounds.items()}
+    lost_n = {kind: lost(o.result) for kind, o in rounds.items()}
+    slow = {kind: len(o.notes.get(f"slow requests {path}", [])) for kind, o, path in (
+        ("wait", wait, f"/io?ms={ms}"), ("sqlite", sqlite, f"/fault/sqlite?ms={ms}"))}
+    verdict = (f"while one client's {ms} ms waits ran ({slow['wait']}): p99 {p99['wait']} ms, {lost_n['wait']} lost; "
+               f"while its {ms} ms SQLite queries ran ({slow['sqlite']}): p99 {p99['sqlite']} ms, "
+               f"{lost_n['sqlite']} lost")
+    return dataclasses.replace(record, recovery_s=None, verdict=verdict, details={
+        **record.details, "slow_ms": ms, "p99_ms": p99, "lost": lost_n, "slow_requests": slow,
+        "wait_failures": failures(wait.result)})
 
 
 def reload(case: Case) -> FaultRecord:
@@ -408,14 +488,17 @@ def recycle_cost(case: Case) -> FaultRecord:
 FAULTS: dict[str, Fault] = {
     "crash": _crash("exit", "crash"),
     "segv": _crash("segv", "segv"),
-    "hang": hang,
+    "hang": _hang("hang", "/fault/hang?s=3600"),
+    "spin": _hang("spin", "/fault/spin?s={s}"),
     "error": app_error,
     "state": state_leak,
     "leak": _leak(recycle=False),
     "leak+recycle": _leak(recycle=True),
+    "leak+rss": _leak(recycle=True, by_memory=True),
     "recycle": recycle_cost,
     "reload": reload,
     "shutdown": shutdown,
     "cleanup": cleanup,
+    "blocking": blocking,
     "slow": slow_clients,
 }

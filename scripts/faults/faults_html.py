@@ -25,6 +25,7 @@ from plotly.subplots import make_subplots
 from scripts.common.formatting import MISSING, format_rps, format_sig
 from scripts.faults import faults_summary as fr
 from scripts.records.records import FaultRecord
+from scripts.render import completeness
 from scripts.render import html as h
 from scripts.render.charts import LAYOUT, MARGIN
 from scripts.render.plot_style import mode_colors
@@ -50,7 +51,8 @@ shows up as failures and latency). The question each fault asks: what does this 
 connection closed without an answer, as when the process holding it dies), <b>timeout</b> (no answer within
 the request timeout: the request sits behind a stuck process), <b>5xx</b> (the server answered with an error),
 <b>wrong</b> (an answer neither 2xx nor 5xx, or not HTTP); <b>unsent</b>: scheduled but never sent by the end,
-because every connection was still waiting.</li>
+because every connection was still waiting. After a shutdown's SIGTERM the listener closes, which is the point:
+its refused and unsent requests are counted in their columns but not as lost (lost counts the cut ones).</li>
 <li><b>new processes</b>: processes of the server first seen after the fault, such as a worker started to
 replace a dead one (&mdash; for a process per request, whose processes come and go anyway).</li>
 <li><b>recovery</b>: seconds from the fault until the offered load is answered in full again and stays so
@@ -67,6 +69,8 @@ CAUTION_MEANING = {
     "errors": "an exception, or a crash of the process, takes down more than the request that caused it",
     "leaks": "memory a request keeps grows the process until something restarts it; restarting costs throughput",
     "lifecycle": "stuck workers must be found and killed, workers replaced (reload), and the server stopped cleanly",
+    "blocking calls": "a call that blocks without yielding (C code, a computation) stalls every green thread or "
+                      "coroutine of its process, where threads and processes serve beside it",
     "cleanup": "a process that exits must close what it opened (here: its database connection)",
     "slow clients": "a client that sends or reads slowly ties up whatever serves it",
 }
@@ -154,21 +158,23 @@ def availability(fault: str, records: Sequence[FaultRecord]) -> go.Figure | None
 
 
 def memory(records: Sequence[FaultRecord]) -> go.Figure | None:
-    usable = [r for r in records if r.fault in ("leak", "leak+recycle") and r.details.get("pss")]
+    usable = [r for r in records if r.fault in ("leak", "leak+recycle", "leak+rss") and r.details.get("pss")]
     if not usable:
         return None
     colors = mode_colors(list(dict.fromkeys(r.mode for r in usable)))
     fig = go.Figure()
     fig.update_layout(**{**LAYOUT, "legend": LEGEND_RIGHT}, title="Memory leak: PSS of the process tree against "
-                      "requests served (solid: no recycling; dashed: recycled)", xaxis_title="requests served "
+                      "requests served (solid: no recycling; dashed: recycled by request count; "
+                      "dotted: by RSS)", xaxis_title="requests served "
                       "(each keeps 16 KiB)", yaxis_title="PSS (MB)")
     for r in usable:
-        recycled = r.fault == "leak+recycle"
-        name = f"{r.mode}{' recycled' if recycled else ''}"
+        recycled = r.fault in ("leak+recycle", "leak+rss")
+        name = r.mode + {"leak+recycle": " recycled", "leak+rss": " recycled by RSS"}.get(r.fault, "")
         xs, ys = [p[0] for p in r.details["pss"]], [p[1] for p in r.details["pss"]]
         fig.add_trace(go.Scatter(
             name=name, x=xs, y=ys, mode="lines+markers", marker={"size": 4},
-            line={"color": colors[r.mode], "dash": "dash" if recycled else "solid"},
+            line={"color": colors[r.mode],
+                  "dash": ("dot" if r.fault == "leak+rss" else "dash") if recycled else "solid"},
             customdata=[[f"<b>{name}</b><br>{x:,} requests: {y:.0f} MB"] for x, y in zip(xs, ys, strict=True)],
             hovertemplate=HOVER))
     return fig
@@ -389,7 +395,9 @@ def _subtitle(run_dir: Path, records: Sequence[FaultRecord], meta: Mapping[str, 
             f"{len(faults)} faults x {len(modes)} modes", "quick (short loads)" if meta.get("quick") else "default run",
             f"{meta.get('workers', 2)} workers per pool", str(env.get("cpu_model") or "CPU model not recorded")]
     links = " · ".join(f'<a href="{n}">{n}</a>' for n in ("faults.md", "faults.json") if (run_dir / n).exists())
-    return h.esc(" · ".join(bits)) + (f"<br>{links}" if links else "")
+    interrupted = completeness.faults_banner(meta, records)
+    head = f'<b class="bad" id="interrupted">{h.esc(interrupted)}</b><br>' if interrupted else ""
+    return head + h.esc(" · ".join(bits)) + (f"<br>{links}" if links else "")
 
 
 def render(records: Sequence[FaultRecord], run_dir: Path, meta: Mapping[str, Any]) -> h.Page:

@@ -14,6 +14,8 @@ The same figures, interactive, are in the run's ``report.html`` (:mod:`scripts.f
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from scripts.faults.faults_summary import (
     CAUTIONS,
     SMOOTH_S,
     WHAT,
-    failure_split,
+    failure_text,
     has_timeline,
     short,
     timelines,
@@ -39,7 +41,7 @@ from scripts.faults.faults_summary import (
 )
 from scripts.records import records
 from scripts.records.records import FaultRecord
-from scripts.render import runs_index
+from scripts.render import completeness, runs_index
 from scripts.render.plot_style import mode_colors
 
 FAILURE_DASHES = {"refused": ":", "reset": "-", "timeout": "--", "5xx": "-.", "wrong": (0, (1, 3))}
@@ -74,7 +76,7 @@ def availability_figure(fault: str, records: Sequence[FaultRecord], what: str | 
 
 
 def memory_figure(records: Sequence[FaultRecord]) -> Figure | None:
-    usable = [r for r in records if r.fault in ("leak", "leak+recycle") and r.details.get("pss")]
+    usable = [r for r in records if r.fault in ("leak", "leak+recycle", "leak+rss") and r.details.get("pss")]
     if not usable:
         return None
     fig, ax = plt.subplots(figsize=(9, 5))
@@ -82,12 +84,12 @@ def memory_figure(records: Sequence[FaultRecord]) -> Figure | None:
     for r in usable:
         xs = [p[0] for p in r.details["pss"]]
         ys = [p[1] for p in r.details["pss"]]
-        style = "--" if r.fault == "leak+recycle" else "-"
-        label = f"{r.mode}{' recycled' if r.fault == 'leak+recycle' else ''}"
+        style = {"leak+recycle": "--", "leak+rss": ":"}.get(r.fault, "-")
+        label = r.mode + {"leak+recycle": " recycled", "leak+rss": " recycled by RSS"}.get(r.fault, "")
         ax.plot(xs, ys, style, label=label, color=colors[r.mode])
     ax.set_xlabel("requests served (each keeps 16 KiB)")
     ax.set_ylabel("PSS of the process tree (MB)")
-    ax.set_title("memory leak: with and without recycling (--max-requests)", fontsize=10)
+    ax.set_title("memory leak: without recycling, recycled by request count (--max-requests) and by RSS", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -159,12 +161,15 @@ def your_app_lines(meta: Mapping[str, Any], records: Sequence[FaultRecord]) -> l
 def markdown(records: Sequence[FaultRecord], charts: dict[str, str], meta: Mapping[str, Any] | None = None) -> str:
     meta = meta or {}
     faults = list(dict.fromkeys(r.fault for r in records))
+    interrupted = completeness.faults_banner(meta, records)
     lines = ["# Faults: what each server model costs when things go wrong", "",
+             *([f"**{interrupted}**", ""] if interrupted else []),
              "Lost: requests of the steady load without a 2xx answer; how they failed: refused (could not "
              "connect), reset (closed without an answer), timeout, 5xx, wrong (neither 2xx nor 5xx), unsent (never "
-             "sent by the end). Recovery: seconds from the fault until the offered load is answered in full again "
-             "and stays so (— : not measured, or never). n/a: meaningless for the process model; not offered: the "
-             "server has no such feature. The same, interactive: report.html.", "",
+             "sent by the end); after a shutdown's SIGTERM, refused and unsent requests are no loss (the listener "
+             "closed, which is the point) and are shown apart. Recovery: seconds from the fault until the offered "
+             "load is answered in full again and stays so (— : not measured, or never). n/a: meaningless for the "
+             "process model; not offered: the server has no such feature. The same, interactive: report.html.", "",
              *your_app_lines(meta, records), *matrix(records), ""]
     for fault in faults:
         lines += [f"## {fault}", "", what(fault, meta), ""]
@@ -173,8 +178,7 @@ def markdown(records: Sequence[FaultRecord], charts: dict[str, str], meta: Mappi
         lines += ["| mode | lost | how they failed | recovery (s) | verdict |", "| --- | --- | --- | --- | --- |"]
         for r in (r for r in records if r.fault == fault):
             verdict = r.verdict if r.status != "failed" else f"harness failed: {r.error}"
-            split = ", ".join(f"{n} {k}" for k, n in failure_split(r).items()) or ("none" if r.requests_lost == 0
-                                                                                    else None)
+            split = failure_text(r) or ("none" if r.requests_lost == 0 else None)
             lines.append(f"| {r.mode} | {_cell(r.requests_lost)} | {_cell(split)} | {_cell(r.recovery_s)} "
                          f"| {_cell(verdict)} |")
         lines.append("")
@@ -184,9 +188,21 @@ def markdown(records: Sequence[FaultRecord], charts: dict[str, str], meta: Mappi
     return "\n".join(lines)
 
 
+def check_run(out: Path) -> None:
+    """RecordError unless ``out`` is a faults run folder: a bench run's report.html is not a faults page to
+    overwrite, and a mistyped path is not a folder to create."""
+    if not out.is_dir():
+        raise records.RecordError(f"no such folder: {out}")
+    if not (out / records.FAULTS_NAME).is_file():
+        raise records.RecordError(f"no {records.FAULTS_NAME} in {out}: not a faults run (a bench run is redrawn by "
+                                  "python -m scripts.report)")
+
+
 def render_run(out: Path) -> Path:
     """Redraw a faults run folder from its ``faults.json``: charts, ``faults.md``, ``report.html``, and the results
-    index when the run lives under results/; returns the markdown's path."""
+    index when the run lives under results/; returns the markdown's path. RecordError, with nothing written, for a
+    folder that is not a faults run."""
+    check_run(out)
     run = records.load(out)
     path = render(out, run.faults, run.faults_meta)
     faults_html.write_page(run.faults, out, run.faults_meta)
@@ -218,7 +234,19 @@ def render(out: Path, records: Sequence[FaultRecord], meta: Mapping[str, Any] | 
     return path
 
 
-if __name__ == "__main__":  # re-render a run folder: python -m scripts.faults.faults_report RUN
-    import sys
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.faults.faults_report",
+                                     description="Redraw faults.md, report.html and the charts of a faults run folder "
+                                     "from its faults.json.")
+    parser.add_argument("run_dir", type=Path, help="a faults run folder, e.g. results/faults-20261206T120000Z")
+    args = parser.parse_args(argv)
+    try:
+        print(render_run(args.run_dir))
+    except records.RecordError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
-    print(render_run(Path(sys.argv[1])))
+
+if __name__ == "__main__":
+    sys.exit(main())

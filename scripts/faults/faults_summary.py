@@ -28,10 +28,15 @@ WHAT = {
     "crash": "a request calls os._exit under steady load",
     "segv": "a request dies of a real SIGSEGV (ctypes NULL read) under steady load",
     "hang": "a request blocks for an hour under steady load (worker timeout set where the mode has one)",
+    "spin": "a request computes in Python for the rest of the run, never yielding (worker timeout set where the mode "
+            "has one)",
+    "blocking": "one client sends 300 ms requests one after another beside steady load: first waits (a sleep, which "
+                "green threads and await make a yield), then SQLite queries (C code, which nothing can)",
     "error": "5 requests raise inside the app under steady load",
     "state": "20 requests in a row each store a token in a module-level variable and read the previous one",
     "leak": "every request keeps 16 KiB, no recycling",
     "leak+recycle": "every request keeps 16 KiB, workers recycled after N requests",
+    "leak+rss": "every request keeps 16 KiB, workers recycled when their RSS passes a fresh worker's by N MB",
     "reload": "the mode's reload signal under steady load",
     "shutdown": "SIGTERM under steady load of 150 ms requests at 10/s",
     "cleanup": "PostgreSQL connections (pg_stat_activity) while /db is loaded with recycling and a reload where the "
@@ -107,8 +112,9 @@ def has_timeline(r: FaultRecord) -> bool:
 
 
 CAUTIONS = (("state", ("state",)), ("errors", ("error", "crash", "segv")),
-            ("leaks", ("leak", "leak+recycle", "recycle")),
-            ("lifecycle", ("hang", "reload", "shutdown")), ("cleanup", ("cleanup",)), ("slow clients", ("slow",)))
+            ("leaks", ("leak", "leak+recycle", "leak+rss", "recycle")),
+            ("lifecycle", ("hang", "spin", "reload", "shutdown")), ("blocking calls", ("blocking",)),
+            ("cleanup", ("cleanup",)), ("slow clients", ("slow",)))
 
 
 def unmeasured_cautions(records: Sequence[FaultRecord]) -> list[str]:
@@ -136,9 +142,12 @@ def short(r: FaultRecord) -> str:
     if r.fault == "error":
         fate = "new process each" if d.get("process_per_request") else "survives" if d["survived"] else "replaced"
         return f"{'/'.join(sorted(set(d['statuses'])))}, {fate}"
-    if r.fault in ("leak", "leak+recycle") and d.get("pss"):
+    if r.fault in ("leak", "leak+recycle", "leak+rss") and d.get("pss"):
         return f"PSS {d['pss'][0][1]:.0f}->{d['pss'][-1][1]:.0f} MB, p99 {d['latency_ms'].get('p99', 0):.0f} ms"
-    if r.fault == "hang":
+    if r.fault == "blocking":
+        return (f"wait: p99 {d['p99_ms']['wait']:.0f} ms, {d['lost']['wait']} lost; "
+                f"sqlite: p99 {d['p99_ms']['sqlite']:.0f} ms, {d['lost']['sqlite']} lost")
+    if r.fault in ("hang", "spin"):
         gone = d.get("hung_process_gone_s")
         # A process per request has no worker to time out: the hung one simply stays.
         never = ("stays to the end" if per_request(r.mode)
@@ -181,9 +190,12 @@ def tone(r: FaultRecord) -> str:
         return ""
     if r.fault == "state":
         return "bad" if d["saw_earlier_state"] else "good"
-    if r.fault == "hang" and not r.requests_lost and d.get("hung_process_gone_s") is None and not per_request(r.mode):
+    if (r.fault in ("hang", "spin") and not r.requests_lost and d.get("hung_process_gone_s") is None
+            and not per_request(r.mode)):
         return ""  # nothing lost, but a worker is stuck for good
-    if r.fault in ("crash", "segv", "hang", "reload", "error"):
+    if r.fault == "blocking":
+        return "bad" if d["lost"]["sqlite"] else "good"
+    if r.fault in ("crash", "segv", "hang", "spin", "reload", "error"):
         return "bad" if r.requests_lost and r.recovery_s is None else "" if r.requests_lost else "good"
     if r.fault == "shutdown":
         return "bad" if d.get("left_behind") or d.get("exit_s") is None else "" if d.get("cut") else "good"
@@ -200,6 +212,20 @@ def tone(r: FaultRecord) -> str:
 def failure_split(r: FaultRecord) -> dict[str, int]:
     """The failed requests by how they ended (empty for a schema-1 record, which did not split them)."""
     return {k: int(n) for k, n in (r.details.get("failures") or {}).items() if n}
+
+
+# Failures that are not losses for a fault: after SIGTERM the listener closes, so refused and unsent requests are
+# the point of a shutdown (cases.shutdown counts only the cut ones as lost).
+NOT_LOST = {"shutdown": ("refused", "unsent")}
+
+
+def failure_text(r: FaultRecord) -> str:
+    """How the failed requests ended, the lost ones first and apart from those that are no loss for this fault:
+    ``1 reset; not lost: 14 refused after the listener closed``."""
+    split, apart = failure_split(r), NOT_LOST.get(r.fault, ())
+    lost = ", ".join(f"{n} {k}" for k, n in split.items() if k not in apart)
+    after = ", ".join(f"{n} {k}" for k, n in split.items() if k in apart)
+    return "; ".join(filter(None, (lost, f"not lost: {after} after the listener closed" if after else "")))
 
 
 def lost_short(r: FaultRecord) -> str:

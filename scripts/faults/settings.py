@@ -84,6 +84,16 @@ class Settings:
     def max_requests(self) -> int:
         return 300 if self.quick else 1_000
 
+    @property
+    def rss_growth_mb(self) -> int:
+        """Memory-triggered recycling's limit, above a fresh worker's RSS: the leak's 16 KiB per request reaches it
+        after about 500 requests a worker (quick) or 1,000, as often as request-count recycling recycles."""
+        return 8 if self.quick else 16
+
+    @property
+    def blocking_ms(self) -> int:  # how long each of the blocking fault's slow requests takes
+        return 300
+
     def rate(self, mode: Mode) -> float:
         """A moderate offered rate the mode serves comfortably (so a fault, not overload, makes failures)."""
         if mode.placement.min_duration_s >= 1.0:
@@ -133,6 +143,9 @@ NEEDS_SAMPLE_APP = {
     "state": "/fault/state, a request that stores and reads a module-level value",
     "leak": "/fault/leak, a request that keeps 16 KiB",
     "leak+recycle": "/fault/leak, a request that keeps 16 KiB",
+    "leak+rss": "/fault/leak, a request that keeps 16 KiB",
+    "spin": "/fault/spin, a request that computes for the rest of the run",
+    "blocking": "/io and /fault/sqlite, requests that wait or query SQLite for 300 ms",
     "cleanup": "/db and the sample app's PostgreSQL connection settings",
     "slow: nonreader": "/fault/big, a 2 MiB answer",
 }

@@ -27,8 +27,6 @@ import argparse
 import dataclasses
 import json
 import os
-import re
-import shutil
 import signal
 import socket
 import sys
@@ -45,6 +43,7 @@ from scripts.common.procs import free_port, get, running, wait_ready
 from scripts.faults.observe import Server, load_probe, serve, under_load
 from scripts.faults.settings import NEEDS_SAMPLE_APP, Case
 from scripts.load.histogram import percentile
+from scripts.load.wrk_process import WrkResult, find_wrk, run_wrk
 from scripts.modes import MODES
 from scripts.records.records import FaultRecord
 
@@ -52,7 +51,6 @@ ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 DEFAULT_MODES = ("prefork", "gunicorn-sync", "uvicorn", "fork")
 FAIRNESS_PATH = "/io?ms=20"
-WRK_MARGIN_S = 30.0
 SCHEMA = 1
 
 
@@ -93,7 +91,7 @@ class Options:
     half_sent: tuple[int, ...]
     normal: int
     request_timeout_s: float
-    duration_s: float
+    duration_s: int
     connections: int
     workers: int
     out_dir: Path
@@ -178,40 +176,22 @@ def slowloris(port: int, half_sent: int, plan: Options) -> Slowloris:
     )
 
 
-def _duration_ms(text: str) -> float:
-    """wrk's ``12.34ms`` / ``1.20s`` / ``850.00us`` / ``2.00m`` in milliseconds."""
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if m is None:
-        raise ValueError(f"not a wrk duration: {text!r}")
-    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[m.group(2)]
-
-
-def parse_wrk(text: str, *, path: str, connections: int, duration_s: float) -> WrkCell:
-    """The numbers of a ``wrk --latency`` report."""
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    p99 = re.search(r"^\s+99%\s+(\S+)", text, re.M)
-    latency = re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", text, re.M)
-    if rps is None or p99 is None or latency is None:
-        raise ValueError(f"unreadable wrk report:\n{text[-2000:]}")
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+def wrk_cell(result: WrkResult, *, path: str, connections: int) -> WrkCell:
+    """What this tool keeps of one of the pipeline's wrk runs."""
     return WrkCell(
-        path=path, connections=connections, duration_s=duration_s, rps=float(rps.group(1)),
-        p99_ms=_duration_ms(p99.group(1)), max_ms=_duration_ms(latency.group(1)),
-        socket_errors=sum(int(g) for g in errors.groups()) if errors else 0,
-        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        path=path, connections=connections, duration_s=result.duration_s, rps=result.throughput_rps,
+        p99_ms=result.latency_ms.get("p99", 0.0), max_ms=result.latency_ms.get("max", 0.0),
+        socket_errors=result.socket_errors, non_2xx=result.non_2xx,
     )
 
 
-def run_wrk(exe: str, port: int, path: str, plan: Options, log_dir: Path, cpus: set[int] | None) -> WrkCell:
-    """One wrk run (keep-alive, one thread) in a process group of its own, bounded to duration + margin."""
-    argv = [exe, "-t1", f"-c{plan.connections}", f"-d{plan.duration_s:g}s", "--latency", "--timeout", "5s",
-            f"http://{HOST}:{port}{path}"]
-    log = log_dir / f"wrk-{port}-{path.strip('/').replace('?', '_').replace('=', '')}.log"
-    with running(argv, log_path=log, cwd=ROOT, cpus=cpus) as proc:
-        proc.wait(timeout=plan.duration_s + WRK_MARGIN_S)
-    return parse_wrk(log.read_text(errors="replace"), path=path, connections=plan.connections,
-                     duration_s=plan.duration_s)
+def measure_wrk(port: int, path: str, plan: Options, log_dir: Path, cpus: set[int] | None) -> WrkCell:
+    """One keep-alive wrk cell through the pipeline's wrk runner (a process group of its own, bounded)."""
+    workdir = log_dir / f"wrk-{port}-{path.strip('/').replace('?', '_').replace('=', '')}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = run_wrk(host=HOST, port=port, path=path, connections=plan.connections, duration=plan.duration_s,
+                     workdir=workdir, cpus=cpus)
+    return wrk_cell(result, path=path, connections=plan.connections)
 
 
 def measure_mode(mode: str, plan: Options, log_dir: Path, wrk: str | None) -> dict[str, object]:
@@ -228,8 +208,8 @@ def measure_mode(mode: str, plan: Options, log_dir: Path, wrk: str | None) -> di
         return result
     with serving(mode, plan, log_dir, server_cpus) as port:
         get(HOST, port, "/plaintext")  # warm the workers' code before the timed cells
-        result["fairness"] = asdict(run_wrk(wrk, port, FAIRNESS_PATH, plan, log_dir, load_cpus))
-        result["plaintext"] = asdict(run_wrk(wrk, port, "/plaintext", plan, log_dir, load_cpus))
+        result["fairness"] = asdict(measure_wrk(port, FAIRNESS_PATH, plan, log_dir, load_cpus))
+        result["plaintext"] = asdict(measure_wrk(port, "/plaintext", plan, log_dir, load_cpus))
     return result
 
 
@@ -275,7 +255,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     p.add_argument("--half-sent", default="8,64", help="half-sent connections per slowloris cell (default %(default)s)")
     p.add_argument("--normal", type=int, default=20, help="normal requests timed per slowloris cell")
     p.add_argument("--request-timeout", type=float, default=5.0, help="seconds before a normal request counts failed")
-    p.add_argument("--duration", type=float, default=6.0, help="seconds of each wrk cell (default %(default)s)")
+    p.add_argument("--duration", type=int, default=6, help="whole seconds of each wrk cell (default %(default)s)")
     p.add_argument("--connections", type=int, default=32, help="wrk's keep-alive connections (default %(default)s)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=ROOT / "results", help="directory for the JSON (default results/)")
@@ -298,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     log_dir = plan.out_dir / f"slowclients-{stamp}-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    wrk = shutil.which("wrk")
+    wrk = find_wrk()
     results: dict[str, dict[str, object]] = {}
     for mode in plan.modes:
         print(f"{mode} ...", flush=True)

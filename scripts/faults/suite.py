@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -40,7 +41,7 @@ import psycopg
 
 from loadtests.scenario_file import ScenarioFileError
 from loadtests.scenarios import Scenario
-from scripts.common.files import write_text_atomic
+from scripts.common.files import run_folder, write_text_atomic
 from scripts.common.procs import StartError, log_tail
 from scripts.faults import faults_html, faults_report
 from scripts.faults.cases import FAULTS
@@ -48,7 +49,8 @@ from scripts.faults.settings import NEEDS_SAMPLE_APP, ROOT, Case, Settings, serv
 from scripts.load import LoadError
 from scripts.modes import MODE_SETS, MODES, Mode
 from scripts.plan import environment, plan, userapp
-from scripts.records.records import FaultRecord, faults_to_json
+from scripts.records.records import FAULTS_NAME, FaultRecord, faults_to_json, load_faults
+from scripts.render import completeness
 from scripts.run.verify import VerifyError
 
 
@@ -113,31 +115,39 @@ def _run(settings: Settings, modes: Sequence[str], faults: Sequence[str], regist
     started = time.monotonic()
     meta = {"quick": settings.quick, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "modes": list(modes), "faults": list(faults), "workers": settings.workers,
-            "environment": environment.environment(), **extra}
+            "environment": environment.environment(), **extra, "state": "running"}
+    write_records(settings.out / FAULTS_NAME, records, meta)  # a faults run from its start, every case planned
     try:
         for fault in faults:
             for name in modes:
-                case = Case(settings=settings, mode=registry[name], env=env,
-                            workdir=settings.out / "logs" / f"{fault}-{name}")
-                t0 = time.monotonic()
-                record = run_case(fault, case)
-                records.append(record)
-                print(f"faults: {fault:<13} {name:<14} {time.monotonic() - t0:5.1f} s  "
-                      f"{record.verdict or record.error}", flush=True)
-                write_records(settings.out / "faults.json", records, meta)
+                records.append(_case(settings, registry[name], env, fault))
+                write_records(settings.out / FAULTS_NAME, records, meta)
+        meta["state"] = "finished"
+    except KeyboardInterrupt:
+        meta["state"] = "interrupted"
+        raise
     finally:
         db_path.unlink(missing_ok=True)
+        write_records(settings.out / FAULTS_NAME, records, meta)
     print(f"faults: {len(records)} cases in {time.monotonic() - started:.0f} s", flush=True)
     return records
 
 
-def _names(text: str | None, valid: Sequence[str], what: str) -> list[str]:
-    if not text:
-        return list(valid)
+def _case(settings: Settings, mode: Mode, env: dict[str, str], fault: str) -> FaultRecord:
+    case = Case(settings=settings, mode=mode, env=env, workdir=settings.out / "logs" / f"{fault}-{mode.name}")
+    t0 = time.monotonic()
+    record = run_case(fault, case)
+    print(f"faults: {fault:<13} {mode.name:<14} {time.monotonic() - t0:5.1f} s  {record.verdict or record.error}",
+          flush=True)
+    return record
+
+
+def _fault_names(text: str) -> list[str]:
+    """--faults: known names only; a usage error (exit 2) listing the valid ones otherwise."""
     names = [n.strip() for n in text.split(",") if n.strip()]
-    wrong = [n for n in names if n not in valid]
-    if wrong:
-        raise SystemExit(f"faults: unknown {what} {', '.join(wrong)}; valid: {', '.join(valid)}")
+    wrong = [n for n in names if n not in FAULTS]
+    if wrong or not names:
+        raise argparse.ArgumentTypeError(f"unknown fault {', '.join(wrong) or repr(text)}; valid: {', '.join(FAULTS)}")
     return names
 
 
@@ -168,18 +178,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modes", type=plan.modes_argument(MODES), default=MODE_SETS["default"],
                    help="modes and mode sets (default, all, wsgi, asgi), comma-separated; default: "
                         f"{', '.join(MODE_SETS['default'])}")
-    p.add_argument("--faults", help=f"comma-separated, default all: {', '.join(FAULTS)}")
-    p.add_argument("--out", type=Path, help="run folder (default results/faults-<UTC time>)")
+    p.add_argument("--faults", type=_fault_names, help=f"comma-separated, default all: {', '.join(FAULTS)}")
+    p.add_argument("--out", type=run_folder, help="run folder (default results/faults-<UTC time>)")
     userapp.add_arguments(p, open_loop_help="the faults' steady load sends GET PATH (default: the first request of "
                           "--scenario-file, else of --paths)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the suite; the exit status: 0, or 130 when interrupted (the finished cases are still reported)."""
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background without it
     p = build_parser()
     args = p.parse_args(argv)
     modes = list(args.modes)
-    faults = _names(args.faults, list(FAULTS), "fault")
+    faults = args.faults or list(FAULTS)
     out = args.out or ROOT / "results" / time.strftime("faults-%Y%m%dT%H%M%SZ", time.gmtime())
     settings = Settings(quick=args.quick, out=out)
     registry: Mapping[str, Mode] = MODES
@@ -196,10 +209,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"faults: {mode}: not applicable: {why}", flush=True)
     for fault, needs in meta.get("needs_sample_app", {}).items():
         print(f"faults: {fault}: needs the sample app ({needs})", flush=True)
-    run(settings, modes, faults, registry=registry, meta=meta)
+    code = 0
+    try:
+        run(settings, modes, faults, registry=registry, meta=meta)
+    except KeyboardInterrupt:
+        print("faults: interrupted: writing the reports of the finished cases", flush=True)
+        code = 130
+    if not (out / FAULTS_NAME).exists():  # stopped before the first case was set up
+        print("faults: interrupted before any case ran; nothing to report", flush=True)
+        return code
     faults_report.render_run(out)
     print(f"faults: wrote {out / 'faults.md'} and {out / faults_html.PAGE_NAME}")
-    return 0
+    if code:
+        ran, stored = load_faults(out)
+        print(f"faults: {completeness.faults_banner(stored, ran)}", flush=True)
+    return code
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM takes the Ctrl-C path: every server stopped, the finished cases reported
 
 
 if __name__ == "__main__":

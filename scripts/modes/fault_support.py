@@ -13,3 +13,4 @@ class FaultSupport:
     max_requests_flag: str | None = None  # the option that recycles a worker after N requests
     # The signal that replaces every worker while the listening socket stays open.
     reload_signal: signal.Signals | None = None
+    max_rss_flag: str | None = None  # the option that recycles a worker whose RSS passes N MB (uWSGI's --reload-on-rss)

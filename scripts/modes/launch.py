@@ -41,3 +41,7 @@ class Process:
     packages: tuple[str, ...] = ()  # the distributions it runs, whose versions every run records
     # A statement of fact about a mode's own defaults (keep-alive, backlog, threads), for --list and the README.
     defaults: str = ""
+    # How many requests it serves at once when that is a fixed number (a cap on children, a thread pool of its
+    # own); None: workers x threads for a WSGI pool, every connection for an ASGI event loop. Little's law
+    # (scripts/analysis/littles_law.py) turns it into the throughput ceiling of a scenario that waits.
+    holds: int | None = None

@@ -28,7 +28,9 @@ class Mode:
 
     @property
     def family(self) -> Family:
-        return "hand-written" if self.placement.hand_written else self.interface
+        if self.placement.hand_written:
+            return "hand-written"
+        return "green" if self.placement.green_threads else self.interface
 
     @property
     def tuning_axes(self) -> tuple[Axis, ...]:

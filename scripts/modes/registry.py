@@ -6,14 +6,15 @@ parts: the process model (:mod:`~scripts.modes.launch`), where it takes part (:m
 the speed checks it is held to (:mod:`~scripts.modes.checks`) and what the faults suite may use of it
 (:mod:`~scripts.modes.fault_support`). The harness starts that command in a process group of its own and stops
 the whole group, so a mode needs no wrapper class, a production server included. To add a mode, add one entry
-here (and its command function): its family (this project's servers, WSGI servers, ASGI servers) decides where
-reports show it, and the named sets of ``--modes`` (:func:`~scripts.modes.mode.mode_sets`) take it in by its
-parts.
+here (and its command function): its family (this project's servers, WSGI servers, green threads, ASGI servers)
+decides where reports show it, and the named sets of ``--modes`` (:func:`~scripts.modes.mode.mode_sets`) take it
+in by its parts.
 """
 
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 from scripts.modes.checks import FORK_LOOP, FORK_RATE, STDLIB_FORK, Checks, SpeedRatio
 from scripts.modes.fault_support import FaultSupport
@@ -89,6 +90,14 @@ def _gunicorn_uvicorn(l: Launch) -> list[str]:  # noqa: E741
     return _gunicorn(l, "uvicorn_worker.UvicornWorker")
 
 
+def _gunicorn_asgi(l: Launch) -> list[str]:  # noqa: E741
+    # gunicorn's own asyncio ASGI worker (gunicorn >= 24). The parser and loop are named rather than left to
+    # "auto", which would pick the C parser (gunicorn_h1c) where it happens to be installed and change what is
+    # measured and what the malformed corpus gets; lifespan stays "auto", as uvicorn's. Keep-alive from gunicorn's
+    # --keep-alive. No access log unless --access-logfile is given.
+    return [*_gunicorn(l, "asgi"), "--asgi-loop", "uvloop", "--http-parser", "python"]
+
+
 def _granian(l: Launch, interface: Interface) -> list[str]:  # noqa: E741
     # Granian's default interface is rsgi, its own: the interface is always given. An idle keep-alive
     # connection is closed when its next request's head does not arrive within the header read timeout (30 s
@@ -130,6 +139,52 @@ def _waitress(l: Launch) -> list[str]:  # noqa: E741
     ]
 
 
+# gevent's pool size per worker (--worker-connections): gunicorn's default, spelt out, as it is this model's size.
+GEVENT_CONNECTIONS = "1000"
+
+
+def _gunicorn_gevent(l: Launch) -> list[str]:  # noqa: E741
+    # The worker monkey-patches the standard library before it imports the app, then serves each connection on
+    # a greenlet of a pool of --worker-connections.
+    return [*_gunicorn(l, "gevent"), "--worker-connections", GEVENT_CONNECTIONS]
+
+
+def _uwsgi(l: Launch) -> list[str]:  # noqa: E741
+    # The uwsgi binary beside the interpreter (pip installs it into the environment's bin/). It embeds the
+    # Python it was built with, not the environment: --home points it at the environment's site-packages.
+    # --http: uWSGI's HTTP router, an event-driven C process that holds the clients' connections (keep-alive with
+    # --http-keepalive, idle ones closed after --http-timeout) and passes each request to a free worker over the
+    # uwsgi protocol; what uWSGI's documentation gives for serving HTTP without a proxy in front. Not
+    # --http11-socket, where a worker keeps a keep-alive connection until it goes idle: with 32 connections on 2
+    # workers, 30 would wait in the backlog. uWSGI's defaults that would make it the odd one out: SIGTERM means
+    # "reload" (--die-on-term: stop), an app that fails to import leaves workers answering 500 (--need-app:
+    # exit), every request is logged (--disable-logging), and a worker is recycled (--max-requests, --reload-on-rss)
+    # only once it has lived 10 s (--min-worker-lifetime 1: the faults suite recycles within seconds, as gunicorn
+    # and prefork do). It loads the app in the master and forks (its default, kept: no --lazy-apps).
+    environment = Path(l.python).parent
+    return [
+        str(environment / "uwsgi"),
+        "--master",
+        "--processes", str(l.workers),
+        "--http", f"{l.host}:{l.port}",
+        "--http-keepalive",
+        "--http-timeout", KEEPALIVE_S,
+        "--module", l.app,
+        "--home", str(environment.parent),
+        "--pythonpath", ".",
+        "--disable-logging",
+        "--die-on-term",
+        "--need-app",
+        "--min-worker-lifetime", "1",
+    ]
+
+
+def _daphne(l: Launch) -> list[str]:  # noqa: E741
+    # One process (Twisted's reactor): --workers does not apply. Verbosity 0 writes no access log. Its idle
+    # connections close after Twisted's HTTPFactory timeout, 60 s, which daphne offers no option to change.
+    return [l.python, "-m", "daphne", "--bind", l.host, "--port", str(l.port), "--verbosity", "0", l.app]
+
+
 MODES: dict[str, Mode] = {
     m.name: m
     for m in (
@@ -141,6 +196,7 @@ MODES: dict[str, Mode] = {
             process=Process(
                 defaults="no pool; at most 64 children; closes after every response",
                 uses_workers=False,
+                holds=64,
                 fork_per_request=True,
             ),
             placement=Placement(
@@ -159,11 +215,12 @@ MODES: dict[str, Mode] = {
         Mode(
             name="fork",
             interface="wsgi",
-            summary="hand-written fork-per-request server: the app is preloaded, each request gets a child",
+            summary="fork-per-request server: the app is preloaded, each request gets a child",
             command=_fork,
             process=Process(
                 defaults="no pool; at most 64 children at once, clients beyond that wait in the listen backlog",
                 uses_workers=False,
+                holds=64,
                 fork_per_request=True,
             ),
             placement=Placement(hand_written=True),
@@ -185,7 +242,7 @@ MODES: dict[str, Mode] = {
         Mode(
             name="prefork",
             interface="wsgi",
-            summary="hand-written pre-fork server: a master and a pool of long-lived workers on one socket",
+            summary="pre-fork server: a master and a pool of long-lived workers on one socket",
             command=_prefork,
             process=Process(defaults="--workers; keep-alive 5 s"),
             placement=Placement(hand_written=True),
@@ -264,10 +321,51 @@ MODES: dict[str, Mode] = {
                 defaults="blocking threads per worker: its default, half of backlog / workers (256 with 2 workers); "
                 "idle connections closed after 5 s (`--http1-header-read-timeout 5000`, the time to read a request's "
                 "head; default 30 s); backlog 1024",
+                holds=512,  # half the backlog of blocking threads, shared among the workers
             ),
             placement=Placement(in_default_set=False),
             # Its blocking threads are set by an option of its own; without it, granian's default (above).
             tuning=Tuning(threads_flag="--blocking-threads"),
+        ),
+        Mode(
+            name="uwsgi",
+            interface="wsgi",
+            summary="uWSGI (C): a master, pre-forked workers and its event-driven HTTP router in front (--http)",
+            command=_uwsgi,
+            process=Process(
+                packages=("uwsgi",),
+                start_s=0.5,
+                defaults="--workers as `--processes`, one thread each, plus the HTTP router process; the app loaded in "
+                "the master, then forked (its default); keep-alive 5 s (`--http-keepalive`, off by default; "
+                "`--http-timeout 5`, default 60 s, which also bounds a response's wait); backlog 100 (`--listen`); "
+                "SIGTERM stops it (`--die-on-term`; uWSGI's default is to reload); recycling waits for a worker to "
+                "have lived 1 s (`--min-worker-lifetime`, default 10 s)",
+            ),
+            placement=Placement(in_default_set=False),
+            faults=FaultSupport(
+                worker_timeout_flag="--harakiri",
+                max_requests_flag="--max-requests",
+                max_rss_flag="--reload-on-rss",
+                reload_signal=signal.SIGHUP,
+            ),
+        ),
+        Mode(
+            name="gunicorn-gevent",
+            interface="wsgi",
+            summary="gunicorn with gevent workers: the standard library monkey-patched, a greenlet per connection",
+            command=_gunicorn_gevent,
+            process=Process(
+                packages=("gunicorn", "gevent"),
+                start_s=0.6,
+                defaults="at most 1000 connections per worker (`--worker-connections`, its default); keep-alive 5 s "
+                "(gunicorn's default 2 s); backlog 2048",
+            ),
+            placement=Placement(in_default_set=False, green_threads=True),
+            faults=FaultSupport(
+                worker_timeout_flag="--timeout",
+                max_requests_flag="--max-requests",
+                reload_signal=signal.SIGHUP,
+            ),
         ),
         Mode(
             name="uvicorn",
@@ -326,6 +424,39 @@ MODES: dict[str, Mode] = {
                 defaults="keep-alive 5 s (its default too); backlog 100",
             ),
             placement=Placement(in_default_set=False),
+        ),
+        Mode(
+            name="daphne",
+            interface="asgi",
+            summary="daphne, Django Channels' reference ASGI server: one process on Twisted's reactor",
+            command=_daphne,
+            process=Process(
+                packages=("daphne", "twisted"),
+                uses_workers=False,
+                start_s=0.8,
+                defaults="one process whatever `--workers` says; idle connections closed after 60 s (Twisted's "
+                "`HTTPFactory` timeout: daphne has no option for it); backlog 50 (Twisted's)",
+            ),
+            placement=Placement(in_default_set=False),
+        ),
+        Mode(
+            name="gunicorn-asgi",
+            interface="asgi",
+            summary="gunicorn's own asyncio ASGI worker (`-k asgi`, gunicorn >= 24): its HTTP parser on uvloop",
+            command=_gunicorn_asgi,
+            process=Process(
+                packages=("gunicorn",),
+                start_s=0.8,
+                defaults="keep-alive 5 s (from gunicorn's `--keep-alive`; its default 2 s); uvloop; its "
+                "pure-Python parser (`--http-parser python`, not the optional C one); backlog 2048; at most 1000 "
+                "connections per worker",
+            ),
+            placement=Placement(in_default_set=False),
+            faults=FaultSupport(
+                worker_timeout_flag="--timeout",
+                max_requests_flag="--max-requests",
+                reload_signal=signal.SIGHUP,
+            ),
         ),
     )
 }

@@ -18,6 +18,7 @@ from apps import db
 from loadtests.scenario_file import ScenarioFileError
 from loadtests.scenarios import SCENARIOS, Scenario
 from scripts.common.cpus import available, default_cpus, format_cpus, parse_cpus
+from scripts.common.files import run_folder
 from scripts.load import generators, wrk_process
 from scripts.load.generators import GENERATORS, Generator
 from scripts.load.generators import locust as locust_generator
@@ -48,6 +49,7 @@ FORK_LOOP_S = 3
 # fork per connection at its child cap, an event loop far later.
 OPEN_LOOP_SCENARIO = "io"
 OPEN_LOOP_RATES = (50.0, 100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0)
+OPEN_LOOP_STEP_S = 2.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -106,7 +108,7 @@ class Plan:
     quick: bool = False
     open_loop: bool = False
     open_loop_rates: tuple[float, ...] = OPEN_LOOP_RATES
-    open_loop_duration: float = 2.0
+    open_loop_duration: float = OPEN_LOOP_STEP_S
     start_timeout: float = 30.0
     host: str = HOST
     target: str | None = None  # http://HOST:PORT of a server the bench does not start (scripts.plan.target)
@@ -119,6 +121,8 @@ class Plan:
                                                    compare=False)
     app: userapp.UserApp | None = None  # None: every mode serves the sample app of its interface
     not_applicable: tuple[tuple[str, str], ...] = ()  # (mode, why) asked for but unable to serve the user's app
+    # (option, why) given on the command line but not applied to this run: said on the console and in plan.json
+    not_applied: tuple[tuple[str, str], ...] = ()
     open_loop_scenario: str = OPEN_LOOP_SCENARIO
 
     def levels(self, scenario: str) -> tuple[int, ...]:
@@ -210,11 +214,15 @@ class Plan:
                         for p in sc.probes if p.expect is not None}  # what the reports show beside each name
             data.update(app={**self.app.describe(), "requests": requests}, not_applicable=dict(self.not_applicable),
                         open_loop_scenario=self.open_loop_scenario if self.open_loop_modes() else None)
+        data["not_applied"] = dict(self.not_applied)
         data["out"] = str(self.out)
         data["db_backend"] = "postgresql" if (self.db_url or self.postgres) else "sqlite"
         data["server_cpus"] = format_cpus(self.server_cpus)
         data["client_cpus"] = format_cpus(self.client_cpus)
         data["generators"] = {name: self.generator_for(name) for name in self.scenarios}
+        # Threads per worker of the threaded modes (--threads or their own): Little's law's ceilings need them.
+        data["threads"] = {name: t for name in self.modes if name in self.registry
+                           for t in [self.registry[name].process.threads] if t}
         data["cells"] = len(self.cells())
         return data
 
@@ -247,6 +255,22 @@ def modes_argument(registry: dict[str, Mode]) -> Callable[[str], tuple[str, ...]
     return parse
 
 
+def _seconds(least: float, inclusive: bool) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+        if not (seconds >= least if inclusive else seconds > least) or seconds != seconds or seconds == float("inf"):
+            raise argparse.ArgumentTypeError(f"{value} is not {'at least' if inclusive else 'more than'} {least:g}")
+        return seconds
+    return parse
+
+
+_positive_float = _seconds(0.0, inclusive=False)
+_non_negative_float = _seconds(0.0, inclusive=True)
+
+
 def _ints(value: str) -> tuple[int, ...]:
     try:
         levels = tuple(int(v) for v in value.split(",") if v.strip())
@@ -271,7 +295,8 @@ def _add_matrix_options(p: argparse.ArgumentParser, registry: dict[str, Mode],
     p.add_argument("--scenarios", type=_names("scenario", scenarios),
                    help=f"comma-separated; default all: {','.join(scenarios)}")
     p.add_argument("--concurrency", type=_ints,
-                   help=f"concurrent users for every scenario (default {_join(DEFAULT_CONCURRENCY)})")
+                   help=f"concurrent users for every scenario (default {_join(DEFAULT_CONCURRENCY)}; "
+                   f"--quick: {_join(QUICK_CONCURRENCY)})")
     p.add_argument("--sweep", type=_names("scenario", scenarios),
                    help=f"scenarios also measured at the sweep levels (default {_join(DEFAULT_SWEEP)})")
     p.add_argument("--sweep-levels", type=_ints,
@@ -284,12 +309,14 @@ def _add_matrix_options(p: argparse.ArgumentParser, registry: dict[str, Mode],
                    f"(default {_join(DEFAULT_CLOSE_SCENARIOS)})")
     p.add_argument("--no-close", action="store_true", help="persistent connections only")
     p.add_argument("--duration", type=int, help=f"seconds of measured load per cell (default {DEFAULT_DURATION})")
-    p.add_argument("--warmup", type=float, help=f"seconds of warm-up per cell (default {DEFAULT_WARMUP})")
+    p.add_argument("--warmup", type=_non_negative_float, help=f"seconds of warm-up per cell (default {DEFAULT_WARMUP})")
     p.add_argument("--workers", type=int, default=2, help="workers for every pool-based mode (default %(default)s)")
     p.add_argument("--threads", type=int, help="threads per worker for every threaded mode "
                    "(default: each mode's own, 8 for gunicorn-gthread and waitress)")
     p.add_argument("--quick", action="store_true",
-                   help=f"a short run of every mode and scenario: {QUICK_DURATION}s per cell, no sweep")
+                   help=f"a short run: the modes asked for (the default set without --modes) in every scenario, "
+                   f"once, {QUICK_DURATION} s per cell at {_join(QUICK_CONCURRENCY)} users; no sweep, no "
+                   "new-connection cells, no open-loop ladder, db with connection reuse only")
 
 
 def _add_load_options(p: argparse.ArgumentParser, gens: dict[str, Generator]) -> None:
@@ -301,12 +328,14 @@ def _add_load_options(p: argparse.ArgumentParser, gens: dict[str, Generator]) ->
                    help="skip the open-loop ladder (latency against offered load); --quick skips it too")
     p.add_argument("--open-loop-rates", type=_ints, help=f"offered rates of the open-loop ladder on "
                    f"{OPEN_LOOP_SCENARIO} (default {_join(OPEN_LOOP_RATES)})")
+    p.add_argument("--open-loop-duration", type=_positive_float, help="seconds of each step of the open-loop "
+                   f"ladder (default {OPEN_LOOP_STEP_S:g}; --duration sets the closed-loop cells only)")
     p.add_argument("--server-cpus", type=parse_cpus, help="CPUs for the server (default: the first half)")
     p.add_argument("--client-cpus", type=parse_cpus, help="CPUs for the load generator (default: the rest)")
 
 
 def _add_other_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, help="run folder (default: a new timestamped folder under results/)")
+    p.add_argument("--out", type=run_folder, help="run folder (default: a new timestamped folder under results/)")
     p.add_argument("--db-strategies", type=_names("database strategy", list(db.STRATEGIES)),
                    help="connection strategies for the database scenarios: reuse (one connection per worker) "
                    "and/or per-request (connect, query, close); default both (per-request under the default "
@@ -317,7 +346,7 @@ def _add_other_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--postgres", action="store_true",
                    help="start a throwaway PostgreSQL server (Debian package postgresql) for this run and use it "
                    "instead of SQLite")
-    p.add_argument("--start-timeout", type=float, default=30.0, help="seconds a server gets to become ready")
+    p.add_argument("--start-timeout", type=_positive_float, default=30.0, help="seconds a server gets to become ready")
     p.add_argument("--list", action="store_true", help="list modes, scenarios and generators and exit")
 
 
@@ -404,7 +433,8 @@ def _plan(args: argparse.Namespace, registry: dict[str, Mode], gens: dict[str, G
         db_url=args.db_url or None, postgres=args.postgres, quick=quick,
         repeats=args.repeats or (1 if quick else DEFAULT_REPEATS),
         close_scenarios=tuple(c for c in close if c in scenarios), generator=args.generator, wrk=wrk_process.find_wrk(),
-        open_loop=not (quick or args.no_open_loop), open_loop_rates=rates, server_cpus=cpus[0],
+        open_loop=not (quick or args.no_open_loop), open_loop_rates=rates,
+        open_loop_duration=args.open_loop_duration or OPEN_LOOP_STEP_S, server_cpus=cpus[0],
         client_cpus=cpus[1], start_timeout=args.start_timeout, registry=registry, generators=gens,
     )
 
@@ -431,8 +461,8 @@ def plan_from_args(argv: Sequence[str] | None = None, registry: dict[str, Mode] 
     dist = locust_generator.distribution_from_args(parser, args)
     gens = locust_generator.distributed(gens, dist)
     if args.target:  # the server's CPUs are on its own host: this one is the generator's
-        return replace(target.remote_plan(_plan(args, registry, gens, (frozenset(), args.client_cpus or available())),
-                                          args), locust=dist)
+        return _settled(replace(target.remote_plan(
+            _plan(args, registry, gens, (frozenset(), args.client_cpus or available())), args), locust=dist), args)
     plan = replace(_plan(args, registry, gens, _cpu_sets(parser, args)), locust=dist)
     if args.tuned:  # each mode at a tune run's best setting (scripts.plan.tuned)
         try:
@@ -441,12 +471,51 @@ def plan_from_args(argv: Sequence[str] | None = None, registry: dict[str, Mode] 
             parser.error(str(exc))
         plan = replace(plan, registry=tuned_registry, modes=tuned_modes)
     if user is None:
-        return plan
+        return _settled(plan, args)
     plan = _for_user_app(plan, args, *user)
     if not plan.modes:
         parser.error("no mode asked for can serve your app: " + "; ".join(f"{m} {why}" for m, why in
                                                                           plan.not_applicable))
-    return plan
+    return _settled(plan, args)
+
+
+def _settled(plan: Plan, args: argparse.Namespace) -> Plan:
+    """The plan as it will run: what it records is what it applies (no ladder, sweep or strategies for scenarios it
+    does not run), and every option given but not applied is named with the reason."""
+    ladder = bool(plan.open_loop_modes())
+    db_run = any(plan.scenario_registry[s].db_strategies for s in plan.scenarios)
+    swept = tuple(s for s in plan.sweep_scenarios if s in plan.scenarios)
+    settled = replace(plan, open_loop=ladder, sweep_scenarios=swept, db_strategies=plan.db_strategies if db_run else ())
+    return replace(settled, not_applied=tuple(_not_applied(settled, args)))
+
+
+def _no_ladder(plan: Plan, args: argparse.Namespace) -> str:
+    if args.quick:
+        return "--quick skips the open-loop ladder"
+    if args.no_open_loop:
+        return "--no-open-loop skips the open-loop ladder"
+    if plan.app:
+        return "the ladder on your app needs --open-loop-path"
+    return f"the ladder runs on {plan.open_loop_scenario}, which --scenarios leaves out"
+
+
+def _not_applied(plan: Plan, args: argparse.Namespace) -> list[tuple[str, str]]:
+    found = [(option, _no_ladder(plan, args)) for option, given in (
+        ("--open-loop-rates", args.open_loop_rates), ("--open-loop-duration", args.open_loop_duration),
+        ("--open-loop-path", getattr(args, "open_loop_path", None))) if given and not plan.open_loop]
+    for option, given, kept, off in (("--close", args.close_scenarios, plan.close_scenarios, args.no_close),
+                                     ("--sweep", args.sweep, plan.sweep_scenarios, args.no_sweep)):
+        dropped = [s for s in given or () if s not in kept]
+        if dropped:
+            why = f"{option.replace('--', '--no-')} is given too" if off else "not in --scenarios"
+            found.append((f"{option} {','.join(dropped)}", why))
+    if args.db_strategies and not plan.db_strategies:
+        found.append(("--db-strategies", "no database scenario (db) in --scenarios"))
+    if (args.locust_workers or args.locust_expect_workers) and not any(
+            plan.generator_for(s) == "locust" for s in plan.scenarios):
+        found.append(("--locust-workers", "no scenario of this run is driven by locust (mixed and a scenario file's "
+                      "user mixes are)"))
+    return found
 
 
 def _for_user_app(plan: Plan, args: argparse.Namespace, app: userapp.UserApp,

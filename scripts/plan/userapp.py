@@ -18,6 +18,8 @@ import argparse
 import importlib.util
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -142,6 +144,53 @@ def failure_note(app: UserApp, log_path: Path) -> str:
             f"(given: {keys}).")
 
 
+# Run in a fresh interpreter with a server's environment: is MODULE:CALLABLE there, and does it import?
+_IMPORT_CHECK = """
+import importlib, importlib.util, sys
+module, _, name = sys.argv[1].partition(":")
+try:
+    found = importlib.util.find_spec(module) is not None
+except ModuleNotFoundError:
+    found = False
+if not found:
+    sys.exit(3)
+if not hasattr(importlib.import_module(module), name):
+    print(f"AttributeError: module {module!r} has no attribute {name!r}", file=sys.stderr)
+    sys.exit(3)
+"""
+IMPORT_CHECK_S = 60.0
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _where(app: UserApp) -> str:
+    where = f"in --app-dir {app.app_dir}, then the project root" if app.app_dir else "in the project root only"
+    return f"looked up {where}; --app-dir DIR adds the folder it lives in, --env KEY=VALUE a setting it reads"
+
+
+def check_import(app: UserApp) -> str:
+    """Import the app once, as a server would, before any cell starts. Raises ValueError (a usage error) when its
+    module or callable is not there; returns a warning when the module is there but raises on import (every
+    cell will fail and record it, which is worth saying once up front); "" when it imports."""
+    for option, spec in (("--app", app.wsgi), ("--asgi-app", app.asgi)):
+        if spec is None:
+            continue
+        env = server_env(app, dict(os.environ), ROOT)
+        try:
+            done = subprocess.run([sys.executable, "-c", _IMPORT_CHECK, spec], env=env, cwd=ROOT, capture_output=True,
+                                  text=True, timeout=IMPORT_CHECK_S, check=False)
+        except subprocess.TimeoutExpired:
+            return f"warning: {option} {spec} took over {IMPORT_CHECK_S:.0f}s to import; the cells will tell"
+        lines = [ln.strip() for ln in done.stderr.splitlines() if _EXCEPTION.match(ln.strip())]
+        if done.returncode == 3:
+            raise ValueError(f"{option} {spec}: " + (lines[-1] if lines else f"no module {spec.partition(':')[0]!r}")
+                             + f" ({_where(app)})")
+        if done.returncode != 0:
+            first = lines[-1] if lines else f"exit status {done.returncode}"
+            return (f"warning: {option} {spec} fails to import: {first}\n  every cell will fail with it; "
+                    f"{_where(app)}")
+    return ""
+
+
 # command line ---------------------------------------------------------------
 
 
@@ -191,7 +240,7 @@ def add_arguments(p: argparse.ArgumentParser, open_loop_help: str = OPEN_LOOP_HE
 
 def early(argv: list[str] | None) -> argparse.Namespace:
     """The user-app options alone, read before the full parser is built (its scenario names depend on them)."""
-    p = argparse.ArgumentParser(add_help=False)
+    p = argparse.ArgumentParser(prog="python -m scripts.bench", add_help=False)  # its errors read as the bench's
     add_arguments(p)
     args, _ = p.parse_known_args(argv)
     return args
@@ -237,4 +286,7 @@ def from_args(args: argparse.Namespace) -> tuple[UserApp, dict[str, Scenario]] |
                   app_dir=args.app_dir.resolve() if args.app_dir else None, env=tuple(args.env),
                   health_path=args.health_path or health,
                   scenario_file=args.scenario_file.resolve() if args.scenario_file else None, adapt=args.adapt)
+    warning = check_import(app)
+    if warning:
+        print(warning, file=sys.stderr)
     return app, scenarios

@@ -2,7 +2,8 @@
 
 ``cells/*.json`` hold one :class:`CellRecord` per measured cell (each repeat), ``openloop/*.json`` one
 :class:`OpenLoopRecord` per rate of the open-loop ladder, ``plan.json`` the :class:`RunInfo` and
-``reference.json`` the machine's :class:`References`; a faults run (:mod:`scripts.faults`) writes
+``reference.json`` the machine's :class:`References`, ``progress.json`` the :class:`RunProgress` (what the plan set
+out to measure and how far the run got); a faults run (:mod:`scripts.faults`) writes
 ``faults.json``, one :class:`FaultRecord` per fault and mode. Every record carries ``schema``; :func:`load`
 checks it, upgrades older versions in :func:`_migrate` and refuses anything it cannot read with a
 message that says what and why, as pyperf's ``_bench.py`` does, instead of letting a renderer trip
@@ -179,6 +180,24 @@ class RunInfo:
     environment: Mapping[str, Any] = field(default_factory=dict)
 
 
+ProgressState = Literal["running", "finished", "interrupted"]
+PROGRESS_STATES: tuple[ProgressState, ...] = ("running", "finished", "interrupted")
+PROGRESS_NAME = "progress.json"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunProgress:
+    """``progress.json``: what the plan set out to measure and how far the run got, rewritten by the bench as it
+    goes. ``running`` left on disk means the run was killed outright (or still runs)."""
+
+    schema: int = SCHEMA_VERSION
+    kind: Literal["progress"] = "progress"
+    state: ProgressState = "running"
+    cells: tuple[str, ...] = ()  # every planned cell in plan order, as people read it (its position is its index)
+    ladder_modes: tuple[str, ...] = ()  # the modes the open-loop ladder set out to climb
+    ladder_done: tuple[str, ...] = ()  # those whose ladder ended (every rate, left past the knee, or failed)
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class References:
     """``reference.json``: the machine's own fork rates, measured in the run (None where not measured)."""
@@ -230,7 +249,7 @@ class FaultRecord:
 # writing --------------------------------------------------------------------
 
 
-def to_json(record: CellRecord | OpenLoopRecord | RunInfo) -> JSON:
+def to_json(record: CellRecord | OpenLoopRecord | RunInfo | RunProgress) -> JSON:
     """The record as the JSON object stored on disk (the inverse of the ``*_from_json`` readers)."""
     data = asdict(record)
     if isinstance(record, OpenLoopRecord):
@@ -391,6 +410,18 @@ def run_info_from_json(raw: Mapping[str, Any], where: str = "plan.json") -> RunI
     return RunInfo(plan=plan, environment=env)
 
 
+def progress_from_json(raw: Mapping[str, Any], where: str = PROGRESS_NAME) -> RunProgress:
+    data = _migrate(dict(raw), where)
+    state = data.get("state")
+    if state not in PROGRESS_STATES:
+        raise RecordError(f"{where}: state must be one of {', '.join(PROGRESS_STATES)}, got {state!r}")
+    lists = {key: data.get(key) or [] for key in ("cells", "ladder_modes", "ladder_done")}
+    if not all(isinstance(v, list) and all(isinstance(i, str) for i in v) for v in lists.values()):
+        raise RecordError(f"{where}: cells, ladder_modes and ladder_done must be lists of strings")
+    return RunProgress(state=cast(ProgressState, state), cells=tuple(lists["cells"]),
+                       ladder_modes=tuple(lists["ladder_modes"]), ladder_done=tuple(lists["ladder_done"]))
+
+
 def references_from_json(raw: Mapping[str, Any], where: str = "reference.json") -> References:
     data = _migrate({"schema": 1, **raw}, where)
     fork, loop, stdlib = data.get("fork") or {}, data.get("fork_loop") or {}, data.get("stdlib_fork") or {}
@@ -453,6 +484,7 @@ class Run:
     references: References = field(default_factory=References)
     faults: tuple[FaultRecord, ...] = ()
     faults_meta: Mapping[str, Any] = field(default_factory=dict)  # faults.json's own fields: quick, started, ...
+    progress: RunProgress | None = None  # None: a run from before progress.json, or a faults run
 
 
 def _load_folder(folder: Path, parse: Any) -> list[Any]:
@@ -518,7 +550,8 @@ def load(run_dir: Path) -> Run:
     return Run(path=run_dir, cells=tuple(load_cells(run_dir)), openloop=tuple(load_openloop(run_dir)),
                info=_optional(run_dir / "plan.json", run_info_from_json),
                references=_optional(run_dir / "reference.json", references_from_json) or References(),
-               faults=tuple(faults), faults_meta=meta)
+               faults=tuple(faults), faults_meta=meta,
+               progress=_optional(run_dir / PROGRESS_NAME, progress_from_json))
 
 
 def flags_of(values: Sequence[str]) -> tuple[Flag, ...]:

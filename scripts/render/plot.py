@@ -504,8 +504,9 @@ def throughput_with_references(run: AnalysedRun) -> Figure:
     if not run.reference_lines:
         return figure
     # Named in the title, not beside the lines: the rates are close together at the foot of a panel whose scale
-    # the fastest modes set, where labels would cover bars and each other.
-    key = "; ".join(f"{_LINE_STYLE_NAMES.get(line.style, line.style)}: {line.label} {format_rps(line.rate)}/s"
+    # the fastest modes set, where labels would cover bars and each other. One per line: side by side they run
+    # over the neighbouring panel's title.
+    key = "\n".join(f"{_LINE_STYLE_NAMES.get(line.style, line.style)}: {line.label} {format_rps(line.rate)}/s"
                     for line in run.reference_lines)
     for ax in figure.axes:
         if "/close" not in ax.get_title().split("\n", 1)[0]:

@@ -21,16 +21,18 @@ LOG_LATENCY_RANGE = 10.0  # a latency panel whose highest bar passes this multip
 # Percentiles share their mode's colour and differ in strength, so a group still reads as "this mode".
 PERCENTILE_ALPHA = {"p50": 0.45, "p90": 0.72, "p99": 1.0}
 # A family is a range of hues, so a reader sees the family before the mode: warm for this project's servers,
-# greens for the WSGI servers, blues and purples for the ASGI servers, greys for modes outside the registry.
+# greens for the WSGI servers, golds for the green-thread servers, blues and purples for the ASGI servers, greys for
+# modes outside the registry.
 # Spelled out (matplotlib's tab10 and tab20 among them) so that colours do not depend on the user's rc settings;
 # past a family's last colour they repeat, with the family's marker still telling modes apart on lines.
 FAMILY_PALETTES: dict[str, tuple[str, ...]] = {
     "hand-written": ("#8c564b", "#d62728", "#ff7f0e", "#e377c2"),
     "wsgi": ("#2ca02c", "#bcbd22", "#17becf", "#0b6e4f", "#98df8a"),
-    "asgi": ("#1f77b4", "#9467bd", "#6baed6", "#393b79", "#c5b0d5"),
+    "green": ("#e6ab02", "#a6761d"),
+    "asgi": ("#1f77b4", "#9467bd", "#6baed6", "#393b79", "#c5b0d5", "#7570b3"),
     "other": ("#7f7f7f", "#4d4d4d", "#b0b0b0", "#262626"),
 }
-FAMILY_MARKERS = {"hand-written": "o", "wsgi": "s", "asgi": "^", "other": "D"}
+FAMILY_MARKERS = {"hand-written": "o", "wsgi": "s", "green": "v", "asgi": "^", "other": "D"}
 NOTE_COLOR = "dimgray"
 LEGEND_ENTRY_WIDTH_IN = 1.75  # fits a name as long as "gunicorn-uvicorn" at the default font size
 LEGEND_ROW_IN = 0.3

@@ -17,9 +17,9 @@ from scripts.analysis.significance import welch_log
 from scripts.analysis.stats import FoldedCell
 from scripts.common.formatting import MISSING, format_mb, format_rps, format_sig
 from scripts.records.records import FLAG_MEANINGS, Flag
-from scripts.render import charts
+from scripts.render import ceilings, charts, completeness
 from scripts.render import html as h
-from scripts.render.summary import format_errors, format_flags, format_interval
+from scripts.render.summary import NO_LOG, format_errors, format_flags, format_interval
 
 REPORT_NAME = "report.html"
 # Flags and the generator come early: a wide table scrolls, and they decide how to read the number beside them.
@@ -189,7 +189,7 @@ def failures_section(figures: Sequence[FoldedCell]) -> str:
         return ""
     parts = ['<section id="failed"><h2>Failed cells</h2>']
     for f in failed:
-        log = h.pre(f.log_tail) if f.log_tail.strip() else "<p>No server log captured.</p>"
+        log = h.pre(f.log_tail) if f.log_tail.strip() else f"<p>{NO_LOG}</p>"
         parts.append(f"<h3>{h.esc(f.mode)} / {h.esc(f.scenario)} / {f.concurrency} users</h3>"
                      f"<p>Error:</p>{h.pre(f.error or 'no error message')}"
                      f'<details class="log" open><summary>Log tail</summary>{log}</details>')
@@ -251,12 +251,14 @@ def _subtitle(run: AnalysedRun, run_dir: Path, started: str | None) -> str:
             f"repeat{'' if plan.get('repeats') == 1 else 's'} of {plan.get('duration', MISSING)} s"]
     links = " · ".join(f'<a href="{name}">{name}</a>' for name in ("summary.md", "throughput.png", "latency.png")
                        if (run_dir / name).exists())
-    return " · ".join(bits) + (f"<br>{links}" if links else "")
+    interrupted = completeness.banner(run.completeness)
+    head = f'<b class="bad" id="interrupted">{h.esc(interrupted)}</b><br>' if interrupted else ""
+    return head + " · ".join(bits) + (f"<br>{links}" if links else "")
 
 
 _TOC = (("verdict", "Verdict"), ("your-app", "Your app"), ("charts", "Charts"), ("tables", "Tables"),
-        ("flags", "Flags"), ("checks", "Speed checks"), ("plan", "Plan"), ("environment", "Environment"),
-        ("failed", "Failed cells"))
+        ("littles-law", "Little's law"), ("flags", "Flags"), ("checks", "Speed checks"), ("plan", "Plan"),
+        ("environment", "Environment"), ("failed", "Failed cells"))
 
 
 def render(run: AnalysedRun, run_dir: Path, *, started: str | None = None, extra: Sequence[str] = ()) -> h.Page:
@@ -266,7 +268,8 @@ def render(run: AnalysedRun, run_dir: Path, *, started: str | None = None, extra
     if not run.figures:
         page.add("<p>No cells were recorded in this run.</p>", *extra, plan_section(run))
         return page
-    body = [verdict(run), *extra, charts_section(run), scenario_tables(run), flags_section(run), checks_section(run),
+    body = [verdict(run), *extra, charts_section(run), scenario_tables(run), ceilings.html_section(run),
+            flags_section(run), checks_section(run),
             plan_section(run), failures_section(run.figures)]
     toc = " ".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in _TOC
                    if any(f'id="{anchor}"' in part for part in body))

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.analysis import analysis
-from scripts.common.formatting import MISSING, format_rps
+from scripts.common.formatting import MISSING, count, format_rps
 from scripts.records import records
+from scripts.render import completeness
 from scripts.render import html as h
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +60,7 @@ def _headline(run: analysis.AnalysedRun) -> str:
 
 def _plan(info: records.RunInfo | None, run: analysis.AnalysedRun) -> str:
     plan = info.plan if info else {}
-    text = f"{len(run.modes)} modes x {len(run.scenarios)} scenarios"
+    text = f"{count(len(run.modes), 'mode')} x {count(len(run.scenarios), 'scenario')}"
     if plan:
         repeats = plan.get("repeats", MISSING)
         text += f", {repeats} repeat{'' if repeats == 1 else 's'} of {plan.get('duration', MISSING)} s"
@@ -86,6 +87,8 @@ def fault_entry(run: records.Run) -> RunEntry:
         else ""
     losing = [(f, sum(1 for r in faults if r.fault == f and r.ok and r.requests_lost)) for f in kinds]
     headline = "; ".join(f"{f}: {n} of {len(modes)} modes lose requests" for f, n in losing if n)
+    interrupted = completeness.faults_banner(meta, faults)
+    cases += f"; {interrupted}" if interrupted else ""
     report = next((n for n in ("report.html", "faults.html", "faults.md") if (run.path / n).exists()), None)
     plan = (f"faults: {len(kinds)} faults x {len(modes)} modes" + (", quick" if meta.get("quick") else "")
             + _app(meta.get("app")))
@@ -105,8 +108,10 @@ def entry(path: Path) -> RunEntry:
     failed = sum(not c.ok for c in run.cells)
     commit = str(env.get("git_commit") or MISSING)[:10] + (" (dirty)" if env.get("git_dirty") else "")
     report = next((name for name in ("report.html", "summary.md") if (path / name).exists()), None)
+    interrupted = completeness.banner(analysed.completeness)
     return RunEntry(path=path, kind="bench", started=_when(started), commit=commit, plan=_plan(run.info, analysed),
-                    cells=f"{len(run.cells) - failed} ok" + (f", {failed} failed" if failed else ""),
+                    cells=f"{len(run.cells) - failed} ok" + (f", {failed} failed" if failed else "")
+                    + (f"; {interrupted}" if interrupted else ""),
                     headline=_headline(analysed), report=report)
 
 

@@ -18,12 +18,15 @@ from scripts.analysis.stats import FoldedCell
 from scripts.common.files import write_text_atomic
 from scripts.common.formatting import MISSING, as_number, format_mb, format_percent, format_rps, format_sig
 from scripts.records.records import FLAG_MEANINGS, Flag, OpenLoopRecord
+from scripts.render import ceilings, completeness
 
 COLUMNS = ("mode", "users", "req/s", "95% CI", "p50 ms", "p99 ms", "errors", "CPU ms/req", "req/CPU-s", "memory MB",
            "MB/process", "generator", "flags")
 # Numbers right-aligned so that magnitudes line up when the Markdown is rendered.
 _ALIGNMENT = ("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---", "---")
 NOT_MEASURED = "not measured"
+# A failed cell whose server log is empty: it ran and said nothing (servers log warnings and errors only).
+NO_LOG = "The server wrote nothing to its log: it logs warnings and errors only, so the error above is all there is."
 # The plan's headline settings first; whatever else it holds follows in its own order.
 _PLAN_KEY_ORDER = ("modes", "scenarios", "concurrency", "duration_s", "duration", "workers")
 
@@ -116,7 +119,7 @@ def _scenario_section(run: AnalysedRun, scenario: str) -> list[str]:
             *(_row(f) for f in rows), ""]
 
 
-def _overview(figures: Sequence[FoldedCell]) -> str:
+def _overview(figures: Sequence[FoldedCell], plan: Mapping[str, Any]) -> str:
     if not figures:
         return "No cells were recorded."
     failed = sum(not f.ok for f in figures)
@@ -126,7 +129,7 @@ def _overview(figures: Sequence[FoldedCell]) -> str:
         text += (f" Each figure is the median of {repeats} repeats (modes interleaved); "
                  "the 95% CI is the Student-t interval of their mean.")
     else:
-        text += " Each figure is one measurement (no repeats, so no interval: --repeats 3 gives one)."
+        text += f" Each figure is one measurement ({completeness.repeats_advice(plan, repeats)})."
     return text
 
 
@@ -170,9 +173,17 @@ _OPENLOOP_INTRO = (
     "Requests sent at a constant rate on a fixed schedule, whatever the answers; latency counts from each"
     " request's intended send time, so time a request waited behind a stalled server is counted (the"
     " coordinated-omission correction of wrk2 and HdrHistogram). Every mode gets the same doubling ladder"
-    " of rates on `/io?ms=20` and leaves it one step after it completes less than half the offered rate."
-    " The knee is the first offered rate where the mode completed under 95% of it or its p99 passed ten"
+    " of rates on `{path}`, {step} per step, and leaves it one step after it completes less than half the offered"
+    " rate. The knee is the first offered rate where the mode completed under 95% of it or its p99 passed ten"
     " times its light-load p99.")
+
+
+def openloop_intro(run: AnalysedRun) -> str:
+    """The ladder's paragraph, naming the path and step length this run's ladder used (its records say)."""
+    paths = sorted({p.path for p in run.openloop if p.path}) or ["/io?ms=20"]  # records before the path was kept
+    steps = sorted({p.duration_s for p in run.openloop if p.duration_s})
+    step = " or ".join(f"{d:g} s" for d in steps) if steps else "a few seconds"
+    return _OPENLOOP_INTRO.format(path="`, `".join(paths), step=step)
 
 
 def _openloop_row(p: OpenLoopRecord) -> str:
@@ -188,7 +199,7 @@ def _openloop_row(p: OpenLoopRecord) -> str:
 def _openloop_section(run: AnalysedRun) -> list[str]:
     if not run.openloop:
         return []
-    lines = ["## Latency against offered load (open loop)", "", _OPENLOOP_INTRO, "",
+    lines = ["## Latency against offered load (open loop)", "", openloop_intro(run), "",
              "| mode | offered req/s | achieved req/s | p50 ms | p99 ms | p99 uncorrected ms | errors "
              "| generator kept up |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -221,7 +232,7 @@ def _failures_section(figures: Sequence[FoldedCell]) -> list[str]:
     for f in figures:
         if f.ok:
             continue
-        log = _fenced(f.log_tail) if f.log_tail.strip() else ["_No server log captured._"]
+        log = _fenced(f.log_tail) if f.log_tail.strip() else [f"_{NO_LOG}_"]
         error = f.error or f"no error message (status: {f.status})"
         lines += [f"### {f.mode} / {f.scenario} / {f.concurrency} users", "", "Error:", "", *_fenced(error), "",
                   "Log tail:", "", *log, ""]
@@ -242,12 +253,15 @@ def _charts_section(charts: Sequence[str]) -> list[str]:
 def summary_markdown(run: AnalysedRun, *, charts: Sequence[str] = (), extra: Sequence[str] = ()) -> str:
     """The whole report as Markdown; figures in plan order, which decides the order of scenarios and modes.
     ``extra``: lines of sections rendered elsewhere (a user's app: scripts.render.userapp_report), after the plan."""
-    lines = ["# workerbench results", "", _overview(run.figures), ""]
+    interrupted = completeness.banner(run.completeness)
+    lines = ["# workerbench results", "", *([f"**{interrupted}**", ""] if interrupted else []),
+             _overview(run.figures, run.info.plan if run.info else {}), ""]
     if run.info and run.info.plan:
         lines += _plan_section(run.info.plan)
     lines += extra
     for scenario in run.scenarios:
         lines += _scenario_section(run, scenario)
+    lines += ceilings.markdown(run)
     lines += _flags_section(run.figures)
     lines += _speed_section(run.checks)
     lines += _openloop_section(run)

@@ -92,7 +92,18 @@ def ladder(plan: Plan, mode_name: str, run_dir: Path, db_path: Path,
     return points
 
 
-def run_ladders(plan: Plan, run_dir: Path, db_path: Path, report: Callable[[OpenLoopRecord], None]) -> None:
+def run_ladders(plan: Plan, run_dir: Path, db_path: Path, report: Callable[[OpenLoopRecord], None],
+                done: Callable[[str], None] = lambda mode: None) -> None:
+    """Every mode's ladder; each step is written as soon as it is measured (an interruption keeps every finished
+    step), and ``done`` hears of each mode whose ladder ended."""
     for index, mode in enumerate(plan.open_loop_modes()):
-        for i, record in enumerate(ladder(plan, mode, run_dir, db_path, report)):
-            write_json_atomic(run_dir / "openloop" / f"{index:02d}-{mode}-{i:02d}.json", to_json(record))
+        steps = 0
+
+        def keep(record: OpenLoopRecord, index: int = index, mode: str = mode) -> None:
+            nonlocal steps
+            write_json_atomic(run_dir / "openloop" / f"{index:02d}-{mode}-{steps:02d}.json", to_json(record))
+            steps += 1
+            report(record)
+
+        ladder(plan, mode, run_dir, db_path, keep)
+        done(mode)

@@ -25,7 +25,7 @@ from scripts.modes import MODES
 from scripts.plan.plan import Cell, Plan
 from scripts.plan.target import StatusError, parse_target, read_status
 from scripts.records.records import CellRecord
-from scripts.run.cell import CELL_ERRORS, _blank, _load, _measured, now
+from scripts.run.cell import CELL_ERRORS, _blank, _load, _measured, drain, now
 from scripts.run.verify import verify
 
 # A server that is already running answers at once or not at all; a short retry covers a restart in progress.
@@ -113,6 +113,7 @@ def _measure(plan: Plan, cell: Cell, port: int,
     verify(plan.host, port, SCENARIOS[cell.scenario])  # every endpoint answers right before any load
     if plan.warmup > 0:
         generator.warm_up(_load(plan, cell, port, cell_dir / "warmup", plan.warmup))
+        drain(plan.host, port, SCENARIOS[cell.scenario])  # the warm-up's leftovers, as a local cell waits them out
     sampler = RemoteSampler(plan.target_status) if plan.target_status else None
     if sampler:
         sampler.start()

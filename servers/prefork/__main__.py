@@ -17,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     p = _cli.parser("python -m servers.prefork", "Pre-fork WSGI server: a master and a pool of workers.")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default %(default)s)")
     p.add_argument("--preload", action="store_true", help="import the app in the master before forking")
+    p.add_argument("--no-gc-freeze", dest="gc_freeze", action="store_false",
+                   help="after --preload, fork without gc.collect() and gc.freeze() first (to measure what the "
+                        "freeze saves: the collector's writes to the preloaded objects then copy their pages)")
     p.add_argument("--max-requests", type=int, default=0, help="recycle a worker after this many requests")
     p.add_argument("--max-requests-jitter", type=int, default=0, help="random extra requests per worker quota")
     p.add_argument("--graceful-timeout", type=float, default=30.0,
@@ -37,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         app=args.app,
         workers=args.workers,
         preload=args.preload,
+        gc_freeze=args.gc_freeze,
         max_requests=args.max_requests,
         max_requests_jitter=args.max_requests_jitter,
         graceful_timeout=args.graceful_timeout,

@@ -307,7 +307,7 @@ class Arbiter:
     def run(self) -> int:
         signals = self.signals = SignalQueue(MASTER_SIGNALS)
         self.listener.setblocking(False)
-        if self.app is not None:
+        if self.app is not None and self.opts.gc_freeze:
             gc.collect()
             gc.freeze()  # copy-on-write friendly: workers never touch the preloaded objects' GC headers
         log.info("prefork master %d on %s:%d, %d workers", os.getpid(), self.info.host, self.info.port, self.target)

@@ -19,11 +19,12 @@ from servers.prefork.options import (
     REBALANCE_CLOSE_FRACTION,
     REBALANCE_POLL_S,
     REBALANCE_SLACK,
+    SILENT_PARKED,
     TCP_INFO_LEN,
     TCPI_UNACKED,
     log,
 )
-from servers.prefork.parking import RateLog, first_bytes
+from servers.prefork.parking import Parked, RateLog, first_bytes
 from servers.prefork.scoreboard import Scoreboard
 from servers.wsgi import ServerInfo, WSGIApp
 
@@ -61,6 +62,7 @@ class Balance:
     served: int
     accept_paused_until: float
     accept_failed: RateLog
+    parked: dict[int, Parked]
 
     if TYPE_CHECKING:
         def _park(self, session: Session, deadline: float, idle: bool) -> None: ...
@@ -158,7 +160,7 @@ class Balance:
             self._opened()
             assert self.app is not None  # loaded before the first turn of the loop
             session = Session(conn, peer, self.app, self.info, self.limits)
-            if session.conn.feed_nowait() or (not session.conn.started and first_bytes(conn)
+            if session.conn.feed_nowait() or (not session.conn.started and self._first_bytes(conn)
                                                and session.conn.feed_nowait()):
                 runnable.append(session)
             else:
@@ -167,6 +169,12 @@ class Balance:
                 return
         if for_others and accept_queue_length(self.listener):
             self._ring()  # up to its share, and more are waiting: they are the other workers'
+
+    def _first_bytes(self, conn: socket.socket) -> bool:
+        """:func:`first_bytes`, unless SILENT_PARKED connections already wait for theirs (then False at once)."""
+        if len(self.parked) - self.kept >= SILENT_PARKED:
+            return False
+        return first_bytes(conn)
 
     def _opened(self) -> None:
         self.held += 1

@@ -31,6 +31,7 @@ class Parked:
     session: Session
     deadline: float
     idle: bool  # between requests (deadline --keepalive); False: a request's headers are due
+    body: bool = False  # the header block is in and the body is due (deadline --body-timeout)
 
 
 
@@ -101,10 +102,19 @@ class Parking:
             self._close(self._unpark(oldest).session)
             self.dropped_at_cap("%d connections parked: dropped the longest-waiting one", self.park_cap)
         fd = session.sock.fileno()
-        self.parked[fd] = Parked(session, deadline, idle)
+        entry = self.parked[fd] = Parked(session, deadline, idle)
         self.kept += idle
         self.poller.register(fd, select.EPOLLIN)
         self.next_deadline = min(self.next_deadline, deadline)
+        if session.conn.msg.headers_complete:
+            self._headers_in(entry)
+
+    def _headers_in(self, entry: Parked) -> None:
+        """Once a parked request's header block is in, its body has --body-timeout to come (the worker is not held)."""
+        if not entry.body and entry.session.conn.msg.headers_complete:
+            entry.body = True
+            entry.deadline = time.monotonic() + self.limits.body_timeout
+            self.next_deadline = min(self.next_deadline, entry.deadline)
 
     def _unpark(self, fd: int) -> Parked:
         self.poller.unregister(fd)
@@ -117,12 +127,14 @@ class Parking:
         conn = entry.session.conn
         if conn.feed_nowait():
             runnable.append(self._unpark(fd).session)
-        elif entry.idle and conn.started:
+            return
+        if entry.idle and conn.started:
             # The first bytes of the next request: from now on its headers are due.
             entry.idle = False
             self.kept -= 1
             entry.deadline = time.monotonic() + self.limits.header_timeout
             self.next_deadline = min(self.next_deadline, entry.deadline)
+        self._headers_in(entry)
 
     def _expire(self, now: float) -> None:
         nearest = math.inf
@@ -132,7 +144,10 @@ class Parking:
                 continue
             self._unpark(fd)
             if not entry.idle:
-                self._slow_client(entry.session, f"no complete request header in {self.limits.header_timeout:g}s")
+                if entry.body:
+                    self._slow_client(entry.session, f"no complete request body in {self.limits.body_timeout:g}s")
+                else:
+                    self._slow_client(entry.session, f"no complete request header in {self.limits.header_timeout:g}s")
             self._close(entry.session)
         self.next_deadline = nearest
 

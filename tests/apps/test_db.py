@@ -25,7 +25,7 @@ from apps import db
 from scripts.common.procs import get
 from tests.conftest import ROOT, StartServer
 
-BACKENDS = [db.SQLITE, db.POSTGRESQL]
+BACKENDS = [db.SQLITE, pytest.param(db.POSTGRESQL, marks=pytest.mark.slow)]  # PostgreSQL: a server process
 CALLS = 30
 REQUESTS = 50
 
@@ -111,6 +111,7 @@ def _session_id(conn: Any) -> object:
     return conn.info.backend_pid if isinstance(conn, psycopg.Connection) else id(conn)
 
 
+@pytest.mark.slow
 def test_forked_child_opens_its_own_connection(backend: str, trace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     use_strategy(monkeypatch, db.REUSE)
     db.random_rows(2)
@@ -267,6 +268,7 @@ def test_concurrent_seeders_build_the_table_once(scratch_url: str) -> None:
 # --- fresh processes, settings from the environment at start -------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", db.STRATEGIES)
 def test_fresh_process_reads_the_environment(backend: str, strategy: str, trace: Path, world_db: Path) -> None:
     env = {**os.environ, db.ENV_STRATEGY: strategy, "PYTHONPATH": str(ROOT)}

@@ -82,6 +82,7 @@ def test_a_complete_database_another_user_owns_is_refused(tmp_path: Path, world_
         db.create(planted)
 
 
+@pytest.mark.slow
 def test_a_server_refuses_a_database_another_user_owns(tmp_path: Path, world_db: Path) -> None:
     require_root("a file another user owns")
     planted = tmp_path / "planted.sqlite"

@@ -57,6 +57,7 @@ def both(tmp_path_factory: pytest.TempPathFactory, world_db: Path) -> Iterator[d
         yield {"wsgi": wsgi_port, "asgi": asgi_port}
 
 
+@pytest.mark.slow
 def test_state_leak_and_hang_have_one_format(both: dict[str, int]) -> None:
     for port in both.values():
         first = fetch(port, "/fault/state?set=alpha")
@@ -71,8 +72,15 @@ def test_state_leak_and_hang_have_one_format(both: dict[str, int]) -> None:
         assert big == (200, workloads.TEXT, b"x" * 3072)
         hang = fetch(port, "/fault/hang?s=0.05")
         assert hang[:2] == (200, workloads.JSON) and json.loads(hang[2])["hung_s"] == 0.05
+        spin = fetch(port, "/fault/spin?s=0.05")
+        assert spin[:2] == (200, workloads.JSON) and json.loads(spin[2])["spun_s"] == 0.05
+        assert set(json.loads(spin[2])) == {"spun_s", "turns", "pid"}
+        query = fetch(port, "/fault/sqlite?ms=20")
+        assert query[:2] == (200, workloads.JSON) and json.loads(query[2])["rows"] > 0
+        assert set(json.loads(query[2])) == {"asked_ms", "took_ms", "rows", "pid"}
 
 
+@pytest.mark.slow
 def test_error_is_a_500_from_the_server(both: dict[str, int]) -> None:
     for port in both.values():
         assert fetch(port, "/fault/error")[0] == 500
@@ -90,6 +98,7 @@ def wait_for_replacement(leader: int, before: set[int], deadline_s: float = 20.0
     raise AssertionError(f"no worker of {before} was replaced within {deadline_s} s")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["exit", "segv"])
 @pytest.mark.parametrize("mode", ["prefork", "uvicorn"])
 def test_crash_really_ends_the_process(mode: str, how: str, world_db: Path, tmp_path: Path) -> None:

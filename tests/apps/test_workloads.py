@@ -146,6 +146,7 @@ def test_database_is_created_once_and_complete(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".world-*"))  # no temporary file left behind
 
 
+@pytest.mark.slow
 def test_connection_is_not_reused_across_fork(world_db: Path) -> None:
     import os
 

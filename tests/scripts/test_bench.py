@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ from scripts.modes import MODE_SETS, MODES, Launch, Mode, mode_sets
 from scripts.plan.environment import BUSY_PERCENT, cpu_busy_percent
 from scripts.plan.plan import plan_from_args
 from scripts.records import distribution
+from scripts.render import runs_index
 from scripts.run.verify import VerifyError, verify
 from tests.conftest import ROOT, StartServer
 
@@ -35,6 +38,7 @@ def bench_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[st
                           timeout=timeout, check=False)
 
 
+@pytest.mark.slow
 def test_unknown_mode_lists_the_valid_ones() -> None:
     result = bench_cli("--modes", "prefork,nginx")
     assert result.returncode == 2
@@ -67,12 +71,14 @@ def test_threads_option_sizes_the_threaded_modes_only(tmp_path: Path) -> None:
     assert not any("thread" in arg for arg in argv["gunicorn-sync"] + argv["prefork"])
 
 
+@pytest.mark.slow
 def test_unknown_scenario_lists_the_valid_ones() -> None:
     result = bench_cli("--scenarios", "hello")
     assert result.returncode == 2
     assert f"valid: {', '.join(SCENARIOS)}" in result.stderr
 
 
+@pytest.mark.slow
 def test_list_names_every_mode_and_scenario() -> None:
     result = bench_cli("--list")
     assert result.returncode == 0
@@ -133,6 +139,7 @@ def test_without_wrk_the_native_generator_drives_single_request_scenarios(tmp_pa
     assert plan.generator_for("mixed") == "locust"
 
 
+@pytest.mark.slow
 def test_cpu_lists_are_parsed_and_overlap_refused(tmp_path: Path) -> None:
     assert parse_cpus("0,2-4") == frozenset({0, 2, 3, 4})
     result = bench_cli("--server-cpus", "0", "--client-cpus", "0")
@@ -197,6 +204,7 @@ def _broken(launch: Launch) -> list[str]:
     return [launch.python, "-c", "import sys; print('cannot start: on purpose', flush=True); sys.exit(3)"]
 
 
+@pytest.mark.slow
 def test_a_mode_that_fails_to_start_fails_its_cell_and_the_run_goes_on(tmp_path: Path) -> None:
     registry = {"broken": Mode(name="broken", interface="wsgi", summary="exits at once", command=_broken),
                 "prefork": MODES["prefork"]}
@@ -216,12 +224,14 @@ def test_a_mode_that_fails_to_start_fails_its_cell_and_the_run_goes_on(tmp_path:
     assert not (tmp_path / "world.sqlite").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(420)  # fourteen modes, three cells each, on a busy 2-core machine
 def test_short_bench_writes_cells_summary_and_charts(tmp_path: Path) -> None:
     """A real run of every mode: a smoke test of the whole path, seconds per cell."""
     out = tmp_path / "run"
     result = bench_cli("--quick", "--modes", "all", "--scenarios", "plaintext,db", "--concurrency", "8", "--sweep",
                        "plaintext", "--sweep-levels", "2", "--duration", "1", "--warmup", "0.2", "--out", str(out),
-                       timeout=280)
+                       timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
     swept = [m for m in MODES if MODES[m].placement.in_sweeps]
@@ -246,24 +256,73 @@ def test_short_bench_writes_cells_summary_and_charts(tmp_path: Path) -> None:
         assert mode in summary
 
 
-def test_an_interrupted_run_keeps_finished_cells(tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "scripts.bench", "--modes", "prefork", "--scenarios", "plaintext,json,db,io",
-           "--concurrency", "2", "--no-sweep", "--no-close", "--repeats", "1", "--duration", "2", "--warmup", "0",
-           "--out", str(out)]
-    with running(cmd, log_path=tmp_path / "bench.log", cwd=ROOT) as proc:
-        deadline = time.monotonic() + 60
-        while not list((out / "cells").glob("*.json")) and time.monotonic() < deadline:
+def _interrupt_when(cmd: list[str], log: Path, ready: Callable[[], bool], timeout: float = 90) -> int:
+    """Run ``cmd`` until ``ready()``, then Ctrl-C it as a terminal does (SIGINT to its process group)."""
+    with running(cmd, log_path=log, cwd=ROOT) as proc:
+        deadline = time.monotonic() + timeout
+        while not ready() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
-        assert list((out / "cells").glob("*.json")), (tmp_path / "bench.log").read_text()
+        assert ready(), log.read_text()
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        code = proc.wait(timeout=60)
+        return proc.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_keeps_finished_cells_and_says_what_it_did_not_measure(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "scripts.bench", "--modes", "prefork", "--scenarios", "plaintext,json",
+           "--concurrency", "2", "--no-sweep", "--no-close", "--repeats", "2", "--duration", "2", "--warmup", "0",
+           "--no-open-loop", "--out", str(out)]
+    runs_index.write_index(tmp_path)  # a folder with an index of ours gets it rebuilt, as results/ does
+    code = _interrupt_when(cmd, tmp_path / "bench.log", lambda: bool(list((out / "cells").glob("*.json"))))
     assert code == 130, (tmp_path / "bench.log").read_text()
     cells = list((out / "cells").glob("*.json"))
     assert 1 <= len(cells) < 4
-    assert (out / "summary.md").exists()
+    summary = (out / "summary.md").read_text()
+    banner = f"interrupted: {len(cells)} of 4 planned cells measured; not measured: "
+    assert banner in summary and "prefork json c=2 r1" in summary
+    assert "--repeats 3 gives one" not in summary  # the plan asked for 2: it says they were not all measured
+    assert "the plan's 2 repeats were not all measured" in summary
+    assert banner in html.unescape((out / "report.html").read_text())
+    assert banner in html.unescape((tmp_path / "index.html").read_text())
+    assert banner in " ".join((tmp_path / "bench.log").read_text().split())  # and on the console
+    assert json.loads((out / "progress.json").read_text())["state"] == "interrupted"
 
 
+@pytest.mark.slow
+def test_an_interrupted_ladder_keeps_and_shows_every_finished_step(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "scripts.bench", "--modes", "prefork,uvicorn", "--scenarios", "io",
+           "--concurrency", "2", "--no-sweep", "--no-close", "--repeats", "1", "--duration", "1", "--warmup", "0",
+           "--open-loop-rates", "50,100,200,400", "--out", str(out)]
+    code = _interrupt_when(cmd, tmp_path / "bench.log", lambda: len(list((out / "openloop").glob("*.json"))) >= 2)
+    assert code == 130, (tmp_path / "bench.log").read_text()
+    steps = [json.loads(p.read_text()) for p in sorted((out / "openloop").glob("*.json"))]
+    assert [s["offered_rate"] for s in steps][:2] == [50, 100] and all(s["mode"] == "prefork" for s in steps[:2])
+    summary = (out / "summary.md").read_text()
+    assert "## Latency against offered load (open loop)" in summary and "| prefork | 100 |" in summary
+    assert f"interrupted: 2 of 2 planned cells and {len(steps)} open-loop ladder steps measured" in summary
+    assert "the open-loop ladder of uvicorn" in summary
+    assert (out / "openloop.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_a_used_out_folder_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    (tmp_path / "cells").mkdir()
+    (tmp_path / "cells" / "000-prefork-plaintext-c32-r1.json").write_text("{}")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    result = bench_cli("--modes", "prefork", "--scenarios", "plaintext", "--repeats", "1", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert f"--out {tmp_path} is not empty (cells/)" in result.stderr and "name another --out" in result.stderr
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    plan = plan_from_args(["--modes", "prefork", "--scenarios", "plaintext", "--out", str(tmp_path)])
+    assert plan is not None
+    with pytest.raises(bench.RunFolderInUse):
+        bench.run(plan)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.slow
 def test_open_loop_ladder_records_latency_against_offered_load(tmp_path: Path) -> None:
     """A real ladder on /io: the sync pre-fork pool (2 workers x 20 ms = 100 requests/s) falls behind at 400/s
     and leaves the ladder there; uvicorn's event loop keeps up."""
@@ -301,6 +360,7 @@ def test_per_request_cells_run_under_the_default_set_unless_named(tmp_path: Path
     assert per_request_modes("--db-strategies", "reuse,per-request") == set(mode_sets(MODES)["all"]) - {"cgi"}
 
 
+@pytest.mark.slow
 def test_the_busy_warning_looks_at_the_cpus_now_not_the_lagging_load_average() -> None:
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
     try:

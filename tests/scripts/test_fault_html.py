@@ -26,9 +26,10 @@ STORED = Path(__file__).parent / "data" / "faults-v1"
 MODES = ["cgi", "fork", "prefork", "gunicorn-sync", "uvicorn"]
 
 
-@pytest.fixture
-def stored_faults(tmp_path: Path) -> Path:
-    target = tmp_path / "faults-v1"
+@pytest.fixture(scope="module")
+def stored_faults(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stored faults run, rendered once for the module's tests, which only read it."""
+    target = tmp_path_factory.mktemp("stored") / "faults-v1"
     shutil.copytree(STORED, target)
     faults_report.render_run(target)
     return target

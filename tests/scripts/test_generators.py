@@ -35,6 +35,7 @@ def test_auto_picks_the_best_available_generator_that_can_drive_the_scenario() -
     assert choose(plaintext, "auto", without_wrk) == "native"
 
 
+@pytest.mark.slow
 def test_a_toy_generator_in_one_module_and_one_entry_runs_a_cell(tmp_path: Path) -> None:
     gens: dict[str, Generator] = {**GENERATORS, TOY.name: TOY}
     plan = plan_from_args(["--modes", "prefork", "--scenarios", "plaintext,mixed", "--generator", "toy",

@@ -24,9 +24,11 @@ from tests.scripts.browser import check_charts, check_sorting, screenshot
 STORED = Path(__file__).parent / "data" / "run-v1"
 
 
-@pytest.fixture
-def stored_run(tmp_path: Path) -> Path:
-    target = tmp_path / "run-v1"
+@pytest.fixture(scope="module")
+def stored_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stored run, rendered once for the module's tests, which only read it (the index test adds a folder
+    beside it)."""
+    target = tmp_path_factory.mktemp("stored") / "run-v1"
     shutil.copytree(STORED, target)
     (target / "summary.expected.md").unlink()
     render_run(target)

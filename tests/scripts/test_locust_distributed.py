@@ -20,7 +20,7 @@ from scripts.load.generators.locust import LOCUST, Distribution, Locust, hot_wor
 from scripts.load.resources import run_tracing
 from scripts.plan.plan import plan_from_args
 from scripts.records.records import CellRecord, Flag, cell_from_json, load_cells, to_json
-from tests.conftest import ROOT, StartServer
+from tests.conftest import ROOT, SharedServer, StartServer
 
 PREFORK = [sys.executable, "-m", "servers.prefork", "apps.wsgi:app", "--workers", "2"]
 
@@ -40,6 +40,7 @@ def test_the_join_count_is_read_from_the_masters_log() -> None:
     assert joined("") == 0
 
 
+@pytest.mark.slow
 def test_the_options_are_checked_and_recorded(tmp_path: Path) -> None:
     plan = plan_from_args(["--locust-workers", "2", "--locust-expect-workers", "1", "--out", str(tmp_path)])
     assert plan is not None and plan.locust == Distribution(local=2, remote=1, port=5557)
@@ -53,7 +54,7 @@ def test_the_options_are_checked_and_recorded(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_workers_send_at_the_rate_of_one_process(start_server: StartServer, tmp_path: Path) -> None:
+def test_two_workers_send_at_the_rate_of_one_process(shared_server: SharedServer, tmp_path: Path) -> None:
     """The same users against the same server at the same time, as one process and as a master with two workers.
 
     Their counts are not comparable as such: each starts its measured interval when its last user is running
@@ -66,18 +67,19 @@ def test_two_workers_send_at_the_rate_of_one_process(start_server: StartServer, 
     users, seconds = 8, 5.0
     results: dict[str, LoadResult] = {}
 
-    with start_server(lambda host, port: [*PREFORK, "--bind", f"{host}:{port}"]) as srv:
-        def run(name: str, distribution: Distribution | None) -> None:
-            generator = dataclasses.replace(LOCUST, distribution=distribution)
-            results[name] = generator.run(Load(scenario=SCENARIOS["mixed"], host=srv.host, port=srv.port,
-                                               connections=users, duration=seconds, workdir=tmp_path / name))
+    srv = shared_server(lambda host, port: [*PREFORK, "--bind", f"{host}:{port}"])
 
-        threads = [threading.Thread(target=run, args=("one", None)),
-                   threading.Thread(target=run, args=("two", Distribution(local=2)))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+    def run(name: str, distribution: Distribution | None) -> None:
+        generator = dataclasses.replace(LOCUST, distribution=distribution)
+        results[name] = generator.run(Load(scenario=SCENARIOS["mixed"], host=srv.host, port=srv.port,
+                                           connections=users, duration=seconds, workdir=tmp_path / name))
+
+    threads = [threading.Thread(target=run, args=("one", None)),
+               threading.Thread(target=run, args=("two", Distribution(local=2)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
     one, two = results["one"], results["two"]
     assert one.failures == 0 and two.failures == 0
     assert one.requests > 500 and two.requests > 500
@@ -88,15 +90,15 @@ def test_two_workers_send_at_the_rate_of_one_process(start_server: StartServer, 
 
 
 @pytest.mark.slow
-def test_a_worker_that_never_joins_fails_the_cell_naming_how_many_joined(start_server: StartServer,
+def test_a_worker_that_never_joins_fails_the_cell_naming_how_many_joined(shared_server: SharedServer,
                                                                          tmp_path: Path) -> None:
-    with start_server(lambda host, port: [*PREFORK, "--bind", f"{host}:{port}"]) as srv:
-        generator = dataclasses.replace(
-            LOCUST, distribution=Distribution(local=1, remote=1, port=free_port(), join_wait_s=2))
-        with pytest.raises(LoadError, match=r"locust: 1 of 2 workers joined the master within 2s \(1 started here, "
-                                            r"1 expected from other hosts; master at 127\.0\.0\.1:\d+\)"):
-            generator.run(Load(scenario=SCENARIOS["mixed"], host=srv.host, port=srv.port, connections=4,
-                               duration=1, workdir=tmp_path / "gen"))
+    srv = shared_server(lambda host, port: [*PREFORK, "--bind", f"{host}:{port}"])
+    generator = dataclasses.replace(
+        LOCUST, distribution=Distribution(local=1, remote=1, port=free_port(), join_wait_s=2))
+    with pytest.raises(LoadError, match=r"locust: 1 of 2 workers joined the master within 2s \(1 started here, "
+                                        r"1 expected from other hosts; master at 127\.0\.0\.1:\d+\)"):
+        generator.run(Load(scenario=SCENARIOS["mixed"], host=srv.host, port=srv.port, connections=4,
+                           duration=1, workdir=tmp_path / "gen"))
 
     # In a run: that cell fails with the reason, the others are measured.
     run = bench("--modes", "prefork", "--scenarios", "mixed,json", "--quick",
@@ -109,6 +111,7 @@ def test_a_worker_that_never_joins_fails_the_cell_naming_how_many_joined(start_s
     assert "1 of 2 workers joined the master within 2s" in cells["mixed"].error
 
 
+@pytest.mark.slow
 def test_the_cpu_trace_reads_a_wall_clock_window(tmp_path: Path) -> None:
     """A process busy for its first 1.5 s and idle for the next 1.5 s: the trace tells the halves apart by the
     wall-clock times the process itself wrote, as locust's JSON gives its measured interval."""
@@ -163,6 +166,7 @@ def test_a_local_worker_out_of_cpu_is_reported_by_the_master(start_server: Start
         "locust: 1 of 1 workers wanted over 85% of a CPU while measuring"), samples
 
 
+@pytest.mark.slow
 def test_the_cpu_trace_counts_time_spent_waiting_for_a_cpu(tmp_path: Path) -> None:
     """Two busy loops pinned to one CPU: each gets about half of it and waits the other half."""
     code = "import time\nt0 = time.time()\nwhile time.time() < t0 + 2: pass\n"
@@ -181,14 +185,14 @@ def test_the_cpu_trace_counts_time_spent_waiting_for_a_cpu(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-def test_a_master_the_bench_did_not_start_takes_the_workers_cpu_reports_quietly(start_server: StartServer,
+def test_a_master_the_bench_did_not_start_takes_the_workers_cpu_reports_quietly(shared_server: SharedServer,
                                                                                  tmp_path: Path) -> None:
     """Without WB_WORKER_CPU_FILE (a user's own distributed locust) the reports are taken, not logged as unknown
     messages every half second, and no file is written."""
-    with start_server(lambda host, port: [*PREFORK, "--bind", f"{host}:{port}"]) as srv:
-        master = locust_command(SCENARIOS["json"], f"http://{srv.host}:{srv.port}", 4, 3, tmp_path / "locust")
-        argv = Distribution(local=1).command(master, free_port())
-        code, _ = run_tracing(argv, log=tmp_path / "locust.log", timeout=40, cpus=None, cwd=ROOT)
+    srv = shared_server(lambda host, port: [*PREFORK, "--bind", f"{host}:{port}"])
+    master = locust_command(SCENARIOS["json"], f"http://{srv.host}:{srv.port}", 4, 3, tmp_path / "locust")
+    argv = Distribution(local=1).command(master, free_port())
+    code, _ = run_tracing(argv, log=tmp_path / "locust.log", timeout=40, cpus=None, cwd=ROOT)
     log = (tmp_path / "locust.log").read_text()
     assert code == 0 and "1 workers connected" in log, log
     assert "Unknown message type" not in log, log

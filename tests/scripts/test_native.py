@@ -102,6 +102,7 @@ def test_counts_match_the_servers_tally(close: bool, start_server: StartServer, 
         assert r.connects == 8  # each connection opened once and kept
 
 
+@pytest.mark.slow
 def test_nobody_listening_fails_fast_and_ends(tmp_path: Path) -> None:
     # Refused connects fail at once; the closed loop must go on retrying until the end (not recurse,
     # not spin past the end) and count each as a connect error.
@@ -115,6 +116,7 @@ def test_nobody_listening_fails_fast_and_ends(tmp_path: Path) -> None:
     assert r.socket_errors == r.errors["connect"] and r.latency_ms == {} and r.latency_histogram["count"] == 0
 
 
+@pytest.mark.slow
 def test_silent_server_times_out_within_the_bound(tmp_path: Path) -> None:
     # A listener that never accepts: the handshakes complete in the kernel, nobody answers.
     with socket.socket() as listener:

@@ -40,7 +40,7 @@ from loadtests.scenarios import UPLOAD_BODY
 from scripts.common.procs import free_port
 from scripts.load import LoadError, engine_process
 from scripts.load.histogram import percentile
-from tests.conftest import HOST, ROOT, StartServer
+from tests.conftest import HOST, ROOT, SharedServer, StartServer
 
 NO_ERRORS = {"connect": 0, "read": 0, "write": 0, "timeout": 0, "status": 0}
 
@@ -119,6 +119,7 @@ def test_command_line_and_parse_errors(tmp_path: Path) -> None:
         engine_process.parse_result(tmp_path / "bad.json")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["http://10.0.0.1:80/", "http://example.com/plaintext", "http://127.0.0.2:80/",
                                  "http://0.0.0.0:80/", "https://127.0.0.1:443/"])
 def test_refuses_anything_but_loopback(bad: str, tmp_path: Path) -> None:
@@ -137,6 +138,7 @@ def test_refuses_anything_but_loopback(bad: str, tmp_path: Path) -> None:
 # --- bounds without a working server --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_nobody_listening_counts_connect_errors(tmp_path: Path) -> None:
     port = free_port(HOST)
     r = engine_process.run_openloop(url(port, "/"), rate=50, duration=1, connections=4, timeout=2, workdir=tmp_path)
@@ -146,6 +148,7 @@ def test_nobody_listening_counts_connect_errors(tmp_path: Path) -> None:
     assert r.warnings  # says the percentiles cover nothing
 
 
+@pytest.mark.slow
 def test_silent_server_times_out_and_the_run_still_ends(tmp_path: Path) -> None:
     # A listener that never accepts: the kernel completes the handshakes, nobody ever answers.
     with socket.socket() as listener:
@@ -164,9 +167,9 @@ def test_silent_server_times_out_and_the_run_still_ends(tmp_path: Path) -> None:
 # --- real servers ---------------------------------------------------------------------------------------------------
 
 
-def test_fast_server_at_200_per_second(start_server: StartServer, tmp_path: Path) -> None:
-    with start_server(prefork("apps.wsgi:app", "--keepalive", "5")) as srv:
-        r = engine_process.run_openloop(url(srv.port, "/plaintext"), rate=200, duration=2, workdir=tmp_path)
+def test_fast_server_at_200_per_second(shared_server: SharedServer, tmp_path: Path) -> None:
+    srv = shared_server(prefork("apps.wsgi:app", "--keepalive", "5"))
+    r = engine_process.run_openloop(url(srv.port, "/plaintext"), rate=200, duration=2, workdir=tmp_path)
     assert (r.mode, r.offered_rate, r.connections, r.scheduled) == ("open", 200.0, 64, 400)
     assert 380 <= r.sent <= 400 and 380 <= r.completed <= 400 and r.ok == r.completed
     assert r.errors == NO_ERRORS and r.unsent == 0 and r.retries == 0
@@ -185,29 +188,29 @@ def test_fast_server_at_200_per_second(start_server: StartServer, tmp_path: Path
     assert "openloop: open loop, " in (tmp_path / "openloop.log").read_text()
 
 
-def test_new_connection_per_request(start_server: StartServer, tmp_path: Path) -> None:
-    with start_server(prefork("apps.wsgi:app")) as srv:  # no --keepalive: the server closes after each answer
-        server_closes = engine_process.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
-                                              workdir=tmp_path / "server")
-        both_close = engine_process.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
-                                           close=True, workdir=tmp_path / "both")
-    with start_server(prefork("apps.wsgi:app", "--keepalive", "5")) as srv:
-        client_closes = engine_process.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
-                                              close=True, workdir=tmp_path / "client")
+def test_new_connection_per_request(shared_server: SharedServer, tmp_path: Path) -> None:
+    srv = shared_server(prefork("apps.wsgi:app"))  # no --keepalive: the server closes after each answer
+    server_closes = engine_process.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
+                                          workdir=tmp_path / "server")
+    both_close = engine_process.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
+                                       close=True, workdir=tmp_path / "both")
+    srv = shared_server(prefork("apps.wsgi:app", "--keepalive", "5"))
+    client_closes = engine_process.run_openloop(url(srv.port, "/plaintext"), rate=100, duration=1, connections=8,
+                                          close=True, workdir=tmp_path / "client")
     for r in (server_closes, both_close, client_closes):
         assert r.scheduled == 100 and r.completed == r.ok == 100 and r.errors == NO_ERRORS
         assert r.connects == 100  # one connection per request, whichever side asked to close
 
 
-def test_post_body_and_status_errors(start_server: StartServer, tmp_path: Path) -> None:
+def test_post_body_and_status_errors(shared_server: SharedServer, tmp_path: Path) -> None:
     body = tmp_path / "upload.bin"
     body.write_bytes(UPLOAD_BODY)
     out_post, out_get = tmp_path / "post.json", tmp_path / "get.json"
-    with start_server(prefork("apps.wsgi:app", "--keepalive", "5")) as srv:
-        post = cli("--url", url(srv.port, "/upload"), "--rate", "100", "--duration", "1", "--connections", "8",
-                   "--method", "POST", "--body-file", str(body), "--out", str(out_post))
-        get = cli("--url", url(srv.port, "/upload"), "--rate", "100", "--duration", "1", "--connections", "8",
-                  "--out", str(out_get))
+    srv = shared_server(prefork("apps.wsgi:app", "--keepalive", "5"))
+    post = cli("--url", url(srv.port, "/upload"), "--rate", "100", "--duration", "1", "--connections", "8",
+               "--method", "POST", "--body-file", str(body), "--out", str(out_post))
+    get = cli("--url", url(srv.port, "/upload"), "--rate", "100", "--duration", "1", "--connections", "8",
+              "--out", str(out_get))
     assert post.returncode == 0, post.stderr
     assert get.returncode == 0, get.stderr
     r = engine_process.parse_result(out_post)
@@ -283,6 +286,7 @@ def _answer_once_then_drop(listener: socket.socket, stop: threading.Event) -> No
                 pass
 
 
+@pytest.mark.slow
 def test_stale_keepalive_connection_is_resent_once(tmp_path: Path) -> None:
     # A server that closes a kept-alive connection just as the next request arrives (the keep-alive race):
     # the request is resent once on a new connection, as HTTP clients do, and counted in `retries`.

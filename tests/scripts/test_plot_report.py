@@ -437,8 +437,13 @@ def test_the_fork_rates_are_named_in_the_new_connection_panels_title() -> None:
                ("plaintext", "plaintext/close")]
     run = run_of(records, references=references_from_json({"fork": {"rate": 800.0},
                                                             "fork_loop": {"rate": 450.0, "connections": 32}}))
-    keepalive, close = plot.throughput_with_references(run).axes
-    assert close.get_title().endswith("dashed: fork()+exit+wait 800/s; dotted: minimal fork loop 450/s")
+    figure = plot.throughput_with_references(run)
+    keepalive, close = figure.axes
+    assert close.get_title().endswith("dashed: fork()+exit+wait 800/s\ndotted: minimal fork loop 450/s")
+    # One reference a line: side by side they ran over the neighbouring panel's title.
+    figure.savefig(io.BytesIO(), format="png")  # lays the titles out
+    renderer = figure._get_renderer()  # type: ignore[attr-defined]
+    assert not keepalive.title.get_window_extent(renderer).overlaps(close.title.get_window_extent(renderer))
     assert "fork()" not in keepalive.get_title()
     assert len([line for line in close.get_lines() if line.get_linestyle() in ("--", ":")]) == 2
 

@@ -7,6 +7,8 @@ import sys
 import time
 from collections.abc import Callable
 
+import pytest
+
 from scripts.common import procs
 
 # The leader forks a child that exits at once and is never reaped (a zombie), and one that keeps running.
@@ -28,6 +30,7 @@ def _wait_for(condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_a_zombie_is_a_member_of_its_group_but_not_a_live_one() -> None:
     proc = subprocess.Popen([sys.executable, "-c", ZOMBIE_AND_SLEEPER], start_new_session=True)
     try:

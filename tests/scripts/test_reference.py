@@ -6,17 +6,21 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from scripts.common import procs
 from scripts.run import reference
 from tests.conftest import ROOT
 
 
+@pytest.mark.slow
 def test_fork_rate_is_measured_in_a_fresh_interpreter() -> None:
     result = reference.measure_fork_rate(0.3, repeats=3)
     assert result["forks"] > 0 and len(result["rates"]) == 3
     assert result["rate"] == sorted(result["rates"])[1]  # the median run
 
 
+@pytest.mark.slow
 def test_fork_loop_server_answers_each_connection_from_a_new_process(tmp_path: Path) -> None:
     port = procs.free_port()
     argv = [sys.executable, "-m", "scripts.run.reference", "fork-loop", "--port", str(port)]
@@ -38,6 +42,7 @@ def test_fork_loop_rate_is_driven_by_wrk_and_leaves_nothing_behind(wrk_exe: str,
     assert (tmp_path / "fork-loop" / "wrk.log").exists()
 
 
+@pytest.mark.slow
 def test_stdlib_fork_server_serves_the_app_from_a_child_per_connection(tmp_path: Path) -> None:
     port = procs.free_port()
     argv = [sys.executable, "-m", "scripts.run.reference", "stdlib-fork", "--port", str(port)]

@@ -62,6 +62,7 @@ def fetch_json(url: str) -> dict[str, Any]:
         return data
 
 
+@pytest.mark.slow
 def test_serve_refuses_an_unknown_mode_naming_the_valid_ones() -> None:
     result = subprocess.run([sys.executable, "-m", "scripts.serve", "nginx", "--bind", f"{HOST}:8000"], cwd=ROOT,
                             capture_output=True, text=True, timeout=30, check=False)
@@ -69,6 +70,7 @@ def test_serve_refuses_an_unknown_mode_naming_the_valid_ones() -> None:
     assert f"unknown mode 'nginx'; valid: {', '.join(MODES)}" in result.stderr
 
 
+@pytest.mark.slow
 def test_serve_reports_the_group_read_only_and_stops_it_on_sigterm(tmp_path: Path) -> None:
     port = free_port(HOST)
     with serve(tmp_path, "prefork", "--bind", f"{HOST}:{port}", "--workers", "2") as (info, proc):
@@ -90,6 +92,7 @@ def test_serve_reports_the_group_read_only_and_stops_it_on_sigterm(tmp_path: Pat
         assert not psutil.pid_exists(server_pid) or psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE
 
 
+@pytest.mark.slow
 def test_serve_writes_a_status_file_instead_when_asked(tmp_path: Path) -> None:
     port, path = free_port(HOST), tmp_path / "status.json"
     with serve(tmp_path, "uvicorn", "--bind", f"{HOST}:{port}", "--status-file", str(path)) as (info, _):
@@ -161,6 +164,7 @@ def test_the_open_loop_ladder_climbs_against_a_target_across_the_namespaces(netn
     assert "across" in (tmp_path / "run" / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_the_open_loop_ladder_against_an_unreachable_target_fails_with_what_was_tried(tmp_path: Path) -> None:
     port = free_port(HOST)  # nothing listens there
     run = bench("--target", f"http://{HOST}:{port}", "--label", "gone", "--scenarios", "io", "--repeats", "1",
@@ -238,6 +242,7 @@ def test_a_status_file_gives_the_resources_and_a_strategy_mismatch_fails_its_cel
     assert "the target serves database strategy 'per-request', the cell measures 'reuse'" in database.error
 
 
+@pytest.mark.slow
 def test_serve_with_its_status_port_taken_says_so_and_stops_the_server(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind((HOST, 0))
@@ -250,3 +255,44 @@ def test_serve_with_its_status_port_taken_says_so_and_stops_the_server(tmp_path:
     assert f"error: status port {status_port}: [Errno 98]" in result.stderr
     with socket.socket() as probe:  # the server it had started is gone with it
         assert probe.connect_ex((HOST, port)) != 0
+
+
+@pytest.mark.slow
+def test_serve_on_a_port_another_server_answers_on_never_says_ready(tmp_path: Path) -> None:
+    port = free_port(HOST)
+    with serve(tmp_path, "prefork", "--bind", f"{HOST}:{port}") as (old, _):
+        result = subprocess.run([sys.executable, "-m", "scripts.serve", "uvicorn", "--bind", f"{HOST}:{port}"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 3, result.stderr
+        events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        assert [e["event"] for e in events] == ["failed"], result.stdout  # never "ready" under the new name
+        assert f"{HOST}:{port} is taken" in result.stderr
+        assert fetch_json(old["status"])["mode"] == "prefork"  # the old server is left alone
+
+
+@pytest.mark.slow
+def test_a_server_that_answers_but_is_not_the_one_listening_is_refused(tmp_path: Path) -> None:
+    """The race the port check cannot close: another server takes the port between the check and the bind. The
+    answer on the port is not enough: the server we started must be the one listening there."""
+    from scripts import serve as serve_module
+    from scripts.common.procs import StartError
+
+    with socket.socket() as other:
+        other.bind((HOST, 0))
+        other.listen()
+        port = other.getsockname()[1]
+        with running([sys.executable, "-c", "import time; time.sleep(30)"], log_path=tmp_path / "ours.log") as ours:
+            with pytest.raises(StartError, match=f"something answers on port {port}, but not this server"):
+                serve_module.wait_ours(ours, port, tmp_path / "ours.log", deadline_s=1.0)
+        with running([sys.executable, "-c", "raise SystemExit(1)"], log_path=tmp_path / "dead.log") as dead:
+            dead.wait(timeout=10)
+            with pytest.raises(StartError, match="server exited with code 1"):
+                serve_module.wait_ours(dead, port, tmp_path / "dead.log", deadline_s=5.0)
+        listening = [sys.executable, "-c", "import socket, time\ns = socket.create_server(('127.0.0.1', 0))\n"
+                     "print(s.getsockname()[1], flush=True)\ntime.sleep(30)"]
+        with running(listening, log_path=tmp_path / "server.log") as server:
+            deadline = time.monotonic() + 10
+            while not (tmp_path / "server.log").read_text().strip() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            own_port = int((tmp_path / "server.log").read_text())
+            serve_module.wait_ours(server, own_port, tmp_path / "server.log", deadline_s=5.0)  # ours: no error

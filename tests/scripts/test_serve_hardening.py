@@ -27,6 +27,8 @@ from scripts.run.cell import server_env
 from tests.conftest import ROOT
 from tests.scripts.test_remote import ready_line
 
+pytestmark = pytest.mark.slow  # every test here starts real server processes
+
 HOST = "127.0.0.1"
 OTHER = "127.0.0.2"  # another loopback address: a socket bound to 127.0.0.1 alone is not reachable on it
 

@@ -9,28 +9,16 @@ import pytest
 
 from apps import db
 from scripts.faults import slowclients
-
-WRK_REPORT = """Running 2s test @ http://127.0.0.1:40001/io?ms=20
-  1 threads and 32 connections
-  Thread Stats   Avg      Stdev     Max   +/- Stdev
-    Latency   323.22ms  193.59ms   1.82s    89.25%
-    Req/Sec    98.93      4.41   101.00     90.00%
-  Latency Distribution
-     50%  323.69ms
-     75%  324.12ms
-     90%  325.35ms
-     99%    1.32s
-  592 requests in 6.01s, 88.45KB read
-  Socket errors: connect 0, read 1, write 0, timeout 4
-  Non-2xx or 3xx responses: 3
-Requests/sec:     98.58
-Transfer/sec:     14.73KB
-"""
+from scripts.load.wrk_process import WrkResult
 
 
-def test_parse_wrk_reads_the_latency_report() -> None:
-    cell = slowclients.parse_wrk(WRK_REPORT, path="/io?ms=20", connections=32, duration_s=6)
+def test_a_wrk_cell_keeps_the_pipelines_figures() -> None:
+    result = WrkResult(requests=592, duration_s=6.01, throughput_rps=98.58,
+                       errors={"connect": 0, "read": 1, "write": 0, "status": 3, "timeout": 4}, non_2xx=3,
+                       socket_errors=5, latency_ms={"p50": 323.69, "p99": 1320.0, "max": 1820.0})
+    cell = slowclients.wrk_cell(result, path="/io?ms=20", connections=32)
     assert (cell.rps, cell.p99_ms, cell.max_ms, cell.socket_errors, cell.non_2xx) == (98.58, 1320.0, 1820.0, 5, 3)
+    assert (cell.path, cell.connections, cell.duration_s) == ("/io?ms=20", 32, 6.01)
 
 
 def test_unknown_mode_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

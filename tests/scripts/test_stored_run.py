@@ -10,6 +10,8 @@ which this old run did not measure).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 import subprocess
 import sys
@@ -57,6 +59,7 @@ def test_the_stored_run_analysed(run_dir: Path) -> None:
     assert [line.label for line in analysed.reference_lines] == ["fork()+exit+wait", "minimal fork loop"]
 
 
+@pytest.mark.slow
 def test_report_command_renders_a_run_folder(run_dir: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "scripts.report", str(run_dir)], cwd=ROOT, capture_output=True,
                             text=True, timeout=120, check=False)
@@ -65,7 +68,57 @@ def test_report_command_renders_a_run_folder(run_dir: Path) -> None:
     assert (run_dir / "summary.md").read_text() == (STORED / "summary.expected.md").read_text()
 
 
+@pytest.mark.slow
 def test_report_command_refuses_a_folder_without_cells(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "scripts.report", str(tmp_path)], cwd=ROOT, capture_output=True,
                             text=True, timeout=60, check=False)
     assert result.returncode == 2 and "no cell records" in result.stderr
+
+
+@pytest.mark.slow
+def test_report_command_says_a_missing_folder_is_missing(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-run"
+    result = subprocess.run([sys.executable, "-m", "scripts.report", str(missing)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 2 and f"no such folder: {missing}" in result.stderr
+    assert not missing.exists()
+
+
+@pytest.mark.slow
+def test_the_faults_report_refuses_a_bench_run_and_a_mistyped_path(run_dir: Path, tmp_path: Path) -> None:
+    render_run(run_dir)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    command = [sys.executable, "-m", "scripts.faults.faults_report"]
+    result = subprocess.run([*command, str(run_dir)], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and f"no faults.json in {run_dir}" in result.stderr, result.stderr
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before  # report.html untouched
+    assert not (run_dir / "faults.md").exists() and not (run_dir / "charts").exists()
+    typo = tmp_path / "faults-typo"
+    result = subprocess.run([*command, str(typo)], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and f"no such folder: {typo}" in result.stderr
+    assert not typo.exists()
+
+
+def test_a_run_left_running_reads_as_incomplete_with_what_it_did_not_measure(run_dir: Path) -> None:
+    """progress.json still saying running: the bench was killed outright. Every report says so."""
+    recorded = {c.index for c in records.load(run_dir).cells}
+    planned = [f"mode{i} plaintext c=32 r0" for i in range(max(recorded) + 3)]
+    progress = records.RunProgress(cells=tuple(planned), ladder_modes=("prefork", "uvicorn"))
+    (run_dir / records.PROGRESS_NAME).write_text(json.dumps(records.to_json(progress)))
+    analysed = analysis.analyse(records.load(run_dir))
+    assert analysed.completeness is not None and analysed.completeness.measured == len(recorded)
+    assert analysed.knee_text("prefork") == "knee at 200 req/s offered"
+    summary = render_run(run_dir).read_text()
+    missing = [what for i, what in enumerate(planned) if i not in recorded]
+    assert (f"**incomplete (the run stopped without finishing, or is still running): {len(recorded)} of "
+            f"{len(planned)} planned cells and 3 open-loop ladder steps measured; not measured: "
+            f"{', '.join(missing[:12])}, and {len(missing) - 12} more cells, the open-loop ladder of prefork past "
+            "800 req/s, the open-loop ladder of uvicorn**") in summary
+    finished = dataclasses.replace(progress, state="finished", cells=tuple(planned[:max(recorded) + 1]),
+                                   ladder_modes=("prefork",), ladder_done=("prefork",))
+    (run_dir / records.PROGRESS_NAME).write_text(json.dumps(records.to_json(finished)))
+    # The stored run's cells are a trimmed selection: its indices have gaps, which read as cells not measured.
+    assert "interrupted:" in render_run(run_dir).read_text()
+    holes = [i for i in range(max(recorded) + 1) if i not in recorded]
+    gaps = analysis.analyse(records.load(run_dir)).completeness
+    assert gaps is not None and gaps.missing == tuple(planned[i] for i in holes) and not gaps.ladder_unfinished

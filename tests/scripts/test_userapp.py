@@ -38,6 +38,7 @@ def _bench_cli(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=60, check=False)
 
 
+@pytest.mark.slow
 def test_a_wsgi_app_runs_under_the_wsgi_modes_and_the_asgi_ones_are_not_applicable(tmp_path: Path) -> None:
     plan = _plan(tmp_path, *FLASK, "--scenario-file", TOML, "--modes", "prefork,gunicorn-sync,uvicorn",
                  "--scenarios", "home,create,browse")
@@ -63,6 +64,7 @@ def test_a_wsgi_app_runs_under_the_wsgi_modes_and_the_asgi_ones_are_not_applicab
     assert info["app"]["wsgi"] == "examples.flaskapp:app" and "uvicorn" in info["not_applicable"]
 
 
+@pytest.mark.slow
 def test_an_asgi_app_runs_under_the_asgi_modes_only(tmp_path: Path) -> None:
     plan = _plan(tmp_path, "--asgi-app", "examples.asgiapp:app", "--paths", "/", "--modes", "prefork,uvicorn",
                  "--generator", "native")
@@ -74,6 +76,7 @@ def test_an_asgi_app_runs_under_the_asgi_modes_only(tmp_path: Path) -> None:
     assert "prefork: serves WSGI apps" in (plan.out / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_headers_and_bodies_reach_the_app_from_the_native_generator(tmp_path: Path) -> None:
     plan = _plan(tmp_path, *FLASK, "--scenario-file", TOML, "--modes", "prefork", "--scenarios", "create",
                  "--generator", "native")
@@ -95,12 +98,16 @@ def app(environ, start_response):
 """
 
 
-def test_an_app_that_fails_to_import_fails_its_cells_with_the_traceback_and_a_hint(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_an_app_that_fails_to_import_fails_its_cells_with_the_traceback_and_a_hint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     app_dir = tmp_path / "src"
     app_dir.mkdir()
     (app_dir / "myapp.py").write_text(NEEDS_ENV)
     args = ("--app", "myapp:app", "--app-dir", str(app_dir), "--paths", "/", "--modes", "prefork,gunicorn-sync")
     plan = _plan(tmp_path, *args)
+    # Said once on the console before any cell starts; the cells still run and record it.
+    assert "warning: --app myapp:app fails to import: KeyError: 'MYAPP_GREETING'" in capsys.readouterr().err
     assert bench.run(plan) == 1
     for r in _cells(plan).values():
         assert r["status"] == "failed" and r["requests"] is None, r
@@ -113,6 +120,7 @@ def test_an_app_that_fails_to_import_fails_its_cells_with_the_traceback_and_a_hi
     assert all(r["status"] == "ok" and r["answers"] == {"root": "200 text/plain"} for r in _cells(fixed).values())
 
 
+@pytest.mark.slow
 def test_a_path_answering_404_fails_its_cell_and_is_not_measured(tmp_path: Path) -> None:
     plan = _plan(tmp_path, *FLASK, "--paths", "/,/no/such/page", "--modes", "prefork")
     assert [s for s in plan.scenarios] == ["root", "no-such-page"]
@@ -125,6 +133,18 @@ def test_a_path_answering_404_fails_its_cell_and_is_not_measured(tmp_path: Path)
     assert missing["answers"] == {"no-such-page": "404 text/html; charset=utf-8"}
 
 
+@pytest.mark.slow
+def test_a_health_path_answering_404_says_which_path_answered_what(tmp_path: Path) -> None:
+    plan = plan_from_args([*FLASK, "--paths", "/", "--health-path", "/no/health", "--modes", "prefork", *SHORT,
+                           "--start-timeout", "2", "--out", str(tmp_path / "run")])
+    assert plan is not None and bench.run(plan) == 1
+    record = _cells(plan)[("prefork", "root")]
+    assert record["error"].startswith("StartError: server not ready after 2s: GET /no/health on 127.0.0.1:")
+    assert record["error"].endswith("wants 200, and it answered 404")
+    assert "The server wrote nothing to its log" in (plan.out / "summary.md").read_text()
+
+
+@pytest.mark.slow
 def test_paths_make_one_get_scenario_each(tmp_path: Path) -> None:
     plan = _plan(tmp_path, *FLASK, "--paths", "/api/items?limit=2,/api/items/1", "--modes", "fork,gunicorn-sync")
     assert plan.scenarios == ("api-items-limit-2", "api-items-1")
@@ -134,12 +154,13 @@ def test_paths_make_one_get_scenario_each(tmp_path: Path) -> None:
     assert "Every mode answered all 2 requests alike." in (plan.out / "summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_sample_only_parts_do_not_run_for_a_user_app(tmp_path: Path) -> None:
     plan = plan_from_args([*FLASK, "--scenario-file", TOML, "--modes", "cgi,fork,prefork", "--out",
                            str(tmp_path / "run")])
     assert plan is not None
     assert not plan.measures_fork_references() and not plan.open_loop_modes()
-    assert plan.sweep_scenarios == () and plan.db_strategies == ("reuse",)
+    assert plan.sweep_scenarios == () and plan.db_strategies == ()  # no database scenario of its own
     # cgi, held to the sample plaintext, runs the first of the user's scenarios only.
     assert {c.scenario for c in plan.cells() if c.mode == "cgi"} == {"home"}
     ladder = plan_from_args([*FLASK, "--paths", "/", "--open-loop-path", "/api/items", "--modes", "prefork",
@@ -148,6 +169,7 @@ def test_sample_only_parts_do_not_run_for_a_user_app(tmp_path: Path) -> None:
     assert ladder.scenarios == ("root",)
 
 
+@pytest.mark.slow
 def test_modes_all_lists_every_asgi_mode_as_not_applicable_for_a_wsgi_app(tmp_path: Path) -> None:
     plan = plan_from_args([*FLASK, "--paths", "/", "--modes", "all", "--out", str(tmp_path / "run")])
     assert plan is not None
@@ -159,6 +181,7 @@ def test_modes_all_lists_every_asgi_mode_as_not_applicable_for_a_wsgi_app(tmp_pa
     assert both.app_for("uvicorn") == "examples.asgiapp:app" and both.app_for("prefork") == "examples.flaskapp:app"
 
 
+@pytest.mark.slow
 def test_adapt_serves_the_app_under_the_other_interface_named_as_adapted(tmp_path: Path) -> None:
     plan = _plan(tmp_path, *FLASK, "--paths", "/api/items/1", "--adapt", "--modes", "prefork,uvicorn",
                  "--generator", "native")
@@ -191,6 +214,7 @@ def app(environ, start_response):
 """
 
 
+@pytest.mark.slow
 def test_modes_that_answer_differently_are_shown_in_the_summary(tmp_path: Path) -> None:
     (tmp_path / "perserver.py").write_text(PER_SERVER)
     plan = _plan(tmp_path, "--app", "perserver:app", "--app-dir", str(tmp_path), "--paths", "/",
@@ -203,6 +227,7 @@ def test_modes_that_answer_differently_are_shown_in_the_summary(tmp_path: Path) 
     assert "| root (GET /) | 200 text/html | 200 text/plain | **differs** |" in summary
 
 
+@pytest.mark.slow
 def test_the_open_loop_ladder_climbs_on_the_path_the_user_names(tmp_path: Path) -> None:
     plan = plan_from_args([*FLASK, "--paths", "/", "--open-loop-path", "/api/items/1", "--open-loop-rates", "50,100",
                            "--modes", "prefork", "--concurrency", "4", "--no-sweep", "--repeats", "1", "--duration",
@@ -227,6 +252,7 @@ BAD_FILES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", BAD_FILES)
 def test_a_bad_scenario_file_is_refused_before_anything_starts_naming_the_line(tmp_path: Path, case: str) -> None:
     text, line, problem, valid = BAD_FILES[case]
@@ -242,6 +268,7 @@ def test_a_bad_scenario_file_is_refused_before_anything_starts_naming_the_line(t
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_bad_app_options_are_refused_with_what_is_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for args, message in (
         (["--app", "flaskapp"], "expected MODULE:CALLABLE"),
@@ -251,6 +278,13 @@ def test_bad_app_options_are_refused_with_what_is_valid(tmp_path: Path, capsys: 
         (["--app", "examples.flaskapp:app", "--paths", "/", "--modes", "asgi"], "no mode asked for can serve"),
         (["--app", "examples.flaskapp:app", "--paths", "/", "--scenarios", "plaintext"], "valid: root"),
         (["--app", "examples.flaskapp:app", "--paths", "/", "--app-dir", str(tmp_path / "nowhere")], "no such folder"),
+        # Checked once before the run, not by every cell's server exiting with code 5 or 3.
+        (["--app", "nosuchmodule:app", "--paths", "/"], "--app nosuchmodule:app: no module 'nosuchmodule' (looked up "
+         "in the project root only; --app-dir DIR adds the folder it lives in"),
+        (["--app", "examples.flaskapp:nope", "--paths", "/"],
+         "AttributeError: module 'examples.flaskapp' has no attribute 'nope'"),
+        (["--asgi-app", "nosuchpkg.sub:app", "--paths", "/", "--app-dir", str(tmp_path)],
+         f"no module 'nosuchpkg.sub' (looked up in --app-dir {tmp_path}, then the project root"),
     ):
         with pytest.raises(SystemExit) as stopped:
             plan_from_args([*args, "--out", str(tmp_path / "run")])
@@ -258,6 +292,7 @@ def test_bad_app_options_are_refused_with_what_is_valid(tmp_path: Path, capsys: 
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_list_names_the_user_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
     assert plan_from_args([*FLASK, "--scenario-file", TOML, "--list"]) is None
     listed = capsys.readouterr().out

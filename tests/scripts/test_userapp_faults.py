@@ -86,6 +86,7 @@ def app(environ, start_response):
 """
 
 
+@pytest.mark.slow
 def test_an_app_that_fails_to_import_fails_its_cases_with_a_hint_and_the_run_goes_on(tmp_path: Path) -> None:
     app_dir = tmp_path / "src"
     app_dir.mkdir()
@@ -102,6 +103,7 @@ def test_an_app_that_fails_to_import_fails_its_cases_with_a_hint_and_the_run_goe
     assert "harness failed" in (out / "faults.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_path_that_answers_404_is_reported_not_loaded(tmp_path: Path) -> None:
     out = tmp_path / "faults"
     assert suite.main(["--quick", "--app", "examples.flaskapp:app", "--paths", "/no/such/page", "--modes",
@@ -119,6 +121,7 @@ def test_a_path_that_answers_404_is_reported_not_loaded(tmp_path: Path) -> None:
     (["--paths", "/"], "go with --app MODULE:CALLABLE"),
     (["--app", "examples.flaskapp", "--paths", "/"], "expected MODULE:CALLABLE"),
 ])
+@pytest.mark.slow
 def test_what_cannot_run_on_a_user_app_is_refused_before_anything_starts(
         args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stopped:
@@ -153,6 +156,7 @@ def test_a_user_app_bench_run_shows_your_app_in_report_html(tmp_path: Path, visi
     assert "uvicorn" in info["not_applicable"]
 
 
+@pytest.mark.slow
 def test_the_load_is_the_first_request_or_the_open_loop_path() -> None:
     def chosen(*args: str) -> str:
         user = userapp.from_args(userapp.early(list(args)))

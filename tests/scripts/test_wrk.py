@@ -20,7 +20,7 @@ import pytest
 from loadtests.scenarios import UPLOAD_BODY
 from scripts.common.procs import free_port
 from scripts.load import wrk_process
-from tests.conftest import HOST, StartServer
+from tests.conftest import HOST, SharedServer
 
 DATA = Path(__file__).parent / "data"
 
@@ -122,10 +122,10 @@ def test_install_hint_is_printed_once(monkeypatch: pytest.MonkeyPatch, capsys: p
 # --- real runs against the prefork server ------------------------------------------------------------------------
 
 
-def test_get_plaintext(wrk_exe: str, start_server: StartServer, tmp_path: Path) -> None:
-    with start_server(prefork("--keepalive", "5")) as srv:
-        result = wrk_process.run_wrk(host=srv.host, port=srv.port, path="/plaintext", connections=4, duration=1,
-                             workdir=tmp_path)
+def test_get_plaintext(wrk_exe: str, shared_server: SharedServer, tmp_path: Path) -> None:
+    srv = shared_server(prefork("--keepalive", "5"))
+    result = wrk_process.run_wrk(host=srv.host, port=srv.port, path="/plaintext", connections=4, duration=1,
+                         workdir=tmp_path)
     assert result.requests > 0
     assert result.errors == {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0}
     assert 0 < result.latency_ms["p50"] <= result.latency_ms["p99"] <= result.latency_ms["max"]
@@ -140,24 +140,24 @@ def test_refused_connection_is_an_error(wrk_exe: str, tmp_path: Path) -> None:
         wrk_process.run_wrk(host=HOST, port=port, path="/", connections=1, duration=1, workdir=tmp_path)
 
 
-def test_status_errors_are_counted(wrk_exe: str, start_server: StartServer, tmp_path: Path) -> None:
-    with start_server(prefork("--keepalive", "5")) as srv:
-        upload = wrk_process.run_wrk(host=srv.host, port=srv.port, path="/upload", method="POST", body=UPLOAD_BODY,
-                             connections=2, duration=1, workdir=tmp_path / "post")
-        wrong_method = wrk_process.run_wrk(host=srv.host, port=srv.port, path="/upload", connections=2, duration=1,
-                                   workdir=tmp_path / "get")
-        missing = wrk_process.run_wrk(host=srv.host, port=srv.port, path="/nowhere", connections=2, duration=1,
-                              workdir=tmp_path / "404")
+def test_status_errors_are_counted(wrk_exe: str, shared_server: SharedServer, tmp_path: Path) -> None:
+    srv = shared_server(prefork("--keepalive", "5"))
+    upload = wrk_process.run_wrk(host=srv.host, port=srv.port, path="/upload", method="POST", body=UPLOAD_BODY,
+                         connections=2, duration=1, workdir=tmp_path / "post")
+    wrong_method = wrk_process.run_wrk(host=srv.host, port=srv.port, path="/upload", connections=2, duration=1,
+                               workdir=tmp_path / "get")
+    missing = wrk_process.run_wrk(host=srv.host, port=srv.port, path="/nowhere", connections=2, duration=1,
+                          workdir=tmp_path / "404")
     assert upload.requests > 0 and upload.non_2xx == 0 and upload.socket_errors == 0
     # The same path without the POST is refused (405): the method really comes from WB_METHOD.
     assert wrong_method.requests > 0 and wrong_method.non_2xx == wrong_method.requests
     assert missing.requests > 0 and missing.non_2xx == missing.requests and missing.socket_errors == 0
 
 
-def test_close_succeeds_against_a_keepalive_server(wrk_exe: str, start_server: StartServer, tmp_path: Path) -> None:
-    with start_server(prefork("--keepalive", "5")) as srv:
-        result = wrk_process.run_wrk(host=srv.host, port=srv.port, path="/plaintext", close=True, connections=2,
-                             duration=1, workdir=tmp_path)
+def test_close_succeeds_against_a_keepalive_server(wrk_exe: str, shared_server: SharedServer, tmp_path: Path) -> None:
+    srv = shared_server(prefork("--keepalive", "5"))
+    result = wrk_process.run_wrk(host=srv.host, port=srv.port, path="/plaintext", close=True, connections=2,
+                         duration=1, workdir=tmp_path)
     assert result.requests > 0 and result.non_2xx == 0 and result.socket_errors == 0
 
 

@@ -116,6 +116,11 @@ CORPUS: list[tuple[str, bytes, set[int]]] = [
     ("te-trailing-comma", _post(b"Transfer-Encoding: chunked,\r\n", b"1\r\nx\r\n0\r\n\r\n"), {400, 501}),
     ("te-identity", _post(b"Transfer-Encoding: identity\r\n", b""), {501}),
     ("cl-repeated-same-value", _post(b"Content-Length: 1\r\nContent-Length: 1\r\n", b"x"), {400}),
+    # issue 19: a field line is counted as gunicorn counts it ("name: value" and its CRLF, at most 8,190 bytes),
+    # and a chunk-size line with its extensions is capped (llhttp skips extensions without a limit)
+    ("field-line-of-8191", _get(b"GET / HTTP/1.1", H + b"X-Big: " + b"y" * 8182 + b"\r\n"), {431}),
+    ("field-line-of-8196", _get(b"GET / HTTP/1.1", H + b"X: " + b"y" * 8193 + b"\r\n"), {431}),
+    ("chunk-extension-over-4k", _post(CHUNKED, b"1;ext=" + b"e" * 5000 + b"\r\nx\r\n0\r\n\r\n"), {400}),
 ]
 
 # Odd but valid requests (or ones tolerated on purpose): each must reach the app.
@@ -128,7 +133,9 @@ SERVED: list[tuple[str, bytes]] = [
     ("upgrade-websocket", _get(b"GET /health HTTP/1.1", H + b"Connection: Upgrade\r\nUpgrade: websocket\r\n")),
     ("underscore-header", _get(b"GET /health HTTP/1.1", H + b"X_Forwarded_For: 6.6.6.6\r\n")),
     ("harmless-trailer", _post(CHUNKED, b"1\r\nx\r\n0\r\nX-Trailer: t\r\n\r\n")),
-    ("header-value-of-8190", _get(b"GET /health HTTP/1.1", H + b"X-Big: " + b"y" * 8190 + b"\r\n")),
+    ("field-line-of-8190", _get(b"GET /health HTTP/1.1", H + b"X-Big: " + b"y" * 8181 + b"\r\n")),
+    ("chunk-extension-of-4k", _post(CHUNKED, b"1;ext=" + b"e" * 4087 + b"\r\nx\r\n0\r\n\r\n")),
+    ("chunked-body-of-newlines", _post(CHUNKED, b"400\r\n" + b"\n" * 1024 + b"\r\n0\r\n\r\n")),
     ("options-asterisk", _get(b"OPTIONS * HTTP/1.1")),
     ("absolute-form", _get(b"GET http://x/health HTTP/1.1")),
     ("fragment-in-target", _get(b"GET /health#frag HTTP/1.1")),

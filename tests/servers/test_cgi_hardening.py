@@ -21,6 +21,8 @@ import pytest
 from scripts.common.procs import free_port, get, running, wait_ready
 from tests.conftest import HOST, ROOT, Server, StartServer, server_env
 
+pytestmark = pytest.mark.slow  # every test here starts real server processes
+
 APP = "tests.servers.faulty_app:app"
 
 

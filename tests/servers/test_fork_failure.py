@@ -29,7 +29,10 @@ from tests.conftest import HOST, ROOT, live_children
 from tests.unprivileged import argv as as_user
 from tests.unprivileged import python_for, require_root, unused_uid
 
-HELD = 2  # children held busy by clients that send half a request
+pytestmark = pytest.mark.slow  # every test here starts real server processes
+
+HELD = 2  # children held busy by requests that wait HOLD_MS in the app
+HOLD_MS = 5000
 
 
 @dataclass
@@ -96,20 +99,19 @@ def test_fork_and_cgi_answer_503_at_the_process_limit_and_serve_again(kind: str,
         # The children of the readiness probes may still be exiting (a cgi script answers, then its
         # interpreter shuts down); until reaped they count against the limit too.
         wait_until("the probes' children to be reaped", lambda: not psutil.Process(srv.pid).children())
-        holders = []
-        for _ in range(HELD):  # each takes one child, waiting for the rest of its headers
+        # A half-sent request no longer takes a child (the parent keeps it until it is whole): each holder
+        # sends a whole request that waits in the app, so its child stays until the wait is over.
+        for _ in range(HELD):
             s = stack.enter_context(socket.create_connection((HOST, srv.port), timeout=10))
-            s.sendall(b"GET /plaintext HTTP/1.1\r\n")
-            holders.append(s)
+            s.sendall(f"GET /io?ms={HOLD_MS} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         wait_until(f"{HELD} children", lambda: len(live_children(srv.pid)) == HELD)
         refused = [status_of(srv.port) for _ in range(5)]
         alive = srv.poll() is None
         print(f"{kind} at RLIMIT_NPROC={1 + HELD}: {refused}; server alive: {alive}")
         assert alive, srv.log_text()
         assert refused == [503] * 5, srv.log_text()
-        for s in holders:
-            s.close()  # their children read EOF and exit: processes free up
-        wait_until("the children to exit", lambda: not live_children(srv.pid))
+        # The holders' waits end, their children answer and exit: processes free up.
+        wait_until("the children to exit", lambda: not live_children(srv.pid), deadline_s=HOLD_MS / 1000 + 20)
         assert [get(HOST, srv.port, "/plaintext")[0] for _ in range(3)] == [200] * 3
         log = srv.log_text()
     assert len(re.findall(r"fork failed: \[Errno 11\]", log)) == 1, log  # once, not once per connection

@@ -16,7 +16,7 @@ import pytest
 
 from scripts.common.procs import free_port, get, group_members, running
 from servers import _startup
-from tests.conftest import HOST, ROOT, StartServer
+from tests.conftest import HOST, ROOT, SharedServer, StartServer
 
 SERVERS = ["fork", "prefork"]
 
@@ -40,33 +40,31 @@ def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def test_head_has_headers_but_no_body(kind: str, start_server: StartServer) -> None:
-    with start_server(argv(kind)) as srv:
-        resp = srv.exchange(b"HEAD /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
+def test_head_has_headers_but_no_body(kind: str, shared_server: SharedServer) -> None:
+    resp = shared_server(argv(kind)).exchange(b"HEAD /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
     head, _, body = resp.partition(b"\r\n\r\n")
     assert status_of(resp) == 200
     assert b"Content-Length: 13" in head
     assert body == b""
 
 
-def test_chunked_request_body(kind: str, start_server: StartServer) -> None:
-    with start_server(argv(kind)) as srv:
-        resp = srv.exchange(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+def test_chunked_request_body(kind: str, shared_server: SharedServer) -> None:
+    resp = shared_server(argv(kind)).exchange(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                              b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
     assert status_of(resp) == 200
     assert b'"length":11' in resp
 
 
-def test_response_without_length_is_chunked(kind: str, start_server: StartServer) -> None:
-    with start_server(argv(kind)) as srv:
-        resp = srv.exchange(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+def test_response_without_length_is_chunked(kind: str, shared_server: SharedServer) -> None:
+    resp = shared_server(argv(kind)).exchange(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
     head, _, body = resp.partition(b"\r\n\r\n")
     assert b"Transfer-Encoding: chunked" in head
     assert body == b"4\r\none,\r\n4\r\ntwo,\r\n5\r\nthree\r\n0\r\n\r\n"
 
 
-def test_expect_100_continue(kind: str, start_server: StartServer) -> None:
-    with start_server(argv(kind)) as srv, socket.create_connection((srv.host, srv.port), timeout=5) as s:
+def test_expect_100_continue(kind: str, shared_server: SharedServer) -> None:
+    srv = shared_server(argv(kind))
+    with socket.create_connection((srv.host, srv.port), timeout=5) as s:
         s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
         assert s.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
         s.sendall(b"abc")
@@ -91,19 +89,19 @@ BAD = [
 
 @pytest.mark.parametrize(("request_bytes", "expected"), BAD, ids=[f"{i}-{c}" for i, (_, c) in enumerate(BAD)])
 def test_bad_requests_get_the_right_status_and_the_server_stays_up(
-    kind: str, start_server: StartServer, request_bytes: bytes, expected: int
+    kind: str, shared_server: SharedServer, request_bytes: bytes, expected: int
 ) -> None:
-    with start_server(argv(kind)) as srv:
-        assert status_of(srv.exchange(request_bytes)) == expected
-        assert get(srv.host, srv.port, "/plaintext")[2] == b"Hello, World!"
+    srv = shared_server(argv(kind))
+    assert status_of(srv.exchange(request_bytes)) == expected
+    assert get(srv.host, srv.port, "/plaintext")[2] == b"Hello, World!"
 
 
-def test_app_exception_is_a_500_and_the_server_lives_on(kind: str, start_server: StartServer) -> None:
-    with start_server(argv(kind)) as srv:
-        for _ in range(5):
-            assert get(srv.host, srv.port, "/raise")[0] == 500
-        assert get(srv.host, srv.port, "/plaintext")[0] == 200
-        assert "boom from the test app" in srv.log_text()
+def test_app_exception_is_a_500_and_the_server_lives_on(kind: str, shared_server: SharedServer) -> None:
+    srv = shared_server(argv(kind))
+    for _ in range(5):
+        assert get(srv.host, srv.port, "/raise")[0] == 500
+    assert get(srv.host, srv.port, "/plaintext")[0] == 200
+    assert "boom from the test app" in srv.log_text()
 
 
 def test_sigterm_stops_every_process(kind: str, start_server: StartServer) -> None:
@@ -135,6 +133,7 @@ def test_sigterm_lets_the_request_in_flight_finish(kind: str, start_server: Star
         assert srv.proc.wait(timeout=15) == 0
 
 
+@pytest.mark.slow
 def test_port_in_use_is_a_clear_error(kind: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     with socket.socket() as taken:
         taken.bind((HOST, 0))
@@ -177,11 +176,11 @@ def test_fork_reaps_children_and_caps_them(start_server: StartServer) -> None:
         assert parent.children() == []  # no zombie is left behind
 
 
-def test_fork_serves_each_request_in_a_new_process(start_server: StartServer) -> None:
-    with start_server(argv("fork")) as srv:
-        pids = {get(srv.host, srv.port, "/pid")[2] for _ in range(5)}
-        assert len(pids) == 5
-        assert str(srv.proc.pid).encode() not in pids
+def test_fork_serves_each_request_in_a_new_process(shared_server: SharedServer) -> None:
+    srv = shared_server(argv("fork"))
+    pids = {get(srv.host, srv.port, "/pid")[2] for _ in range(5)}
+    assert len(pids) == 5
+    assert str(srv.proc.pid).encode() not in pids
 
 
 def test_prefork_reuses_workers_and_replaces_a_killed_one(start_server: StartServer) -> None:
@@ -204,12 +203,14 @@ def test_prefork_reuses_workers_and_replaces_a_killed_one(start_server: StartSer
         assert f"worker {victim} exited (killed by SIGKILL)" in srv.log_text()
 
 
+@pytest.mark.slow
 def test_fork_refuses_an_app_that_cannot_be_imported(tmp_path) -> None:  # type: ignore[no-untyped-def]
     code, log = _run_to_exit(argv("fork", app="tests.servers.broken_app:app")(HOST, free_port()), tmp_path / "l")
     assert code == _startup.EXIT_APP_LOAD_FAILED
     assert "this app cannot be imported" in log
 
 
+@pytest.mark.slow
 def test_prefork_backs_off_then_gives_up_on_an_app_that_cannot_be_imported(tmp_path) -> None:  # type: ignore[no-untyped-def]
     cmd = argv("prefork", "--max-boot-failures", "4", app="tests.servers.broken_app:app")(HOST, free_port())
     start = time.monotonic()
@@ -224,17 +225,18 @@ def test_prefork_backs_off_then_gives_up_on_an_app_that_cannot_be_imported(tmp_p
 
 @pytest.mark.parametrize("failing", [False, True], ids=["normal", "body-raises"])
 def test_the_app_iterables_close_is_always_called(
-    kind: str, start_server: StartServer, tmp_path: Path, failing: bool
+    kind: str, shared_server: SharedServer, tmp_path: Path, failing: bool
 ) -> None:
     marker = tmp_path / ("closed-fail" if failing else "closed")
-    with start_server(argv(kind)) as srv:
-        status = get(srv.host, srv.port, f"/closing?{marker}")[0] if not failing else None
-        if failing:
-            answer = srv.exchange(f"GET /closing?{marker} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            status = status_of(answer)
-        deadline = time.monotonic() + 5
-        while not marker.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
+    srv = shared_server(argv(kind))
+    status = get(srv.host, srv.port, f"/closing?{marker}")[0] if not failing else None
+    if failing:
+        answer = srv.exchange(f"GET /closing?{marker} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        status = status_of(answer)
+    deadline = time.monotonic() + 5
+    # The server lives on: wait for close() to have written its mark, not only opened the file.
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert marker.read_text() == "closed"
     assert status == (500 if failing else 200)
 

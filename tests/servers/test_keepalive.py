@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from scripts.common.procs import get
-from tests.conftest import StartServer
+from tests.conftest import SharedServer, StartServer
 
 APP = "tests.servers.faulty_app:app"
 
@@ -49,41 +49,41 @@ def read_response(f: object) -> tuple[int, dict[str, str], bytes]:
     return status, headers, body
 
 
-def test_http11_connection_is_reused(kind: str, start_server: StartServer) -> None:
-    with start_server(server(kind, "--keepalive", "5")) as srv:
-        conn = http.client.HTTPConnection(srv.host, srv.port, timeout=5)
-        pids = []
-        for _ in range(5):
-            conn.request("GET", "/pid")
-            resp = conn.getresponse()
-            pids.append(resp.read())
-            assert resp.getheader("Connection") is None  # HTTP/1.1: persistent unless said otherwise
-        conn.close()
+def test_http11_connection_is_reused(kind: str, shared_server: SharedServer) -> None:
+    srv = shared_server(server(kind, "--keepalive", "5"))
+    conn = http.client.HTTPConnection(srv.host, srv.port, timeout=5)
+    pids = []
+    for _ in range(5):
+        conn.request("GET", "/pid")
+        resp = conn.getresponse()
+        pids.append(resp.read())
+        assert resp.getheader("Connection") is None  # HTTP/1.1: persistent unless said otherwise
+    conn.close()
     assert len(set(pids)) == 1  # one process served the whole connection
 
 
-def test_http10_keep_alive_is_honoured_and_plain_http10_closes(kind: str, start_server: StartServer) -> None:
-    with start_server(server(kind, "--keepalive", "5")) as srv:
-        with socket.create_connection((srv.host, srv.port), timeout=5) as s, s.makefile("rb") as f:
-            for _ in range(2):
-                s.sendall(b"GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-                status, headers, body = read_response(f)
-                assert (status, headers["connection"], body) == (200, "keep-alive", b"Hello, World!")
-        with socket.create_connection((srv.host, srv.port), timeout=5) as s, s.makefile("rb") as f:
-            s.sendall(b"GET /plaintext HTTP/1.0\r\n\r\n")
-            status, headers, _ = read_response(f)
-            assert headers["connection"] == "close"
-            assert f.read() == b""  # the server closed
+def test_http10_keep_alive_is_honoured_and_plain_http10_closes(kind: str, shared_server: SharedServer) -> None:
+    srv = shared_server(server(kind, "--keepalive", "5"))
+    with socket.create_connection((srv.host, srv.port), timeout=5) as s, s.makefile("rb") as f:
+        for _ in range(2):
+            s.sendall(b"GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            status, headers, body = read_response(f)
+            assert (status, headers["connection"], body) == (200, "keep-alive", b"Hello, World!")
+    with socket.create_connection((srv.host, srv.port), timeout=5) as s, s.makefile("rb") as f:
+        s.sendall(b"GET /plaintext HTTP/1.0\r\n\r\n")
+        status, headers, _ = read_response(f)
+        assert headers["connection"] == "close"
+        assert f.read() == b""  # the server closed
 
 
-def test_pipelined_requests_are_answered_in_order(kind: str, start_server: StartServer) -> None:
-    with start_server(server(kind, "--keepalive", "5")) as srv:
-        with socket.create_connection((srv.host, srv.port), timeout=5) as s, s.makefile("rb") as f:
-            s.sendall(b"GET /json HTTP/1.1\r\nHost: x\r\n\r\n"
-                      b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
-                      b"GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            answers = [read_response(f) for _ in range(3)]
-            assert f.read() == b""
+def test_pipelined_requests_are_answered_in_order(kind: str, shared_server: SharedServer) -> None:
+    srv = shared_server(server(kind, "--keepalive", "5"))
+    with socket.create_connection((srv.host, srv.port), timeout=5) as s, s.makefile("rb") as f:
+        s.sendall(b"GET /json HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                  b"GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answers = [read_response(f) for _ in range(3)]
+        assert f.read() == b""
     assert answers[0][2] == b'{"message":"Hello, World!"}'
     assert b'"length":3' in answers[1][2]
     assert answers[2][2] == b"Hello, World!" and answers[2][1]["connection"] == "close"
@@ -100,12 +100,12 @@ def test_idle_connection_is_closed_after_the_keepalive_timeout(kind: str, start_
     assert 0.3 < idle < 3
 
 
-def test_keepalive_off_closes_after_each_response(kind: str, start_server: StartServer) -> None:
-    with start_server(server(kind)) as srv:
-        with socket.create_connection((srv.host, srv.port), timeout=5) as s, s.makefile("rb") as f:
-            s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert read_response(f)[1]["connection"] == "close"
-            assert f.read() == b""
+def test_keepalive_off_closes_after_each_response(kind: str, shared_server: SharedServer) -> None:
+    srv = shared_server(server(kind))
+    with socket.create_connection((srv.host, srv.port), timeout=5) as s, s.makefile("rb") as f:
+        s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(f)[1]["connection"] == "close"
+        assert f.read() == b""
 
 
 def test_idle_keepalive_clients_do_not_starve_others(start_server: StartServer) -> None:

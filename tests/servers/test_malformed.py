@@ -1,4 +1,5 @@
-"""The malformed-request corpus against the hand-written servers: the right answer, then normal service."""
+"""A sample of the malformed-request corpus over real sockets against each hand-written server: the parser's answer
+(every case runs in-process in test_parser.py), then normal service."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ import pytest
 from scripts.common.procs import free_port, get, running, wait_ready
 from tests.conftest import HOST, ROOT, Server, server_env
 from tests.servers.malformed import CORPUS
+from tests.servers.test_parser import outcome
 
 KINDS = ["fork", "prefork", "cgi"]
+# Every fourth case, and every case of issue 19: the socket layer adds reads, deadlines and the answer; which
+# bytes are refused is the parser's, tested case by case in-process.
+SAMPLE = [c for i, c in enumerate(CORPUS) if i % 4 == 0 or c[0].startswith(("field-line", "chunk-extension"))]
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -34,12 +39,13 @@ def test_corpus_is_big_enough() -> None:
     assert len({name for name, _, _ in CORPUS}) == len(CORPUS)
 
 
-@pytest.mark.parametrize(("name", "data", "expected"), CORPUS, ids=[c[0] for c in CORPUS])
+@pytest.mark.parametrize(("name", "data", "expected"), SAMPLE, ids=[c[0] for c in SAMPLE])
 def test_malformed_request_gets_the_right_answer(srv: Server, name: str, data: bytes, expected: set[int]) -> None:
     answer = srv.exchange(data)
     assert answer.startswith(b"HTTP/1.1 "), (name, answer[:200])
     status = int(answer.split(b" ", 2)[1])
     assert status in expected, (name, answer[:300])
+    assert status == outcome(data), "the server answers what its parser answers in-process"
     head, _, body = answer.partition(b"\r\n\r\n")
     length = int(re.search(rb"\r\nContent-Length: (\d+)\r\n", head + b"\r\n").group(1))  # type: ignore[union-attr]
     assert len(body) == length, "one answer, then the connection is closed: nothing smuggled through"

@@ -12,6 +12,8 @@ from scripts.common.procs import free_port, get, running, wait_ready
 from scripts.modes import MODES
 from tests.conftest import HOST, ROOT, server_env
 
+pytestmark = pytest.mark.slow  # every test reads the answers of real servers, one per mode
+
 # (method, path, body) for every endpoint, including the error answers.
 REQUESTS = [
     ("GET", "/plaintext", None),

@@ -140,8 +140,6 @@ def test_a_trickled_body_does_not_get_the_worker_killed(start_server: StartServe
         workers = srv.live_children()
         s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
         start = time.monotonic()
-        # A request taken in the same turn as this one would wait behind it (the body is read in
-        # the worker); here the worker is already waiting on the body when the others come.
         time.sleep(0.3)
         answered_meanwhile = 0
         closed_after = None
@@ -162,7 +160,8 @@ def test_a_trickled_body_does_not_get_the_worker_killed(start_server: StartServe
     assert closed_after is not None and 3.5 < closed_after < 8, closed_after
     assert after == workers  # no worker was killed or replaced
     assert not re.search(r"worker \d+ timed out", log), log
-    assert re.search(r"dropped slow client \('127.0.0.1', \d+\): a read or write on the client timed out", log), log
+    # The body is read while the connection is parked (issue 19.2): the worker is not even held by it.
+    assert re.search(r"dropped slow client \('127.0.0.1', \d+\): no complete request body in 4s", log), log
     assert answered_meanwhile >= 10
 
 
