@@ -1,5 +1,5 @@
-"""workerbench sessions: ``nox -s bench``, ``faults``, ``compare``, ``gate``, ``tests``, ``lint``, ``typecheck``
-and ``docs``."""
+"""workerbench sessions: ``nox -s bench``, ``tune``, ``faults``, ``compare``, ``gate``, ``tests``, ``lint``,
+``typecheck`` and ``docs``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,14 @@ def bench(session: nox.Session) -> None:
     # The README's "Benchmark your own app": its Flask example and --adapt's a2wsgi run in this environment.
     session.install("-e", ".[examples,adapters]")
     session.run("python", "-m", "scripts.bench", *session.posargs)
+
+
+@nox.session
+def tune(session: nox.Session) -> None:
+    """Find each mode's best setting on this machine; arguments after `--` go to scripts.tune (`-- --quick`)."""
+    # A user's app is tuned as the bench runs it: the Flask example and --adapt's a2wsgi run in this environment.
+    session.install("-e", ".[examples,adapters]")
+    session.run("python", "-m", "scripts.tune", *session.posargs)
 
 
 @nox.session

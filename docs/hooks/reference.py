@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "compare": ("scripts.compare:build_parser",),
     "serve": ("scripts.serve:build_parser",),
     "cow": ("scripts.cow:build_parser",),
+    "tune": ("scripts.tune:build_parser",),
 }
 # The module of the typed records, and the records the schema page lists.
 RECORDS = ("scripts.records.records",)
@@ -186,6 +187,8 @@ def _mode_section(m: Any, families: dict[str, str], sets: list[str]) -> list[str
          else "no process pool: `--workers` does not apply"),
         ("threads", f"{m.process.threads} per worker (`--threads`)" if m.process.threads else "no thread pool"),
         ("serves at once", _at_once(m)),
+        ("tune searches", ", ".join(a.name + (f" (`{a.flag}`)" if a.flag else "") for a in m.tuning_axes)
+         or "nothing: one setting"),
         ("packages", ", ".join(_code(p) for p in m.process.packages) or "this project only"),
         ("worker timeout", _code(m.faults.worker_timeout_flag or "") or "not offered"),
         ("recycling", _code(m.faults.max_requests_flag or "") or "not offered"),

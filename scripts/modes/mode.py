@@ -4,13 +4,14 @@ fault support); and the named sets of ``--modes``, derived from the entries."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from scripts.modes.checks import Checks
 from scripts.modes.fault_support import FaultSupport
 from scripts.modes.launch import APPS, Command, Interface, Launch, Process
 from scripts.modes.placement import FAMILIES, Family, Placement
+from scripts.modes.tuning import THREADS, WORKERS, Axis, Tuning
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -23,6 +24,7 @@ class Mode:
     placement: Placement = field(default_factory=Placement)
     checks: Checks = field(default_factory=Checks)
     faults: FaultSupport = field(default_factory=FaultSupport)
+    tuning: Tuning = field(default_factory=Tuning)
 
     @property
     def family(self) -> Family:
@@ -30,12 +32,20 @@ class Mode:
             return "hand-written"
         return "green" if self.placement.green_threads else self.interface
 
+    @property
+    def tuning_axes(self) -> tuple[Axis, ...]:
+        return self.tuning.axes_of(self.process)
+
     def argv(self, *, host: str, port: int, workers: int, python: str = sys.executable,
-             app: str | None = None) -> list[str]:
-        """The command line serving ``app`` (MODULE:CALLABLE of this mode's interface; default the sample app)."""
-        launch = Launch(app=app or APPS[self.interface], host=host, port=port, workers=workers,
-                        threads=self.process.threads or 1, python=python)
-        return self.command(launch)
+             app: str | None = None, setting: Mapping[str, int] | None = None) -> list[str]:
+        """The command line serving ``app`` (MODULE:CALLABLE of this mode's interface; default the sample app);
+        ``setting`` (axis name -> value, :mod:`~scripts.modes.tuning`) overrides workers and threads and adds
+        the options of the mode's other axes."""
+        setting = setting or {}
+        launch = Launch(app=app or APPS[self.interface], host=host, port=port,
+                        workers=setting.get(WORKERS, workers),
+                        threads=setting.get(THREADS, self.process.threads or 1), python=python)
+        return [*self.command(launch), *self.tuning.extra_args(self.process, setting)]
 
 
 def _ordered(modes: Iterable[Mode]) -> list[str]:

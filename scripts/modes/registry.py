@@ -21,6 +21,7 @@ from scripts.modes.fault_support import FaultSupport
 from scripts.modes.launch import Interface, Launch, Process
 from scripts.modes.mode import Mode, mode_sets
 from scripts.modes.placement import Placement
+from scripts.modes.tuning import Tuning
 
 
 def _cgi(l: Launch) -> list[str]:  # noqa: E741
@@ -323,6 +324,8 @@ MODES: dict[str, Mode] = {
                 holds=512,  # half the backlog of blocking threads, shared among the workers
             ),
             placement=Placement(in_default_set=False),
+            # Its blocking threads are set by an option of its own; without it, granian's default (above).
+            tuning=Tuning(threads_flag="--blocking-threads"),
         ),
         Mode(
             name="uwsgi",

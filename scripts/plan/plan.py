@@ -23,7 +23,7 @@ from scripts.load import generators, wrk_process
 from scripts.load.generators import GENERATORS, Generator
 from scripts.load.generators import locust as locust_generator
 from scripts.modes import MODES, Mode, mode_sets
-from scripts.plan import target, userapp
+from scripts.plan import target, tuned, userapp
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
@@ -362,6 +362,7 @@ def build_parser(registry: dict[str, Mode] | None = None, gens: dict[str, Genera
     _add_load_options(p, GENERATORS if gens is None else gens)
     _add_other_options(p)
     userapp.add_arguments(p)
+    tuned.add_arguments(p)
     target.add_arguments(p)
     locust_generator.add_arguments(p)
     return p
@@ -463,6 +464,12 @@ def plan_from_args(argv: Sequence[str] | None = None, registry: dict[str, Mode] 
         return _settled(replace(target.remote_plan(
             _plan(args, registry, gens, (frozenset(), args.client_cpus or available())), args), locust=dist), args)
     plan = replace(_plan(args, registry, gens, _cpu_sets(parser, args)), locust=dist)
+    if args.tuned:  # each mode at a tune run's best setting (scripts.plan.tuned)
+        try:
+            tuned_registry, tuned_modes = tuned.apply(plan.registry, plan.modes, args.tuned, args.tuned_scenario)
+        except ValueError as exc:
+            parser.error(str(exc))
+        plan = replace(plan, registry=tuned_registry, modes=tuned_modes)
     if user is None:
         return _settled(plan, args)
     plan = _for_user_app(plan, args, *user)

@@ -77,8 +77,9 @@ def test_renderers_do_not_reach_back_into_the_runner() -> None:
 
 
 # The stages of scripts/, lowest first: a module imports only from its own stage or a lower one. The thin
-# commands (scripts/bench.py, serve.py, compare.py, report.py, index.py, export.py, genbench.py) sit above them all.
-STAGES = ("common", "modes", "records", "load", "plan", "run", "analysis", "render", "faults")
+# commands (scripts/bench.py, serve.py, compare.py, report.py, index.py, export.py, genbench.py, tune.py) sit above
+# them all. tuning/ (the tune) runs servers and renders its own report: above run/ and render/.
+STAGES = ("common", "modes", "records", "load", "plan", "run", "analysis", "render", "tuning", "faults")
 COMMANDS = len(STAGES)
 
 
