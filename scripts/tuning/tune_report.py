@@ -221,6 +221,8 @@ def html_section(run: TuneRun) -> str:
     """The tune's section of report.html: the summary, with each mode's chart after its paragraph."""
     body = _md_to_html(summary_text(run))
     for m in run.modes:
+        if not m.axes:
+            continue  # one setting only (its process model sets its capacity): its table says it all
         marker = f"<h3>{html.escape(m.mode)}</h3>"
         chart = f'<figure class="tune" id="tune-{html.escape(m.scenario)}-{html.escape(m.mode)}">{heatmap_svg(m)}'
         chart += f"<figcaption>{html.escape(m.mode)} on {html.escape(m.scenario)}: capacity over the settings "

@@ -201,6 +201,15 @@ def test_heat_map_has_a_cell_per_setting_tried() -> None:
     assert bars.count("<rect") == 3 and "140" in bars
 
 
+def test_a_mode_with_one_setting_has_its_table_and_no_empty_chart() -> None:
+    fork = ModeResult(mode="fork", scenario="io", axes={}, default={}, best={},
+                      production_command="python -m servers.fork apps.wsgi:app", settings=[setting("fork", {}, 148.0)])
+    run = replace(sample_run(), modes=[*sample_run().modes, fork])
+    section = tune_report.html_section(run)
+    assert 'id="tune-io-fork"' not in section and 'id="tune-io-gunicorn-sync"' in section
+    assert "<h3>fork</h3>" in section and "148" in section
+
+
 def test_bench_tuned_runs_each_mode_at_its_best_setting_labelled(tmp_path: Path) -> None:
     from scripts.plan.plan import plan_from_args
 
