@@ -55,7 +55,7 @@ def test_the_faults_that_run_on_any_app_run_on_a_flask_app(tmp_path: Path, visit
 
     md = (out / "faults.md").read_text()
     assert "## Your app" in md and "- crash: /fault/crash" in md and "- uvicorn: serves ASGI apps" in md
-    assert "The cautions they measure (state, errors, leaks, cleanup) have no row below." in md
+    assert "The cautions they measure (state, errors, leaks, blocking calls, cleanup) have no row below." in md
     assert "SIGTERM under steady load of your request (GET /)" in md
     assert not (out / "faults.html").exists()
     seen = visit(out / "report.html")
@@ -65,7 +65,7 @@ def test_the_faults_that_run_on_any_app_run_on_a_flask_app(tmp_path: Path, visit
     assert "examples.flaskapp:app" in section and "GET /" in section
     assert seen.page.inner_text("#needs-sample-app").count("/fault/") == 2
     # A reader missing the state, errors, leaks and cleanup rows of the table below is told why.
-    assert "(state, errors, leaks, cleanup) have no row in the table below" in section
+    assert "(state, errors, leaks, blocking calls, cleanup) have no row in the table below" in section
     assert "uvicorn" in seen.page.inner_text("#not-applicable")
     header = seen.page.eval_on_selector_all("#matrix-table thead th", "ths => ths.map(t => t.textContent)")
     assert header == ["caution", "fault", "prefork", "gunicorn-sync"]
