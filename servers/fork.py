@@ -63,7 +63,6 @@ import logging
 import math
 import os
 import re
-import resource
 import select
 import selectors
 import signal
@@ -86,7 +85,7 @@ from servers._startup import (
 )
 from servers.connection import Connection
 from servers.http import serve_connection, warm_up
-from servers.netio import RECV_SIZE, wait_for
+from servers.netio import RECV_SIZE, descriptor_cap, wait_for
 from servers.parse import Limits
 from servers.wsgi import ServerInfo, WSGIApp, http_date, send_error
 
@@ -128,18 +127,6 @@ def refuse(conn: socket.socket, info: ServerInfo) -> None:
     conn.close()
 
 
-def park_cap() -> int:
-    """MAX_PARKED, or fewer so that parked connections cannot exhaust the descriptors this process may open."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return MAX_PARKED
-    try:
-        in_use = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        in_use = 16
-    return max(1, min(MAX_PARKED, soft - in_use - FD_HEADROOM))
-
-
 @dataclass(slots=True, eq=False)
 class Waiting:
     """An accepted connection whose request the parent reads before a child is forked for it."""
@@ -175,7 +162,7 @@ class ForkServer:
         self.parked: dict[int, Waiting] = {}  # by descriptor: requests still coming in
         self.ready: deque[Waiting] = deque()  # requests in, waiting for a child
         self.next_deadline = math.inf  # no parked deadline is earlier
-        self.park_cap = park_cap()
+        self.park_cap = descriptor_cap(MAX_PARKED, FD_HEADROOM)
         self.stopping = False
         self.draining_deadline: float | None = None
         self.fork_failures = 0  # in a row; while > 0, forking pauses until paused_until or a child's exit

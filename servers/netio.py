@@ -19,6 +19,8 @@ the callers raise :class:`ClientGone` for it. The listening socket is made here 
 
 from __future__ import annotations
 
+import os
+import resource
 import select
 import socket
 import time
@@ -112,3 +114,16 @@ def listen(host: str, port: int, backlog: int = 2048) -> socket.socket:
     sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
+
+
+def descriptor_cap(most: int, headroom: int) -> int:
+    """``most``, or fewer so that as many open connections leave ``headroom`` descriptors free under RLIMIT_NOFILE
+    (the cap on connections a fork parent or a prefork worker keeps parked)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return most
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        in_use = 16
+    return max(1, min(most, soft - in_use - headroom))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import resource
 import select
 import socket
 import time
@@ -12,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from servers.http import Session
+from servers.netio import descriptor_cap
 from servers.parse import Limits
 from servers.prefork.options import (
     FD_HEADROOM,
@@ -55,14 +54,7 @@ class RateLog:
 
 def park_cap() -> int:
     """MAX_PARKED, or fewer so that parked connections cannot exhaust the descriptors this process may open."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return MAX_PARKED
-    try:
-        in_use = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        in_use = 16
-    return max(1, min(MAX_PARKED, soft - in_use - FD_HEADROOM))
+    return descriptor_cap(MAX_PARKED, FD_HEADROOM)
 
 
 def first_bytes(conn: socket.socket) -> bool:
