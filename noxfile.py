@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
@@ -60,9 +62,15 @@ def tests(session: nox.Session) -> None:
 
     `nox -s tests -- -m "not slow"` runs the fast tier alone: every test that starts no process (no server, load
     generator, browser or database server), in well under a minute. `-m slow` runs the rest.
+
+    The tests run on pytest-xdist workers, two per CPU (at most 8): most slow tests wait for a timeout, a sleep or a
+    server's start more than they compute, and a test whose assertion is a timing carries the `alone` marker, which
+    keeps every other slow test off the machine while it runs (tests/conftest.py). `-- -n 0` runs them in one process.
     """
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", *session.posargs)
+    workers = min(2 * len(os.sched_getaffinity(0)), 8)
+    # --dist load hands tests out in collection order, and tests/conftest.py puts the alone ones last.
+    session.run("python", "-m", "pytest", "-n", str(workers), "--dist", "load", *session.posargs)
 
 
 @nox.session

@@ -6,10 +6,16 @@ chromium, PostgreSQL, a ``python -m`` command); every other test runs in this in
 (``@pytest.mark.slow``, or ``pytestmark`` for a module of them) or by asking for a fixture of
 :data:`PROCESS_FIXTURES` (:func:`pytest_collection_modifyitems`). While a test without the marker runs, starting a
 process fails it with a message saying so (:func:`_guarded`), so the tier cannot rot.
+
+``nox -s tests`` runs the suite on several pytest-xdist workers, one module to a worker: most slow tests wait (for a
+timeout, a sleep, a server's start) more than they compute. A test whose assertion is a timing or a share of the CPU
+that tests running beside it would distort carries the ``alone`` marker: while it runs, no other slow test runs on
+any worker (:class:`_Alone`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -44,6 +50,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        # The tests marked alone last (in their order), where the other workers are running out of tests: each one
+        # waits for the tests running beside it to end, and the fewer there are, the shorter the wait.
+        items.sort(key=lambda item: item.get_closest_marker("alone") is not None)
 
 
 class _ProcessGuard:
@@ -87,6 +97,48 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     return (yield from _guarded(item))
+
+
+class _Alone:
+    """A readers-writer lock shared by the xdist workers of one run, with a turnstile so a waiting writer is not
+    starved: a slow test holds it shared, a test marked ``alone`` holds it exclusively (so it starts once the running
+    ones end, and none start until it ends). Files in the run's base temporary folder, which every worker's is in."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.turnstile = os.open(folder / "alone-turnstile.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self.room = os.open(folder / "alone-room.lock", os.O_RDWR | os.O_CREAT, 0o600)
+
+    @contextmanager
+    def holding(self, alone: bool) -> Iterator[None]:
+        fcntl.flock(self.turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self.room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        finally:
+            if not alone:
+                fcntl.flock(self.turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(self.room, fcntl.LOCK_UN)
+            if alone:
+                fcntl.flock(self.turnstile, fcntl.LOCK_UN)
+
+
+_alone: _Alone | None = None
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: pytest-timeout's clock starts once the lock is held
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Under pytest-xdist, a slow test takes :class:`_Alone`'s lock for its setup, call and teardown."""
+    global _alone
+    alone = item.get_closest_marker("alone") is not None
+    if "PYTEST_XDIST_WORKER" not in os.environ or not (alone or item.get_closest_marker("slow")):
+        return (yield)
+    if _alone is None:  # a worker's base temporary folder is inside the run's (xdist's workermanage)
+        _alone = _Alone(Path(item.config.option.basetemp).parent)
+    with _alone.holding(alone):
+        return (yield)
 
 
 def _guarded(item: pytest.Item) -> Generator[None, object, object]:

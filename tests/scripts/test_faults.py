@@ -296,6 +296,7 @@ def test_uwsgi_harakiri_kills_a_hung_worker_and_a_sleeping_greenlet_never_hangs_
     assert gevent.requests_lost == 0 and gevent.details["hung_process_gone_s"] is None
 
 
+@pytest.mark.alone  # a thread pool must lose nothing to 1 s client timeouts
 @pytest.mark.slow
 def test_a_computation_that_never_yields_stalls_a_gevent_worker_but_not_a_thread_pool(
         settings: Settings, env: dict[str, str]) -> None:
@@ -306,6 +307,7 @@ def test_a_computation_that_never_yields_stalls_a_gevent_worker_but_not_a_thread
     assert gthread.requests_lost == 0, gthread.verdict
 
 
+@pytest.mark.alone  # compares p99s with 150 ms
 @pytest.mark.slow
 def test_a_blocking_sqlite_query_stalls_green_threads_where_a_sleep_does_not(
         settings: Settings, env: dict[str, str]) -> None:

@@ -30,6 +30,7 @@ def measure(tmp_path: Path, *args: str) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # the generator's share of its CPU: tests beside it would take some
 def test_locust_against_uvicorn_is_flagged_generator_bound(tmp_path: Path) -> None:
     record = measure(tmp_path, "--modes", "uvicorn", "--scenarios", "plaintext", "--generator", "locust",
                      "--concurrency", "32", "--duration", "3")
@@ -45,6 +46,7 @@ def test_locust_against_uvicorn_is_flagged_generator_bound(tmp_path: Path) -> No
         assert "Generators that wanted more CPU than they got" in (tmp_path / "report.html").read_text()
 
 
+@pytest.mark.alone  # wrk's share of its CPU: tests beside it would take some
 def test_wrk_against_the_fork_server_has_headroom(wrk_exe: str, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # A fork mode brings the run's fork references (3 x 3 s of loops); none is asserted on here: the shortest.

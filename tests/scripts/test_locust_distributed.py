@@ -54,6 +54,7 @@ def test_the_options_are_checked_and_recorded(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # two rates compared
 def test_two_workers_send_at_the_rate_of_one_process(shared_server: SharedServer, tmp_path: Path) -> None:
     """The same users against the same server at the same time, as one process and as a master with two workers.
 

@@ -232,6 +232,7 @@ def wait_for_ready_workers(status_path: Path, count: int, timeout: float = 10.0)
     raise AssertionError(f"{count} ready workers not seen within {timeout}s")
 
 
+@pytest.mark.alone  # how the kernel and the workers share 32 connections depends on which process runs when
 def test_persistent_connections_spread_evenly_over_the_workers(start_server: StartServer, tmp_path: Path) -> None:
     status = tmp_path / "status.json"
     with start_server(server("prefork", "--keepalive", "30", "--status-file", str(status), workers=2)) as srv:

@@ -60,6 +60,7 @@ def test_a_killed_worker_is_replaced_within_a_second_under_load(start_server: St
     assert load.ok > 300
 
 
+@pytest.mark.alone  # times the kill against the timeout and the grace
 def test_a_stopped_worker_is_killed_after_the_timeout_and_service_continues(start_server: StartServer) -> None:
     with start_server(prefork("--timeout", "2", "--kill-grace", "1")) as srv, Load(srv.host, srv.port) as load:
         load.wait_for(100)
@@ -74,8 +75,10 @@ def test_a_stopped_worker_is_killed_after_the_timeout_and_service_continues(star
         load.wait_for(load.total + 100)
     assert 2.0 <= took < 2.0 + 1.0 + 2.5  # the timeout, the kill grace, and up to a check interval or so
     log = srv.log_text()
-    # Under load the worker may have been stopped between requests or inside one; both are caught.
-    pattern = rf"worker {victim} timed out: silent for [\d.]+s, (idle but not responding|in one request for [\d.]+s)"
+    # Under load the worker may have been stopped between requests or inside one, or (on a busy machine, where the
+    # other worker served the first 100) before it had loaded the app; each is caught.
+    pattern = (rf"worker {victim} timed out: silent for [\d.]+s, "
+               r"(idle but not responding|in one request for [\d.]+s|still loading the app)")
     assert re.search(pattern, log), log
     assert f"worker {victim} ignored SIGTERM" in log  # a stopped process cannot act on SIGTERM
     assert f"worker {victim} exited (killed by SIGKILL)" in log
