@@ -16,7 +16,7 @@ def _hold(lock: _Alone, alone: bool, events: list[str], name: str, release: thre
         with lock.holding(alone):
             events.append(f"{name} in")
             release.wait(10)
-        events.append(f"{name} out")
+            events.append(f"{name} out")  # still holding it: no other holder can be in before this line
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
