@@ -68,7 +68,8 @@ def tests(session: nox.Session) -> None:
     keeps every other slow test off the machine while it runs (tests/conftest.py). `-- -n 0` runs them in one process.
     """
     session.install("-e", ".[test]")
-    workers = min(2 * len(os.sched_getaffinity(0)), 8)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(2 * cpus, 8)
     # --dist load hands tests out in collection order, and tests/conftest.py puts the alone ones last.
     session.run("python", "-m", "pytest", "-n", str(workers), "--dist", "load", *session.posargs)
 

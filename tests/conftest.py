@@ -7,15 +7,16 @@ chromium, PostgreSQL, a ``python -m`` command); every other test runs in this in
 :data:`PROCESS_FIXTURES` (:func:`pytest_collection_modifyitems`). While a test without the marker runs, starting a
 process fails it with a message saying so (:func:`_guarded`), so the tier cannot rot.
 
-``nox -s tests`` runs the suite on several pytest-xdist workers, one module to a worker: most slow tests wait (for a
-timeout, a sleep, a server's start) more than they compute. A test whose assertion is a timing or a share of the CPU
-that tests running beside it would distort carries the ``alone`` marker: while it runs, no other slow test runs on
-any worker (:class:`_Alone`).
+``nox -s tests`` runs the suite on several pytest-xdist workers, handed tests in collection order: most slow tests
+wait (for a timeout, a sleep, a server's start) more than they compute. A test whose assertion is a timing or a share
+of the CPU that tests running beside it would distort carries the ``alone`` marker: while it runs, no other slow test
+runs on any worker (:class:`_Alone`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import socket
 import subprocess
@@ -111,33 +112,32 @@ class _Alone:
 
     @contextmanager
     def holding(self, alone: bool) -> Iterator[None]:
-        fcntl.flock(self.turnstile, fcntl.LOCK_EX)
+        fcntl.flock(self.turnstile, fcntl.LOCK_EX)  # an alone holder keeps it: later arrivals queue behind
         try:
             fcntl.flock(self.room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
-        finally:
             if not alone:
                 fcntl.flock(self.turnstile, fcntl.LOCK_UN)
-        try:
-            yield
+            try:
+                yield
+            finally:
+                fcntl.flock(self.room, fcntl.LOCK_UN)
         finally:
-            fcntl.flock(self.room, fcntl.LOCK_UN)
-            if alone:
-                fcntl.flock(self.turnstile, fcntl.LOCK_UN)
+            fcntl.flock(self.turnstile, fcntl.LOCK_UN)  # releasing an unheld flock is a no-op
 
 
-_alone: _Alone | None = None
+@functools.cache
+def _alone_lock(folder: Path) -> _Alone:
+    return _Alone(folder)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: pytest-timeout's clock starts once the lock is held
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
     """Under pytest-xdist, a slow test takes :class:`_Alone`'s lock for its setup, call and teardown."""
-    global _alone
     alone = item.get_closest_marker("alone") is not None
     if "PYTEST_XDIST_WORKER" not in os.environ or not (alone or item.get_closest_marker("slow")):
         return (yield)
-    if _alone is None:  # a worker's base temporary folder is inside the run's (xdist's workermanage)
-        _alone = _Alone(Path(item.config.option.basetemp).parent)
-    with _alone.holding(alone):
+    # A worker's base temporary folder is inside the run's (xdist's workermanage): the run's folder is shared.
+    with _alone_lock(Path(item.config.option.basetemp).parent).holding(alone):
         return (yield)
 
 
