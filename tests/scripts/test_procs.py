@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -45,3 +47,13 @@ def test_a_zombie_is_a_member_of_its_group_but_not_a_live_one() -> None:
     # The child that ignored SIGTERM was killed: nothing that runs is left, zombies aside.
     assert left == []
     assert procs.live_members(proc.pid) == []
+
+
+def test_a_ctrl_c_while_a_process_starts_is_held_until_its_clean_up_is_armed() -> None:
+    held = procs.HeldSigint()
+    os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would, while Popen waits for the child's exec
+    time.sleep(0.05)  # the handler runs between bytecodes: had it raised, it would have by now
+    assert held.pending is not None
+    with pytest.raises(KeyboardInterrupt):
+        held.release()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the previous handler is back
