@@ -35,6 +35,7 @@ def _measure(tmp_path: Path, mode: str, setting: dict[str, int], target: Target 
                            logs=tmp_path / "logs")
 
 
+@pytest.mark.alone  # a capacity of at least 25/s: beside other tests the 20/s interval stalled (p99 253 ms) in CI
 def test_a_fixed_pool_on_the_20ms_endpoint_has_the_capacity_of_workers_over_20ms(tmp_path: Path) -> None:
     found = _measure(tmp_path, "gunicorn-sync", {"workers": 1})
     assert found.ok, found.error
