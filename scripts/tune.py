@@ -90,6 +90,10 @@ def build_parser(registry: dict[str, Mode] | None = None) -> argparse.ArgumentPa
                    f"(default {PRECISION:g}; --quick: {QUICK_PRECISION:g})")
     p.add_argument("--grid", action="store_true", help="measure every setting of the ranges instead of climbing "
                    "(slow: the exhaustive grid the climb is checked against)")
+    p.add_argument("--rounds", type=int, help="measure each setting this many times and take the median capacity "
+                   "(the grid measures round by round, every setting once a round; --check-command measures the "
+                   "printed command as often, by default as often as the run did): near the knee one measurement "
+                   "varies by 10-20%% (default 1)")
     p.add_argument("--quick", action="store_true", help="one scenario (io), one interval a rate, a coarser bisection")
     p.add_argument("--for-cores", type=int, metavar="N", help="also estimate the best setting on a machine of N cores")
     p.add_argument("--for-memory", type=_positive, metavar="GIB", help="... and M GiB of memory (with --for-cores)")
@@ -158,7 +162,8 @@ def plan_from_args(argv: Sequence[str] | None = None) -> tuple[TunePlan, argpars
     args = parser.parse_args(argv)
     if args.for_memory is not None and args.for_cores is None:
         parser.error("--for-memory goes with --for-cores")
-    for option, value in (("--workers", args.workers), ("--repeats", args.repeats), ("--for-cores", args.for_cores)):
+    for option, value in (("--workers", args.workers), ("--repeats", args.repeats), ("--for-cores", args.for_cores),
+                          ("--rounds", args.rounds)):
         if value is not None and value < 1:
             parser.error(f"{option} must be at least 1")
     plan = _plan(args, parser)
@@ -168,23 +173,26 @@ def plan_from_args(argv: Sequence[str] | None = None) -> tuple[TunePlan, argpars
                     precision=args.precision or (QUICK_PRECISION if quick else PRECISION))
     ranges = {name: r for name, r in (("workers", args.workers_range), ("threads", args.threads_range)) if r}
     return TunePlan(plan=plan, target=target, memory_budget_mb=args.memory_budget, ranges=ranges,
-                    quick=quick, grid=args.grid, cpu_quota=args.cpu_quota), args
+                    quick=quick, grid=args.grid, cpu_quota=args.cpu_quota, rounds=args.rounds or 1), args
 
 
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def check_commands(run_dir: Path) -> int:
-    """Start each scenario's winning command as printed, measure it, and say how far it is from the tune's figure."""
+def check_commands(run_dir: Path, rounds: int | None = None) -> int:
+    """Start each scenario's winning command as printed, measure it (as many rounds as the run measured each
+    setting, or ``rounds``), and say how far the median is from the tune's figure."""
     from scripts.tuning.reproduce import reproduce
 
     run = results.load(run_dir)
     for scenario, win in tune_report.winners(run).items():
-        again = reproduce(run_dir, win)
+        again = reproduce(run_dir, win, rounds=rounds or int(run.plan.get("rounds") or 1))
         load = os.getloadavg()
+        each = (f" (median of {len(again.rounds)}: {' / '.join(f'{r:,.1f}' for r in again.rounds)})"
+                if len(again.rounds) > 1 else "")
         print(f"{scenario}: {win.mode}: tuned {again.tuned_rps:,.1f}/s, the printed command alone "
-              f"{again.measured_rps:,.1f}/s ({(again.ratio - 1) * 100:+.1f}%; load average {load[0]:.2f})\n"
+              f"{again.measured_rps:,.1f}/s{each} ({(again.ratio - 1) * 100:+.1f}%; load average {load[0]:.2f})\n"
               f"  {again.command}")
     return 0
 
@@ -192,7 +200,7 @@ def check_commands(run_dir: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     tp, args = plan_from_args(argv)
     if args.check_command:
-        return check_commands(args.check_command)
+        return check_commands(args.check_command, args.rounds)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     console = Console(stderr=True)
@@ -201,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     described = {**plan.describe(), "slo_p99_ms": tp.target.slo_p99_ms, "repeats": tp.target.repeats,
                  "interval_s": tp.target.duration_s, "precision": tp.target.precision,
                  "memory_budget_mb": tp.memory_budget_mb, "ranges": tp.ranges, "quick": tp.quick, "grid": tp.grid,
+                 "rounds": tp.rounds,
                  "for_cores": args.for_cores, "for_memory_gib": args.for_memory, "cpu_quota": tp.cpu_quota}
     run = TuneRun(plan=described, environment=environment(plan))
     write_json_atomic(plan.out / results.FILE, results.to_json(run))  # a report even if nothing gets measured

@@ -5,6 +5,7 @@ server's CPU and memory (PSS) during every interval."""
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -155,6 +156,23 @@ def capacity(trials: Sequence[Trial]) -> float:
     for t in trials:
         by_rate.setdefault(t.rate, []).append(t.passed)
     return max((r for r, v in by_rate.items() if sum(v) > len(v) / 2), default=0.0)
+
+
+def merged(rounds: Sequence[SettingResult]) -> SettingResult:
+    """One setting measured in several rounds (``--rounds``): its capacity, p99, CPU and memory are those of the
+    median round (the lower middle one, for an even count) of the rounds that measured one; every round's capacity
+    and trials are kept. The setting fails only when every round failed (the first failure's reason)."""
+    ok = [r for r in rounds if r.ok]
+    elapsed = round(sum(r.elapsed_s for r in rounds), 1)
+    trials = tuple(t for r in rounds for t in r.trials)
+    if len(rounds) == 1:
+        return rounds[0]
+    if not ok:
+        return dataclasses.replace(rounds[0], trials=trials, elapsed_s=elapsed)
+    middle = statistics.median_low(r.capacity_rps for r in ok)
+    chosen = next(r for r in ok if r.capacity_rps == middle)
+    return dataclasses.replace(chosen, capacities=tuple(r.capacity_rps for r in ok), trials=trials,
+                               elapsed_s=elapsed)
 
 
 def measure_setting(plan: Plan, mode_name: str, scenario_name: str, setting: dict[str, int], *, target: Target,

@@ -4,6 +4,7 @@ capacity the tune found."""
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +28,8 @@ class Reproduced:
     scenario: str
     command: str
     tuned_rps: float
-    measured_rps: float
+    measured_rps: float  # the median of the rounds
+    rounds: tuple[float, ...] = ()  # each round's capacity
 
     @property
     def ratio(self) -> float:
@@ -35,7 +37,9 @@ class Reproduced:
 
 
 def reproduce(run_dir: Path, entry: ModeResult, *, target: Target | None = None,
-              scenarios: dict[str, Scenario] | None = None, env: dict[str, str] | None = None) -> Reproduced:
+              scenarios: dict[str, Scenario] | None = None, env: dict[str, str] | None = None,
+              rounds: int = 1) -> Reproduced:
+    """The printed command's capacity: the median of ``rounds`` measurements, each against a fresh server."""
     run = results.load(run_dir)
     assert entry.production_command, f"{entry.mode} has no best setting"
     plan_data = run.plan
@@ -59,8 +63,11 @@ def reproduce(run_dir: Path, entry: ModeResult, *, target: Target | None = None,
             verify(plan.host, port, scenario)
             yield proc
 
-    with Server(plan.host, start) as started:
-        trials = capacity_of(plan, scenario, started, target=target,
-                             start_rate=best.capacity_rps if best else 100.0, logs=logs)
+    found: list[float] = []
+    for _ in range(max(1, rounds)):
+        with Server(plan.host, start) as started:
+            found.append(capacity(capacity_of(plan, scenario, started, target=target,
+                                              start_rate=best.capacity_rps if best else 100.0, logs=logs)))
     return Reproduced(mode=entry.mode, scenario=entry.scenario, command=line,
-                      tuned_rps=best.capacity_rps if best else 0.0, measured_rps=capacity(trials))
+                      tuned_rps=best.capacity_rps if best else 0.0, measured_rps=statistics.median_low(found),
+                      rounds=tuple(found))

@@ -43,8 +43,9 @@ class SettingResult:
     memory_idle_mb: float | None = None  # after start, before load
     processes: int | None = None
     command: tuple[str, ...] = ()
-    trials: tuple[Trial, ...] = ()
+    trials: tuple[Trial, ...] = ()  # every rate tried, in order (every round's, where there were several)
     elapsed_s: float = 0.0
+    capacities: tuple[float, ...] = ()  # each round's capacity, where the setting was measured more than once
 
     @property
     def ok(self) -> bool:
@@ -80,7 +81,8 @@ def to_json(run: TuneRun) -> dict[str, Any]:
 
 def _setting(data: dict[str, Any]) -> SettingResult:
     return SettingResult(**{**data, "command": tuple(data.get("command", ())),
-                            "trials": tuple(Trial(**t) for t in data.get("trials", ()))})
+                            "trials": tuple(Trial(**t) for t in data.get("trials", ())),
+                            "capacities": tuple(data.get("capacities", ()))})
 
 
 def from_json(data: dict[str, Any]) -> TuneRun:

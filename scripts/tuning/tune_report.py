@@ -5,11 +5,14 @@ are pure: records in, SVG text out."""
 from __future__ import annotations
 
 import html
+import itertools
+import math
 from pathlib import Path
 
 from scripts.tuning import results
 from scripts.tuning.estimate import ASSUMPTION, estimate
 from scripts.tuning.results import ModeResult, TuneRun, setting_label
+from scripts.tuning.search import Outcome, climb
 
 SUMMARY, REPORT = "summary.md", "report.html"
 
@@ -82,6 +85,28 @@ def estimate_line(run: TuneRun, m: ModeResult) -> str | None:
             f"requests/s in {e.memory_mb:,.0f} MB{bound}. Assumed: {ASSUMPTION}.")
 
 
+def climb_on_grid(m: ModeResult, memory_budget_mb: float | None = None) -> str | None:
+    """For a grid run: the climb replayed on the grid's own figures (what it would have measured, and what it would
+    have picked against the grid's best), so that the search is checked on one set of measurements."""
+    if not m.axes or m.best is None or any(m.result(dict(zip(m.axes, v, strict=True))) is None
+                                           for v in itertools.product(*m.axes.values())):
+        return None  # not a complete grid
+
+    def figure(setting: dict[str, int]) -> Outcome:
+        s = m.result(setting)
+        return Outcome(capacity=s.capacity_rps if s is not None and s.ok else None,
+                       memory_mb=s.memory_mb if s is not None else None)
+
+    pick, order = climb(list(m.axes.items()), figure, memory_budget_mb=memory_budget_mb)
+    best, chosen = m.result(m.best), m.result(pick)
+    if best is None or chosen is None or best.capacity_rps <= 0:
+        return None
+    return (f"The climb on these figures would measure {len(order)} of the {math.prod(map(len, m.axes.values()))} "
+            f"settings ({', '.join(setting_label(o) for o in order)}) and pick {setting_label(pick)}: "
+            f"{chosen.capacity_rps:,.0f}/s, {chosen.capacity_rps / best.capacity_rps:.2f}x the grid's best "
+            f"({setting_label(m.best)}, {best.capacity_rps:,.0f}/s).")
+
+
 def _row(m: ModeResult) -> str:
     best, default = m.result(m.best), m.result(m.default)
     r = ratio(m)
@@ -98,7 +123,8 @@ def _settings_table(m: ModeResult) -> list[str]:
              "|---|---:|---:|---:|---:|---:|---|"]
     for s in m.settings:
         status = "ok" if s.ok else f"failed: {s.error}"
-        lines.append(f"| {setting_label(s.setting)} | {s.capacity_rps:,.0f} | {_fmt(s.p99_ms, '.1f')} | "
+        rounds = f" (median of {' / '.join(f'{c:,.0f}' for c in s.capacities)})" if len(s.capacities) > 1 else ""
+        lines.append(f"| {setting_label(s.setting)} | {s.capacity_rps:,.0f}{rounds} | {_fmt(s.p99_ms, '.1f')} | "
                      f"{_fmt(s.cpu_ms_per_request, '.3f')} | {_fmt(s.memory_mb, ',.0f')} | {len(s.trials)} | "
                      f"{status} |")
     return lines
@@ -116,6 +142,10 @@ def summary_text(run: TuneRun) -> str:
               f"bisected to {float(plan.get('precision', 0.05)) * 100:g}%. Server CPUs {plan.get('server_cpus')}, "
               f"generator CPUs {plan.get('client_cpus')}; load average at the start {load[0]:.2f} "
               f"(end: {plan.get('load_average_end', '-')}).", ""]
+    if int(plan.get("rounds") or 1) > 1:
+        lines += [f"Each setting measured {plan['rounds']} times"
+                  f"{', round by round over the grid' if plan.get('grid') else ''}: its capacity, p99, CPU and "
+                  "memory are those of the median round.", ""]
     if plan.get("memory_budget_mb"):
         lines += [f"Memory budget: {plan['memory_budget_mb']:g} MB (PSS of the whole server).", ""]
     for scenario in dict.fromkeys(m.scenario for m in run.modes):
@@ -135,6 +165,8 @@ def summary_text(run: TuneRun) -> str:
                 lines += ["Production command (the server's own, from the folder the app imports from):", "", "```sh",
                           m.production_command, "```", ""]
             if (line := estimate_line(run, m)) is not None:
+                lines += [line, ""]
+            if plan.get("grid") and (line := climb_on_grid(m, plan.get("memory_budget_mb"))) is not None:
                 lines += [line, ""]
             lines += [*_settings_table(m), ""]
     return "\n".join(lines) + "\n"

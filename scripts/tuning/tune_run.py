@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -18,10 +19,10 @@ from scripts.modes.tuning import THREADS, WORKERS
 from scripts.plan.plan import Plan
 from scripts.tuning import results
 from scripts.tuning.command import production_command
-from scripts.tuning.measure import Target, measure_setting
+from scripts.tuning.measure import Target, measure_setting, merged
 from scripts.tuning.quota import cpu_quota
 from scripts.tuning.results import ModeResult, SettingResult, Trial, TuneRun, setting_label
-from scripts.tuning.search import Outcome, axis_values, climb
+from scripts.tuning.search import Outcome, axis_values, climb, setting_key
 
 FIRST_RATE = 100.0  # where the first setting's bracketing starts; later ones start at the best so far
 
@@ -35,6 +36,7 @@ class TunePlan:
     quick: bool = False
     grid: bool = False  # measure every setting of the ranges (the check of the climb), not the climb
     cpu_quota: float | None = None  # the server gets this share of one CPU's time (scripts.tuning.quota)
+    rounds: int = 1  # each setting measured this often, its capacity the median (the grid: round by round)
 
     def axes(self, mode: str) -> list[tuple[str, tuple[int, ...]]]:
         n = len(self.plan.server_cpus) or 1
@@ -51,8 +53,15 @@ class TunePlan:
         return setting
 
     def estimate_settings(self) -> int:
-        """Settings a run measures, roughly: the default and about four steps an axis."""
-        return sum(1 + sum(min(4, len(v)) for _, v in self.axes(m)) for m in self.plan.modes
+        """Settings a run measures, roughly: the default and about four steps an axis (the grid: every setting)."""
+        def one(mode: str) -> int:
+            axes = self.axes(mode)
+            if self.grid and axes:
+                default = self.default(mode)
+                inside = all(default.get(name) in values for name, values in axes)
+                return math.prod(len(v) for _, v in axes) + (0 if inside else 1)
+            return 1 + sum(min(4, len(v)) for _, v in axes)
+        return sum(one(m) for m in self.plan.modes
                    for s in self.plan.scenarios if s in (self.plan.registry[m].placement.only_scenarios or (s,)))
 
 
@@ -64,10 +73,13 @@ class Runner:
     """Measures settings, keeps the run file current and tells the console how far it is."""
 
     def __init__(self, tp: TunePlan, run: TuneRun, db_path: Path, console: Console,
-                 confine: Callable[[int], None] | None = None) -> None:
+                 confine: Callable[[int], None] | None = None,
+                 measure_one: Callable[..., SettingResult] = measure_setting) -> None:
         self.tp, self.run, self.db_path, self.console, self.confine = tp, run, db_path, console, confine
+        self.measure_one = measure_one  # one round of one setting (measure.measure_setting's signature)
         self.done = 0
-        self.total = max(1, tp.estimate_settings())
+        self.total = max(1, tp.estimate_settings() * tp.rounds)
+        self.rounds: dict[tuple[str, str, tuple[tuple[str, int], ...]], list[SettingResult]] = {}
         self.started = time.monotonic()
 
     def save(self) -> None:
@@ -80,29 +92,44 @@ class Runner:
         return f"ETA {max(0.0, per * (self.total - self.done)) / 60:.1f} min"
 
     def measure(self, entry: ModeResult, setting: dict[str, int]) -> SettingResult:
-        # The last setting measured is the climb's neighbour of this one: its capacity is the nearest guess.
-        ok = [s.capacity_rps for s in entry.settings if s.ok and s.capacity_rps > 0]
-        start = ok[-1] if ok else FIRST_RATE
+        """One more round of ``setting``: the entry then holds the median of its rounds (measure.merged)."""
+        key = (entry.scenario, entry.mode, setting_key(setting))
+        rounds = self.rounds.setdefault(key, [])
+        # This setting's own last figure, or the last one measured (the climb's neighbour): the nearest guess.
+        last = [r.capacity_rps for r in rounds if r.ok and r.capacity_rps > 0] or [
+            s.capacity_rps for s in entry.settings[-1:] if s.ok and s.capacity_rps > 0]
+        start = last[-1] if last else FIRST_RATE
         logs = self.tp.plan.out / "logs" / entry.scenario / entry.mode / (
             "-".join(f"{k}{v}" for k, v in setting.items()) or "only")
+        if self.tp.rounds > 1:
+            logs = logs / f"round-{len(rounds) + 1}"
 
         def line(t: Trial) -> None:
             verdict = "pass" if t.passed else "fail"
             self.console.print(f"    {t.rate:>8,.1f}/s offered  {t.achieved:>8,.1f}/s  p99 {t.p99_ms or 0:>8.1f} ms  "
                                f"{verdict}", highlight=False)
 
-        self.console.print(f"[{self.done + 1}/~{self.total}] {entry.scenario} {entry.mode} {setting_label(setting)} "
-                           f"({self.eta()})", highlight=False)
-        result = measure_setting(self.tp.plan, entry.mode, entry.scenario, setting, target=self.tp.target,
+        of = f", round {len(rounds) + 1} of {self.tp.rounds}" if self.tp.rounds > 1 else ""
+        self.console.print(f"[{self.done + 1}/~{self.total}] {entry.scenario} {entry.mode} {setting_label(setting)}"
+                           f"{of} ({self.eta()})", highlight=False)
+        result = self.measure_one(self.tp.plan, entry.mode, entry.scenario, setting, target=self.tp.target,
                                  start_rate=start, db_path=self.db_path, logs=logs, report=line,
                                  confine=self.confine)
-        entry.settings.append(result)
+        rounds.append(result)
+        combined = merged(rounds)
+        held = next((i for i, s in enumerate(entry.settings) if s.setting == setting), None)
+        if held is None:
+            entry.settings.append(combined)
+        else:
+            entry.settings[held] = combined
         self.done += 1
         self.save()
         said = (f"capacity {result.capacity_rps:,.1f}/s, p99 {result.p99_ms} ms, CPU {result.cpu_ms_per_request} "
                 f"ms/request, {result.memory_mb} MB" if result.ok else f"[red]failed: {result.error}[/red]")
+        if len(combined.capacities) > 1:
+            said += f" (median of {len(combined.capacities)} rounds: {combined.capacity_rps:,.1f}/s)"
         self.console.print(f"    -> {said}", highlight=False)
-        return result
+        return combined
 
     def finish(self, entry: ModeResult, best: dict[str, int] | None) -> None:
         """Record the mode's best (the climb's pick, or the best measured where that is 5% better: the default may
@@ -135,24 +162,29 @@ class Runner:
 
     def _search(self, entry: ModeResult, axes: list[tuple[str, tuple[int, ...]]]) -> None:
         tp = self.tp
-        default = self.measure(entry, entry.default)
+        if tp.grid and axes:
+            names = [n for n, _ in axes]
+            grid = [dict(zip(names, values, strict=True)) for values in itertools.product(*(v for _, v in axes))]
+            settings = [*([] if entry.default in grid else [entry.default]), *grid]
+            for _ in range(tp.rounds):  # round by round, so that a drift in the machine falls on every setting
+                for setting in settings:
+                    self.measure(entry, setting)
+            self.finish(entry, None)
+            return
+
+        def measure(setting: dict[str, int]) -> Outcome:
+            held = entry.result(setting)
+            if held is None:
+                for _ in range(tp.rounds):
+                    held = self.measure(entry, setting)
+            assert held is not None
+            return _outcome(held)
+
+        default = measure(entry.default)
         if axes:
-            measured = {tuple(sorted(default.setting.items())): default}
-
-            def measure(setting: dict[str, int]) -> Outcome:
-                key = tuple(sorted(setting.items()))
-                if key not in measured:
-                    measured[key] = self.measure(entry, setting)
-                return _outcome(measured[key])
-
-            if tp.grid:
-                for values in itertools.product(*(v for _, v in axes)):
-                    measure(dict(zip((n for n, _ in axes), values, strict=True)))
-                best = None
-            else:
-                best, _ = climb(axes, measure, memory_budget_mb=tp.memory_budget_mb)
+            best, _ = climb(axes, measure, memory_budget_mb=tp.memory_budget_mb)
         else:
-            best = entry.default if default.ok else None
+            best = entry.default if default.capacity is not None else None
         self.finish(entry, best)
 
 

@@ -91,6 +91,19 @@ def test_the_printed_command_reproduces_the_capacity(tmp_path: Path) -> None:
     assert 0.6 <= again.ratio <= 1.5, again
 
 
+def test_rounds_measure_a_setting_again_against_a_fresh_server(tmp_path: Path) -> None:
+    code, run = _main(tmp_path, "--modes", "gunicorn-sync", "--scenarios", "io", "--workers-range", "1-1",
+                      "--workers", "1", "--grid", "--rounds", "2")
+    assert code == 0
+    (entry,) = run.modes
+    (only,) = entry.settings
+    assert only.ok and len(only.capacities) == 2 and only.capacity_rps == min(only.capacities)  # the lower middle
+    assert len(only.trials) >= 4  # both rounds' trials: each round brackets (two rates at least) on its own
+    logs = tmp_path / "run" / "logs" / "io" / "gunicorn-sync" / "workers1"
+    assert (logs / "round-1" / "server.log").exists() and (logs / "round-2" / "server.log").exists()
+    assert "Each setting measured 2 times" in (tmp_path / "run" / "summary.md").read_text()
+
+
 def test_a_users_flask_app_tunes_end_to_end(tmp_path: Path) -> None:
     code, run = _main(tmp_path, "--modes", "gunicorn-sync", "--workers-range", "1-2", "--workers", "1",
                       "--app", "examples.flaskapp:app", "--scenario-file", "examples/flaskapp.toml",

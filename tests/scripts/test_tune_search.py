@@ -82,11 +82,20 @@ def test_climb_rises_until_capacity_stops_improving() -> None:
         measured.append(s)
         return io_pool(s)
 
-    best, order = climb([("threads", axis_values("power", 1)), ("workers", axis_values("count", 1))], measure)
-    assert best == {"threads": 64, "workers": 1}  # 32 threads: 1,600/s; 64: 1,800/s (+12%); 128: no more
-    assert {"threads": 256, "workers": 1} not in order  # stopped rising after 128 added nothing
-    assert {"threads": 64, "workers": 2} in order and {"threads": 64, "workers": 3} not in order
+    threads = (*axis_values("power", 1), 512, 1024)
+    best, order = climb([("threads", threads), ("workers", axis_values("count", 1))], measure)
+    assert best == {"threads": 64, "workers": 1}  # 32 threads: 1,600/s; 64: 1,800/s (+12%); 128, 256: no more
+    assert {"threads": 256, "workers": 1} in order and {"threads": 512, "workers": 1} not in order  # two flat steps
+    assert {"threads": 64, "workers": 3} in order  # 2 workers add 0.6%, 3 another 0.6%: the end of the axis
     assert order == measured  # each setting measured once
+
+
+def test_climb_looks_one_step_past_a_dip() -> None:
+    figures = {1: 1000.0, 2: 950.0, 3: 1500.0, 4: 1450.0, 5: 1480.0, 6: 9999.0}
+    best, order = climb([("workers", tuple(figures))], lambda s: Outcome(capacity=figures[s["workers"]]))
+    assert best == {"workers": 3} and order[-1] == {"workers": 5}  # 4 and 5 add nothing over 3: 6 is not tried
+    best, order = climb([("workers", tuple(figures))], lambda s: Outcome(capacity=figures[s["workers"]]), patience=1)
+    assert best == {"workers": 1} and order == [{"workers": 1}, {"workers": 2}]  # the old rule stopped at the dip
 
 
 def test_climb_stops_at_the_memory_budget() -> None:
