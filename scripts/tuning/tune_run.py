@@ -127,8 +127,8 @@ class Runner:
         said = (f"capacity {result.capacity_rps:,.1f}/s, p99 {result.p99_ms} ms, CPU {result.cpu_ms_per_request} "
                 f"ms/request, {result.memory_mb} MB" if result.ok else f"[red]failed: {result.error}[/red]")
         if len(combined.capacities) > 1:
-            said += f" (median of {len(combined.capacities)} rounds: {combined.capacity_rps:,.1f}/s)"
-        self.console.print(f"    -> {said}", highlight=False)
+            said += f" (median of {len(combined.capacities)}: {combined.capacity_rps:,.1f}/s)"
+        self.console.print(f"    -> {said}", highlight=False, soft_wrap=True)
         return combined
 
     def finish(self, entry: ModeResult, best: dict[str, int] | None) -> None:
@@ -198,8 +198,9 @@ def tune(tp: TunePlan, run: TuneRun, db_path: Path, console: Console,
 
 def _tune(runner: Runner, after_mode: Callable[[TuneRun], None]) -> TuneRun:
     tp, console = runner.tp, runner.console
-    console.print(f"tune: {len(tp.plan.modes)} modes x {len(tp.plan.scenarios)} scenarios, about {runner.total} "
-                  f"settings -> {tp.plan.out}")
+    rounds = f" x {tp.rounds} rounds" if tp.rounds > 1 else ""
+    console.print(f"tune: {len(tp.plan.modes)} modes x {len(tp.plan.scenarios)} scenarios, about "
+                  f"{runner.total // tp.rounds} settings{rounds} -> {tp.plan.out}")
     try:
         for scenario in tp.plan.scenarios:
             for mode in tp.plan.modes:

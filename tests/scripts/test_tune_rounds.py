@@ -78,7 +78,7 @@ def test_the_grid_measures_round_by_round_and_takes_each_settings_median(tmp_pat
     assert {s.setting["workers"]: s.capacity_rps for s in entry.settings} == {1: 1300.0, 2: 1450.0, 3: 1380.0}
     assert (w2 := entry.result({"workers": 2})) is not None and w2.capacities == (1500.0, 1100.0, 1450.0)
     assert entry.best == {"workers": 2} and entry.production_command  # the best median, not the best round (1,600)
-    assert "round 3 of 3" in said and "median of 3 rounds: 1,450.0/s" in said and runner.total == 9 * 1
+    assert "round 3 of 3" in said and "median of 3: 1,450.0/s" in said and runner.total == 9 * 1
 
 
 def test_the_climb_measures_a_settings_rounds_back_to_back(tmp_path: Path) -> None:
