@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,6 +41,7 @@ from scripts.load.generators.base import single_request
 from scripts.plan.environment import environment
 from scripts.plan.plan import FORK_LOOP_S, FORK_REF_S, RESULTS, Plan, plan_from_args
 from scripts.plan.plan import build_parser as plan_parser
+from scripts.plan.tuned import TUNE_FILE
 from scripts.records import records
 from scripts.records.records import PROGRESS_NAME, ProgressState, RunInfo, RunProgress, references_to_json, to_json
 from scripts.render import completeness
@@ -128,6 +130,8 @@ def prepare(plan: Plan, console: Console) -> Path:
     point_latest(run_dir)
     env = environment(plan)
     write_json_atomic(run_dir / "plan.json", to_json(RunInfo(plan=plan.describe(), environment=env)))
+    if plan.tuned_run is not None:  # the tune run's figures travel with the run: its report shows them
+        shutil.copyfile(plan.tuned_run / TUNE_FILE, run_dir / TUNE_FILE)
     if env["busy"]:
         console.print(f"[yellow]warning: the machine is busy before the run (its CPUs {env['cpu_busy_percent']:.0f}% "
                       f"busy; load average {env['load_average'][0]:.2f} on {env['cpu_count']} CPUs); figures will be "

@@ -17,6 +17,8 @@ from scripts.analysis import analysis
 from scripts.records import records
 from scripts.render import csv_export, plot, summary, userapp_report
 from scripts.render.web import report_html, runs_index
+from scripts.tuning import results as tune_results
+from scripts.tuning import tune_report
 
 
 def render_run(run_dir: Path) -> Path:
@@ -25,10 +27,14 @@ def render_run(run_dir: Path) -> Path:
     run = records.load(run_dir)
     analysed = analysis.analyse(run)
     charts = plot.write_charts(analysed, run_dir)
+    # A --tuned run holds a copy of its tune run's tune.json: the settings its MODE+tuned modes ran at.
+    tuned = tune_results.load(run_dir) if (run_dir / tune_results.FILE).exists() else None
     written = summary.write_summary(analysed, run_dir, charts=[c.name for c in charts],
-                                    extra=userapp_report.section(run))
+                                    extra=[*userapp_report.section(run),
+                                           *(tune_report.bench_summary(tuned) if tuned else [])])
     report_html.write_report(analysed, run_dir, started=min((c.started_at for c in run.cells if c.started_at),
-                                                           default=None), extra=[userapp_report.html_section(run)])
+                                                           default=None), extra=[userapp_report.html_section(run)],
+                             later=[tune_report.bench_html(tuned)] if tuned else [])
     runs_index.rebuild_for(run_dir)
     return written
 

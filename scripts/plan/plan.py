@@ -124,6 +124,7 @@ class Plan:
     # (option, why) given on the command line but not applied to this run: said on the console and in plan.json
     not_applied: tuple[tuple[str, str], ...] = ()
     open_loop_scenario: str = OPEN_LOOP_SCENARIO
+    tuned_run: Path | None = None  # --tuned: the tune run whose best settings the MODE+tuned modes run at
 
     def levels(self, scenario: str) -> tuple[int, ...]:
         if scenario in self.sweep_scenarios:
@@ -207,8 +208,10 @@ class Plan:
         data = asdict(self)
         for private in ("registry", "generators", "db_url", "scenario_registry"):  # db_url may hold a password
             data.pop(private)
-        for key in ("app", "not_applicable", "open_loop_scenario"):
+        for key in ("app", "not_applicable", "open_loop_scenario", "tuned_run"):
             data.pop(key)
+        if self.tuned_run is not None:  # only a --tuned run names it, so other runs' plan.json read as before
+            data["tuned_run"] = str(self.tuned_run)
         if self.app:  # only a user's run names these, so a sample run's plan.json reads as before
             requests = {p.name or p.path: f"{p.method} {p.path}" for sc in self.scenario_registry.values()
                         for p in sc.probes if p.expect is not None}  # what the reports show beside each name
@@ -469,7 +472,7 @@ def plan_from_args(argv: Sequence[str] | None = None, registry: dict[str, Mode] 
             tuned_registry, tuned_modes = tuned.apply(plan.registry, plan.modes, args.tuned, args.tuned_scenario)
         except ValueError as exc:
             parser.error(str(exc))
-        plan = replace(plan, registry=tuned_registry, modes=tuned_modes)
+        plan = replace(plan, registry=tuned_registry, modes=tuned_modes, tuned_run=args.tuned.resolve())
     if user is None:
         return _settled(plan, args)
     plan = _for_user_app(plan, args, *user)

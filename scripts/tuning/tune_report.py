@@ -218,8 +218,8 @@ def heatmap_svg(m: ModeResult) -> str:
             f'width="{width}" height="{height}" font-family="sans-serif" font-size="12">{"".join(heads + cells)}</svg>')
 
 
-def _md_to_html(text: str) -> str:
-    """Just enough Markdown for this summary: headings, tables, code blocks, paragraphs."""
+def _md_to_html(text: str, shift: int = 0) -> str:
+    """Just enough Markdown for this summary: headings (``shift`` levels lower), tables, code blocks, paragraphs."""
     out: list[str] = []
     lines = text.splitlines()
     i = 0
@@ -242,28 +242,55 @@ def _md_to_html(text: str) -> str:
             continue
         if line.startswith("#"):
             level = len(line) - len(line.lstrip("#"))
-            out.append(f"<h{level}>{html.escape(line[level:].strip())}</h{level}>")
+            out.append(f"<h{level + shift}>{html.escape(line[level:].strip())}</h{level + shift}>")
         elif line.strip():
             out.append(f"<p>{html.escape(line).replace('**', '')}</p>")
         i += 1
     return "\n".join(out)
 
 
-def html_section(run: TuneRun) -> str:
-    """The tune's section of report.html: the summary, with each mode's chart after its paragraph."""
-    body = _md_to_html(summary_text(run))
+def html_section(run: TuneRun, shift: int = 0) -> str:
+    """The tune's section of report.html: the summary, with each mode's chart after its paragraph; ``shift``: its
+    headings that many levels lower (1 inside a bench's report.html, whose sections are h2)."""
+    body = _md_to_html(summary_text(run), shift)
+    scenario_h, mode_h = f"h{2 + shift}", f"h{3 + shift}"
     for m in run.modes:
         if not m.axes:
             continue  # one setting only (its process model sets its capacity): its table says it all
-        marker = f"<h3>{html.escape(m.mode)}</h3>"
+        marker = f"<{mode_h}>{html.escape(m.mode)}</{mode_h}>"
         chart = f'<figure class="tune" id="tune-{html.escape(m.scenario)}-{html.escape(m.mode)}">{heatmap_svg(m)}'
         chart += f"<figcaption>{html.escape(m.mode)} on {html.escape(m.scenario)}: capacity over the settings "
         chart += "tried (outlined: the best)</figcaption></figure>"
-        at = body.find(marker, body.find(f"<h2>{html.escape(m.scenario)}</h2>"))
+        at = body.find(marker, body.find(f"<{scenario_h}>{html.escape(m.scenario)}</{scenario_h}>"))
         if at >= 0:
             end = body.find("</p>", at) + len("</p>")
             body = body[:end] + chart + body[end:]
     return f'<section id="tune">{body}</section>'
+
+
+def bench_summary(run: TuneRun) -> list[str]:
+    """A bench run's summary.md section for ``--tuned``: the tune run its MODE+tuned modes took their settings from."""
+    slo = float(run.plan.get("slo_p99_ms", 100.0))
+    lines = ["## Tuned settings", "", f"The modes named MODE+tuned run at the best settings of the tune run "
+             f"`{run.plan.get('out', '?')}` (its `{results.FILE}` is copied into this folder; report.html shows it "
+             f"whole). Capacity: the highest open-loop rate served with p99 under {slo:g} ms.", "",
+             "| mode | tuned on | setting | capacity /s | production command |", "|---|---|---|---:|---|"]
+    for m in run.modes:
+        best = m.result(m.best)
+        lines.append(f"| {m.mode} | {m.scenario} | {setting_label(m.best)} | "
+                     f"{_fmt(best.capacity_rps if best else None, ',.0f')} | `{m.production_command or '-'}` |")
+    return [*lines, ""]
+
+
+def bench_html(run: TuneRun) -> str:
+    """A bench run's report.html section for ``--tuned``: the tune run whole, its headings under the bench's, led by
+    what it is to this run."""
+    section = html_section(run, shift=1)
+    lead = (f'<p id="tuned-from">The modes named MODE+tuned in this run ran at the best settings of the tune run '
+            f'<code>{html.escape(str(run.plan.get("out", "?")))}</code>, shown here whole (its '
+            f'<code>{results.FILE}</code> is copied into this folder).</p>')
+    end = section.find("</h2>") + len("</h2>")
+    return section[:end] + lead + section[end:]
 
 
 def render(run_dir: Path) -> Path:

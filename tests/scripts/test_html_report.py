@@ -137,3 +137,30 @@ def test_failed_cells_show_their_error_and_log_tail(tmp_path: Path, visit: Any) 
     assert "<b>not markup</b>: cannot bind" in failed  # shown as text, not interpreted
     assert "1 figure(s) failed" in seen.page.inner_text("#verdict")
     assert "no mode produced a figure" in seen.page.inner_text("#verdict")
+
+
+def test_a_tuned_run_shows_its_tune_in_report_html_and_summary(tmp_path: Path, visit: Any) -> None:
+    from scripts.tuning.results import to_json
+    from tests.scripts.test_tune_search import sample_run
+
+    run = tmp_path / "run"
+    shutil.copytree(STORED, run)
+    tune = to_json(sample_run())
+    tune["plan"]["out"] = "/results/tune-20261207-030000"
+    (run / "tune.json").write_text(json.dumps(tune))  # as bench --tuned copies it
+    summary = render_run(run).read_text()
+    assert "## Tuned settings" in summary and "/results/tune-20261207-030000" in summary
+    row = "| gunicorn-gthread | io | threads=8 workers=3 | 1,900 | `gunicorn apps.wsgi:app --threads 8 --workers 3` |"
+    assert row in summary
+    seen = visit(run / "report.html")
+    print(screenshot(seen, tmp_path, "report-tuned"))
+    assert seen.errors == [] and seen.remote_requests() == []
+    assert seen.page.locator("nav.toc a[href='#tune']").count() == 1
+    section = seen.page.locator("section#tune")
+    assert section.locator("h2").first.inner_text() == "Tune: each mode's best setting on this machine"
+    assert section.locator("figure.tune svg").count() == 2 and section.locator("h4").count() == 2  # a mode: h4
+    assert "Winner: gunicorn-gthread" in section.inner_text()
+    assert "ran at the best settings of the tune run /results/tune-20261207-030000" in section.inner_text()
+    # The tune comes after the bench's own figures: its charts are not pushed down the page.
+    order = seen.page.evaluate("() => Array.from(document.querySelectorAll('section[id]')).map(s => s.id)")
+    assert order.index("charts") < order.index("checks") < order.index("tune") < order.index("plan")

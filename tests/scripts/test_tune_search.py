@@ -4,6 +4,7 @@ the estimate and the report's text and charts."""
 
 from __future__ import annotations
 
+import io
 import json
 import shlex
 from dataclasses import replace
@@ -232,5 +233,22 @@ def test_bench_tuned_runs_each_mode_at_its_best_setting_labelled(tmp_path: Path)
     assert argv[argv.index("--workers") + 1] == "3" and argv[argv.index("--threads") + 1] == "8"
     assert "tuned: threads=8 workers=3" in gthread.summary
     assert {c.mode for c in plan.cells()} == set(plan.modes)
+    assert plan.describe()["tuned_run"] == str(tmp_path.resolve())
+    assert "tuned_run" not in plan_from_args(["--quick", "--out", str(tmp_path / "other")]).describe()
     with pytest.raises(SystemExit):
         plan_from_args(["--tuned", str(tmp_path / "nothing"), "--quick"])
+
+
+@pytest.mark.slow  # the run folder's preparation reads the environment with a process or two
+def test_a_tuned_bench_run_keeps_the_tune_runs_figures(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from scripts.bench import prepare
+    from scripts.plan.plan import plan_from_args
+
+    (tmp_path / "tune.json").write_text(json.dumps(to_json(sample_run())))
+    plan = plan_from_args(["--tuned", str(tmp_path), "--modes", "gunicorn-sync", "--quick",
+                           "--out", str(tmp_path / "bench")])
+    prepare(plan, Console(file=io.StringIO()))  # the run folder: plan.json, and the tune run's figures beside it
+    assert (tmp_path / "bench" / "tune.json").read_text() == (tmp_path / "tune.json").read_text()
+    assert json.loads((tmp_path / "bench" / "plan.json").read_text())["plan"]["tuned_run"] == str(tmp_path.resolve())

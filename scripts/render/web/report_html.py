@@ -258,19 +258,20 @@ def _subtitle(run: AnalysedRun, run_dir: Path, started: str | None) -> str:
 
 
 _TOC = (("verdict", "Verdict"), ("your-app", "Your app"), ("charts", "Charts"), ("tables", "Tables"),
-        ("littles-law", "Little's law"), ("flags", "Flags"), ("checks", "Speed checks"), ("plan", "Plan"),
-        ("environment", "Environment"), ("failed", "Failed cells"))
+        ("littles-law", "Little's law"), ("flags", "Flags"), ("checks", "Speed checks"), ("tune", "Tune"),
+        ("plan", "Plan"), ("environment", "Environment"), ("failed", "Failed cells"))
 
 
-def render(run: AnalysedRun, run_dir: Path, *, started: str | None = None, extra: Sequence[str] = ()) -> h.Page:
+def render(run: AnalysedRun, run_dir: Path, *, started: str | None = None, extra: Sequence[str] = (),
+           later: Sequence[str] = ()) -> h.Page:
     """The page; ``extra``: sections rendered elsewhere, after the verdict (a user's app:
-    scripts.render.userapp_report)."""
+    scripts.render.userapp_report); ``later``: such sections after the speed checks (a --tuned run's tune)."""
     page = h.Page(title="workerbench report", subtitle=_subtitle(run, run_dir, started), charts=bool(run.figures))
     if not run.figures:
-        page.add("<p>No cells were recorded in this run.</p>", *extra, plan_section(run))
+        page.add("<p>No cells were recorded in this run.</p>", *extra, *later, plan_section(run))
         return page
     body = [verdict(run), *extra, charts_section(run), scenario_tables(run), ceilings.html_section(run),
-            flags_section(run), checks_section(run),
+            flags_section(run), checks_section(run), *later,
             plan_section(run), failures_section(run.figures)]
     toc = " ".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in _TOC
                    if any(f'id="{anchor}"' in part for part in body))
@@ -278,6 +279,7 @@ def render(run: AnalysedRun, run_dir: Path, *, started: str | None = None, extra
     return page
 
 
-def write_report(run: AnalysedRun, run_dir: Path, *, started: str | None = None, extra: Sequence[str] = ()) -> Path:
+def write_report(run: AnalysedRun, run_dir: Path, *, started: str | None = None, extra: Sequence[str] = (),
+                 later: Sequence[str] = ()) -> Path:
     """Write ``run_dir/report.html`` atomically; returns its path."""
-    return render(run, run_dir, started=started, extra=extra).write(run_dir / REPORT_NAME)
+    return render(run, run_dir, started=started, extra=extra, later=later).write(run_dir / REPORT_NAME)
