@@ -55,6 +55,10 @@ def trade_off(m: ModeResult, slo_ms: float) -> str:
             parts.append(f", for {best.memory_mb / default.memory_mb:.2f}x the memory ({best.memory_mb:,.0f} MB "
                          f"against {default.memory_mb:,.0f} MB)")
     parts.append(". ")
+    top = max((s for s in m.settings if s.ok), key=lambda s: s.capacity_rps, default=best)
+    if best.capacity_rps < top.capacity_rps <= best.capacity_rps * 1.05:
+        parts.append(f"{setting_label(top.setting)} measured {top.capacity_rps:,.0f}/s, less than 5% more: a step "
+                     "is taken only for 5% or more, so the smaller setting (less memory) is kept. ")
     if best.cpu_ms_per_request is not None:
         parts.append(f"Each request costs {best.cpu_ms_per_request:.2f} ms of CPU; ")
     if "threads" in (m.best or {}) and m.best and m.best["threads"] > 8:

@@ -252,3 +252,14 @@ def test_a_tuned_bench_run_keeps_the_tune_runs_figures(tmp_path: Path) -> None:
     prepare(plan, Console(file=io.StringIO()))  # the run folder: plan.json, and the tune run's figures beside it
     assert (tmp_path / "bench" / "tune.json").read_text() == (tmp_path / "tune.json").read_text()
     assert json.loads((tmp_path / "bench" / "plan.json").read_text())["plan"]["tuned_run"] == str(tmp_path.resolve())
+
+
+def test_a_best_below_a_setting_measured_higher_says_why() -> None:
+    run = sample_run()
+    sync = run.modes[1]
+    run.modes[1] = replace(sync, best={"workers": 2})  # kept: 3 workers measured 140/s, 47% more: no such note
+    assert "less than 5% more" not in tune_report.trade_off(run.modes[1], 100.0)
+    close = replace(sync, best={"workers": 2}, settings=[setting("gunicorn-sync", {"workers": 2}, 95.0),
+                                                           setting("gunicorn-sync", {"workers": 3}, 98.0)])
+    text = tune_report.trade_off(close, 100.0)
+    assert "workers=3 measured 98/s, less than 5% more: a step is taken only for 5% or more" in text
