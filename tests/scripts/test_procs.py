@@ -50,10 +50,29 @@ def test_a_zombie_is_a_member_of_its_group_but_not_a_live_one() -> None:
 
 
 def test_a_ctrl_c_while_a_process_starts_is_held_until_its_clean_up_is_armed() -> None:
-    held = procs.HeldSigint()
-    os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would, while Popen waits for the child's exec
-    time.sleep(0.05)  # the handler runs between bytecodes: had it raised, it would have by now
-    assert held.pending is not None
-    with pytest.raises(KeyboardInterrupt):
-        held.release()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the previous handler is back
+    # Python's own handler, as a command's main() has it: a pytest-xdist worker may start with SIGINT ignored (then a
+    # held Ctrl-C is rightly dropped), and which test ran before this one on the worker decides what is there.
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        held = procs.HeldSigint()
+        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would, while Popen waits for the child's exec
+        time.sleep(0.05)  # the handler runs between bytecodes: had it raised, it would have by now
+        assert held.pending is not None
+        with pytest.raises(KeyboardInterrupt):
+            held.release()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the previous handler is back
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_held_ctrl_c_is_dropped_where_sigint_was_ignored() -> None:
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        held = procs.HeldSigint()
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        assert held.pending is not None
+        held.release()  # nothing raised: the process had chosen to ignore Ctrl-C
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
