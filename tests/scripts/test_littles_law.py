@@ -87,6 +87,7 @@ def test_a_real_io_run_shows_each_figure_beside_its_ceiling_and_an_edited_one_is
     assert "1 figure is above the ceiling here" in summary
 
 
+@pytest.mark.alone  # p99 within 1.4x p50 in a 1 s cell: beside other tests CI read p50 305 ms, p99 863 ms
 @pytest.mark.slow
 def test_a_one_second_io_cell_is_not_eaten_by_the_warm_ups_leftovers(tmp_path: Path) -> None:
     """The warm-up ends with a request in flight on each of the 32 connections; gunicorn-sync's two workers still
