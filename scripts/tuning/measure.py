@@ -162,11 +162,11 @@ def merged(rounds: Sequence[SettingResult]) -> SettingResult:
     """One setting measured in several rounds (``--rounds``): its capacity, p99, CPU and memory are those of the
     median round (the lower middle one, for an even count) of the rounds that measured one; every round's capacity
     and trials are kept. The setting fails only when every round failed (the first failure's reason)."""
+    if len(rounds) == 1:
+        return rounds[0]
     ok = [r for r in rounds if r.ok]
     elapsed = round(sum(r.elapsed_s for r in rounds), 1)
     trials = tuple(t for r in rounds for t in r.trials)
-    if len(rounds) == 1:
-        return rounds[0]
     if not ok:
         return dataclasses.replace(rounds[0], trials=trials, elapsed_s=elapsed)
     middle = statistics.median_low(r.capacity_rps for r in ok)

@@ -12,7 +12,7 @@ from pathlib import Path
 from scripts.tuning import results
 from scripts.tuning.estimate import ASSUMPTION, estimate
 from scripts.tuning.results import ModeResult, TuneRun, setting_label
-from scripts.tuning.search import Outcome, climb
+from scripts.tuning.search import IMPROVES, Outcome, climb
 
 SUMMARY, REPORT = "summary.md", "report.html"
 
@@ -56,9 +56,10 @@ def trade_off(m: ModeResult, slo_ms: float) -> str:
                          f"against {default.memory_mb:,.0f} MB)")
     parts.append(". ")
     top = max((s for s in m.settings if s.ok), key=lambda s: s.capacity_rps, default=best)
-    if best.capacity_rps < top.capacity_rps <= best.capacity_rps * 1.05:
-        parts.append(f"{setting_label(top.setting)} measured {top.capacity_rps:,.0f}/s, less than 5% more: a step "
-                     "is taken only for 5% or more, so the smaller setting (less memory) is kept. ")
+    if best.capacity_rps < top.capacity_rps <= best.capacity_rps * IMPROVES:
+        step = f"{(IMPROVES - 1) * 100:g}%"
+        parts.append(f"{setting_label(top.setting)} measured {top.capacity_rps:,.0f}/s, less than {step} more: a "
+                     f"step is taken only for {step} or more, so the smaller setting (less memory) is kept. ")
     if best.cpu_ms_per_request is not None:
         parts.append(f"Each request costs {best.cpu_ms_per_request:.2f} ms of CPU; ")
     if "threads" in (m.best or {}) and m.best and m.best["threads"] > 8:

@@ -22,7 +22,7 @@ from scripts.tuning.command import production_command
 from scripts.tuning.measure import Target, measure_setting, merged
 from scripts.tuning.quota import cpu_quota
 from scripts.tuning.results import ModeResult, SettingResult, Trial, TuneRun, setting_label
-from scripts.tuning.search import Outcome, axis_values, climb, setting_key
+from scripts.tuning.search import IMPROVES, Outcome, axis_values, climb, setting_key
 
 FIRST_RATE = 100.0  # where the first setting's bracketing starts; later ones start at the best so far
 
@@ -140,7 +140,7 @@ class Runner:
                                                           or s.memory_mb <= tp.memory_budget_mb)]
         top = max(fitting, key=lambda s: s.capacity_rps, default=None)
         if top is not None and top.capacity_rps > 0 and (
-                best_result is None or top.capacity_rps > best_result.capacity_rps * 1.05):
+                best_result is None or top.capacity_rps > best_result.capacity_rps * IMPROVES):
             best = top.setting
         command = None if best is None else production_command(tp.plan.registry[entry.mode], best,
                                                                app=tp.plan.app_for(entry.mode), workers=tp.plan.workers)
